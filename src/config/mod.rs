@@ -1,0 +1,3 @@
+//! YAML configuration: schema, defaults, validation, compilation into [`model::Config`].
+
+pub mod model;

@@ -1,0 +1,128 @@
+//! The compiled, immutable form of the configuration. Everything the edge and the bucket
+//! store read per request lives here, already validated and precompiled (path patterns,
+//! header names, socket addresses), so no request ever parses config text.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue, Method};
+
+use crate::edge::behavior::PathPattern;
+
+/// One generation of the running configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where this generation came from: a file path, or `<embedded default>`.
+    pub source: String,
+    /// Root of everything homefront writes: buckets, certificates, secrets, cache.
+    pub data_dir: PathBuf,
+    pub listen: Listen,
+    /// Prometheus text endpoint (`/metrics`); `None` turns it off.
+    pub metrics_listen: Option<SocketAddr>,
+    pub tls: Tls,
+    /// Origins by name, in file order.
+    pub origins: Vec<Arc<Origin>>,
+    pub distributions: Vec<Distribution>,
+    /// Buckets of the built-in store declared in YAML (created at start when missing).
+    pub buckets: BTreeMap<String, BucketConfig>,
+    /// The built-in bucket store listener; `None` when no bucket store runs in this process.
+    pub origin_server: Option<OriginServer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    /// Certificates chosen by SNI. Empty: a self-signed certificate for `localhost` is
+    /// generated under `data_dir/tls/` and kept across restarts.
+    pub certificates: Vec<CertificateSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CertificateSpec {
+    /// Exact names (`cdn.example.com`) or one leading wildcard label (`*.example.com`),
+    /// lower-cased.
+    pub domains: Vec<String>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub name: String,
+    pub kind: OriginKind,
+    /// Prefix added before the viewer path (`/build`); empty or starts with `/`, no trailing `/`.
+    pub origin_path: String,
+    /// Headers added to every request to this origin.
+    pub custom_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum OriginKind {
+    /// A bucket of the built-in store, reached over plain HTTP at `origin_server.listen`,
+    /// each request signed with SigV4 using the first `origin_server` credential.
+    Bucket { bucket: String },
+    /// One upstream HTTP(S) server (TLS offload for an app server).
+    Http { address: SocketAddr, tls: bool, sni: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Distribution {
+    /// `distributions[i].name`, default `d<i>`; used in metrics labels and logs.
+    pub name: String,
+    /// Lower-cased alternate domain names; `*.example.com` wildcards; `*` alone is a catch-all.
+    pub domains: Vec<String>,
+    /// Served for `/` only, e.g. `index.html` (no leading slash).
+    pub default_root_object: Option<String>,
+    /// In file order; the last one is always the default `*` behavior.
+    pub behaviors: Vec<Behavior>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Behavior {
+    /// The pattern as written in the file (for logs and metric labels).
+    pub path_pattern_text: String,
+    pub path_pattern: PathPattern,
+    pub origin: Arc<Origin>,
+    pub viewer_protocol_policy: ViewerProtocolPolicy,
+    /// One of CloudFront's three sets: {GET,HEAD} | {GET,HEAD,OPTIONS} | all seven.
+    pub allowed_methods: Vec<Method>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewerProtocolPolicy {
+    AllowAll,
+    RedirectToHttps,
+    HttpsOnly,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BucketConfig {}
+
+#[derive(Debug, Clone)]
+pub struct OriginServer {
+    pub listen: SocketAddr,
+    pub credentials: Vec<Credential>,
+}
+
+#[derive(Clone)]
+pub struct Credential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets, not even in debug output.
+        f.debug_struct("Credential")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}

@@ -1,0 +1,10 @@
+//! homefront: CloudFront + S3 for a home server or a small team, in one binary.
+//!
+//! The request's way through the system is described in `DESIGN.md`; each stage is a module
+//! with a pure decision core and a thin I/O shell.
+
+pub mod config;
+pub mod edge;
+pub mod origin;
+pub mod telemetry;
+pub mod tls;

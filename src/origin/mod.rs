@@ -1,0 +1,1 @@
+//! The built-in bucket store: an S3-compatible origin on disk.

@@ -1,0 +1,1 @@
+//! Certificates: store, SNI selection, self-signed default.
