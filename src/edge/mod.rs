@@ -1,3 +1,7 @@
 //! The edge: the pingora proxy and the pure decisions it applies per request.
 
 pub mod behavior;
+pub mod distribution;
+pub mod errors;
+pub mod sigv4;
+pub mod viewer;

@@ -1,0 +1,176 @@
+//! Viewer rules: protocol policy, allowed methods, default root object and path safety.
+//! Pure functions of the request line and the behavior.
+
+use std::borrow::Cow;
+
+use http::Method;
+
+use super::errors::EdgeError;
+use crate::config::model::{Behavior, ViewerProtocolPolicy};
+
+/// What the viewer rules decide before anything is fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewerOutcome {
+    Continue,
+    /// 301 to this location.
+    Redirect(String),
+    Deny(EdgeError),
+}
+
+/// Applies the protocol policy and the allowed methods of `behavior`.
+///
+/// `host` is the Host header as sent, `path_and_query` the request target, and `https_port`
+/// the port of the HTTPS listener (omitted from redirects when it is 443).
+pub fn check(
+    behavior: &Behavior,
+    method: &Method,
+    is_https: bool,
+    host: &str,
+    path_and_query: &str,
+    https_port: u16,
+) -> ViewerOutcome {
+    if !is_https {
+        match behavior.viewer_protocol_policy {
+            ViewerProtocolPolicy::AllowAll => {}
+            ViewerProtocolPolicy::HttpsOnly => return ViewerOutcome::Deny(EdgeError::https_only()),
+            ViewerProtocolPolicy::RedirectToHttps => {
+                return ViewerOutcome::Redirect(https_location(host, path_and_query, https_port))
+            }
+        }
+    }
+    if !behavior.allowed_methods.iter().any(|m| m == method) {
+        return ViewerOutcome::Deny(EdgeError::method_not_allowed());
+    }
+    ViewerOutcome::Continue
+}
+
+/// `https://<host without port>[:port]<path?query>`.
+pub fn https_location(host: &str, path_and_query: &str, https_port: u16) -> String {
+    let name = super::distribution::normalize_host(host);
+    let target = if path_and_query.is_empty() { "/" } else { path_and_query };
+    if https_port == 443 {
+        format!("https://{name}{target}")
+    } else {
+        format!("https://{name}:{https_port}{target}")
+    }
+}
+
+/// The object path to ask the origin for: `default_root_object` replaces `/` (and only `/`,
+/// as in CloudFront). Paths that could climb out of the origin path — a `.` or `..` segment,
+/// also percent-encoded, a NUL or a backslash — are refused with 400.
+pub fn object_path<'a>(path: &'a str, default_root_object: Option<&str>) -> Result<Cow<'a, str>, EdgeError> {
+    if !path.starts_with('/') {
+        return Err(EdgeError::bad_path());
+    }
+    if path == "/" {
+        if let Some(root) = default_root_object {
+            return Ok(Cow::Owned(format!("/{root}")));
+        }
+    }
+    let decoded = percent_decode(path.as_bytes()).ok_or_else(EdgeError::bad_path)?;
+    if decoded.contains(&0) || decoded.contains(&b'\\') {
+        return Err(EdgeError::bad_path());
+    }
+    if decoded.split(|&b| b == b'/').any(|seg| seg == b".." || seg == b".") {
+        return Err(EdgeError::bad_path());
+    }
+    Ok(Cow::Borrowed(path))
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape.
+pub fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' {
+            let hi = hex_val(*input.get(i + 1)?)?;
+            let lo = hex_val(*input.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{Origin, OriginKind};
+    use crate::edge::behavior::PathPattern;
+    use std::sync::Arc;
+
+    fn behavior(policy: ViewerProtocolPolicy, methods: &[Method]) -> Behavior {
+        Behavior {
+            path_pattern_text: "*".into(),
+            path_pattern: PathPattern::compile("*").unwrap(),
+            origin: Arc::new(Origin {
+                name: "o".into(),
+                kind: OriginKind::Bucket { bucket: "b".into() },
+                origin_path: String::new(),
+                custom_headers: vec![],
+            }),
+            viewer_protocol_policy: policy,
+            allowed_methods: methods.to_vec(),
+        }
+    }
+
+    #[test]
+    fn redirect_to_https_keeps_path_and_query() {
+        let b = behavior(ViewerProtocolPolicy::RedirectToHttps, &[Method::GET, Method::HEAD]);
+        assert_eq!(
+            check(&b, &Method::GET, false, "localhost:8080", "/a/b?x=1", 8443),
+            ViewerOutcome::Redirect("https://localhost:8443/a/b?x=1".into())
+        );
+        assert_eq!(
+            check(&b, &Method::GET, false, "cdn.example.com", "/", 443),
+            ViewerOutcome::Redirect("https://cdn.example.com/".into())
+        );
+        assert_eq!(check(&b, &Method::GET, true, "cdn.example.com", "/", 443), ViewerOutcome::Continue);
+    }
+
+    #[test]
+    fn https_only_denies_http() {
+        let b = behavior(ViewerProtocolPolicy::HttpsOnly, &[Method::GET, Method::HEAD]);
+        match check(&b, &Method::GET, false, "h", "/", 443) {
+            ViewerOutcome::Deny(e) => assert_eq!(e.status, 403),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn methods_outside_the_set_are_denied() {
+        let b = behavior(ViewerProtocolPolicy::AllowAll, &[Method::GET, Method::HEAD]);
+        assert_eq!(check(&b, &Method::HEAD, false, "h", "/", 443), ViewerOutcome::Continue);
+        match check(&b, &Method::DELETE, false, "h", "/", 443) {
+            ViewerOutcome::Deny(e) => assert_eq!((e.status, e.code), (403, "MethodNotAllowed")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_root_object_only_for_slash() {
+        assert_eq!(object_path("/", Some("index.html")).unwrap(), "/index.html");
+        assert_eq!(object_path("/docs/", Some("index.html")).unwrap(), "/docs/");
+        assert_eq!(object_path("/", None).unwrap(), "/");
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        for p in ["/../etc/passwd", "/a/../../etc/passwd", "/%2e%2e/etc/passwd", "/a/%2E%2E/b", "/./a", "/a%00b", "/a\\..\\b", "/%zz"] {
+            assert_eq!(object_path(p, None).map_err(|e| e.status), Err(400), "{p}");
+        }
+        assert!(object_path("/a..b/c...d", None).is_ok());
+    }
+}
