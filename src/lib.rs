@@ -6,5 +6,7 @@
 pub mod config;
 pub mod edge;
 pub mod origin;
+pub mod server;
 pub mod telemetry;
 pub mod tls;
+pub mod util;

@@ -1,1 +1,160 @@
-fn main(){}
+//! The `homefront` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use homefront::config::{self, Loaded};
+
+/// CloudFront + S3 for a home server or a small team, in one binary.
+///
+/// homefront terminates TLS, routes requests through CloudFront-style behaviors and serves
+/// objects from its built-in S3-compatible bucket store (or from an HTTP origin). Everything
+/// is configured in one YAML file; without `-c` the embedded default serves a demo page on
+/// https://localhost:8443/.
+#[derive(Parser)]
+#[command(name = "homefront", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Listener addresses that replace the config's, e.g. when a port is taken.
+#[derive(clap::Args)]
+struct ListenOverrides {
+    /// Edge HTTP listener (`listen.http`).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// Edge HTTPS listener (`listen.https`).
+    #[arg(long, value_name = "ADDR")]
+    https: Option<std::net::SocketAddr>,
+    /// Prometheus endpoint (`metrics.listen`).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Bucket store listener (`origin_server.listen`).
+    #[arg(long, value_name = "ADDR")]
+    origin: Option<std::net::SocketAddr>,
+}
+
+impl ListenOverrides {
+    fn apply(&self, loaded: &mut Loaded) {
+        let c = &mut loaded.config;
+        if self.http.is_some() {
+            c.listen.http = self.http;
+        }
+        if self.https.is_some() {
+            c.listen.https = self.https;
+        }
+        if self.metrics.is_some() {
+            c.metrics_listen = self.metrics;
+        }
+        if let (Some(addr), Some(os)) = (self.origin, c.origin_server.as_mut()) {
+            os.listen = addr;
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the edge, the bucket store and the metrics endpoint.
+    ///
+    /// Without -c, the embedded default config is used: it creates ./data, a self-signed
+    /// certificate for localhost, a `site` bucket with a demo page, and listens on
+    /// http://0.0.0.0:8080 (redirects to HTTPS), https://0.0.0.0:8443, the bucket store on
+    /// http://127.0.0.1:9000 and metrics on http://127.0.0.1:9100/metrics.
+    Serve {
+        /// YAML config file (default: the embedded default config).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        listen: ListenOverrides,
+    },
+    /// Run only the bucket store (the S3 API), e.g. on another machine than the edge.
+    Origin {
+        /// YAML config file; its `origin_server` and `buckets` sections are used.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Check a config file and print every error with file, line, column and key path.
+    ///
+    /// Exits 0 when the file is valid, 1 otherwise.
+    CheckConfig {
+        /// YAML config file to check.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print the embedded default config, a starting point for your own.
+    DefaultConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Serve { config, listen } => {
+            let seed_demo = config.is_none();
+            let Some(mut loaded) = load(config.as_deref()) else { return ExitCode::FAILURE };
+            listen.apply(&mut loaded);
+            report(homefront::server::serve(loaded, seed_demo))
+        }
+        Command::Origin { config } => {
+            let Some(loaded) = load(Some(&config)) else { return ExitCode::FAILURE };
+            report(homefront::server::serve_origin(loaded))
+        }
+        Command::CheckConfig { file } => match config::load_file(&file) {
+            Ok(Loaded { config, .. }) => {
+                let behaviors: usize = config.distributions.iter().map(|d| d.behaviors.len()).sum();
+                println!(
+                    "{}: OK ({} distribution(s), {} behavior(s), {} origin(s), {} bucket(s))",
+                    file.display(),
+                    config.distributions.len(),
+                    behaviors,
+                    config.origins.len(),
+                    config.buckets.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("{}: {} error(s)", file.display(), errors.0.len());
+                ExitCode::FAILURE
+            }
+        },
+        Command::DefaultConfig => {
+            print!("{}", config::EMBEDDED_DEFAULT);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn load(path: Option<&std::path::Path>) -> Option<Loaded> {
+    let result = match path {
+        Some(p) => config::load_file(p),
+        None => config::load_embedded_default(),
+    };
+    match result {
+        Ok(l) => Some(l),
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("homefront: not started, the config has {} error(s)", errors.0.len());
+            None
+        }
+    }
+}
+
+fn report(r: Result<(), homefront::server::StartError>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("homefront: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOMEFRONT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+}

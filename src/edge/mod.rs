@@ -5,3 +5,4 @@ pub mod distribution;
 pub mod errors;
 pub mod sigv4;
 pub mod viewer;
+pub mod proxy;

@@ -1,1 +1,126 @@
-//! Prometheus metrics and the /metrics endpoint.
+//! Prometheus metrics (names prefixed `homefront_`) and the `/metrics` endpoint.
+//!
+//! All metrics live in the process-wide default registry, so modules register their own
+//! (the TLS module counts handshakes) and one endpoint serves them all.
+
+use std::convert::Infallible;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use prometheus::{
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, Encoder, HistogramVec,
+    IntCounterVec, IntGaugeVec, TextEncoder,
+};
+
+/// `homefront_requests_total{distribution, behavior, status_class, cache}`.
+pub static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "homefront_requests_total",
+        "Viewer requests answered by the edge, by distribution, behavior (path pattern), status class and cache result.",
+        &["distribution", "behavior", "status_class", "cache"]
+    )
+    .expect("metric registered once")
+});
+
+/// `homefront_response_bytes_total{distribution}`: body bytes sent to viewers.
+pub static RESPONSE_BYTES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "homefront_response_bytes_total",
+        "Response body bytes sent to viewers, by distribution.",
+        &["distribution"]
+    )
+    .expect("metric registered once")
+});
+
+/// `homefront_origin_duration_seconds{origin}`: time from choosing the origin to the end of
+/// the exchange with it.
+pub static ORIGIN_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "homefront_origin_duration_seconds",
+        "Time spent on requests to origins, from connecting to the end of the response, by origin.",
+        &["origin"],
+        vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
+    )
+    .expect("metric registered once")
+});
+
+/// `homefront_build_info{version}` = 1.
+pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!("homefront_build_info", "Build information; the value is always 1.", &["version"])
+        .expect("metric registered once")
+});
+
+/// Registers the metrics that must be visible before the first request.
+pub fn init() {
+    BUILD_INFO.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    LazyLock::force(&REQUESTS);
+    LazyLock::force(&RESPONSE_BYTES);
+    LazyLock::force(&ORIGIN_DURATION);
+}
+
+/// `2xx`, `3xx`, ... for a status code (`0` when no response was written).
+pub fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "none",
+    }
+}
+
+/// The Prometheus text exposition of every registered metric.
+pub fn render() -> Vec<u8> {
+    let mut buf = Vec::with_capacity(8192);
+    // Encoding into a Vec cannot fail for well-formed metric families.
+    let _ = TextEncoder::new().encode(&prometheus::gather(), &mut buf);
+    buf
+}
+
+/// Serves `GET /metrics` (and 404 for anything else) on `listener` until dropped.
+pub async fn serve(listener: tokio::net::TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                let resp = if req.uri().path() == "/metrics" {
+                    Response::builder()
+                        .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                        .body(Full::new(Bytes::from(render())))
+                } else {
+                    Response::builder()
+                        .status(404)
+                        .header("content-type", "text/plain")
+                        .body(Full::new(Bytes::from_static(b"metrics are at /metrics\n")))
+                };
+                Ok::<_, Infallible>(resp.unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_contains_our_names() {
+        init();
+        REQUESTS.with_label_values(&["d", "*", "2xx", "Miss"]).inc();
+        let text = String::from_utf8(render()).unwrap();
+        assert!(text.contains("homefront_build_info{version=\""));
+        assert!(text.contains("homefront_requests_total{behavior=\"*\",cache=\"Miss\",distribution=\"d\",status_class=\"2xx\"}"));
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(status_class(200), "2xx");
+        assert_eq!(status_class(301), "3xx");
+        assert_eq!(status_class(0), "none");
+    }
+}

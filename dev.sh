@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Developer entry point; installs what is missing on a fresh Debian machine, then runs.
+#   ./dev.sh serve [ARGS]   build (release) and run `homefront serve` on the embedded default
+#   ./dev.sh test           run the whole test suite (unit, integration, aws cli)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# pingora builds zlib-ng with cmake.
+command -v cmake >/dev/null || apt_install cmake
+
+case "${1:-}" in
+  serve)
+    shift
+    exec cargo run --release --bin homefront -- serve "$@"
+    ;;
+  test)
+    shift
+    # The compatibility tests drive the real aws cli.
+    if ! command -v aws >/dev/null; then
+      python3 -m pip install --quiet awscli || apt_install awscli
+    fi
+    exec cargo test "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh serve [ARGS] | ./dev.sh test [CARGO TEST ARGS]" >&2
+    exit 2
+    ;;
+esac

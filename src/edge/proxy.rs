@@ -1,0 +1,388 @@
+//! The pingora `ProxyHttp` implementation. Thin: every decision is made by the pure
+//! modules beside this one; the hooks read like the request's way through DESIGN.md.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use http::{header, Method, Uri};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+
+use super::behavior;
+use super::distribution::Router;
+use super::errors::EdgeError;
+use super::sigv4;
+use super::viewer::{self, ViewerOutcome};
+use crate::config::model::{Config, Credential, OriginKind};
+use crate::telemetry;
+
+/// `Via` value the edge adds to origin requests and viewer responses.
+const VIA: &str = "1.1 homefront";
+/// Name in `X-Cache: <result> from homefront`.
+pub const EDGE_NAME: &str = "homefront";
+/// Per-request id header, on the origin request and on the response.
+pub const REQUEST_ID_HEADER: &str = "x-amz-cf-id";
+
+/// Everything the edge derives from one config generation.
+pub struct EdgeState {
+    pub config: Arc<Config>,
+    pub router: Router,
+    /// Port of the HTTPS listener, for redirects.
+    pub https_port: u16,
+    /// Where the built-in bucket store listens and the credential the edge signs with.
+    pub bucket_store: Option<(SocketAddr, Credential)>,
+}
+
+impl EdgeState {
+    pub fn new(config: Arc<Config>) -> Self {
+        let router = Router::new(&config.distributions);
+        let https_port = config.listen.https.map(|a| a.port()).unwrap_or(443);
+        let bucket_store = config
+            .origin_server
+            .as_ref()
+            .and_then(|s| s.credentials.first().map(|c| (s.listen, c.clone())));
+        EdgeState { config, router, https_port, bucket_store }
+    }
+}
+
+pub struct Edge {
+    state: Arc<ArcSwap<EdgeState>>,
+    ids: RequestIds,
+}
+
+impl Edge {
+    pub fn new(state: Arc<ArcSwap<EdgeState>>) -> Self {
+        Edge { state, ids: RequestIds::new() }
+    }
+}
+
+/// Per-request state shared across the hooks.
+pub struct Ctx {
+    state: Option<Arc<EdgeState>>,
+    dist: usize,
+    behavior: usize,
+    request_id: String,
+    /// Path (and query, for HTTP origins) to request from the origin.
+    upstream_target: String,
+    /// `Miss`, `Error`, `Redirect`: the `X-Cache` result.
+    cache_result: &'static str,
+    origin_started: Option<Instant>,
+}
+
+impl Ctx {
+    fn behavior(&self) -> Option<&crate::config::model::Behavior> {
+        let state = self.state.as_ref()?;
+        state.config.distributions.get(self.dist)?.behaviors.get(self.behavior)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Edge {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            state: None,
+            dist: usize::MAX,
+            behavior: usize::MAX,
+            request_id: String::new(),
+            upstream_target: String::new(),
+            cache_result: "Miss",
+            origin_started: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let state = self.state.load_full();
+        ctx.request_id = self.ids.next();
+        ctx.state = Some(state.clone());
+        let is_https = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let req = session.req_header();
+        let host = host_of(req).unwrap_or_default();
+
+        // 1 distribution
+        let Some(dist_idx) = state.router.route(&host) else {
+            return self.deny(session, ctx, EdgeError::unknown_host()).await;
+        };
+        ctx.dist = dist_idx;
+        let dist = &state.config.distributions[dist_idx];
+
+        // 2 behavior
+        let path = req.uri.path().to_string();
+        let Some((b_idx, behavior)) = behavior::select(dist, &path) else {
+            return self.deny(session, ctx, EdgeError::unknown_host()).await;
+        };
+        ctx.behavior = b_idx;
+
+        // 3 viewer rules
+        let path_and_query = req.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
+        match viewer::check(behavior, &req.method, is_https, &host, &path_and_query, state.https_port) {
+            ViewerOutcome::Continue => {}
+            ViewerOutcome::Redirect(location) => {
+                ctx.cache_result = "Redirect";
+                let mut resp = ResponseHeader::build(301, Some(4))?;
+                resp.insert_header(header::LOCATION, location)?;
+                resp.insert_header(header::CONTENT_LENGTH, "0")?;
+                self.decorate(&mut resp, ctx)?;
+                session.write_response_header(Box::new(resp), true).await?;
+                return Ok(true);
+            }
+            ViewerOutcome::Deny(e) => return self.deny(session, ctx, e).await,
+        }
+        let object_path = match viewer::object_path(&path, dist.default_root_object.as_deref()) {
+            Ok(p) => p,
+            Err(e) => return self.deny(session, ctx, e).await,
+        };
+
+        // 6 origin request target
+        let origin = &behavior.origin;
+        ctx.upstream_target = match &origin.kind {
+            OriginKind::Bucket { bucket } => {
+                // The edge only reads buckets: its credential must never carry a viewer's write.
+                if !matches!(req.method, Method::GET | Method::HEAD) {
+                    return self.deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied")).await;
+                }
+                let key = format!("{}{}", origin.origin_path, object_path);
+                if key.len() <= 1 {
+                    // An empty key would ask the store to list the bucket.
+                    return self.deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied")).await;
+                }
+                // The query string is not forwarded to bucket origins (no cache policy
+                // forwards it yet): it would select other S3 operations.
+                format!("/{bucket}{key}")
+            }
+            OriginKind::Http { .. } => {
+                let mut t = format!("{}{}", origin.origin_path, object_path);
+                if let Some(q) = req.uri.query() {
+                    t.push('?');
+                    t.push_str(q);
+                }
+                t
+            }
+        };
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let behavior = ctx.behavior().ok_or_else(|| Error::new(InternalError))?;
+        let mut peer = match &behavior.origin.kind {
+            OriginKind::Bucket { .. } => {
+                let state = ctx.state.as_ref().ok_or_else(|| Error::new(InternalError))?;
+                let (addr, _) = state.bucket_store.as_ref().ok_or_else(|| {
+                    Error::explain(InternalError, "bucket origin without a bucket store")
+                })?;
+                HttpPeer::new(*addr, false, String::new())
+            }
+            OriginKind::Http { address, tls, sni } => HttpPeer::new(*address, *tls, sni.clone()),
+        };
+        peer.options.connection_timeout = Some(std::time::Duration::from_secs(10));
+        peer.options.read_timeout = Some(std::time::Duration::from_secs(30));
+        ctx.origin_started = Some(Instant::now());
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let behavior = ctx.behavior().ok_or_else(|| Error::new(InternalError))?.clone();
+        let state = ctx.state.clone().ok_or_else(|| Error::new(InternalError))?;
+        let uri: Uri = ctx
+            .upstream_target
+            .parse()
+            .map_err(|_| Error::explain(InternalError, "origin request target is not a valid URI"))?;
+        upstream.set_uri(uri);
+
+        // Always sent, as CloudFront does: X-Forwarded-For, Via and the request id.
+        let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string());
+        if let Some(ip) = client_ip {
+            let xff = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
+                _ => ip,
+            };
+            upstream.insert_header("x-forwarded-for", xff)?;
+        }
+        let via = match upstream.headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.is_empty() => format!("{prev}, {VIA}"),
+            _ => VIA.to_string(),
+        };
+        upstream.insert_header(header::VIA, via)?;
+        upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+        for (name, value) in &behavior.origin.custom_headers {
+            upstream.insert_header(name.clone(), value.clone())?;
+        }
+
+        match &behavior.origin.kind {
+            OriginKind::Bucket { .. } => {
+                let (addr, cred) = state.bucket_store.as_ref().ok_or_else(|| Error::new(InternalError))?;
+                // Viewer credentials and S3 control headers never reach the store.
+                upstream.remove_header(&header::AUTHORIZATION);
+                upstream.remove_header(&header::COOKIE);
+                let amz: Vec<_> = upstream
+                    .headers
+                    .keys()
+                    .filter(|n| n.as_str().starts_with("x-amz-"))
+                    .cloned()
+                    .collect();
+                for name in amz {
+                    upstream.remove_header(&name);
+                }
+                upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+                let host = addr.to_string();
+                let sig = sigv4::sign(
+                    &sigv4::SignInput {
+                        method: upstream.method.as_str(),
+                        path: upstream.uri.path(),
+                        query: upstream.uri.query(),
+                        host: &host,
+                        extra_headers: &[],
+                        payload_hash: sigv4::UNSIGNED_PAYLOAD,
+                        region: "us-east-1",
+                        service: "s3",
+                    },
+                    &cred.access_key_id,
+                    &cred.secret_access_key,
+                    SystemTime::now(),
+                );
+                upstream.insert_header(header::HOST, host)?;
+                upstream.insert_header("x-amz-date", sig.amz_date)?;
+                upstream.insert_header("x-amz-content-sha256", sigv4::UNSIGNED_PAYLOAD)?;
+                upstream.insert_header(header::AUTHORIZATION, sig.authorization)?;
+            }
+            OriginKind::Http { .. } => {
+                // TLS offload: the app sees the viewer's Host and learns the scheme here.
+                let proto = if session.digest().is_some_and(|d| d.ssl_digest.is_some()) { "https" } else { "http" };
+                upstream.insert_header("x-forwarded-proto", proto)?;
+                if upstream.headers.get(header::HOST).is_none() {
+                    if let Some(h) = session.req_header().uri.authority().map(|a| a.to_string()) {
+                        upstream.insert_header(header::HOST, h)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        self.decorate(resp, ctx)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let status = match e.etype() {
+            HTTPStatus(code) => *code,
+            ConnectTimedout | ReadTimedout | WriteTimedout => 504,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    WriteError | ReadError | ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if status > 0 {
+            let origin = ctx.behavior().map(|b| b.origin.name.clone()).unwrap_or_default();
+            tracing::warn!(request_id = %ctx.request_id, origin = %origin, status, error = %e, "request failed");
+            let err = match status {
+                502 => EdgeError::new(502, "BadGateway", "The edge could not connect to the origin or the origin sent an invalid response."),
+                504 => EdgeError::new(504, "GatewayTimeout", "The origin did not answer in time."),
+                400 => EdgeError::new(400, "BadRequest", "The request could not be parsed."),
+                s => EdgeError::new(s, "InternalError", "The edge could not complete the request."),
+            };
+            let _ = self.write_error(session, ctx, &err).await;
+        }
+        FailToProxy { error_code: status, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+        let (dist, behavior, origin) = match (ctx.state.as_ref(), ctx.behavior()) {
+            (Some(s), Some(b)) => (
+                s.config.distributions[ctx.dist].name.as_str(),
+                b.path_pattern_text.as_str(),
+                Some(b.origin.name.as_str()),
+            ),
+            (Some(s), None) if ctx.dist < s.config.distributions.len() => {
+                (s.config.distributions[ctx.dist].name.as_str(), "-", None)
+            }
+            _ => ("-", "-", None),
+        };
+        telemetry::REQUESTS
+            .with_label_values(&[dist, behavior, telemetry::status_class(status), ctx.cache_result])
+            .inc();
+        telemetry::RESPONSE_BYTES.with_label_values(&[dist]).inc_by(session.body_bytes_sent() as u64);
+        if let (Some(started), Some(origin)) = (ctx.origin_started, origin) {
+            telemetry::ORIGIN_DURATION.with_label_values(&[origin]).observe(started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+impl Edge {
+    /// Headers on every viewer response: X-Cache, Via, the request id.
+    fn decorate(&self, resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
+        resp.insert_header("x-cache", format!("{} from {EDGE_NAME}", ctx.cache_result))?;
+        resp.append_header(header::VIA, VIA)?;
+        resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    /// Answers with a CloudFront-style XML error and ends the request.
+    async fn deny(&self, session: &mut Session, ctx: &mut Ctx, err: EdgeError) -> Result<bool> {
+        self.write_error(session, ctx, &err).await?;
+        Ok(true)
+    }
+
+    async fn write_error(&self, session: &mut Session, ctx: &mut Ctx, err: &EdgeError) -> Result<()> {
+        ctx.cache_result = "Error";
+        let body = err.body();
+        let mut resp = ResponseHeader::build(err.status, Some(5))?;
+        resp.insert_header(header::CONTENT_TYPE, "text/xml")?;
+        resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+        self.decorate(&mut resp, ctx)?;
+        let head_only = session.req_header().method == Method::HEAD;
+        session.write_response_header(Box::new(resp), head_only).await?;
+        if !head_only {
+            session.write_response_body(Some(body), true).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Host header, or the authority of an absolute-form / HTTP/2 request.
+fn host_of(req: &RequestHeader) -> Option<String> {
+    req.headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri.authority().map(|a| a.to_string()))
+}
+
+/// Request ids: a per-process random prefix and a counter, 32 hex digits; unique, cheap.
+struct RequestIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let mut buf = [0u8; 8];
+        // Falls back to the time if the OS RNG is unavailable; ids only need to be unique.
+        if openssl::rand::rand_bytes(&mut buf).is_err() {
+            let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+            buf = (t.as_nanos() as u64).to_le_bytes();
+        }
+        RequestIds { prefix: u64::from_le_bytes(buf), counter: AtomicU64::new(0) }
+    }
+
+    fn next(&self) -> String {
+        format!("{:016x}{:016x}", self.prefix, self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+}
+

@@ -1,0 +1,220 @@
+//! `homefront serve` and `homefront origin`: prepares `data_dir`, then runs the edge, the
+//! bucket store and the metrics endpoint in one pingora server.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+
+use crate::config::model::Config;
+use crate::config::Loaded;
+use crate::edge::proxy::{Edge, EdgeState};
+use crate::origin::DiskStore;
+use crate::{telemetry, tls};
+
+/// Demo content seeded into the `site` bucket by the embedded default config.
+const DEMO: &[(&str, &str, &[u8])] = &[
+    ("index.html", "text/html; charset=utf-8", include_bytes!("../conf/demo/index.html")),
+    ("style.css", "text/css; charset=utf-8", include_bytes!("../conf/demo/style.css")),
+    ("logo.svg", "image/svg+xml", include_bytes!("../conf/demo/logo.svg")),
+];
+
+/// A start-up failure, with a message for the operator.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+fn err(msg: impl Into<String>) -> StartError {
+    StartError(msg.into())
+}
+
+/// Everything `serve` must do to `data_dir` before listening. Returns the ready config.
+pub fn prepare(loaded: Loaded, seed_demo: bool) -> Result<(Config, Option<Arc<DiskStore>>, Arc<tls::CertStore>), StartError> {
+    let Loaded { mut config, secrets_to_generate } = loaded;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| err(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
+
+    for (idx, path) in secrets_to_generate {
+        let secret = generate_secret(&path)?;
+        if let Some(cred) = config.origin_server.as_mut().and_then(|s| s.credentials.get_mut(idx)) {
+            tracing::info!("generated the secret of origin credential {:?} in {}", cred.access_key_id, path.display());
+            cred.secret_access_key = secret;
+        }
+    }
+
+    let mut specs = config.tls.certificates.clone();
+    if specs.is_empty() {
+        let dir = config.data_dir.join("tls");
+        specs.push(tls::ensure_self_signed(&dir).map_err(|e| err(e.to_string()))?);
+    }
+    let certs = Arc::new(tls::CertStore::load(&specs).map_err(|e| err(e.to_string()))?);
+
+    let store = match &config.origin_server {
+        Some(_) => {
+            let root = config.data_dir.join("buckets");
+            let store = DiskStore::open(&root)
+                .map_err(|e| err(format!("cannot open the bucket store in {}: {e}", root.display())))?;
+            for name in config.buckets.keys() {
+                store
+                    .ensure_bucket(name)
+                    .map_err(|e| err(format!("cannot create bucket {name:?} in {}: {e}", root.display())))?;
+            }
+            if seed_demo && config.buckets.contains_key("site") {
+                seed(&store, "site").map_err(|e| err(format!("cannot seed the demo page into bucket \"site\": {e}")))?;
+            }
+            Some(Arc::new(store))
+        }
+        None => None,
+    };
+    Ok((config, store, certs))
+}
+
+/// Seeds the demo page unless the bucket already has content.
+fn seed(store: &DiskStore, bucket: &str) -> std::io::Result<()> {
+    if !store.bucket_is_empty(bucket)? {
+        return Ok(());
+    }
+    for (key, content_type, data) in DEMO {
+        store.put_object_bytes(bucket, key, content_type, data)?;
+    }
+    tracing::info!("seeded the demo page into bucket {bucket:?}");
+    Ok(())
+}
+
+/// A random secret written with mode 0600, crash-safely.
+fn generate_secret(path: &Path) -> Result<String, StartError> {
+    let mut raw = [0u8; 30];
+    openssl::rand::rand_bytes(&mut raw).map_err(|e| err(format!("no randomness for a secret: {e}")))?;
+    let secret = openssl::base64::encode_block(&raw).replace(['+', '/'], "x");
+    crate::util::write_file_atomic(path, format!("{secret}\n").as_bytes(), 0o600)
+        .map_err(|e| err(format!("cannot write secret file {}: {e}", path.display())))?;
+    Ok(secret)
+}
+
+/// Binds early so that an address in use is reported clearly, not as a panic later.
+fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let l = TcpListener::bind(addr).map_err(|e| err(format!("cannot listen on {addr} ({what}): {e}")))?;
+    l.set_nonblocking(true).map_err(|e| err(format!("cannot listen on {addr} ({what}): {e}")))?;
+    Ok(l)
+}
+
+/// Runs a tokio accept loop on a pre-bound listener inside a pingora background service.
+struct ListenerTask<F> {
+    listener: Mutex<Option<TcpListener>>,
+    run: F,
+}
+
+#[async_trait]
+impl<F, Fut> BackgroundService for ListenerTask<F>
+where
+    F: Fn(tokio::net::TcpListener) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(std_listener) = self.listener.lock().ok().and_then(|mut l| l.take()) else { return };
+        let listener = match tokio::net::TcpListener::from_std(std_listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot start listener: {e}");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = (self.run)(listener) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// `homefront serve`: never returns unless start-up fails.
+pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
+    telemetry::init();
+    let (config, store, certs) = prepare(loaded, seed_demo)?;
+    let config = Arc::new(config);
+
+    // Pre-bind what we serve ourselves; pre-check what pingora binds.
+    let origin_listener = match (&config.origin_server, &store) {
+        (Some(s), Some(_)) => Some(bind("bucket store", s.listen)?),
+        _ => None,
+    };
+    let metrics_listener = config.metrics_listen.map(|a| bind("metrics", a)).transpose()?;
+    for (what, addr) in [("edge http", config.listen.http), ("edge https", config.listen.https)] {
+        if let Some(addr) = addr {
+            drop(bind(what, addr)?);
+        }
+    }
+
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let conf = ServerConf { threads, ..ServerConf::default() };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let state = Arc::new(ArcSwap::from_pointee(EdgeState::new(config.clone())));
+    let mut edge = pingora::proxy::http_proxy_service_with_name(&server.configuration, Edge::new(state), "homefront edge");
+    if let Some(addr) = config.listen.http {
+        edge.add_tcp(&addr.to_string());
+        tracing::info!("edge listening on http://{addr}");
+    }
+    if let Some(addr) = config.listen.https {
+        let settings = tls::tls_settings(Arc::new(ArcSwap::new(certs))).map_err(|e| err(e.to_string()))?;
+        edge.add_tls_with_settings(&addr.to_string(), None, settings);
+        tracing::info!("edge listening on https://{addr} (HTTP/2 and HTTP/1.1)");
+    }
+    server.add_service(edge);
+
+    if let (Some(listener), Some(store), Some(os)) = (origin_listener, store, &config.origin_server) {
+        let creds: Vec<(String, String)> =
+            os.credentials.iter().map(|c| (c.access_key_id.clone(), c.secret_access_key.clone())).collect();
+        tracing::info!("bucket store listening on http://{} (S3 API, SigV4)", os.listen);
+        let task = ListenerTask {
+            listener: Mutex::new(Some(listener)),
+            run: move |l| {
+                let store = store.clone();
+                let creds = creds.clone();
+                async move {
+                    if let Err(e) = crate::origin::serve(l, store, creds).await {
+                        tracing::error!("bucket store stopped: {e}");
+                    }
+                }
+            },
+        };
+        server.add_service(background_service("homefront bucket store", task));
+    }
+    if let (Some(listener), Some(addr)) = (metrics_listener, config.metrics_listen) {
+        tracing::info!("metrics listening on http://{addr}/metrics");
+        let task = ListenerTask { listener: Mutex::new(Some(listener)), run: telemetry::serve };
+        server.add_service(background_service("homefront metrics", task));
+    }
+
+    server.run_forever()
+}
+
+/// `homefront origin`: only the bucket store, for running it on another machine.
+pub fn serve_origin(loaded: Loaded) -> Result<(), StartError> {
+    let (config, store, _) = prepare(loaded, false)?;
+    let (Some(os), Some(store)) = (config.origin_server.clone(), store) else {
+        return Err(err(format!("{}: origin_server is not configured", config.source)));
+    };
+    let listener = bind("bucket store", os.listen)?;
+    let creds = os.credentials.iter().map(|c| (c.access_key_id.clone(), c.secret_access_key.clone())).collect();
+    let rt = tokio::runtime::Runtime::new().map_err(|e| err(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| err(format!("cannot listen on {}: {e}", os.listen)))?;
+        tracing::info!("bucket store listening on http://{} (S3 API, SigV4)", os.listen);
+        crate::origin::serve(listener, store, creds).await.map_err(|e| err(format!("bucket store stopped: {e}")))
+    })
+}
+

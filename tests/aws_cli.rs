@@ -1,0 +1,95 @@
+//! The real `aws` cli against the bucket store, then the uploaded file through the edge.
+//! (`./dev.sh test` installs the aws cli when it is missing.)
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use common::*;
+
+const CONFIG: &str = r#"
+listen: { http: "127.0.0.1:{http}", https: "127.0.0.1:{https}" }
+origins:
+  site: { bucket: site }
+distributions:
+  - domains: ["*"]
+    behaviors:
+      - { path_pattern: "*", origin: site }
+buckets:
+  site: {}
+origin_server:
+  listen: "127.0.0.1:{origin}"
+  credentials: [ { access_key_id: testkey, secret_access_key_file: origin.key } ]
+"#;
+
+fn aws(hf: &Homefront, args: &[&str]) -> (bool, String) {
+    let out = Command::new("aws")
+        .arg("--endpoint-url")
+        .arg(format!("http://127.0.0.1:{}", hf.ports.origin))
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .current_dir(hf.dir.path())
+        .output()
+        .expect("the aws cli must be installed (./dev.sh test installs it)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_cli_cp_ls_rm_and_serve_through_the_edge() {
+    let hf = Homefront::start(CONFIG);
+    let file = hf.dir.path().join("hello.txt");
+    std::fs::write(&file, "hello from the aws cli\n").unwrap();
+
+    let (ok, out) = aws(&hf, &["s3", "cp", file.to_str().unwrap(), "s3://site/docs/hello.txt"]);
+    assert!(ok, "aws s3 cp: {out}");
+    let (ok, out) = aws(&hf, &["s3", "ls", "s3://site/docs/"]);
+    assert!(ok && out.contains("hello.txt"), "aws s3 ls: {out}");
+    let (ok, out) = aws(&hf, &["s3", "ls"]);
+    assert!(ok && out.contains("site"), "aws s3 ls (buckets): {out}");
+
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve("cdn.test", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .build()
+        .unwrap();
+    let r = client.get(format!("https://cdn.test:{}/docs/hello.txt", hf.ports.https)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "hello from the aws cli\n");
+
+    let back = hf.dir.path().join("back.txt");
+    let (ok, out) = aws(&hf, &["s3", "cp", "s3://site/docs/hello.txt", back.to_str().unwrap()]);
+    assert!(ok, "aws s3 cp down: {out}");
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "hello from the aws cli\n");
+
+    let (ok, out) = aws(&hf, &["s3", "rm", "s3://site/docs/hello.txt"]);
+    assert!(ok, "aws s3 rm: {out}");
+    let (ok, out) = aws(&hf, &["s3", "ls", "s3://site/docs/"]);
+    assert!(!out.contains("hello.txt"), "still listed after rm (ok={ok}): {out}");
+    let r = client.get(format!("https://cdn.test:{}/docs/hello.txt", hf.ports.https)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[test]
+fn aws_cli_with_a_wrong_secret_is_refused() {
+    let hf = Homefront::start(CONFIG);
+    let out = Command::new("aws")
+        .args(["--endpoint-url", &format!("http://127.0.0.1:{}", hf.ports.origin), "s3", "ls", "s3://site/"])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("the aws cli must be installed (./dev.sh test installs it)");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SignatureDoesNotMatch") || err.contains("AccessDenied") || err.contains("403"), "{err}");
+}

@@ -1,0 +1,248 @@
+//! Shared harness for integration tests: runs the real `homefront` binary on ephemeral
+//! loopback ports with a config written to a temp dir, and offers real clients.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "testkey";
+pub const SECRET_KEY: &str = "test-secret-0123456789abcdef";
+
+/// An unused loopback port (bound, then released for the server to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Ports {
+    pub http: u16,
+    pub https: u16,
+    pub metrics: u16,
+    pub origin: u16,
+}
+
+impl Ports {
+    pub fn new() -> Self {
+        Ports { http: free_port(), https: free_port(), metrics: free_port(), origin: free_port() }
+    }
+
+    /// Replaces `{http}`, `{https}`, `{metrics}`, `{origin}`, `{dir}` in a config template.
+    pub fn fill(&self, template: &str, dir: &Path) -> String {
+        template
+            .replace("{http}", &self.http.to_string())
+            .replace("{https}", &self.https.to_string())
+            .replace("{metrics}", &self.metrics.to_string())
+            .replace("{origin}", &self.origin.to_string())
+            .replace("{dir}", &dir.display().to_string())
+    }
+}
+
+/// A running `homefront` process, killed on drop.
+pub struct Homefront {
+    pub child: Child,
+    pub ports: Ports,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Homefront {
+    /// Writes `template` (see [`Ports::fill`]) as `homefront.yaml` plus the test secret, and
+    /// starts `homefront serve -c` on it; waits until every configured port accepts.
+    pub fn start(template: &str) -> Homefront {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("origin.key"), SECRET_KEY).unwrap();
+        Self::start_in(dir, template, &[])
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, template: &str, extra_files: &[(&str, &[u8])]) -> Homefront {
+        for (name, data) in extra_files {
+            std::fs::write(dir.path().join(name), data).unwrap();
+        }
+        let ports = Ports::new();
+        let cfg = dir.path().join("homefront.yaml");
+        std::fs::write(&cfg, ports.fill(template, dir.path())).unwrap();
+        let log = dir.path().join("homefront.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_homefront"))
+            .arg("serve")
+            .arg("-c")
+            .arg(&cfg)
+            .current_dir(dir.path())
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("homefront.err")).unwrap()))
+            .spawn()
+            .expect("start homefront");
+        let mut hf = Homefront { child, ports, dir, log };
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        for port in [hf.ports.http, hf.ports.https, hf.ports.metrics, hf.ports.origin] {
+            if text.contains(&format!(":{port}")) {
+                hf.wait_port(port);
+            }
+        }
+        hf
+    }
+
+    /// Starts `homefront` with arbitrary arguments in `dir` (no config written).
+    pub fn spawn_args(dir: tempfile::TempDir, args: &[String], ports: Ports) -> Homefront {
+        let log = dir.path().join("homefront.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_homefront"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("homefront.err")).unwrap()))
+            .spawn()
+            .expect("start homefront");
+        Homefront { child, ports, dir, log }
+    }
+
+    pub fn wait_port(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("homefront exited with {status} before listening on {port}:\n{}", self.stderr());
+            }
+            assert!(Instant::now() < deadline, "homefront did not listen on {port}:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process and hands back its directory, for a restart on the same data.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
+    pub fn stderr(&self) -> String {
+        let out = std::fs::read_to_string(self.dir.path().join("homefront.err")).unwrap_or_default();
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        format!("{out}{log}")
+    }
+
+    pub fn https_base(&self, host: &str) -> String {
+        format!("https://{host}:{}", self.ports.https)
+    }
+
+    pub fn http_base(&self, host: &str) -> String {
+        format!("http://{host}:{}", self.ports.http)
+    }
+
+    /// A client that resolves the given host names to loopback (so SNI and Host carry them)
+    /// and trusts the test certificates.
+    pub fn client(&self, hosts: &[&str]) -> reqwest::Client {
+        let mut b = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20));
+        for h in hosts {
+            // Port 0: the URL's port is used, so one client reaches both listeners.
+            b = b.resolve(h, SocketAddr::from(([127, 0, 0, 1], 0)));
+        }
+        b.build().unwrap()
+    }
+
+    /// An S3 client for the bucket store, as users configure the official SDK.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        s3_client(self.ports.origin)
+    }
+
+    pub fn metrics(&self) -> String {
+        raw_http(self.ports.metrics, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    }
+}
+
+impl Drop for Homefront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn s3_client(port: u16) -> aws_sdk_s3::Client {
+    let creds = aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Sends raw bytes to a loopback port and returns the whole response as text.
+pub fn raw_http(port: u16, request: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes a self-signed certificate and key (PEM) for `names` into `dir` as `<stem>.pem` and
+/// `<stem>.key`, with the first name as the subject CN.
+pub fn make_cert(dir: &Path, stem: &str, names: &[&str]) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::SubjectAlternativeName;
+    use openssl::x509::{X509NameBuilder, X509};
+
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", names[0]).unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&BigNum::from_u32(rand_u32()).unwrap().to_asn1_integer().unwrap()).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+    let mut san = SubjectAlternativeName::new();
+    for n in names {
+        san.dns(n);
+    }
+    let san = san.build(&b.x509v3_context(None, None)).unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    let cert = b.build();
+    std::fs::write(dir.join(format!("{stem}.pem")), cert.to_pem().unwrap()).unwrap();
+    std::fs::write(dir.join(format!("{stem}.key")), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+}
+
+fn rand_u32() -> u32 {
+    let mut b = [0u8; 4];
+    openssl::rand::rand_bytes(&mut b).unwrap();
+    u32::from_le_bytes(b) >> 1
+}
+
+/// TLS handshake with `sni` to a loopback port: (subject CN of the served certificate, ALPN).
+pub fn handshake(port: u16, sni: &str, alpn: &[u8]) -> (String, Option<Vec<u8>>, String) {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_alpn_protos(alpn).unwrap();
+    let conn = b.build();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let s = conn.connect(sni, tcp).unwrap();
+    let cert = s.ssl().peer_certificate().unwrap();
+    let cn = cert
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .map(|e| e.data().as_utf8().unwrap().to_string())
+        .unwrap_or_default();
+    let version = s.ssl().version_str().to_string();
+    (cn, s.ssl().selected_alpn_protocol().map(|p| p.to_vec()), version)
+}

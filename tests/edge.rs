@@ -1,0 +1,305 @@
+//! The edge end to end: the real binary, real TLS with SNI, HTTP/2 and HTTP/1.1, the
+//! built-in bucket store written with the official AWS SDK, and an HTTP app origin.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use common::*;
+
+const CONFIG: &str = r#"
+data_dir: ./data
+listen: { http: "127.0.0.1:{http}", https: "127.0.0.1:{https}" }
+metrics: { listen: "127.0.0.1:{metrics}" }
+tls:
+  certificates:
+    - { domains: [site.test], cert: a.pem, key: a.key }
+    - { domains: ["*.wild.test"], cert: b.pem, key: b.key }
+origins:
+  site: { bucket: site }
+  static: { bucket: site, origin_path: /build }
+  app: { http: "127.0.0.1:{app}", origin_path: /v1, custom_headers: { X-From-Edge: "yes" } }
+distributions:
+  - name: main
+    domains: [site.test, "*.wild.test"]
+    default_root_object: index.html
+    behaviors:
+      - path_pattern: "/api/*"
+        origin: app
+        allowed_methods: [GET, HEAD, OPTIONS, PUT, POST, PATCH, DELETE]
+      - path_pattern: "/static/*"
+        origin: static
+        viewer_protocol_policy: https-only
+      - path_pattern: "*"
+        origin: site
+        viewer_protocol_policy: redirect-to-https
+  - name: open
+    domains: [open.test]
+    behaviors:
+      - path_pattern: "*"
+        origin: site
+buckets:
+  site: {}
+origin_server:
+  listen: "127.0.0.1:{origin}"
+  credentials: [ { access_key_id: testkey, secret_access_key_file: origin.key } ]
+"#;
+
+/// An HTTP app origin that answers every request with a JSON echo of what it received.
+async fn start_echo_origin() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let headers: BTreeMap<String, String> = req
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect();
+                    let body = serde_json::json!({
+                        "method": req.method().as_str(),
+                        "uri": req.uri().to_string(),
+                        "headers": headers,
+                    });
+                    Ok::<_, Infallible>(hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+                        body.to_string(),
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+async fn start_edge() -> Homefront {
+    let app = start_echo_origin().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("origin.key"), SECRET_KEY).unwrap();
+    make_cert(dir.path(), "a", &["site.test"]);
+    make_cert(dir.path(), "b", &["*.wild.test"]);
+    let hf = Homefront::start_in(dir, &CONFIG.replace("{app}", &app.to_string()), &[]);
+    let s3 = hf.s3();
+    for (key, ct, body) in [
+        ("index.html", "text/html", "<h1>home</h1>"),
+        ("docs/page.html", "text/html", "<p>docs</p>"),
+        ("build/static/app.js", "application/javascript", "console.log('app')"),
+    ] {
+        s3.put_object()
+            .bucket("site")
+            .key(key)
+            .content_type(ct)
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    hf
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_the_bucket_over_https_with_h2_and_http1() {
+    let hf = start_edge().await;
+    let client = hf.client(&["site.test"]);
+
+    let r = client.get(format!("{}/", hf.https_base("site.test"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN must pick h2");
+    assert_eq!(r.headers()["x-cache"], "Miss from homefront");
+    assert_eq!(r.headers()["content-type"], "text/html");
+    assert!(r.headers()["via"].to_str().unwrap().contains("homefront"));
+    assert_eq!(r.headers()["x-amz-cf-id"].len(), 32);
+    assert_eq!(r.text().await.unwrap(), "<h1>home</h1>");
+
+    let h1 = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .http1_only()
+        .resolve("site.test", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .build()
+        .unwrap();
+    let r = h1.get(format!("{}/docs/page.html", hf.https_base("site.test"))).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "<p>docs</p>");
+
+    // Missing objects are the bucket store's 404 with its S3 error body.
+    let r = client.get(format!("{}/nope.html", hf.https_base("site.test"))).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("NoSuchKey"));
+
+    // The default root object applies to `/` only.
+    let r = client.get(format!("{}/docs/", hf.https_base("site.test"))).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn viewer_protocol_policies() {
+    let hf = start_edge().await;
+    let client = hf.client(&["site.test", "open.test"]);
+
+    // redirect-to-https: 301 with the same path and query on the HTTPS port.
+    let r = client.get(format!("{}/docs/page.html?x=1", hf.http_base("site.test"))).send().await.unwrap();
+    assert_eq!(r.status(), 301);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("https://site.test:{}/docs/page.html?x=1", hf.ports.https)
+    );
+    assert_eq!(r.headers()["x-cache"], "Redirect from homefront");
+
+    // https-only: 403 over HTTP, 200 over HTTPS (origin path /build is prefixed).
+    let r = client.get(format!("{}/static/app.js", hf.http_base("site.test"))).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["content-type"], "text/xml");
+    let r = client.get(format!("{}/static/app.js", hf.https_base("site.test"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "console.log('app')");
+
+    // allow-all: plain HTTP is served.
+    let r = client.get(format!("{}/docs/page.html", hf.http_base("open.test"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn methods_outside_the_behavior_are_denied_with_xml() {
+    let hf = start_edge().await;
+    let client = hf.client(&["site.test"]);
+    let r = client.delete(format!("{}/index.html", hf.https_base("site.test"))).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["x-cache"], "Error from homefront");
+    assert_eq!(r.headers()["content-type"], "text/xml");
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>MethodNotAllowed</Code>"), "{body}");
+    // The object is still there.
+    let r = client.get(format!("{}/index.html", hf.https_base("site.test"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behavior_order_origin_path_and_origin_headers() {
+    let hf = start_edge().await;
+    let client = hf.client(&["site.test"]);
+    let r = client
+        .post(format!("{}/api/users?page=2", hf.https_base("site.test")))
+        .header("x-forwarded-for", "198.51.100.9")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-amz-cf-id"].to_str().unwrap().to_string();
+    let echo: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["uri"], "/v1/api/users?page=2", "origin path prefixed, query kept");
+    let h = &echo["headers"];
+    assert_eq!(h["x-from-edge"], "yes");
+    assert_eq!(h["x-forwarded-for"], "198.51.100.9, 127.0.0.1");
+    assert_eq!(h["via"], "1.1 homefront");
+    assert_eq!(h["x-amz-cf-id"], id.as_str(), "the same request id reaches the origin");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["host"].as_str().unwrap(), format!("site.test:{}", hf.ports.https));
+    // /api/* comes before "*": the bucket behavior never saw this request.
+    let r = client.get(format!("{}/apix", hf.https_base("site.test"))).send().await.unwrap();
+    assert_eq!(r.status(), 404, "/apix is not /api/*, so it goes to the bucket");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traversal_attempts_get_400() {
+    let hf = start_edge().await;
+    for path in ["/../../etc/passwd", "/a/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc/passwd", "/docs/./page.html"] {
+        let resp = raw_http(
+            hf.ports.http,
+            &format!("GET {path} HTTP/1.1\r\nHost: open.test\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(resp.starts_with("HTTP/1.1 400"), "{path}: {resp}");
+        assert!(resp.contains("<Code>InvalidURI</Code>"), "{path}: {resp}");
+        assert!(!resp.contains("root:"), "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_host_is_refused() {
+    let hf = start_edge().await;
+    let resp = raw_http(hf.ports.http, "GET / HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    assert!(resp.contains("<Code>UnknownDistribution</Code>"), "{resp}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sni_selects_the_certificate_and_tls_is_modern() {
+    let hf = start_edge().await;
+    let (cn, alpn, _) = handshake(hf.ports.https, "site.test", b"\x02h2\x08http/1.1");
+    assert_eq!(cn, "site.test");
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    let (cn, alpn, _) = handshake(hf.ports.https, "img.wild.test", b"\x08http/1.1");
+    assert_eq!(cn, "*.wild.test");
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    // No match: the first certificate is the default.
+    let (cn, _, _) = handshake(hf.ports.https, "other.test", b"\x08http/1.1");
+    assert_eq!(cn, "site.test");
+
+    // TLS 1.1 is refused.
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_min_proto_version(Some(SslVersion::TLS1)).unwrap();
+    b.set_max_proto_version(Some(SslVersion::TLS1_1)).unwrap();
+    let _ = b.set_security_level(0);
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", hf.ports.https)).unwrap();
+    assert!(b.build().connect("site.test", tcp).is_err(), "TLS 1.1 must be refused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_requests() {
+    let hf = start_edge().await;
+    let client = hf.client(&["site.test"]);
+    let count = |text: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("homefront_requests_total{") && l.contains("distribution=\"main\""))
+            .filter(|l| l.contains("status_class=\"2xx\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let before = count(&hf.metrics());
+    for _ in 0..3 {
+        let r = client.get(format!("{}/", hf.https_base("site.test"))).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    // Metrics are recorded when a request ends; poll briefly for the last one.
+    let mut after = count(&hf.metrics());
+    for _ in 0..50 {
+        if after >= before + 3.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        after = count(&hf.metrics());
+    }
+    assert_eq!(after, before + 3.0);
+    let text = hf.metrics();
+    for name in [
+        "homefront_build_info",
+        "homefront_response_bytes_total",
+        "homefront_origin_duration_seconds_bucket",
+        "homefront_tls_handshakes_total",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bucket_store_refuses_unsigned_requests() {
+    let hf = start_edge().await;
+    let resp = raw_http(
+        hf.ports.origin,
+        "GET /site/index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    assert!(!resp.contains("<h1>home</h1>"));
+}

@@ -1,0 +1,146 @@
+//! The README's quick start: `homefront serve` on the embedded default config, in an empty
+//! directory, serves the demo page over HTTPS and redirects HTTP (ports overridden so tests
+//! never share a fixed port).
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::*;
+
+fn serve_args(p: &Ports) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--http".into(),
+        format!("127.0.0.1:{}", p.http),
+        "--https".into(),
+        format!("127.0.0.1:{}", p.https),
+        "--metrics".into(),
+        format!("127.0.0.1:{}", p.metrics),
+        "--origin".into(),
+        format!("127.0.0.1:{}", p.origin),
+    ]
+}
+
+fn start(dir: tempfile::TempDir) -> Homefront {
+    let ports = Ports::new();
+    let args = serve_args(&ports);
+    let mut hf = Homefront::spawn_args(dir, &args, ports);
+    for port in [hf.ports.http, hf.ports.https, hf.ports.metrics, hf.ports.origin] {
+        hf.wait_port(port);
+    }
+    hf
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_default_serves_the_demo_page() {
+    let hf = start(tempfile::tempdir().unwrap());
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .build()
+        .unwrap();
+
+    let r = client.get(format!("https://localhost:{}/", hf.ports.https)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("homefront is running"), "{page}");
+    for (path, ct) in [("/style.css", "text/css"), ("/logo.svg", "image/svg+xml")] {
+        let r = client.get(format!("https://localhost:{}{path}", hf.ports.https)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with(ct), "{path}");
+    }
+
+    let r = client.get(format!("http://localhost:{}/", hf.ports.http)).send().await.unwrap();
+    assert_eq!(r.status(), 301);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), format!("https://localhost:{}/", hf.ports.https));
+
+    // The self-signed certificate is for localhost and lives in ./data/tls.
+    let (cn, _, version) = handshake(hf.ports.https, "localhost", b"\x08http/1.1");
+    assert_eq!(cn, "localhost");
+    assert!(version == "TLSv1.3" || version == "TLSv1.2", "{version}");
+    let data = hf.dir.path().join("data");
+    assert!(data.join("tls").is_dir());
+    let secret = std::fs::read_to_string(data.join("secrets/origin.key")).unwrap();
+    assert!(secret.trim().len() >= 30);
+
+    // One log line per listener says where it listens.
+    let log = hf.stderr();
+    for port in [hf.ports.http, hf.ports.https, hf.ports.metrics, hf.ports.origin] {
+        assert!(log.contains(&format!("127.0.0.1:{port}")), "no listener line for {port}:\n{log}");
+    }
+
+    // The generated secret works with the official SDK against the bucket store.
+    let creds = aws_credential_types::Credentials::new("homefront", secret.trim(), None, None, "test");
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{}", hf.ports.origin))
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    let list = s3.list_objects_v2().bucket("site").send().await.unwrap();
+    let keys: Vec<_> = list.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["index.html", "logo.svg", "style.css"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_keeps_certificate_secret_and_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = start(dir);
+    let (_, _, _) = handshake(hf.ports.https, "localhost", b"\x08http/1.1");
+    let tls_dir = hf.dir.path().join("data/tls");
+    let cert_before = read_sorted(&tls_dir);
+    let secret = std::fs::read_to_string(hf.dir.path().join("data/secrets/origin.key")).unwrap();
+
+    // Replace the demo page, then restart: it must not be re-seeded over the user's page.
+    let creds = aws_credential_types::Credentials::new("homefront", secret.trim(), None, None, "test");
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{}", hf.ports.origin))
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    for key in ["index.html", "style.css", "logo.svg"] {
+        s3.delete_object().bucket("site").key(key).send().await.unwrap();
+    }
+    s3.put_object()
+        .bucket("site")
+        .key("index.html")
+        .content_type("text/html")
+        .body(b"mine".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+
+    let hf = start(hf.stop());
+    let cert_after = read_sorted(&tls_dir);
+    assert_eq!(cert_before, cert_after, "the self-signed certificate is kept across restarts");
+    assert_eq!(std::fs::read_to_string(hf.dir.path().join("data/secrets/origin.key")).unwrap(), secret);
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .build()
+        .unwrap();
+    let r = client.get(format!("https://localhost:{}/", hf.ports.https)).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "mine");
+}
+
+fn read_sorted(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let data = std::fs::read(&p).unwrap();
+            (p, data)
+        })
+        .collect();
+    files.sort();
+    files
+}
