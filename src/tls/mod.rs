@@ -1,1 +1,304 @@
-//! Certificates: store, SNI selection, self-signed default.
+//! Certificates for the edge: a store chosen by SNI, the self-signed `localhost` default,
+//! and the pingora TLS settings (TLS 1.2/1.3, HTTP/2 by ALPN).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{NameType, SslRef, SslVersion};
+use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, SubjectAlternativeName};
+use openssl::x509::{X509NameBuilder, X509};
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::TlsAccept;
+use prometheus::{register_int_counter_vec, IntCounterVec};
+
+use crate::config::model::CertificateSpec;
+
+/// A certificate problem, naming the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsError(pub String);
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// One certificate chain and its key, ready for handshakes.
+pub struct LoadedCert {
+    pub domains: Vec<String>,
+    pub chain: Vec<X509>,
+    pub key: PKey<Private>,
+}
+
+/// Certificates by name. Exact names first, then the most specific `*.` wildcard, else the
+/// first certificate (the default).
+pub struct CertStore {
+    certs: Vec<LoadedCert>,
+    exact: std::collections::HashMap<String, usize>,
+    wildcard: std::collections::HashMap<String, usize>,
+}
+
+impl CertStore {
+    pub fn load(specs: &[CertificateSpec]) -> Result<CertStore, TlsError> {
+        let mut certs = Vec::with_capacity(specs.len());
+        for spec in specs {
+            certs.push(load_pair(&spec.cert, &spec.key, &spec.domains)?);
+        }
+        Self::from_loaded(certs)
+    }
+
+    pub fn from_loaded(certs: Vec<LoadedCert>) -> Result<CertStore, TlsError> {
+        if certs.is_empty() {
+            return Err(TlsError("no TLS certificate to serve".into()));
+        }
+        let mut exact = std::collections::HashMap::new();
+        let mut wildcard = std::collections::HashMap::new();
+        for (i, c) in certs.iter().enumerate() {
+            for d in &c.domains {
+                let d = d.to_ascii_lowercase();
+                match d.strip_prefix("*.") {
+                    Some(parent) => wildcard.entry(parent.to_string()).or_insert(i),
+                    None => exact.entry(d).or_insert(i),
+                };
+            }
+        }
+        Ok(CertStore { certs, exact, wildcard })
+    }
+
+    /// The certificate for a server name; `None` or no match → the first certificate.
+    pub fn select(&self, sni: Option<&str>) -> &LoadedCert {
+        &self.certs[self.select_index(sni).unwrap_or(0)]
+    }
+
+    /// Index of the matching certificate, `None` when only the default applies.
+    pub fn select_index(&self, sni: Option<&str>) -> Option<usize> {
+        let name = sni?.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(&i) = self.exact.get(&name) {
+            return Some(i);
+        }
+        // `*.example.com` covers exactly one label: `a.example.com`, not `a.b.example.com`.
+        let (_, parent) = name.split_once('.')?;
+        self.wildcard.get(parent).copied()
+    }
+}
+
+fn load_pair(cert: &Path, key: &Path, domains: &[String]) -> Result<LoadedCert, TlsError> {
+    let pem = std::fs::read(cert).map_err(|e| TlsError(format!("cannot read certificate {}: {e}", cert.display())))?;
+    let chain = X509::stack_from_pem(&pem)
+        .map_err(|e| TlsError(format!("{} is not a PEM certificate: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(TlsError(format!("{} holds no certificate", cert.display())));
+    }
+    let key_pem = std::fs::read(key).map_err(|e| TlsError(format!("cannot read key {}: {e}", key.display())))?;
+    let pkey = PKey::private_key_from_pem(&key_pem)
+        .map_err(|e| TlsError(format!("{} is not a PEM private key: {e}", key.display())))?;
+    let matches = chain[0].public_key().map(|pk| pk.public_eq(&pkey)).unwrap_or(false);
+    if !matches {
+        return Err(TlsError(format!(
+            "the key {} does not belong to the certificate {}",
+            key.display(),
+            cert.display()
+        )));
+    }
+    Ok(LoadedCert { domains: domains.to_vec(), chain, key: pkey })
+}
+
+/// Reuses `dir/localhost.pem` + `dir/localhost.key` when they load, else generates a
+/// self-signed ECDSA P-256 certificate for localhost, 127.0.0.1 and ::1 (825 days).
+pub fn ensure_self_signed(dir: &Path) -> Result<CertificateSpec, TlsError> {
+    let cert = dir.join("localhost.pem");
+    let key = dir.join("localhost.key");
+    let spec = CertificateSpec { domains: vec!["localhost".into()], cert: cert.clone(), key: key.clone() };
+    if cert.exists() && key.exists() && load_pair(&cert, &key, &spec.domains).is_ok() {
+        return Ok(spec);
+    }
+    let (cert_pem, key_pem) = generate_self_signed("localhost")
+        .map_err(|e| TlsError(format!("cannot generate a self-signed certificate: {e}")))?;
+    let write = |p: &PathBuf, data: &[u8], mode: u32| {
+        crate::util::write_file_atomic(p, data, mode).map_err(|e| TlsError(format!("cannot write {}: {e}", p.display())))
+    };
+    write(&key, &key_pem, 0o600)?;
+    write(&cert, &cert_pem, 0o644)?;
+    tracing::info!("generated a self-signed certificate for localhost in {}", cert.display());
+    Ok(spec)
+}
+
+fn generate_self_signed(name: &str) -> Result<(Vec<u8>, Vec<u8>), openssl::error::ErrorStack> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    let mut subject = X509NameBuilder::new()?;
+    subject.append_entry_by_text("CN", name)?;
+    subject.append_entry_by_text("O", "homefront self-signed")?;
+    let subject = subject.build();
+    let mut serial = BigNum::new()?;
+    serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    let serial = serial.to_asn1_integer()?;
+    b.set_serial_number(&serial)?;
+    b.set_subject_name(&subject)?;
+    b.set_issuer_name(&subject)?;
+    b.set_pubkey(&key)?;
+    let not_before = Asn1Time::days_from_now(0)?;
+    let not_after = Asn1Time::days_from_now(825)?;
+    b.set_not_before(&not_before)?;
+    b.set_not_after(&not_after)?;
+    b.append_extension(BasicConstraints::new().build()?)?;
+    b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+    let san = SubjectAlternativeName::new()
+        .dns(name)
+        .ip("127.0.0.1")
+        .ip("::1")
+        .build(&b.x509v3_context(None, None))?;
+    b.append_extension(san)?;
+    b.sign(&key, MessageDigest::sha256())?;
+    Ok((b.build().to_pem()?, key.private_key_to_pem_pkcs8()?))
+}
+
+/// `homefront_tls_handshakes_total{sni_matched}`: certificate selections during handshakes.
+pub static HANDSHAKES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "homefront_tls_handshakes_total",
+        "TLS handshakes on the edge, by whether the SNI matched a configured certificate name.",
+        &["sni_matched"]
+    )
+    .expect("metric registered once")
+});
+
+static HANDSHAKE_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// TLS handshakes seen since start.
+pub fn handshakes_total() -> u64 {
+    HANDSHAKE_COUNT.load(Ordering::Relaxed)
+}
+
+/// Picks the certificate per handshake from a swappable store.
+struct SniCallback {
+    store: Arc<ArcSwap<CertStore>>,
+}
+
+#[async_trait]
+impl TlsAccept for SniCallback {
+    async fn certificate_callback(&self, ssl: &mut SslRef) {
+        let store = self.store.load();
+        let sni = ssl.servername(NameType::HOST_NAME).map(str::to_string);
+        let idx = store.select_index(sni.as_deref());
+        HANDSHAKE_COUNT.fetch_add(1, Ordering::Relaxed);
+        HANDSHAKES.with_label_values(&[if idx.is_some() { "yes" } else { "no" }]).inc();
+        let cert = &store.certs[idx.unwrap_or(0)];
+        let result = (|| {
+            pingora::tls::ext::ssl_use_certificate(ssl, &cert.chain[0])?;
+            for extra in &cert.chain[1..] {
+                pingora::tls::ext::ssl_add_chain_cert(ssl, extra)?;
+            }
+            pingora::tls::ext::ssl_use_private_key(ssl, &cert.key)
+        })();
+        if let Err(e) = result {
+            // The handshake then fails for this client only.
+            tracing::warn!("cannot use the certificate for {:?}: {e}", sni);
+        }
+    }
+}
+
+/// Listener settings: certificate by SNI from `store`, TLS 1.2 and 1.3 only, h2 preferred
+/// by ALPN with HTTP/1.1 as the fallback.
+pub fn tls_settings(store: Arc<ArcSwap<CertStore>>) -> Result<TlsSettings, TlsError> {
+    LazyLock::force(&HANDSHAKES);
+    let mut settings = TlsSettings::with_callbacks(Box::new(SniCallback { store }))
+        .map_err(|e| TlsError(format!("cannot set up TLS: {e}")))?;
+    settings
+        .set_min_proto_version(Some(SslVersion::TLS1_2))
+        .map_err(|e| TlsError(format!("cannot set the TLS minimum version: {e}")))?;
+    settings
+        .set_max_proto_version(Some(SslVersion::TLS1_3))
+        .map_err(|e| TlsError(format!("cannot set the TLS maximum version: {e}")))?;
+    settings.enable_h2();
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with(names: &[&[&str]]) -> CertStore {
+        let certs = names
+            .iter()
+            .map(|domains| {
+                let (c, k) = generate_self_signed(domains[0].trim_start_matches("*.")).unwrap();
+                LoadedCert {
+                    domains: domains.iter().map(|s| s.to_string()).collect(),
+                    chain: X509::stack_from_pem(&c).unwrap(),
+                    key: PKey::private_key_from_pem(&k).unwrap(),
+                }
+            })
+            .collect();
+        CertStore::from_loaded(certs).unwrap()
+    }
+
+    #[test]
+    fn sni_selection() {
+        let s = store_with(&[&["default.test"], &["*.example.com"], &["cdn.example.com"], &["*.img.example.com"]]);
+        assert_eq!(s.select_index(Some("cdn.example.com")), Some(2), "exact beats wildcard");
+        assert_eq!(s.select_index(Some("a.example.com")), Some(1));
+        assert_eq!(s.select_index(Some("x.img.example.com")), Some(3), "most specific wildcard");
+        assert_eq!(s.select_index(Some("a.b.example.com")), None, "a wildcard covers one label");
+        assert_eq!(s.select_index(Some("example.com")), None);
+        assert_eq!(s.select_index(Some("CDN.Example.COM.")), Some(2), "case and trailing dot");
+        assert_eq!(s.select_index(None), None);
+        assert_eq!(s.select(Some("unknown.test")).domains, ["default.test"]);
+    }
+
+    #[test]
+    fn self_signed_is_generated_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ensure_self_signed(dir.path()).unwrap();
+        let first = std::fs::read(&a.cert).unwrap();
+        let b = ensure_self_signed(dir.path()).unwrap();
+        assert_eq!(std::fs::read(&b.cert).unwrap(), first);
+        let loaded = CertStore::load(&[b]).unwrap();
+        let cert = &loaded.select(Some("localhost")).chain[0];
+        let san: Vec<_> = cert.subject_alt_names().unwrap().iter().filter_map(|n| n.dnsname().map(str::to_string)).collect();
+        assert_eq!(san, ["localhost"]);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&a.key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn broken_self_signed_files_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("localhost.pem"), "garbage").unwrap();
+        std::fs::write(dir.path().join("localhost.key"), "garbage").unwrap();
+        let spec = ensure_self_signed(dir.path()).unwrap();
+        assert!(CertStore::load(&[spec]).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c1, _) = generate_self_signed("a.test").unwrap();
+        let (_, k2) = generate_self_signed("b.test").unwrap();
+        let cert = dir.path().join("a.pem");
+        let key = dir.path().join("b.key");
+        std::fs::write(&cert, c1).unwrap();
+        std::fs::write(&key, k2).unwrap();
+        let spec = |cert: &Path, key: &Path| CertificateSpec { domains: vec!["a.test".into()], cert: cert.into(), key: key.into() };
+        let e = CertStore::load(&[spec(&cert, &key)]).err().unwrap();
+        assert!(e.0.contains("does not belong") && e.0.contains("b.key"), "{e}");
+        let missing = dir.path().join("nope.pem");
+        let e = CertStore::load(&[spec(&missing, &key)]).err().unwrap();
+        assert!(e.0.contains("nope.pem"), "{e}");
+        let e = CertStore::load(&[spec(&key, &key)]).err().unwrap();
+        assert!(e.0.contains("b.key") && e.0.contains("holds no certificate"), "{e}");
+    }
+}

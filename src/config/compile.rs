@@ -1,0 +1,729 @@
+//! Raw schema → validated, compiled [`Config`]. Every problem is collected, none stops the
+//! others from being found.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue, Method};
+use serde::Deserialize;
+
+use super::de::{record_fields, DeErrorKind, NodeDe};
+use super::model::*;
+use super::schema::*;
+use super::yaml::{self, path_string, Node, Seg};
+use super::{ConfigError, ConfigErrors, Loaded};
+use crate::edge::behavior::PathPattern;
+
+/// Collects errors against one file, locating key paths in its tree.
+struct Errors<'a> {
+    file: &'a str,
+    tree: &'a Node,
+    list: Vec<ConfigError>,
+}
+
+impl Errors<'_> {
+    fn at(&mut self, path: &[Seg], message: impl Into<String>) {
+        let node = self.tree.find_nearest(path);
+        self.list.push(ConfigError {
+            file: self.file.to_string(),
+            line: node.line,
+            column: node.column,
+            path: path_string(path),
+            message: message.into(),
+        });
+    }
+}
+
+fn k(s: &str) -> Seg {
+    Seg::Key(s.to_string())
+}
+
+fn p(base: &[Seg], more: &[Seg]) -> Vec<Seg> {
+    let mut v = base.to_vec();
+    v.extend_from_slice(more);
+    v
+}
+
+pub(super) fn load(source: &str, text: &str, base: &Path) -> Result<Loaded, ConfigErrors> {
+    let tree = yaml::parse(text).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: source.to_string(),
+            line: e.line,
+            column: e.column,
+            path: String::new(),
+            message: format!("YAML syntax error: {}", e.message),
+        }])
+    })?;
+    let mut errors = Errors { file: source, tree: &tree, list: Vec::new() };
+
+    // serde stops at the first error: record it, cut the offending node out, try again.
+    let mut work = tree.clone();
+    let mut removed: Vec<Vec<Seg>> = Vec::new();
+    let mut raw = None;
+    for _ in 0..200 {
+        match RawConfig::deserialize(NodeDe::root(&work)) {
+            Ok(r) => {
+                raw = Some(r);
+                break;
+            }
+            Err(e) => {
+                if let DeErrorKind::MissingKey(field) = e.kind {
+                    let key_path = p(&e.path, &[k(field)]);
+                    if !removed.contains(&key_path) {
+                        errors.list.push(ConfigError {
+                            file: source.to_string(),
+                            line: e.line,
+                            column: e.column,
+                            path: path_string(&e.path),
+                            message: e.message.clone(),
+                        });
+                    }
+                    break;
+                }
+                errors.list.push(ConfigError {
+                    file: source.to_string(),
+                    line: e.line,
+                    column: e.column,
+                    path: path_string(&e.path),
+                    message: e.message.clone(),
+                });
+                if e.path.is_empty() || !work.remove(&e.path) {
+                    break;
+                }
+                removed.push(e.path);
+            }
+        }
+    }
+
+    let loaded = match raw {
+        Some(raw) if errors.list.is_empty() => Some(compile(&raw, base, source, &mut errors)),
+        _ => None,
+    };
+    let mut list = errors.list;
+    if list.is_empty() {
+        if let Some(l) = loaded {
+            return Ok(l);
+        }
+    }
+    list.sort_by_key(|e| (e.line, e.column));
+    list.dedup();
+    Err(ConfigErrors(list))
+}
+
+pub(super) fn undocumented_keys(text: &str) -> Result<Vec<String>, ConfigErrors> {
+    let tree = yaml::parse(text).map_err(|e| {
+        ConfigErrors(vec![ConfigError { file: "<text>".into(), line: e.line, column: e.column, path: String::new(), message: e.message }])
+    })?;
+    let (result, log) = record_fields(|| RawConfig::deserialize(NodeDe::root(&tree)));
+    if let Err(e) = result {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: "<text>".into(),
+            line: e.line,
+            column: e.column,
+            path: path_string(&e.path),
+            message: e.message,
+        }]));
+    }
+    let mut missing = Vec::new();
+    for (path, fields) in &log.structs {
+        for f in fields.iter() {
+            let key = if path.is_empty() { f.to_string() } else { format!("{path}.{f}") };
+            if !log.present.contains(&key) {
+                missing.push(key);
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// Lexically removes `.` components so that paths can be compared.
+fn normalize(path: &Path) -> PathBuf {
+    path.components().filter(|c| !matches!(c, Component::CurDir)).collect()
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    normalize(&base.join(p))
+}
+
+fn socket_addr(errors: &mut Errors<'_>, path: &[Seg], text: &str) -> Option<SocketAddr> {
+    match text.trim().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errors.at(path, format!("'{text}' is not a listen address (expected IP:port, e.g. 0.0.0.0:8443 or [::]:8443)"));
+            None
+        }
+    }
+}
+
+fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) -> Loaded {
+    let data_dir = resolve(base, raw.data_dir.as_deref().unwrap_or("./data"));
+
+    // Listeners: without a `listen` section, both defaults; with one, only those named.
+    let listen = match &raw.listen {
+        None => Listen {
+            http: Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
+            https: Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
+        },
+        Some(l) => Listen {
+            http: l.http.as_deref().and_then(|t| socket_addr(errors, &[k("listen"), k("http")], t)),
+            https: l.https.as_deref().and_then(|t| socket_addr(errors, &[k("listen"), k("https")], t)),
+        },
+    };
+    let metrics_listen =
+        raw.metrics.as_ref().and_then(|m| socket_addr(errors, &[k("metrics"), k("listen")], &m.listen));
+
+    let tls = compile_tls(raw, base, errors);
+    let buckets = compile_buckets(raw, errors);
+    let (origin_server, secrets_to_generate) = compile_origin_server(raw, base, &data_dir, errors);
+    let origins = compile_origins(raw, &buckets, origin_server.is_some(), errors);
+    let distributions = compile_distributions(raw, &origins, errors);
+
+    let mut ordered: Vec<(usize, Arc<Origin>)> = origins.into_values().collect();
+    ordered.sort_by_key(|(i, _)| *i);
+    let config = Config {
+        source: source.to_string(),
+        data_dir,
+        listen,
+        metrics_listen,
+        tls,
+        origins: ordered.into_iter().map(|(_, o)| o).collect(),
+        distributions,
+        buckets,
+        origin_server,
+    };
+    Loaded { config, secrets_to_generate }
+}
+
+fn compile_tls(raw: &RawConfig, base: &Path, errors: &mut Errors<'_>) -> Tls {
+    let mut tls = Tls::default();
+    let Some(raw_tls) = &raw.tls else { return tls };
+    for (i, c) in raw_tls.certificates.iter().enumerate() {
+        let at = [k("tls"), k("certificates"), Seg::Index(i)];
+        let mut ok = true;
+        if c.domains.is_empty() {
+            errors.at(&p(&at, &[k("domains")]), "list at least one domain name");
+            ok = false;
+        }
+        for (j, d) in c.domains.iter().enumerate() {
+            if let Err(m) = check_domain(d, false) {
+                errors.at(&p(&at, &[k("domains"), Seg::Index(j)]), m);
+                ok = false;
+            }
+        }
+        let spec = CertificateSpec {
+            domains: c.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            cert: resolve(base, &c.cert),
+            key: resolve(base, &c.key),
+        };
+        if !spec.cert.is_file() {
+            errors.at(&p(&at, &[k("cert")]), format!("certificate file {} does not exist", spec.cert.display()));
+            ok = false;
+        }
+        if !spec.key.is_file() {
+            errors.at(&p(&at, &[k("key")]), format!("key file {} does not exist", spec.key.display()));
+            ok = false;
+        }
+        if ok {
+            if let Err(e) = crate::tls::CertStore::load(std::slice::from_ref(&spec)) {
+                errors.at(&at, e.to_string());
+            }
+        }
+        tls.certificates.push(spec);
+    }
+    tls
+}
+
+/// S3 bucket naming rules.
+fn check_bucket_name(name: &str) -> Result<(), String> {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let ends = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
+    if (3..=63).contains(&name.len()) && ok_chars && ends && !name.contains("..") {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{name}' is not a valid bucket name (3-63 characters: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)"
+        ))
+    }
+}
+
+fn compile_buckets(raw: &RawConfig, errors: &mut Errors<'_>) -> BTreeMap<String, BucketConfig> {
+    let mut out = BTreeMap::new();
+    for (name, _) in &raw.buckets.0 {
+        if let Err(m) = check_bucket_name(name) {
+            errors.at(&[k("buckets"), k(name)], m);
+        }
+        out.insert(name.clone(), BucketConfig::default());
+    }
+    out
+}
+
+fn compile_origin_server(
+    raw: &RawConfig,
+    base: &Path,
+    data_dir: &Path,
+    errors: &mut Errors<'_>,
+) -> (Option<OriginServer>, Vec<(usize, PathBuf)>) {
+    let Some(os) = &raw.origin_server else { return (None, Vec::new()) };
+    let at = [k("origin_server")];
+    let listen = match &os.listen {
+        Some(t) => socket_addr(errors, &p(&at, &[k("listen")]), t),
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 9000))),
+    };
+    if os.credentials.is_empty() {
+        errors.at(&p(&at, &[k("credentials")]), "list at least one credential (access_key_id and secret_access_key_file or secret_access_key_env)");
+    }
+    let mut credentials = Vec::new();
+    let mut to_generate = Vec::new();
+    for (i, c) in os.credentials.iter().enumerate() {
+        let at = p(&at, &[k("credentials"), Seg::Index(i)]);
+        let id_ok = !c.access_key_id.is_empty()
+            && c.access_key_id.len() <= 128
+            && c.access_key_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !id_ok {
+            errors.at(&p(&at, &[k("access_key_id")]), "an access key id is 1-128 letters, digits, '_', '-' or '.'");
+        }
+        if credentials.iter().any(|x: &Credential| x.access_key_id == c.access_key_id) {
+            errors.at(&p(&at, &[k("access_key_id")]), format!("access key id '{}' is listed twice", c.access_key_id));
+        }
+        let secret = match (&c.secret_access_key_file, &c.secret_access_key_env) {
+            (Some(f), None) => {
+                let path = resolve(base, f);
+                match std::fs::read_to_string(&path) {
+                    Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+                    Ok(_) => {
+                        errors.at(&p(&at, &[k("secret_access_key_file")]), format!("{} is empty", path.display()));
+                        String::new()
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.starts_with(data_dir) => {
+                        to_generate.push((i, path));
+                        String::new()
+                    }
+                    Err(e) => {
+                        errors.at(&p(&at, &[k("secret_access_key_file")]), format!("cannot read {}: {e}", path.display()));
+                        String::new()
+                    }
+                }
+            }
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+                _ => {
+                    errors.at(&p(&at, &[k("secret_access_key_env")]), format!("environment variable {var} is not set or empty"));
+                    String::new()
+                }
+            },
+            _ => {
+                errors.at(&at, "give exactly one of secret_access_key_file and secret_access_key_env");
+                String::new()
+            }
+        };
+        credentials.push(Credential { access_key_id: c.access_key_id.clone(), secret_access_key: secret });
+    }
+    (listen.map(|listen| OriginServer { listen, credentials }), to_generate)
+}
+
+fn check_origin_path(text: &str) -> Result<String, String> {
+    let t = text.trim_end_matches('/');
+    if t.is_empty() {
+        return Ok(String::new());
+    }
+    if !t.starts_with('/') {
+        return Err(format!("'{text}' must start with '/' (e.g. /build)"));
+    }
+    if t.contains(['?', '#', '\\', '\0']) || t.split('/').any(|s| s == ".." || s == ".") {
+        return Err(format!("'{text}' may not contain '.' or '..' segments, '?', '#' or '\\'"));
+    }
+    Ok(t.to_string())
+}
+
+const FORBIDDEN_CUSTOM_HEADERS: &[&str] = &[
+    "host", "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
+    "trailer", "transfer-encoding", "upgrade", "content-length", "x-amz-cf-id", "x-forwarded-for", "via",
+    "authorization", "x-amz-date", "x-amz-content-sha256",
+];
+
+type Origins = BTreeMap<String, (usize, Arc<Origin>)>;
+
+fn compile_origins(raw: &RawConfig, buckets: &BTreeMap<String, BucketConfig>, has_store: bool, errors: &mut Errors<'_>) -> Origins {
+    let mut out = BTreeMap::new();
+    for (i, (name, o)) in raw.origins.0.iter().enumerate() {
+        let at = [k("origins"), k(name)];
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            errors.at(&at, format!("origin name '{name}' may only use letters, digits, '_' and '-'"));
+        }
+        let kind = match (&o.bucket, &o.http) {
+            (Some(bucket), None) => {
+                if !buckets.contains_key(bucket) {
+                    errors.at(&p(&at, &[k("bucket")]), format!("bucket '{bucket}' is not declared under buckets: (add `{bucket}: {{}}` there)"));
+                }
+                if !has_store {
+                    errors.at(&p(&at, &[k("bucket")]), "a bucket origin needs the built-in bucket store: add an origin_server section");
+                }
+                if o.sni.is_some() {
+                    errors.at(&p(&at, &[k("sni")]), "sni applies to https upstreams only");
+                }
+                Some(OriginKind::Bucket { bucket: bucket.clone() })
+            }
+            (None, Some(OneOrMany(list))) => match list.as_slice() {
+                [one] => parse_upstream(one, o.sni.as_deref()).map_err(|m| errors.at(&p(&at, &[k("http")]), m)).ok(),
+                [] => {
+                    errors.at(&p(&at, &[k("http")]), "give the upstream address");
+                    None
+                }
+                _ => {
+                    errors.at(&p(&at, &[k("http")]), "several upstreams need load balancing, which is not supported yet: give one address");
+                    None
+                }
+            },
+            _ => {
+                errors.at(&at, "an origin is exactly one of `bucket: NAME` or `http: ADDRESS`");
+                None
+            }
+        };
+        let origin_path = match &o.origin_path {
+            Some(t) => check_origin_path(t).map_err(|m| errors.at(&p(&at, &[k("origin_path")]), m)).unwrap_or_default(),
+            None => String::new(),
+        };
+        let mut custom_headers = Vec::new();
+        for (hname, hvalue) in &o.custom_headers.0 {
+            let hat = p(&at, &[k("custom_headers"), k(hname)]);
+            match (HeaderName::from_bytes(hname.as_bytes()), HeaderValue::from_str(hvalue)) {
+                (Ok(n), Ok(v)) => {
+                    if FORBIDDEN_CUSTOM_HEADERS.contains(&n.as_str()) {
+                        errors.at(&hat, format!("the edge sets {hname} itself; it cannot be a custom header"));
+                    } else {
+                        custom_headers.push((n, v));
+                    }
+                }
+                (Err(_), _) => errors.at(&hat, format!("'{hname}' is not a valid header name")),
+                (_, Err(_)) => errors.at(&hat, "the value is not a valid header value (no control characters)"),
+            }
+        }
+        if let Some(kind) = kind {
+            out.insert(name.clone(), (i, Arc::new(Origin { name: name.clone(), kind, origin_path, custom_headers })));
+        }
+    }
+    out
+}
+
+/// `127.0.0.1:3000`, `http://app:3000`, `https://10.0.0.5:8443` (port defaults 80/443).
+fn parse_upstream(text: &str, sni: Option<&str>) -> Result<OriginKind, String> {
+    let (tls, rest) = if let Some(r) = text.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = text.strip_prefix("http://") {
+        (false, r)
+    } else {
+        (false, text)
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('/') {
+        return Err(format!("'{text}': give only scheme, host and port; use origin_path for a path"));
+    }
+    let with_port = if rest.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) && !rest.ends_with(']') {
+        rest.to_string()
+    } else {
+        format!("{rest}:{}", if tls { 443 } else { 80 })
+    };
+    let address = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve '{text}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{text}' resolves to no address"))?;
+    let host = with_port.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or("").to_string();
+    Ok(OriginKind::Http { address, tls, sni: sni.map(str::to_string).unwrap_or(host) })
+}
+
+/// A domain name, a `*.` wildcard of one, or (when `catch_all`) `*` alone.
+fn check_domain(d: &str, catch_all: bool) -> Result<(), String> {
+    if catch_all && d == "*" {
+        return Ok(());
+    }
+    let name = d.strip_prefix("*.").unwrap_or(d);
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if valid {
+        Ok(())
+    } else if catch_all {
+        Err(format!("'{d}' is not a domain name, a '*.' wildcard or '*'"))
+    } else {
+        Err(format!("'{d}' is not a domain name or a '*.' wildcard"))
+    }
+}
+
+const METHOD_SETS: [&[&str]; 3] = [
+    &["GET", "HEAD"],
+    &["GET", "HEAD", "OPTIONS"],
+    &["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"],
+];
+
+fn compile_distributions(raw: &RawConfig, origins: &Origins, errors: &mut Errors<'_>) -> Vec<Distribution> {
+    let mut out = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut claimed: HashMap<String, usize> = HashMap::new();
+    if raw.distributions.is_empty() {
+        errors.at(&[k("distributions")], "define at least one distribution");
+    }
+    for (i, d) in raw.distributions.iter().enumerate() {
+        let at = [k("distributions"), Seg::Index(i)];
+        let name = d.name.clone().unwrap_or_else(|| format!("d{i}"));
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            errors.at(&p(&at, &[k("name")]), format!("'{name}' may only use letters, digits, '_' and '-'"));
+        }
+        if let Some(prev) = names.insert(name.clone(), i) {
+            errors.at(&p(&at, &[k("name")]), format!("name '{name}' is already used by distributions[{prev}]"));
+        }
+        if d.domains.is_empty() {
+            errors.at(&p(&at, &[k("domains")]), "list at least one domain name (or \"*\" for any host)");
+        }
+        let mut domains = Vec::new();
+        for (j, dom) in d.domains.iter().enumerate() {
+            let dat = p(&at, &[k("domains"), Seg::Index(j)]);
+            let lower = dom.trim_end_matches('.').to_ascii_lowercase();
+            if let Err(m) = check_domain(&lower, true) {
+                errors.at(&dat, m);
+                continue;
+            }
+            if let Some(prev) = claimed.insert(lower.clone(), i) {
+                let what = if lower == "*" { "the catch-all \"*\"".to_string() } else { format!("'{lower}'") };
+                errors.at(&dat, format!("{what} is already claimed by distributions[{prev}]"));
+            }
+            domains.push(lower);
+        }
+        if let Some(root) = &d.default_root_object {
+            if root.is_empty() || root.starts_with('/') || root.contains(['?', '#', '\\']) || root.split('/').any(|s| s == "..") {
+                errors.at(&p(&at, &[k("default_root_object")]), format!("'{root}' must be an object name without a leading '/' (e.g. index.html)"));
+            }
+        }
+        if d.behaviors.is_empty() {
+            errors.at(&p(&at, &[k("behaviors")]), "define at least the default behavior (path_pattern: \"*\")");
+        }
+        let last = d.behaviors.len().saturating_sub(1);
+        let mut behaviors = Vec::new();
+        for (j, b) in d.behaviors.iter().enumerate() {
+            let bat = p(&at, &[k("behaviors"), Seg::Index(j)]);
+            let is_default = b.path_pattern == "*";
+            if j == last && !is_default {
+                errors.at(&p(&bat, &[k("path_pattern")]), "the last behavior must be the default, path_pattern \"*\"");
+            }
+            if j != last && is_default {
+                errors.at(&p(&bat, &[k("path_pattern")]), "\"*\" is the default behavior and must be the last one (behaviors after it would never match)");
+            }
+            let pattern = match PathPattern::compile(&b.path_pattern) {
+                Ok(pt) => Some(pt),
+                Err(e) => {
+                    errors.at(&p(&bat, &[k("path_pattern")]), e.to_string());
+                    None
+                }
+            };
+            let origin = origins.get(&b.origin).map(|(_, o)| o.clone());
+            if origin.is_none() && !raw.origins.0.iter().any(|(n, _)| n == &b.origin) {
+                let known: Vec<&str> = raw.origins.0.iter().map(|(n, _)| n.as_str()).collect();
+                errors.at(
+                    &p(&bat, &[k("origin")]),
+                    format!("no origin named '{}' (origins: {})", b.origin, if known.is_empty() { "none".into() } else { known.join(", ") }),
+                );
+            }
+            let allowed_methods = match &b.allowed_methods {
+                None => vec![Method::GET, Method::HEAD],
+                Some(list) => {
+                    let mut upper: Vec<String> = list.iter().map(|m| m.to_ascii_uppercase()).collect();
+                    upper.sort();
+                    upper.dedup();
+                    let set = METHOD_SETS.iter().find(|s| {
+                        let mut sorted: Vec<&str> = s.to_vec();
+                        sorted.sort();
+                        sorted == upper.iter().map(String::as_str).collect::<Vec<_>>()
+                    });
+                    match set {
+                        Some(s) => s.iter().filter_map(|m| Method::from_bytes(m.as_bytes()).ok()).collect(),
+                        None => {
+                            errors.at(
+                                &p(&bat, &[k("allowed_methods")]),
+                                "must be one of CloudFront's sets: [GET, HEAD], [GET, HEAD, OPTIONS] or [GET, HEAD, OPTIONS, PUT, POST, PATCH, DELETE]",
+                            );
+                            vec![Method::GET, Method::HEAD]
+                        }
+                    }
+                }
+            };
+            let viewer_protocol_policy = match b.viewer_protocol_policy {
+                RawViewerProtocolPolicy::AllowAll => ViewerProtocolPolicy::AllowAll,
+                RawViewerProtocolPolicy::RedirectToHttps => ViewerProtocolPolicy::RedirectToHttps,
+                RawViewerProtocolPolicy::HttpsOnly => ViewerProtocolPolicy::HttpsOnly,
+            };
+            if let (Some(path_pattern), Some(origin)) = (pattern, origin) {
+                behaviors.push(Behavior {
+                    path_pattern_text: b.path_pattern.clone(),
+                    path_pattern,
+                    origin,
+                    viewer_protocol_policy,
+                    allowed_methods,
+                });
+            }
+        }
+        out.push(Distribution { name, domains, default_root_object: d.default_root_object.clone(), behaviors });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_str;
+    use super::*;
+
+    const MINIMAL: &str = "origins:\n  app: { http: \"127.0.0.1:3000\" }\ndistributions:\n  - domains: [\"*\"]\n    behaviors:\n      - { path_pattern: \"*\", origin: app }\n";
+
+    fn errs(text: &str) -> Vec<String> {
+        match load_str("t.yaml", text, Path::new("/nonexistent-base")) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn minimal_config_compiles_with_defaults() {
+        let l = load_str("t.yaml", MINIMAL, Path::new("/base")).unwrap();
+        let c = l.config;
+        assert_eq!(c.data_dir, PathBuf::from("/base/data"));
+        assert_eq!(c.listen.http, Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(c.listen.https, Some("0.0.0.0:8443".parse().unwrap()));
+        assert_eq!(c.metrics_listen, None);
+        assert_eq!(c.distributions[0].name, "d0");
+        let b = &c.distributions[0].behaviors[0];
+        assert_eq!(b.allowed_methods, [Method::GET, Method::HEAD]);
+        assert_eq!(b.viewer_protocol_policy, ViewerProtocolPolicy::AllowAll);
+        assert!(matches!(b.origin.kind, OriginKind::Http { tls: false, .. }));
+    }
+
+    #[test]
+    fn every_error_is_reported_with_position_and_path() {
+        let text = "listen: { http: \"nope\" }\norigins:\n  app: { http: \"127.0.0.1:3000\", colour: red }\ndistributions:\n  - domains: [\"*\"]\n    behaviors:\n      - { path_pattern: \"/a/*\", origin: app, pth: 1 }\n      - { path_pattern: \"*\", origin: ghost }\n";
+        let e = errs(text);
+        assert!(e.iter().any(|m| m.starts_with("t.yaml:3:") && m.contains("origins.app.colour: unknown key 'colour'")), "{e:#?}");
+        assert!(e.iter().any(|m| m.starts_with("t.yaml:7:") && m.contains("distributions[0].behaviors[0].pth: unknown key 'pth'")), "{e:#?}");
+        // Semantic errors appear only once the file parses; so fix the unknown keys and look again.
+        let text2 = text.replace(", colour: red", "").replace(", pth: 1", "");
+        let e = errs(&text2);
+        assert!(e.iter().any(|m| m.starts_with("t.yaml:1:") && m.contains("listen.http: 'nope' is not a listen address")), "{e:#?}");
+        assert!(e.iter().any(|m| m.starts_with("t.yaml:8:") && m.contains("distributions[0].behaviors[1].origin: no origin named 'ghost'")), "{e:#?}");
+        assert_eq!(e.len(), 2, "{e:#?}");
+    }
+
+    #[test]
+    fn type_errors_and_unknown_values() {
+        let e = errs(&MINIMAL.replace("origin: app }", "origin: app, viewer_protocol_policy: sometimes }"));
+        assert!(e[0].contains("behaviors[0].viewer_protocol_policy: unknown value 'sometimes' (expected one of: allow-all, redirect-to-https, https-only)"), "{e:#?}");
+        let e = errs(&MINIMAL.replace("domains: [\"*\"]", "domains: \"*\""));
+        assert!(e[0].contains("distributions[0].domains: expected a list, found a single value"), "{e:#?}");
+    }
+
+    #[test]
+    fn behavior_order_rules() {
+        let text = MINIMAL.replace(
+            "      - { path_pattern: \"*\", origin: app }\n",
+            "      - { path_pattern: \"*\", origin: app }\n      - { path_pattern: \"/x/*\", origin: app }\n",
+        );
+        let e = errs(&text);
+        assert!(e.iter().any(|m| m.contains("behaviors[0].path_pattern: \"*\" is the default behavior and must be the last")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("behaviors[1].path_pattern: the last behavior must be the default")), "{e:#?}");
+        let e = errs(&MINIMAL.replace("path_pattern: \"*\"", "path_pattern: \"/a b\""));
+        assert!(e.iter().any(|m| m.contains("not allowed in a path pattern")), "{e:#?}");
+    }
+
+    #[test]
+    fn methods_must_be_a_cloudfront_set() {
+        let e = errs(&MINIMAL.replace("origin: app }", "origin: app, allowed_methods: [GET, PUT] }"));
+        assert!(e[0].contains("allowed_methods: must be one of CloudFront's sets"), "{e:#?}");
+        let l = load_str("t", &MINIMAL.replace("origin: app }", "origin: app, allowed_methods: [options, head, get] }"), Path::new("/")).unwrap();
+        assert_eq!(l.config.distributions[0].behaviors[0].allowed_methods, [Method::GET, Method::HEAD, Method::OPTIONS]);
+    }
+
+    #[test]
+    fn domains_and_names() {
+        let text = format!("{MINIMAL}  - name: d0\n    domains: [\"*\", \"bad domain\"]\n    behaviors: [ {{ path_pattern: \"*\", origin: app }} ]\n");
+        let e = errs(&text);
+        assert!(e.iter().any(|m| m.contains("distributions[1].name: name 'd0' is already used")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("distributions[1].domains[0]: the catch-all \"*\" is already claimed")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("distributions[1].domains[1]: 'bad domain' is not a domain name")), "{e:#?}");
+    }
+
+    #[test]
+    fn bucket_origins_need_store_and_bucket() {
+        let text = "origins:\n  site: { bucket: site, origin_path: \"build/\" }\ndistributions:\n  - domains: [\"*\"]\n    behaviors: [ { path_pattern: \"*\", origin: site } ]\n";
+        let e = errs(text);
+        assert!(e.iter().any(|m| m.contains("origins.site.bucket: bucket 'site' is not declared")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("origins.site.bucket: a bucket origin needs the built-in bucket store")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("origins.site.origin_path: 'build/' must start with '/'")), "{e:#?}");
+    }
+
+    #[test]
+    fn origin_path_and_headers_are_normalized_and_checked() {
+        let text = MINIMAL.replace(
+            "app: { http: \"127.0.0.1:3000\" }",
+            "app: { http: \"https://127.0.0.1:8443\", sni: app.internal, origin_path: /v1/, custom_headers: { X-A: \"1\", Host: evil } }",
+        );
+        let e = errs(&text);
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(e[0].contains("origins.app.custom_headers.Host: the edge sets Host itself"), "{e:#?}");
+        let l = load_str("t", &text.replace(", Host: evil", ""), Path::new("/")).unwrap();
+        let o = &l.config.origins[0];
+        assert_eq!(o.origin_path, "/v1");
+        assert!(matches!(&o.kind, OriginKind::Http { tls: true, sni, .. } if sni == "app.internal"));
+        assert_eq!(o.custom_headers[0].0.as_str(), "x-a");
+    }
+
+    #[test]
+    fn several_upstreams_are_refused_for_now() {
+        let e = errs(&MINIMAL.replace("http: \"127.0.0.1:3000\"", "http: [\"127.0.0.1:3000\", \"127.0.0.1:3001\"]"));
+        assert!(e[0].contains("origins.app.http: several upstreams need load balancing"), "{e:#?}");
+    }
+
+    #[test]
+    fn secrets_inside_data_dir_are_generated_others_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "origins:\n  site: { bucket: site }\ndistributions:\n  - domains: [\"*\"]\n    behaviors: [ { path_pattern: \"*\", origin: site } ]\nbuckets:\n  site: {}\norigin_server:\n  credentials:\n    - { access_key_id: a, secret_access_key_file: ./data/secrets/a.key }\n    - { access_key_id: b, secret_access_key_file: elsewhere.key }\n";
+        let e = load_str("t", text, dir.path()).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert!(e.0[0].path == "origin_server.credentials[1].secret_access_key_file", "{e}");
+        std::fs::write(dir.path().join("elsewhere.key"), "s3cret\n").unwrap();
+        let l = load_str("t", text, dir.path()).unwrap();
+        assert_eq!(l.secrets_to_generate, vec![(0, dir.path().join("data/secrets/a.key"))]);
+        let os = l.config.origin_server.unwrap();
+        assert_eq!(os.credentials[1].secret_access_key, "s3cret");
+        assert_eq!(os.listen, "127.0.0.1:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn embedded_default_loads_on_a_fresh_machine() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = load_str("<embedded default>", super::super::EMBEDDED_DEFAULT, dir.path()).unwrap();
+        assert_eq!(l.secrets_to_generate.len(), 1);
+        assert_eq!(l.config.distributions[0].default_root_object.as_deref(), Some("index.html"));
+        assert!(l.config.tls.certificates.is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let e = load_str("t.yaml", "a: [1, 2\n", Path::new("/")).unwrap_err();
+        assert!(e.0[0].to_string().starts_with("t.yaml:"), "{e}");
+        assert!(e.0[0].message.starts_with("YAML syntax error"), "{e}");
+    }
+
+    #[test]
+    fn bucket_names() {
+        assert!(check_bucket_name("site").is_ok());
+        assert!(check_bucket_name("my.site-1").is_ok());
+        for bad in ["ab", "Site", "-site", "site-", "a..b", "s_te"] {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+}

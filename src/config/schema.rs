@@ -1,0 +1,175 @@
+//! The raw YAML schema: what a user may write, key for key (`deny_unknown_fields`
+//! everywhere). Validation and compilation into [`super::model`] happen in `compile.rs`.
+
+use std::fmt;
+
+use serde::de::{MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub data_dir: Option<String>,
+    pub listen: Option<RawListen>,
+    pub metrics: Option<RawMetrics>,
+    pub tls: Option<RawTls>,
+    #[serde(default)]
+    pub origins: Ordered<RawOrigin>,
+    #[serde(default)]
+    pub distributions: Vec<RawDistribution>,
+    #[serde(default)]
+    pub buckets: Ordered<RawBucket>,
+    pub origin_server: Option<RawOriginServer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub http: Option<String>,
+    pub https: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    #[serde(default)]
+    pub certificates: Vec<RawCertificate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    pub domains: Vec<String>,
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrigin {
+    /// A bucket of the built-in store.
+    pub bucket: Option<String>,
+    /// One upstream: `127.0.0.1:3000`, `http://host:port` or `https://host:port`.
+    pub http: Option<OneOrMany>,
+    /// TLS server name for `https://` upstreams (default: the upstream's host).
+    pub sni: Option<String>,
+    pub origin_path: Option<String>,
+    #[serde(default)]
+    pub custom_headers: Ordered<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDistribution {
+    pub name: Option<String>,
+    pub domains: Vec<String>,
+    pub default_root_object: Option<String>,
+    pub behaviors: Vec<RawBehavior>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBehavior {
+    pub path_pattern: String,
+    pub origin: String,
+    #[serde(default)]
+    pub viewer_protocol_policy: RawViewerProtocolPolicy,
+    pub allowed_methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub enum RawViewerProtocolPolicy {
+    #[default]
+    #[serde(rename = "allow-all")]
+    AllowAll,
+    #[serde(rename = "redirect-to-https")]
+    RedirectToHttps,
+    #[serde(rename = "https-only")]
+    HttpsOnly,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBucket {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOriginServer {
+    pub listen: Option<String>,
+    pub credentials: Vec<RawCredential>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredential {
+    pub access_key_id: String,
+    pub secret_access_key_file: Option<String>,
+    pub secret_access_key_env: Option<String>,
+}
+
+/// A mapping whose keys the user chooses, kept in file order.
+#[derive(Debug)]
+pub struct Ordered<T>(pub Vec<(String, T)>);
+
+impl<T> Default for Ordered<T> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Ordered<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of names")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, T>()? {
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Ordered(Vec::new()))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// A single string or a list of strings.
+#[derive(Debug)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address or a list of addresses")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+

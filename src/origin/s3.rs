@@ -1,0 +1,321 @@
+//! The S3 API over [`DiskStore`], via the s3s `S3` trait: s3s parses requests, checks
+//! SigV4 and renders XML; this file maps operations onto the store.
+
+use std::io::SeekFrom;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use md5::Digest as _;
+use s3s::dto::*;
+use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::store::{DiskStore, ObjectMeta, StoreError};
+
+pub struct S3Api {
+    pub store: Arc<DiskStore>,
+}
+
+fn map_err(e: StoreError) -> S3Error {
+    match e {
+        StoreError::NoSuchBucket => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
+        StoreError::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
+        StoreError::BucketNotEmpty => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
+        StoreError::BucketExists => {
+            s3_error!(BucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.")
+        }
+        StoreError::InvalidBucketName => s3_error!(InvalidBucketName, "The specified bucket is not valid."),
+        StoreError::BadKey(b) => s3_error!(InvalidArgument, "Invalid object key: {}", b.0),
+        StoreError::Io(e) => {
+            tracing::error!("bucket store I/O error: {e}");
+            s3_error!(InternalError, "The bucket store could not complete the request.")
+        }
+    }
+}
+
+fn timestamp(secs: u64) -> Timestamp {
+    Timestamp::from(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+fn parse_http_date(s: &str) -> Option<Timestamp> {
+    httpdate::parse_http_date(s).ok().map(Timestamp::from)
+}
+
+fn user_metadata(meta: &ObjectMeta) -> Option<Metadata> {
+    if meta.user_metadata.is_empty() {
+        None
+    } else {
+        Some(meta.user_metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+fn to_object(meta: &ObjectMeta) -> Object {
+    Object {
+        key: Some(meta.key.clone()),
+        size: Some(meta.size as i64),
+        e_tag: Some(ETag::Strong(meta.etag.clone())),
+        last_modified: Some(timestamp(meta.last_modified)),
+        storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+        ..Default::default()
+    }
+}
+
+/// A listing page: objects and common prefixes (grouped by `delimiter`), in key order.
+struct Page {
+    objects: Vec<Object>,
+    prefixes: Vec<String>,
+    truncated: bool,
+    /// Last key or prefix returned, for the continuation marker.
+    last: Option<String>,
+}
+
+fn list_page(store: &DiskStore, bucket: &str, prefix: &str, delimiter: Option<&str>, after: Option<&str>, max: usize) -> S3Result<Page> {
+    let mut page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
+    let mut cursor = after.map(str::to_string);
+    loop {
+        let (batch, more) = store.list(bucket, prefix, cursor.as_deref(), 1000, |_| true).map_err(map_err)?;
+        for meta in &batch {
+            cursor = Some(meta.key.clone());
+            let rest = &meta.key[prefix.len()..];
+            let group = delimiter.filter(|d| !d.is_empty()).and_then(|d| rest.find(d).map(|i| format!("{prefix}{}", &rest[..i + d.len()])));
+            if let Some(cp) = group {
+                if page.prefixes.last() == Some(&cp) || after.is_some_and(|a| cp.as_str() <= a) {
+                    continue;
+                }
+                if page.objects.len() + page.prefixes.len() == max {
+                    page.truncated = true;
+                    return Ok(page);
+                }
+                page.last = Some(cp.clone());
+                page.prefixes.push(cp);
+            } else {
+                if page.objects.len() + page.prefixes.len() == max {
+                    page.truncated = true;
+                    return Ok(page);
+                }
+                page.last = Some(meta.key.clone());
+                page.objects.push(to_object(meta));
+            }
+        }
+        if !more {
+            return Ok(page);
+        }
+    }
+}
+
+fn max_keys(v: Option<i32>) -> usize {
+    v.map(|m| m.clamp(0, 1000) as usize).unwrap_or(1000)
+}
+
+#[async_trait::async_trait]
+impl S3 for S3Api {
+    async fn list_buckets(&self, _req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        let buckets = self
+            .store
+            .list_buckets()
+            .into_iter()
+            .map(|(name, created)| Bucket { name: Some(name), creation_date: Some(timestamp(created)), ..Default::default() })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), owner: None, ..Default::default() }))
+    }
+
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        let name = req.input.bucket;
+        self.store.create_bucket(&name).map_err(map_err)?;
+        Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        if !self.store.bucket_exists(&req.input.bucket) {
+            return Err(map_err(StoreError::NoSuchBucket));
+        }
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.store.delete_bucket(&req.input.bucket).map_err(map_err)?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    async fn get_bucket_location(&self, req: S3Request<GetBucketLocationInput>) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        if !self.store.bucket_exists(&req.input.bucket) {
+            return Err(map_err(StoreError::NoSuchBucket));
+        }
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        let meta = self.store.head(&req.input.bucket, &req.input.key).map_err(map_err)?;
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(meta.size as i64),
+            content_type: meta.content_type.clone(),
+            e_tag: Some(ETag::Strong(meta.etag.clone())),
+            last_modified: Some(timestamp(meta.last_modified)),
+            cache_control: meta.cache_control.clone(),
+            content_disposition: meta.content_disposition.clone(),
+            content_encoding: meta.content_encoding.clone(),
+            content_language: meta.content_language.clone(),
+            expires: meta.expires.as_deref().and_then(parse_http_date),
+            metadata: user_metadata(&meta),
+            accept_ranges: Some("bytes".into()),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = req.input;
+        let (meta, file) = self.store.open_object(&input.bucket, &input.key).map_err(map_err)?;
+        let (start, len, content_range) = match &input.range {
+            None => (0, meta.size, None),
+            Some(r) => {
+                let range = r.check(meta.size).map_err(|_| {
+                    s3_error!(InvalidRange, "The requested range is not satisfiable (object size {})", meta.size)
+                })?;
+                let cr = format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), meta.size);
+                (range.start, range.end - range.start, Some(cr))
+            }
+        };
+        let mut file = tokio::fs::File::from_std(file);
+        if start > 0 {
+            file.seek(SeekFrom::Start(start)).await.map_err(|e| map_err(StoreError::Io(e)))?;
+        }
+        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024);
+        Ok(S3Response::new(GetObjectOutput {
+            body: Some(StreamingBlob::wrap(stream)),
+            content_length: Some(len as i64),
+            content_range,
+            content_type: meta.content_type.clone(),
+            e_tag: Some(ETag::Strong(meta.etag.clone())),
+            last_modified: Some(timestamp(meta.last_modified)),
+            cache_control: meta.cache_control.clone(),
+            content_disposition: meta.content_disposition.clone(),
+            content_encoding: meta.content_encoding.clone(),
+            content_language: meta.content_language.clone(),
+            expires: meta.expires.as_deref().and_then(parse_http_date),
+            metadata: user_metadata(&meta),
+            accept_ranges: Some("bytes".into()),
+            ..Default::default()
+        }))
+    }
+
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        let input = req.input;
+        super::store::check_key(&input.key).map_err(|b| map_err(StoreError::BadKey(b)))?;
+        let Some(mut body) = input.body else {
+            return Err(s3_error!(IncompleteBody, "The request body is missing."));
+        };
+        let temp = self.store.temp_path(&input.bucket).map_err(map_err)?;
+        let result = async {
+            let mut file = tokio::fs::File::create(&temp).await.map_err(|e| map_err(StoreError::Io(e)))?;
+            let mut md5 = md5::Md5::new();
+            let mut size: u64 = 0;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| s3_error!(IncompleteBody, "The upload was interrupted: {e}"))?;
+                md5.update(&chunk);
+                size += chunk.len() as u64;
+                file.write_all(&chunk).await.map_err(|e| map_err(StoreError::Io(e)))?;
+            }
+            if let Some(expected) = input.content_length {
+                if expected >= 0 && size != expected as u64 {
+                    return Err(s3_error!(IncompleteBody, "Received {size} bytes, Content-Length said {expected}."));
+                }
+            }
+            file.sync_all().await.map_err(|e| map_err(StoreError::Io(e)))?;
+            let digest = md5.finalize();
+            if let Some(sent) = &input.content_md5 {
+                let ours = openssl::base64::encode_block(&digest);
+                if sent.trim() != ours {
+                    return Err(s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."));
+                }
+            }
+            let meta = ObjectMeta {
+                key: String::new(),
+                size,
+                etag: hex::encode(digest),
+                last_modified: 0,
+                content_type: input.content_type.clone(),
+                cache_control: input.cache_control.clone(),
+                content_disposition: input.content_disposition.clone(),
+                content_encoding: input.content_encoding.clone(),
+                content_language: input.content_language.clone(),
+                expires: input.expires.as_ref().map(|t| {
+                    let mut buf = Vec::new();
+                    let _ = t.format(TimestampFormat::HttpDate, &mut buf);
+                    String::from_utf8_lossy(&buf).into_owned()
+                }),
+                user_metadata: input.metadata.clone().map(|m| m.into_iter().collect()).unwrap_or_default(),
+                data_file: String::new(),
+            };
+            self.store.commit(&input.bucket, &input.key, &temp, meta).map_err(map_err)
+        }
+        .await;
+        match result {
+            Ok(meta) => Ok(S3Response::new(PutObjectOutput {
+                e_tag: Some(ETag::Strong(meta.etag.clone())),
+                size: Some(meta.size as i64),
+                ..Default::default()
+            })),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.store.delete(&req.input.bucket, &req.input.key).map_err(map_err)?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let input = req.input;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let after = match &input.continuation_token {
+            Some(t) => {
+                let raw = openssl::base64::decode_block(t).map_err(|_| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?;
+                Some(String::from_utf8(raw).map_err(|_| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?)
+            }
+            None => input.start_after.clone(),
+        };
+        let max = max_keys(input.max_keys);
+        let page = list_page(&self.store, &input.bucket, &prefix, input.delimiter.as_deref(), after.as_deref(), max)?;
+        let key_count = (page.objects.len() + page.prefixes.len()) as i32;
+        let next = if page.truncated { page.last.as_ref().map(|l| openssl::base64::encode_block(l.as_bytes())) } else { None };
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: Some(prefix),
+            delimiter: input.delimiter,
+            max_keys: Some(max as i32),
+            key_count: Some(key_count),
+            is_truncated: Some(page.truncated),
+            continuation_token: input.continuation_token,
+            next_continuation_token: next,
+            start_after: input.start_after,
+            encoding_type: input.encoding_type,
+            contents: Some(page.objects),
+            common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+        let input = req.input;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let max = max_keys(input.max_keys);
+        let page = list_page(&self.store, &input.bucket, &prefix, input.delimiter.as_deref(), input.marker.as_deref(), max)?;
+        let next_marker = if page.truncated && input.delimiter.is_some() { page.last.clone() } else { None };
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(input.bucket),
+            prefix: Some(prefix),
+            marker: input.marker,
+            delimiter: input.delimiter,
+            max_keys: Some(max as i32),
+            is_truncated: Some(page.truncated),
+            next_marker,
+            encoding_type: input.encoding_type,
+            contents: Some(page.objects),
+            common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+            ..Default::default()
+        }))
+    }
+}

@@ -1,0 +1,538 @@
+//! The disk backend of the bucket store.
+//!
+//! Layout under `data_dir/buckets/`:
+//!
+//! ```text
+//! <bucket>/                      one directory per bucket (S3 bucket-name rules make it safe)
+//!   objects/<hh>/<hash>.meta     JSON: key, size, ETag, Last-Modified, Content-Type, Cache-Control,
+//!                                ..., user metadata, and the name of the data file
+//!   objects/<hh>/<hash>-<ver>.data   the object's bytes
+//!   tmp/                         uploads in progress; emptied at start
+//! ```
+//!
+//! `<hash>` is the hex SHA-256 of the object key and `<hh>` its first two digits, so any
+//! key — `a` beside `a/b`, `../../etc/passwd`, any UTF-8 — maps to a fixed, safe file name
+//! inside the bucket directory. Keys that S3 clients could not mean (`..` or `.` segments, a
+//! leading `/`, NUL, over 1024 bytes) are refused before they reach the disk anyway.
+//!
+//! Crash safety: a PUT streams into `tmp/`, fsyncs, renames the data file into place under a
+//! fresh `<ver>`, then writes the new `.meta` (temp + fsync + rename): the rename of the
+//! metadata is the commit. A crash before it leaves an unreferenced data file, deleted at
+//! the next start; after it, the object is whole. A DELETE removes the metadata (commit), then
+//! the data. At start every bucket is scanned into an in-memory index (key → metadata) that
+//! serves listings; data files no metadata names are removed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What is stored beside each object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    /// Hex MD5 of the content, without quotes.
+    pub etag: String,
+    /// Seconds since the epoch.
+    pub last_modified: u64,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+    /// HTTP date, as sent.
+    pub expires: Option<String>,
+    #[serde(default)]
+    pub user_metadata: BTreeMap<String, String>,
+    /// File name of the data file in the same directory.
+    pub data_file: String,
+}
+
+/// Why a key is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadKey(pub &'static str);
+
+/// S3 allows nearly any key; we refuse those that only an attack would send.
+pub fn check_key(key: &str) -> Result<(), BadKey> {
+    if key.is_empty() {
+        return Err(BadKey("the object key is empty"));
+    }
+    if key.len() > 1024 {
+        return Err(BadKey("the object key is longer than 1024 bytes"));
+    }
+    if key.starts_with('/') {
+        return Err(BadKey("the object key may not start with '/'"));
+    }
+    if key.contains('\0') {
+        return Err(BadKey("the object key may not contain NUL"));
+    }
+    if key.split(['/', '\\']).any(|seg| seg == ".." || seg == ".") {
+        return Err(BadKey("the object key may not contain '.' or '..' segments"));
+    }
+    Ok(())
+}
+
+/// S3 bucket-name rules; also what keeps bucket names safe as directory names.
+pub fn check_bucket_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+        && !name.contains("..")
+}
+
+type Index = Arc<RwLock<BTreeMap<String, Arc<ObjectMeta>>>>;
+
+struct BucketState {
+    index: Index,
+    created: u64,
+}
+
+/// The bucket store on disk.
+pub struct DiskStore {
+    root: PathBuf,
+    buckets: RwLock<HashMap<String, Arc<BucketState>>>,
+}
+
+/// Store errors, mapped to S3 errors by the API layer.
+#[derive(Debug)]
+pub enum StoreError {
+    NoSuchBucket,
+    NoSuchKey,
+    BucketNotEmpty,
+    BucketExists,
+    InvalidBucketName,
+    BadKey(BadKey),
+    Io(io::Error),
+}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NoSuchBucket => f.write_str("no such bucket"),
+            StoreError::NoSuchKey => f.write_str("no such key"),
+            StoreError::BucketNotEmpty => f.write_str("bucket not empty"),
+            StoreError::BucketExists => f.write_str("bucket exists"),
+            StoreError::InvalidBucketName => f.write_str("invalid bucket name"),
+            StoreError::BadKey(b) => f.write_str(b.0),
+            StoreError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn random_token() -> String {
+    let mut b = [0u8; 12];
+    if openssl::rand::rand_bytes(&mut b).is_err() {
+        let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        b.copy_from_slice(&t.to_le_bytes()[..12]);
+    }
+    hex::encode(b)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl DiskStore {
+    /// Opens (creating) the store at `root`, indexes every bucket and removes leftovers of
+    /// interrupted writes.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<DiskStore> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        let mut buckets = HashMap::new();
+        for entry in std::fs::read_dir(&root)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !entry.file_type()?.is_dir() || !check_bucket_name(&name) {
+                continue;
+            }
+            let state = Self::load_bucket(&entry.path())?;
+            buckets.insert(name, Arc::new(state));
+        }
+        Ok(DiskStore { root, buckets: RwLock::new(buckets) })
+    }
+
+    fn load_bucket(dir: &Path) -> io::Result<BucketState> {
+        let tmp = dir.join("tmp");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        let objects = dir.join("objects");
+        std::fs::create_dir_all(&objects)?;
+        let created = std::fs::metadata(dir)?
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut index = BTreeMap::new();
+        for fan in std::fs::read_dir(&objects)? {
+            let fan = fan?.path();
+            if !fan.is_dir() {
+                continue;
+            }
+            let mut referenced = std::collections::HashSet::new();
+            let mut files = Vec::new();
+            for f in std::fs::read_dir(&fan)? {
+                let path = f?.path();
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if name.ends_with(".meta") {
+                    match std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<ObjectMeta>(&b).ok()) {
+                        Some(meta) if fan.join(&meta.data_file).is_file() && key_hash(&meta.key) + ".meta" == name => {
+                            referenced.insert(meta.data_file.clone());
+                            index.insert(meta.key.clone(), Arc::new(meta));
+                        }
+                        _ => {
+                            tracing::warn!("bucket store: removing unreadable metadata {}", path.display());
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                } else {
+                    files.push((name, path));
+                }
+            }
+            for (name, path) in files {
+                if !referenced.contains(&name) {
+                    // A data file of an interrupted or superseded write.
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        Ok(BucketState { index: Arc::new(RwLock::new(index)), created })
+    }
+
+    fn bucket(&self, name: &str) -> Result<Arc<BucketState>, StoreError> {
+        self.buckets
+            .read()
+            .map_err(|_| StoreError::Io(io::Error::other("bucket table poisoned")))?
+            .get(name)
+            .cloned()
+            .ok_or(StoreError::NoSuchBucket)
+    }
+
+    pub fn bucket_exists(&self, name: &str) -> bool {
+        self.bucket(name).is_ok()
+    }
+
+    /// Bucket names with their creation time (seconds), sorted.
+    pub fn list_buckets(&self) -> Vec<(String, u64)> {
+        let map = self.buckets.read().map(|m| m.iter().map(|(k, v)| (k.clone(), v.created)).collect::<Vec<_>>());
+        let mut list = map.unwrap_or_default();
+        list.sort();
+        list
+    }
+
+    pub fn create_bucket(&self, name: &str) -> Result<(), StoreError> {
+        if !check_bucket_name(name) {
+            return Err(StoreError::InvalidBucketName);
+        }
+        let mut map = self.buckets.write().map_err(|_| StoreError::Io(io::Error::other("bucket table poisoned")))?;
+        if map.contains_key(name) {
+            return Err(StoreError::BucketExists);
+        }
+        let dir = self.root.join(name);
+        std::fs::create_dir_all(dir.join("objects"))?;
+        std::fs::create_dir_all(dir.join("tmp"))?;
+        sync_dir(&self.root)?;
+        map.insert(name.to_string(), Arc::new(BucketState { index: Arc::default(), created: now_secs() }));
+        Ok(())
+    }
+
+    /// Creates the bucket if it is missing.
+    pub fn ensure_bucket(&self, name: &str) -> io::Result<()> {
+        match self.create_bucket(name) {
+            Ok(()) | Err(StoreError::BucketExists) => Ok(()),
+            Err(StoreError::Io(e)) => Err(e),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())),
+        }
+    }
+
+    pub fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
+        let mut map = self.buckets.write().map_err(|_| StoreError::Io(io::Error::other("bucket table poisoned")))?;
+        let state = map.get(name).ok_or(StoreError::NoSuchBucket)?;
+        if !state.index.read().map(|i| i.is_empty()).unwrap_or(false) {
+            return Err(StoreError::BucketNotEmpty);
+        }
+        std::fs::remove_dir_all(self.root.join(name))?;
+        map.remove(name);
+        Ok(())
+    }
+
+    pub fn bucket_is_empty(&self, name: &str) -> io::Result<bool> {
+        let b = self.bucket(name).map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
+        let empty = b.index.read().map(|i| i.is_empty()).unwrap_or(true);
+        Ok(empty)
+    }
+
+    pub fn head(&self, bucket: &str, key: &str) -> Result<Arc<ObjectMeta>, StoreError> {
+        check_key(key).map_err(StoreError::BadKey)?;
+        let b = self.bucket(bucket)?;
+        let meta = b.index.read().ok().and_then(|i| i.get(key).cloned());
+        meta.ok_or(StoreError::NoSuchKey)
+    }
+
+    fn object_dir(&self, bucket: &str, key: &str) -> (PathBuf, String) {
+        let h = key_hash(key);
+        (self.root.join(bucket).join("objects").join(&h[..2]), h)
+    }
+
+    /// Opens the object's data for reading, with its metadata. Retries once if a concurrent
+    /// overwrite replaced the data file between the index lookup and the open.
+    pub fn open_object(&self, bucket: &str, key: &str) -> Result<(Arc<ObjectMeta>, std::fs::File), StoreError> {
+        for _ in 0..2 {
+            let meta = self.head(bucket, key)?;
+            let (dir, _) = self.object_dir(bucket, key);
+            match std::fs::File::open(dir.join(&meta.data_file)) {
+                Ok(f) => return Ok((meta, f)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::NoSuchKey)
+    }
+
+    /// A temp file for an upload into `bucket`.
+    pub fn temp_path(&self, bucket: &str) -> Result<PathBuf, StoreError> {
+        self.bucket(bucket)?;
+        Ok(self.root.join(bucket).join("tmp").join(random_token()))
+    }
+
+    /// Commits a fully written and fsynced temp file as `key` with `meta` (whose `key`,
+    /// `data_file` and `last_modified` are filled in here).
+    pub fn commit(&self, bucket: &str, key: &str, temp: &Path, mut meta: ObjectMeta) -> Result<Arc<ObjectMeta>, StoreError> {
+        check_key(key).map_err(StoreError::BadKey)?;
+        let b = self.bucket(bucket)?;
+        let (dir, hash) = self.object_dir(bucket, key);
+        std::fs::create_dir_all(&dir)?;
+        let data_file = format!("{hash}-{}.data", random_token());
+        std::fs::rename(temp, dir.join(&data_file))?;
+        meta.key = key.to_string();
+        meta.data_file = data_file;
+        meta.last_modified = now_secs();
+        let json = serde_json::to_vec(&meta).map_err(|e| StoreError::Io(io::Error::other(e)))?;
+        let meta_tmp = self.root.join(bucket).join("tmp").join(format!("{}.meta", random_token()));
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&meta_tmp)?;
+            f.write_all(&json)?;
+            f.sync_all()?;
+        }
+        // Hold the index lock across the commit so readers never see a half-switched object.
+        let mut index = b.index.write().map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
+        std::fs::rename(&meta_tmp, dir.join(format!("{hash}.meta")))?;
+        sync_dir(&dir)?;
+        let meta = Arc::new(meta);
+        let old = index.insert(key.to_string(), meta.clone());
+        drop(index);
+        if let Some(old) = old {
+            if old.data_file != meta.data_file {
+                let _ = std::fs::remove_file(dir.join(&old.data_file));
+            }
+        }
+        Ok(meta)
+    }
+
+    /// Deletes `key`; deleting a missing key succeeds, as in S3.
+    pub fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        check_key(key).map_err(StoreError::BadKey)?;
+        let b = self.bucket(bucket)?;
+        let (dir, hash) = self.object_dir(bucket, key);
+        let mut index = b.index.write().map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
+        let Some(old) = index.remove(key) else { return Ok(()) };
+        if let Err(e) = std::fs::remove_file(dir.join(format!("{hash}.meta"))) {
+            index.insert(key.to_string(), old);
+            return Err(e.into());
+        }
+        drop(index);
+        let _ = sync_dir(&dir);
+        let _ = std::fs::remove_file(dir.join(&old.data_file));
+        Ok(())
+    }
+
+    /// Keys after `after` (exclusive) starting with `prefix`, in order, at most `limit`.
+    /// Returns the entries and whether more follow.
+    pub fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        mut keep: impl FnMut(&ObjectMeta) -> bool,
+    ) -> Result<(Vec<Arc<ObjectMeta>>, bool), StoreError> {
+        let b = self.bucket(bucket)?;
+        let index = b.index.read().map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
+        let start = match after {
+            Some(a) if a >= prefix => std::ops::Bound::Excluded(a.to_string()),
+            _ => std::ops::Bound::Included(prefix.to_string()),
+        };
+        let mut out = Vec::new();
+        for (k, meta) in index.range((start, std::ops::Bound::Unbounded)) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if !keep(meta) {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push(meta.clone());
+        }
+        Ok((out, false))
+    }
+
+    /// Writes `data` as an object through the same crash-safe path as a PUT.
+    pub fn put_object_bytes(&self, bucket: &str, key: &str, content_type: &str, data: &[u8]) -> io::Result<()> {
+        let to_io = |e: StoreError| match e {
+            StoreError::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidInput, other.to_string()),
+        };
+        let temp = self.temp_path(bucket).map_err(to_io)?;
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&temp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+        }
+        let meta = ObjectMeta {
+            key: String::new(),
+            size: data.len() as u64,
+            etag: hex::encode(<md5::Md5 as md5::Digest>::digest(data)),
+            last_modified: 0,
+            content_type: Some(content_type.to_string()),
+            cache_control: None,
+            content_disposition: None,
+            content_encoding: None,
+            content_language: None,
+            expires: None,
+            user_metadata: BTreeMap::new(),
+            data_file: String::new(),
+        };
+        self.commit(bucket, key, &temp, meta).map_err(to_io)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert!(check_key("a").is_ok());
+        assert!(check_key("a/b/c.txt").is_ok());
+        assert!(check_key("a..b/...").is_ok());
+        assert!(check_key("ünïcödé/ключ").is_ok());
+        for bad in ["", "/abs", "../../etc/passwd", "a/../b", "a/./b", "a\0b", "..\\x"] {
+            assert!(check_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_key(&"k".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn put_get_list_delete_and_coexisting_prefixes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path()).unwrap();
+        s.ensure_bucket("site").unwrap();
+        s.ensure_bucket("site").unwrap();
+        assert!(s.bucket_is_empty("site").unwrap());
+        s.put_object_bytes("site", "a", "text/plain", b"A").unwrap();
+        s.put_object_bytes("site", "a/b", "text/plain", b"AB").unwrap();
+        s.put_object_bytes("site", "b", "text/plain", b"B").unwrap();
+        let m = s.head("site", "a/b").unwrap();
+        assert_eq!(m.size, 2);
+        assert_eq!(m.etag, "b86fc6b051f63d73de262d4c34e3a0a9");
+        let (all, more) = s.list("site", "", None, 10, |_| true).unwrap();
+        assert_eq!(all.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["a", "a/b", "b"]);
+        assert!(!more);
+        let (page, more) = s.list("site", "", Some("a"), 1, |_| true).unwrap();
+        assert_eq!((page[0].key.as_str(), more), ("a/b", true));
+        let (pre, _) = s.list("site", "a/", None, 10, |_| true).unwrap();
+        assert_eq!(pre.len(), 1);
+        s.delete("site", "a").unwrap();
+        s.delete("site", "a").unwrap();
+        assert!(matches!(s.head("site", "a"), Err(StoreError::NoSuchKey)));
+        assert!(matches!(s.head("nope", "a"), Err(StoreError::NoSuchBucket)));
+        assert!(matches!(s.head("site", "../x"), Err(StoreError::BadKey(_))));
+
+        // Reopening rebuilds the same index.
+        drop(s);
+        let s = DiskStore::open(dir.path()).unwrap();
+        let (all, _) = s.list("site", "", None, 10, |_| true).unwrap();
+        assert_eq!(all.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["a/b", "b"]);
+        let (m, mut f) = s.open_object("site", "b").unwrap();
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut f, &mut body).unwrap();
+        assert_eq!((m.size, body.as_str()), (1, "B"));
+    }
+
+    #[test]
+    fn overwrite_replaces_data_and_removes_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path()).unwrap();
+        s.ensure_bucket("site").unwrap();
+        s.put_object_bytes("site", "k", "text/plain", b"one").unwrap();
+        s.put_object_bytes("site", "k", "text/plain", b"two!").unwrap();
+        let (m, _) = s.open_object("site", "k").unwrap();
+        assert_eq!(m.size, 4);
+        let (objdir, _) = s.object_dir("site", "k");
+        assert_eq!(std::fs::read_dir(objdir).unwrap().count(), 2, "one .meta and one .data");
+    }
+
+    #[test]
+    fn leftovers_of_interrupted_writes_are_cleaned_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path()).unwrap();
+        s.ensure_bucket("site").unwrap();
+        s.put_object_bytes("site", "k", "text/plain", b"whole").unwrap();
+        let (objdir, hash) = s.object_dir("site", "k");
+        drop(s);
+        // A crash after the data rename but before the metadata commit.
+        std::fs::write(objdir.join(format!("{hash}-deadbeef.data")), b"half").unwrap();
+        // A crash mid-upload.
+        std::fs::write(dir.path().join("site/tmp/upload"), b"partial").unwrap();
+        // Metadata of a key that was never committed (torn write of the .meta temp).
+        std::fs::create_dir_all(dir.path().join("site/objects/zz")).unwrap();
+        std::fs::write(dir.path().join("site/objects/zz/garbage.meta"), b"{not json").unwrap();
+        let s = DiskStore::open(dir.path()).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path().join("site/tmp")).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&objdir).unwrap().count(), 2);
+        assert!(!dir.path().join("site/objects/zz/garbage.meta").exists());
+        let (m, _) = s.open_object("site", "k").unwrap();
+        assert_eq!(m.size, 5);
+    }
+
+    #[test]
+    fn buckets() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path()).unwrap();
+        assert!(matches!(s.create_bucket("Bad_Name"), Err(StoreError::InvalidBucketName)));
+        s.create_bucket("one").unwrap();
+        assert!(matches!(s.create_bucket("one"), Err(StoreError::BucketExists)));
+        s.put_object_bytes("one", "x", "text/plain", b"x").unwrap();
+        assert!(matches!(s.delete_bucket("one"), Err(StoreError::BucketNotEmpty)));
+        s.delete("one", "x").unwrap();
+        s.delete_bucket("one").unwrap();
+        assert!(s.list_buckets().is_empty());
+    }
+}
