@@ -194,7 +194,7 @@ async fn behavior_order_origin_path_and_origin_headers() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let id = r.headers()["x-amz-cf-id"].to_str().unwrap().to_string();
-    let echo: serde_json::Value = r.json().await.unwrap();
+    let echo: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(echo["method"], "POST");
     assert_eq!(echo["uri"], "/v1/api/users?page=2", "origin path prefixed, query kept");
     let h = &echo["headers"];

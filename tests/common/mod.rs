@@ -241,7 +241,7 @@ pub fn handshake(port: u16, sni: &str, alpn: &[u8]) -> (String, Option<Vec<u8>>,
         .subject_name()
         .entries_by_nid(openssl::nid::Nid::COMMONNAME)
         .next()
-        .map(|e| e.data().as_utf8().unwrap().to_string())
+        .map(|e| e.data().to_string().unwrap())
         .unwrap_or_default();
     let version = s.ssl().version_str().to_string();
     (cn, s.ssl().selected_alpn_protocol().map(|p| p.to_vec()), version)
