@@ -94,12 +94,16 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, listen } => {
             let seed_demo = config.is_none();
-            let Some(mut loaded) = load(config.as_deref()) else { return ExitCode::FAILURE };
+            let Some(mut loaded) = load(config.as_deref()) else {
+                return ExitCode::FAILURE;
+            };
             listen.apply(&mut loaded);
             report(homefront::server::serve(loaded, seed_demo))
         }
         Command::Origin { config } => {
-            let Some(loaded) = load(Some(&config)) else { return ExitCode::FAILURE };
+            let Some(loaded) = load(Some(&config)) else {
+                return ExitCode::FAILURE;
+            };
             report(homefront::server::serve_origin(loaded))
         }
         Command::CheckConfig { file } => match config::load_file(&file) {
@@ -156,5 +160,9 @@ fn report(r: Result<(), homefront::server::StartError>) -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOMEFRONT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
 }

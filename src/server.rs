@@ -19,8 +19,16 @@ use crate::{telemetry, tls};
 
 /// Demo content seeded into the `site` bucket by the embedded default config.
 const DEMO: &[(&str, &str, &[u8])] = &[
-    ("index.html", "text/html; charset=utf-8", include_bytes!("../conf/demo/index.html")),
-    ("style.css", "text/css; charset=utf-8", include_bytes!("../conf/demo/style.css")),
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../conf/demo/index.html"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../conf/demo/style.css"),
+    ),
     ("logo.svg", "image/svg+xml", include_bytes!("../conf/demo/logo.svg")),
 ];
 
@@ -40,16 +48,32 @@ fn err(msg: impl Into<String>) -> StartError {
     StartError(msg.into())
 }
 
-/// Everything `serve` must do to `data_dir` before listening. Returns the ready config.
-pub fn prepare(loaded: Loaded, seed_demo: bool) -> Result<(Config, Option<Arc<DiskStore>>, Arc<tls::CertStore>), StartError> {
-    let Loaded { mut config, secrets_to_generate } = loaded;
+/// What `prepare` hands to the listeners.
+pub struct Prepared {
+    pub config: Config,
+    /// The bucket store, when this process runs one.
+    pub store: Option<Arc<DiskStore>>,
+    pub certs: Arc<tls::CertStore>,
+}
+
+/// Everything `serve` must do to `data_dir` before listening: create it, generate missing
+/// secrets, make or load certificates, open the bucket store and its buckets, seed the demo.
+pub fn prepare(loaded: Loaded, seed_demo: bool) -> Result<Prepared, StartError> {
+    let Loaded {
+        mut config,
+        secrets_to_generate,
+    } = loaded;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| err(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
 
     for (idx, path) in secrets_to_generate {
         let secret = generate_secret(&path)?;
         if let Some(cred) = config.origin_server.as_mut().and_then(|s| s.credentials.get_mut(idx)) {
-            tracing::info!("generated the secret of origin credential {:?} in {}", cred.access_key_id, path.display());
+            tracing::info!(
+                "generated the secret of origin credential {:?} in {}",
+                cred.access_key_id,
+                path.display()
+            );
             cred.secret_access_key = secret;
         }
     }
@@ -72,13 +96,14 @@ pub fn prepare(loaded: Loaded, seed_demo: bool) -> Result<(Config, Option<Arc<Di
                     .map_err(|e| err(format!("cannot create bucket {name:?} in {}: {e}", root.display())))?;
             }
             if seed_demo && config.buckets.contains_key("site") {
-                seed(&store, "site").map_err(|e| err(format!("cannot seed the demo page into bucket \"site\": {e}")))?;
+                seed(&store, "site")
+                    .map_err(|e| err(format!("cannot seed the demo page into bucket \"site\": {e}")))?;
             }
             Some(Arc::new(store))
         }
         None => None,
     };
-    Ok((config, store, certs))
+    Ok(Prepared { config, store, certs })
 }
 
 /// Seeds the demo page unless the bucket already has content.
@@ -106,7 +131,8 @@ fn generate_secret(path: &Path) -> Result<String, StartError> {
 /// Binds early so that an address in use is reported clearly, not as a panic later.
 fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {
     let l = TcpListener::bind(addr).map_err(|e| err(format!("cannot listen on {addr} ({what}): {e}")))?;
-    l.set_nonblocking(true).map_err(|e| err(format!("cannot listen on {addr} ({what}): {e}")))?;
+    l.set_nonblocking(true)
+        .map_err(|e| err(format!("cannot listen on {addr} ({what}): {e}")))?;
     Ok(l)
 }
 
@@ -123,7 +149,9 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let Some(std_listener) = self.listener.lock().ok().and_then(|mut l| l.take()) else { return };
+        let Some(std_listener) = self.listener.lock().ok().and_then(|mut l| l.take()) else {
+            return;
+        };
         let listener = match tokio::net::TcpListener::from_std(std_listener) {
             Ok(l) => l,
             Err(e) => {
@@ -141,7 +169,7 @@ where
 /// `homefront serve`: never returns unless start-up fails.
 pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     telemetry::init();
-    let (config, store, certs) = prepare(loaded, seed_demo)?;
+    let Prepared { config, store, certs } = prepare(loaded, seed_demo)?;
     let config = Arc::new(config);
 
     // Pre-bind what we serve ourselves; pre-check what pingora binds.
@@ -157,12 +185,16 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     }
 
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let conf = ServerConf { threads, ..ServerConf::default() };
+    let conf = ServerConf {
+        threads,
+        ..ServerConf::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
     let state = Arc::new(ArcSwap::from_pointee(EdgeState::new(config.clone())));
-    let mut edge = pingora::proxy::http_proxy_service_with_name(&server.configuration, Edge::new(state), "homefront edge");
+    let mut edge =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, Edge::new(state), "homefront edge");
     if let Some(addr) = config.listen.http {
         edge.add_tcp(&addr.to_string());
         tracing::info!("edge listening on http://{addr}");
@@ -175,8 +207,11 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     server.add_service(edge);
 
     if let (Some(listener), Some(store), Some(os)) = (origin_listener, store, &config.origin_server) {
-        let creds: Vec<(String, String)> =
-            os.credentials.iter().map(|c| (c.access_key_id.clone(), c.secret_access_key.clone())).collect();
+        let creds: Vec<(String, String)> = os
+            .credentials
+            .iter()
+            .map(|c| (c.access_key_id.clone(), c.secret_access_key.clone()))
+            .collect();
         tracing::info!("bucket store listening on http://{} (S3 API, SigV4)", os.listen);
         let task = ListenerTask {
             listener: Mutex::new(Some(listener)),
@@ -194,7 +229,10 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     }
     if let (Some(listener), Some(addr)) = (metrics_listener, config.metrics_listen) {
         tracing::info!("metrics listening on http://{addr}/metrics");
-        let task = ListenerTask { listener: Mutex::new(Some(listener)), run: telemetry::serve };
+        let task = ListenerTask {
+            listener: Mutex::new(Some(listener)),
+            run: telemetry::serve,
+        };
         server.add_service(background_service("homefront metrics", task));
     }
 
@@ -203,18 +241,23 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
 
 /// `homefront origin`: only the bucket store, for running it on another machine.
 pub fn serve_origin(loaded: Loaded) -> Result<(), StartError> {
-    let (config, store, _) = prepare(loaded, false)?;
+    let Prepared { config, store, .. } = prepare(loaded, false)?;
     let (Some(os), Some(store)) = (config.origin_server.clone(), store) else {
         return Err(err(format!("{}: origin_server is not configured", config.source)));
     };
     let listener = bind("bucket store", os.listen)?;
-    let creds = os.credentials.iter().map(|c| (c.access_key_id.clone(), c.secret_access_key.clone())).collect();
+    let creds = os
+        .credentials
+        .iter()
+        .map(|c| (c.access_key_id.clone(), c.secret_access_key.clone()))
+        .collect();
     let rt = tokio::runtime::Runtime::new().map_err(|e| err(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| err(format!("cannot listen on {}: {e}", os.listen)))?;
         tracing::info!("bucket store listening on http://{} (S3 API, SigV4)", os.listen);
-        crate::origin::serve(listener, store, creds).await.map_err(|e| err(format!("bucket store stopped: {e}")))
+        crate::origin::serve(listener, store, creds)
+            .await
+            .map_err(|e| err(format!("bucket store stopped: {e}")))
     })
 }
-

@@ -37,7 +37,11 @@ fn aws(hf: &Homefront, args: &[&str]) -> (bool, String) {
         .current_dir(hf.dir.path())
         .output()
         .expect("the aws cli must be installed (./dev.sh test installs it)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -59,7 +63,11 @@ async fn aws_cli_cp_ls_rm_and_serve_through_the_edge() {
         .resolve("cdn.test", SocketAddr::from(([127, 0, 0, 1], 0)))
         .build()
         .unwrap();
-    let r = client.get(format!("https://cdn.test:{}/docs/hello.txt", hf.ports.https)).send().await.unwrap();
+    let r = client
+        .get(format!("https://cdn.test:{}/docs/hello.txt", hf.ports.https))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "hello from the aws cli\n");
 
@@ -72,7 +80,11 @@ async fn aws_cli_cp_ls_rm_and_serve_through_the_edge() {
     assert!(ok, "aws s3 rm: {out}");
     let (ok, out) = aws(&hf, &["s3", "ls", "s3://site/docs/"]);
     assert!(!out.contains("hello.txt"), "still listed after rm (ok={ok}): {out}");
-    let r = client.get(format!("https://cdn.test:{}/docs/hello.txt", hf.ports.https)).send().await.unwrap();
+    let r = client
+        .get(format!("https://cdn.test:{}/docs/hello.txt", hf.ports.https))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 }
 
@@ -80,7 +92,13 @@ async fn aws_cli_cp_ls_rm_and_serve_through_the_edge() {
 fn aws_cli_with_a_wrong_secret_is_refused() {
     let hf = Homefront::start(CONFIG);
     let out = Command::new("aws")
-        .args(["--endpoint-url", &format!("http://127.0.0.1:{}", hf.ports.origin), "s3", "ls", "s3://site/"])
+        .args([
+            "--endpoint-url",
+            &format!("http://127.0.0.1:{}", hf.ports.origin),
+            "s3",
+            "ls",
+            "s3://site/",
+        ])
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", "wrong-secret")
         .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -91,5 +109,8 @@ fn aws_cli_with_a_wrong_secret_is_refused() {
         .expect("the aws cli must be installed (./dev.sh test installs it)");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("SignatureDoesNotMatch") || err.contains("AccessDenied") || err.contains("403"), "{err}");
+    assert!(
+        err.contains("SignatureDoesNotMatch") || err.contains("AccessDenied") || err.contains("403"),
+        "{err}"
+    );
 }

@@ -4,7 +4,10 @@
 use std::process::Command;
 
 fn homefront(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_homefront")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_homefront"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -36,7 +39,10 @@ fn embedded_default_config_is_valid() {
     std::fs::write(&path, out).unwrap();
     let (code, out, err) = homefront(&["check-config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("OK (1 distribution(s), 1 behavior(s), 1 origin(s), 1 bucket(s))"), "{out}");
+    assert!(
+        out.contains("OK (1 distribution(s), 1 behavior(s), 1 origin(s), 1 bucket(s))"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -55,9 +61,18 @@ fn check_config_reports_every_error_with_position() {
     assert_eq!(code, 1, "{err}");
     let file = path.display().to_string();
     // Each error names file, line, column and key path.
-    assert!(err.contains(&format!("{file}:1:")) && err.contains("listen.http"), "{err}");
-    assert!(err.contains(&format!("{file}:9:")) && err.contains("distributions[0].behaviors[0]") && err.contains("colour"), "{err}");
-    assert!(err.contains("distributions[0].behaviors[0].origin") && err.contains("nowhere"), "{err}");
+    assert!(
+        err.contains(&format!("{file}:1:")) && err.contains("listen.http"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:9:")) && err.contains("distributions[0].behaviors[0]") && err.contains("colour"),
+        "{err}"
+    );
+    assert!(
+        err.contains("distributions[0].behaviors[0].origin") && err.contains("nowhere"),
+        "{err}"
+    );
     assert!(err.lines().count() >= 4, "{err}");
 }
 

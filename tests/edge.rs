@@ -53,7 +53,9 @@ async fn start_echo_origin() -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
                     let headers: BTreeMap<String, String> = req
@@ -109,7 +111,11 @@ async fn serves_the_bucket_over_https_with_h2_and_http1() {
     let hf = start_edge().await;
     let client = hf.client(&["site.test"]);
 
-    let r = client.get(format!("{}/", hf.https_base("site.test"))).send().await.unwrap();
+    let r = client
+        .get(format!("{}/", hf.https_base("site.test")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN must pick h2");
     assert_eq!(r.headers()["x-cache"], "Miss from homefront");
@@ -124,18 +130,30 @@ async fn serves_the_bucket_over_https_with_h2_and_http1() {
         .resolve("site.test", SocketAddr::from(([127, 0, 0, 1], 0)))
         .build()
         .unwrap();
-    let r = h1.get(format!("{}/docs/page.html", hf.https_base("site.test"))).send().await.unwrap();
+    let r = h1
+        .get(format!("{}/docs/page.html", hf.https_base("site.test")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_11);
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "<p>docs</p>");
 
     // Missing objects are the bucket store's 404 with its S3 error body.
-    let r = client.get(format!("{}/nope.html", hf.https_base("site.test"))).send().await.unwrap();
+    let r = client
+        .get(format!("{}/nope.html", hf.https_base("site.test")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("NoSuchKey"));
 
     // The default root object applies to `/` only.
-    let r = client.get(format!("{}/docs/", hf.https_base("site.test"))).send().await.unwrap();
+    let r = client
+        .get(format!("{}/docs/", hf.https_base("site.test")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 }
 
@@ -145,7 +163,11 @@ async fn viewer_protocol_policies() {
     let client = hf.client(&["site.test", "open.test"]);
 
     // redirect-to-https: 301 with the same path and query on the HTTPS port.
-    let r = client.get(format!("{}/docs/page.html?x=1", hf.http_base("site.test"))).send().await.unwrap();
+    let r = client
+        .get(format!("{}/docs/page.html?x=1", hf.http_base("site.test")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 301);
     assert_eq!(
         r.headers()["location"].to_str().unwrap(),
@@ -154,15 +176,27 @@ async fn viewer_protocol_policies() {
     assert_eq!(r.headers()["x-cache"], "Redirect from homefront");
 
     // https-only: 403 over HTTP, 200 over HTTPS (origin path /build is prefixed).
-    let r = client.get(format!("{}/static/app.js", hf.http_base("site.test"))).send().await.unwrap();
+    let r = client
+        .get(format!("{}/static/app.js", hf.http_base("site.test")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(r.headers()["content-type"], "text/xml");
-    let r = client.get(format!("{}/static/app.js", hf.https_base("site.test"))).send().await.unwrap();
+    let r = client
+        .get(format!("{}/static/app.js", hf.https_base("site.test")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "console.log('app')");
 
     // allow-all: plain HTTP is served.
-    let r = client.get(format!("{}/docs/page.html", hf.http_base("open.test"))).send().await.unwrap();
+    let r = client
+        .get(format!("{}/docs/page.html", hf.http_base("open.test")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -170,14 +204,25 @@ async fn viewer_protocol_policies() {
 async fn methods_outside_the_behavior_are_denied_with_xml() {
     let hf = start_edge().await;
     let client = hf.client(&["site.test"]);
-    let r = client.delete(format!("{}/index.html", hf.https_base("site.test"))).send().await.unwrap();
+    let r = client
+        .delete(format!("{}/index.html", hf.https_base("site.test")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(r.headers()["x-cache"], "Error from homefront");
     assert_eq!(r.headers()["content-type"], "text/xml");
     let body = r.text().await.unwrap();
-    assert!(body.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>MethodNotAllowed</Code>"), "{body}");
+    assert!(
+        body.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>MethodNotAllowed</Code>"),
+        "{body}"
+    );
     // The object is still there.
-    let r = client.get(format!("{}/index.html", hf.https_base("site.test"))).send().await.unwrap();
+    let r = client
+        .get(format!("{}/index.html", hf.https_base("site.test")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -205,14 +250,23 @@ async fn behavior_order_origin_path_and_origin_headers() {
     assert_eq!(h["x-forwarded-proto"], "https");
     assert_eq!(h["host"].as_str().unwrap(), format!("site.test:{}", hf.ports.https));
     // /api/* comes before "*": the bucket behavior never saw this request.
-    let r = client.get(format!("{}/apix", hf.https_base("site.test"))).send().await.unwrap();
+    let r = client
+        .get(format!("{}/apix", hf.https_base("site.test")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404, "/apix is not /api/*, so it goes to the bucket");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn traversal_attempts_get_400() {
     let hf = start_edge().await;
-    for path in ["/../../etc/passwd", "/a/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc/passwd", "/docs/./page.html"] {
+    for path in [
+        "/../../etc/passwd",
+        "/a/%2e%2e/%2e%2e/etc/passwd",
+        "/..%2f..%2fetc/passwd",
+        "/docs/./page.html",
+    ] {
         let resp = raw_http(
             hf.ports.http,
             &format!("GET {path} HTTP/1.1\r\nHost: open.test\r\nConnection: close\r\n\r\n"),
@@ -226,7 +280,10 @@ async fn traversal_attempts_get_400() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_host_is_refused() {
     let hf = start_edge().await;
-    let resp = raw_http(hf.ports.http, "GET / HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n");
+    let resp = raw_http(
+        hf.ports.http,
+        "GET / HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n",
+    );
     assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
     assert!(resp.contains("<Code>UnknownDistribution</Code>"), "{resp}");
 }
@@ -250,7 +307,7 @@ async fn sni_selects_the_certificate_and_tls_is_modern() {
     b.set_verify(SslVerifyMode::NONE);
     b.set_min_proto_version(Some(SslVersion::TLS1)).unwrap();
     b.set_max_proto_version(Some(SslVersion::TLS1_1)).unwrap();
-    let _ = b.set_security_level(0);
+    b.set_security_level(0);
     let tcp = std::net::TcpStream::connect(("127.0.0.1", hf.ports.https)).unwrap();
     assert!(b.build().connect("site.test", tcp).is_err(), "TLS 1.1 must be refused");
 }
@@ -268,7 +325,11 @@ async fn metrics_count_requests() {
     };
     let before = count(&hf.metrics());
     for _ in 0..3 {
-        let r = client.get(format!("{}/", hf.https_base("site.test"))).send().await.unwrap();
+        let r = client
+            .get(format!("{}/", hf.https_base("site.test")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         r.bytes().await.unwrap();
     }

@@ -34,10 +34,19 @@ origin_server:
     let buckets = s3.list_buckets().send().await.unwrap();
     let names: Vec<_> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
     assert_eq!(names, ["media"], "buckets from the config are created at start");
-    s3.put_object().bucket("media").key("a/b.txt").body(b"remote".to_vec().into()).send().await.unwrap();
+    s3.put_object()
+        .bucket("media")
+        .key("a/b.txt")
+        .body(b"remote".to_vec().into())
+        .send()
+        .await
+        .unwrap();
     let got = s3.get_object().bucket("media").key("a/b.txt").send().await.unwrap();
     assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"remote");
-    assert!(hf.dir.path().join("data/buckets").is_dir(), "data_dir defaults to ./data beside the config");
+    assert!(
+        hf.dir.path().join("data/buckets").is_dir(),
+        "data_dir defaults to ./data beside the config"
+    );
 
     // Only the bucket store runs: the edge's HTTP port stays closed.
     assert!(std::net::TcpStream::connect(("127.0.0.1", hf.ports.http)).is_err());

@@ -42,21 +42,36 @@ async fn embedded_default_serves_the_demo_page() {
         .build()
         .unwrap();
 
-    let r = client.get(format!("https://localhost:{}/", hf.ports.https)).send().await.unwrap();
+    let r = client
+        .get(format!("https://localhost:{}/", hf.ports.https))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let page = r.text().await.unwrap();
     assert!(page.contains("homefront is running"), "{page}");
     for (path, ct) in [("/style.css", "text/css"), ("/logo.svg", "image/svg+xml")] {
-        let r = client.get(format!("https://localhost:{}{path}", hf.ports.https)).send().await.unwrap();
+        let r = client
+            .get(format!("https://localhost:{}{path}", hf.ports.https))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{path}");
         assert!(r.headers()["content-type"].to_str().unwrap().starts_with(ct), "{path}");
     }
 
-    let r = client.get(format!("http://localhost:{}/", hf.ports.http)).send().await.unwrap();
+    let r = client
+        .get(format!("http://localhost:{}/", hf.ports.http))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 301);
-    assert_eq!(r.headers()["location"].to_str().unwrap(), format!("https://localhost:{}/", hf.ports.https));
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("https://localhost:{}/", hf.ports.https)
+    );
 
     // The self-signed certificate is for localhost and lives in ./data/tls.
     let (cn, _, version) = handshake(hf.ports.https, "localhost", b"\x08http/1.1");
@@ -70,7 +85,10 @@ async fn embedded_default_serves_the_demo_page() {
     // One log line per listener says where it listens.
     let log = hf.stderr();
     for port in [hf.ports.http, hf.ports.https, hf.ports.metrics, hf.ports.origin] {
-        assert!(log.contains(&format!("127.0.0.1:{port}")), "no listener line for {port}:\n{log}");
+        assert!(
+            log.contains(&format!("127.0.0.1:{port}")),
+            "no listener line for {port}:\n{log}"
+        );
     }
 
     // The generated secret works with the official SDK against the bucket store.
@@ -121,14 +139,24 @@ async fn restart_keeps_certificate_secret_and_content() {
 
     let hf = start(hf.stop());
     let cert_after = read_sorted(&tls_dir);
-    assert_eq!(cert_before, cert_after, "the self-signed certificate is kept across restarts");
-    assert_eq!(std::fs::read_to_string(hf.dir.path().join("data/secrets/origin.key")).unwrap(), secret);
+    assert_eq!(
+        cert_before, cert_after,
+        "the self-signed certificate is kept across restarts"
+    );
+    assert_eq!(
+        std::fs::read_to_string(hf.dir.path().join("data/secrets/origin.key")).unwrap(),
+        secret
+    );
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], 0)))
         .build()
         .unwrap();
-    let r = client.get(format!("https://localhost:{}/", hf.ports.https)).send().await.unwrap();
+    let r = client
+        .get(format!("https://localhost:{}/", hf.ports.https))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.text().await.unwrap(), "mine");
 }
 

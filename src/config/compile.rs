@@ -56,7 +56,11 @@ pub(super) fn load(source: &str, text: &str, base: &Path) -> Result<Loaded, Conf
             message: format!("YAML syntax error: {}", e.message),
         }])
     })?;
-    let mut errors = Errors { file: source, tree: &tree, list: Vec::new() };
+    let mut errors = Errors {
+        file: source,
+        tree: &tree,
+        list: Vec::new(),
+    };
 
     // serde stops at the first error: record it, cut the offending node out, try again.
     let mut work = tree.clone();
@@ -113,7 +117,13 @@ pub(super) fn load(source: &str, text: &str, base: &Path) -> Result<Loaded, Conf
 
 pub(super) fn undocumented_keys(text: &str) -> Result<Vec<String>, ConfigErrors> {
     let tree = yaml::parse(text).map_err(|e| {
-        ConfigErrors(vec![ConfigError { file: "<text>".into(), line: e.line, column: e.column, path: String::new(), message: e.message }])
+        ConfigErrors(vec![ConfigError {
+            file: "<text>".into(),
+            line: e.line,
+            column: e.column,
+            path: String::new(),
+            message: e.message,
+        }])
     })?;
     let (result, log) = record_fields(|| RawConfig::deserialize(NodeDe::root(&tree)));
     if let Err(e) = result {
@@ -128,7 +138,11 @@ pub(super) fn undocumented_keys(text: &str) -> Result<Vec<String>, ConfigErrors>
     let mut missing = Vec::new();
     for (path, fields) in &log.structs {
         for f in fields.iter() {
-            let key = if path.is_empty() { f.to_string() } else { format!("{path}.{f}") };
+            let key = if path.is_empty() {
+                f.to_string()
+            } else {
+                format!("{path}.{f}")
+            };
             if !log.present.contains(&key) {
                 missing.push(key);
             }
@@ -150,7 +164,10 @@ fn socket_addr(errors: &mut Errors<'_>, path: &[Seg], text: &str) -> Option<Sock
     match text.trim().parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
-            errors.at(path, format!("'{text}' is not a listen address (expected IP:port, e.g. 0.0.0.0:8443 or [::]:8443)"));
+            errors.at(
+                path,
+                format!("'{text}' is not a listen address (expected IP:port, e.g. 0.0.0.0:8443 or [::]:8443)"),
+            );
             None
         }
     }
@@ -166,12 +183,20 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
             https: Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
         },
         Some(l) => Listen {
-            http: l.http.as_deref().and_then(|t| socket_addr(errors, &[k("listen"), k("http")], t)),
-            https: l.https.as_deref().and_then(|t| socket_addr(errors, &[k("listen"), k("https")], t)),
+            http: l
+                .http
+                .as_deref()
+                .and_then(|t| socket_addr(errors, &[k("listen"), k("http")], t)),
+            https: l
+                .https
+                .as_deref()
+                .and_then(|t| socket_addr(errors, &[k("listen"), k("https")], t)),
         },
     };
-    let metrics_listen =
-        raw.metrics.as_ref().and_then(|m| socket_addr(errors, &[k("metrics"), k("listen")], &m.listen));
+    let metrics_listen = raw
+        .metrics
+        .as_ref()
+        .and_then(|m| socket_addr(errors, &[k("metrics"), k("listen")], &m.listen));
 
     let tls = compile_tls(raw, base, errors);
     let buckets = compile_buckets(raw, errors);
@@ -192,7 +217,10 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
         buckets,
         origin_server,
     };
-    Loaded { config, secrets_to_generate }
+    Loaded {
+        config,
+        secrets_to_generate,
+    }
 }
 
 fn compile_tls(raw: &RawConfig, base: &Path, errors: &mut Errors<'_>) -> Tls {
@@ -217,11 +245,17 @@ fn compile_tls(raw: &RawConfig, base: &Path, errors: &mut Errors<'_>) -> Tls {
             key: resolve(base, &c.key),
         };
         if !spec.cert.is_file() {
-            errors.at(&p(&at, &[k("cert")]), format!("certificate file {} does not exist", spec.cert.display()));
+            errors.at(
+                &p(&at, &[k("cert")]),
+                format!("certificate file {} does not exist", spec.cert.display()),
+            );
             ok = false;
         }
         if !spec.key.is_file() {
-            errors.at(&p(&at, &[k("key")]), format!("key file {} does not exist", spec.key.display()));
+            errors.at(
+                &p(&at, &[k("key")]),
+                format!("key file {} does not exist", spec.key.display()),
+            );
             ok = false;
         }
         if ok {
@@ -236,7 +270,9 @@ fn compile_tls(raw: &RawConfig, base: &Path, errors: &mut Errors<'_>) -> Tls {
 
 /// S3 bucket naming rules.
 fn check_bucket_name(name: &str) -> Result<(), String> {
-    let ok_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
     let ends = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
     if (3..=63).contains(&name.len()) && ok_chars && ends && !name.contains("..") {
@@ -265,14 +301,19 @@ fn compile_origin_server(
     data_dir: &Path,
     errors: &mut Errors<'_>,
 ) -> (Option<OriginServer>, Vec<(usize, PathBuf)>) {
-    let Some(os) = &raw.origin_server else { return (None, Vec::new()) };
+    let Some(os) = &raw.origin_server else {
+        return (None, Vec::new());
+    };
     let at = [k("origin_server")];
     let listen = match &os.listen {
         Some(t) => socket_addr(errors, &p(&at, &[k("listen")]), t),
         None => Some(SocketAddr::from(([127, 0, 0, 1], 9000))),
     };
     if os.credentials.is_empty() {
-        errors.at(&p(&at, &[k("credentials")]), "list at least one credential (access_key_id and secret_access_key_file or secret_access_key_env)");
+        errors.at(
+            &p(&at, &[k("credentials")]),
+            "list at least one credential (access_key_id and secret_access_key_file or secret_access_key_env)",
+        );
     }
     let mut credentials = Vec::new();
     let mut to_generate = Vec::new();
@@ -280,12 +321,23 @@ fn compile_origin_server(
         let at = p(&at, &[k("credentials"), Seg::Index(i)]);
         let id_ok = !c.access_key_id.is_empty()
             && c.access_key_id.len() <= 128
-            && c.access_key_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            && c.access_key_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if !id_ok {
-            errors.at(&p(&at, &[k("access_key_id")]), "an access key id is 1-128 letters, digits, '_', '-' or '.'");
+            errors.at(
+                &p(&at, &[k("access_key_id")]),
+                "an access key id is 1-128 letters, digits, '_', '-' or '.'",
+            );
         }
-        if credentials.iter().any(|x: &Credential| x.access_key_id == c.access_key_id) {
-            errors.at(&p(&at, &[k("access_key_id")]), format!("access key id '{}' is listed twice", c.access_key_id));
+        if credentials
+            .iter()
+            .any(|x: &Credential| x.access_key_id == c.access_key_id)
+        {
+            errors.at(
+                &p(&at, &[k("access_key_id")]),
+                format!("access key id '{}' is listed twice", c.access_key_id),
+            );
         }
         let secret = match (&c.secret_access_key_file, &c.secret_access_key_env) {
             (Some(f), None) => {
@@ -293,7 +345,10 @@ fn compile_origin_server(
                 match std::fs::read_to_string(&path) {
                     Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
                     Ok(_) => {
-                        errors.at(&p(&at, &[k("secret_access_key_file")]), format!("{} is empty", path.display()));
+                        errors.at(
+                            &p(&at, &[k("secret_access_key_file")]),
+                            format!("{} is empty", path.display()),
+                        );
                         String::new()
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.starts_with(data_dir) => {
@@ -301,7 +356,10 @@ fn compile_origin_server(
                         String::new()
                     }
                     Err(e) => {
-                        errors.at(&p(&at, &[k("secret_access_key_file")]), format!("cannot read {}: {e}", path.display()));
+                        errors.at(
+                            &p(&at, &[k("secret_access_key_file")]),
+                            format!("cannot read {}: {e}", path.display()),
+                        );
                         String::new()
                     }
                 }
@@ -309,16 +367,25 @@ fn compile_origin_server(
             (None, Some(var)) => match std::env::var(var) {
                 Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
                 _ => {
-                    errors.at(&p(&at, &[k("secret_access_key_env")]), format!("environment variable {var} is not set or empty"));
+                    errors.at(
+                        &p(&at, &[k("secret_access_key_env")]),
+                        format!("environment variable {var} is not set or empty"),
+                    );
                     String::new()
                 }
             },
             _ => {
-                errors.at(&at, "give exactly one of secret_access_key_file and secret_access_key_env");
+                errors.at(
+                    &at,
+                    "give exactly one of secret_access_key_file and secret_access_key_env",
+                );
                 String::new()
             }
         };
-        credentials.push(Credential { access_key_id: c.access_key_id.clone(), secret_access_key: secret });
+        credentials.push(Credential {
+            access_key_id: c.access_key_id.clone(),
+            secret_access_key: secret,
+        });
     }
     (listen.map(|listen| OriginServer { listen, credentials }), to_generate)
 }
@@ -332,33 +399,67 @@ fn check_origin_path(text: &str) -> Result<String, String> {
         return Err(format!("'{text}' must start with '/' (e.g. /build)"));
     }
     if t.contains(['?', '#', '\\', '\0']) || t.split('/').any(|s| s == ".." || s == ".") {
-        return Err(format!("'{text}' may not contain '.' or '..' segments, '?', '#' or '\\'"));
+        return Err(format!(
+            "'{text}' may not contain '.' or '..' segments, '?', '#' or '\\'"
+        ));
     }
     Ok(t.to_string())
 }
 
 const FORBIDDEN_CUSTOM_HEADERS: &[&str] = &[
-    "host", "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
-    "trailer", "transfer-encoding", "upgrade", "content-length", "x-amz-cf-id", "x-forwarded-for", "via",
-    "authorization", "x-amz-date", "x-amz-content-sha256",
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "x-amz-cf-id",
+    "x-forwarded-for",
+    "via",
+    "authorization",
+    "x-amz-date",
+    "x-amz-content-sha256",
 ];
 
 type Origins = BTreeMap<String, (usize, Arc<Origin>)>;
 
-fn compile_origins(raw: &RawConfig, buckets: &BTreeMap<String, BucketConfig>, has_store: bool, errors: &mut Errors<'_>) -> Origins {
+fn compile_origins(
+    raw: &RawConfig,
+    buckets: &BTreeMap<String, BucketConfig>,
+    has_store: bool,
+    errors: &mut Errors<'_>,
+) -> Origins {
     let mut out = BTreeMap::new();
     for (i, (name, o)) in raw.origins.0.iter().enumerate() {
         let at = [k("origins"), k(name)];
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            errors.at(&at, format!("origin name '{name}' may only use letters, digits, '_' and '-'"));
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            errors.at(
+                &at,
+                format!("origin name '{name}' may only use letters, digits, '_' and '-'"),
+            );
         }
         let kind = match (&o.bucket, &o.http) {
             (Some(bucket), None) => {
                 if !buckets.contains_key(bucket) {
-                    errors.at(&p(&at, &[k("bucket")]), format!("bucket '{bucket}' is not declared under buckets: (add `{bucket}: {{}}` there)"));
+                    errors.at(
+                        &p(&at, &[k("bucket")]),
+                        format!("bucket '{bucket}' is not declared under buckets: (add `{bucket}: {{}}` there)"),
+                    );
                 }
                 if !has_store {
-                    errors.at(&p(&at, &[k("bucket")]), "a bucket origin needs the built-in bucket store: add an origin_server section");
+                    errors.at(
+                        &p(&at, &[k("bucket")]),
+                        "a bucket origin needs the built-in bucket store: add an origin_server section",
+                    );
                 }
                 if o.sni.is_some() {
                     errors.at(&p(&at, &[k("sni")]), "sni applies to https upstreams only");
@@ -366,13 +467,18 @@ fn compile_origins(raw: &RawConfig, buckets: &BTreeMap<String, BucketConfig>, ha
                 Some(OriginKind::Bucket { bucket: bucket.clone() })
             }
             (None, Some(OneOrMany(list))) => match list.as_slice() {
-                [one] => parse_upstream(one, o.sni.as_deref()).map_err(|m| errors.at(&p(&at, &[k("http")]), m)).ok(),
+                [one] => parse_upstream(one, o.sni.as_deref())
+                    .map_err(|m| errors.at(&p(&at, &[k("http")]), m))
+                    .ok(),
                 [] => {
                     errors.at(&p(&at, &[k("http")]), "give the upstream address");
                     None
                 }
                 _ => {
-                    errors.at(&p(&at, &[k("http")]), "several upstreams need load balancing, which is not supported yet: give one address");
+                    errors.at(
+                        &p(&at, &[k("http")]),
+                        "several upstreams need load balancing, which is not supported yet: give one address",
+                    );
                     None
                 }
             },
@@ -382,7 +488,9 @@ fn compile_origins(raw: &RawConfig, buckets: &BTreeMap<String, BucketConfig>, ha
             }
         };
         let origin_path = match &o.origin_path {
-            Some(t) => check_origin_path(t).map_err(|m| errors.at(&p(&at, &[k("origin_path")]), m)).unwrap_or_default(),
+            Some(t) => check_origin_path(t)
+                .map_err(|m| errors.at(&p(&at, &[k("origin_path")]), m))
+                .unwrap_or_default(),
             None => String::new(),
         };
         let mut custom_headers = Vec::new();
@@ -391,7 +499,10 @@ fn compile_origins(raw: &RawConfig, buckets: &BTreeMap<String, BucketConfig>, ha
             match (HeaderName::from_bytes(hname.as_bytes()), HeaderValue::from_str(hvalue)) {
                 (Ok(n), Ok(v)) => {
                     if FORBIDDEN_CUSTOM_HEADERS.contains(&n.as_str()) {
-                        errors.at(&hat, format!("the edge sets {hname} itself; it cannot be a custom header"));
+                        errors.at(
+                            &hat,
+                            format!("the edge sets {hname} itself; it cannot be a custom header"),
+                        );
                     } else {
                         custom_headers.push((n, v));
                     }
@@ -401,7 +512,18 @@ fn compile_origins(raw: &RawConfig, buckets: &BTreeMap<String, BucketConfig>, ha
             }
         }
         if let Some(kind) = kind {
-            out.insert(name.clone(), (i, Arc::new(Origin { name: name.clone(), kind, origin_path, custom_headers })));
+            out.insert(
+                name.clone(),
+                (
+                    i,
+                    Arc::new(Origin {
+                        name: name.clone(),
+                        kind,
+                        origin_path,
+                        custom_headers,
+                    }),
+                ),
+            );
         }
     }
     out
@@ -418,7 +540,9 @@ fn parse_upstream(text: &str, sni: Option<&str>) -> Result<OriginKind, String> {
     };
     let rest = rest.trim_end_matches('/');
     if rest.contains('/') {
-        return Err(format!("'{text}': give only scheme, host and port; use origin_path for a path"));
+        return Err(format!(
+            "'{text}': give only scheme, host and port; use origin_path for a path"
+        ));
     }
     let with_port = if rest.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) && !rest.ends_with(']') {
         rest.to_string()
@@ -430,8 +554,16 @@ fn parse_upstream(text: &str, sni: Option<&str>) -> Result<OriginKind, String> {
         .map_err(|e| format!("cannot resolve '{text}': {e}"))?
         .next()
         .ok_or_else(|| format!("'{text}' resolves to no address"))?;
-    let host = with_port.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or("").to_string();
-    Ok(OriginKind::Http { address, tls, sni: sni.map(str::to_string).unwrap_or(host) })
+    let host = with_port
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']))
+        .unwrap_or("")
+        .to_string();
+    Ok(OriginKind::Http {
+        address,
+        tls,
+        sni: sni.map(str::to_string).unwrap_or(host),
+    })
 }
 
 /// A domain name, a `*.` wildcard of one, or (when `catch_all`) `*` alone.
@@ -474,14 +606,27 @@ fn compile_distributions(raw: &RawConfig, origins: &Origins, errors: &mut Errors
     for (i, d) in raw.distributions.iter().enumerate() {
         let at = [k("distributions"), Seg::Index(i)];
         let name = d.name.clone().unwrap_or_else(|| format!("d{i}"));
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            errors.at(&p(&at, &[k("name")]), format!("'{name}' may only use letters, digits, '_' and '-'"));
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            errors.at(
+                &p(&at, &[k("name")]),
+                format!("'{name}' may only use letters, digits, '_' and '-'"),
+            );
         }
         if let Some(prev) = names.insert(name.clone(), i) {
-            errors.at(&p(&at, &[k("name")]), format!("name '{name}' is already used by distributions[{prev}]"));
+            errors.at(
+                &p(&at, &[k("name")]),
+                format!("name '{name}' is already used by distributions[{prev}]"),
+            );
         }
         if d.domains.is_empty() {
-            errors.at(&p(&at, &[k("domains")]), "list at least one domain name (or \"*\" for any host)");
+            errors.at(
+                &p(&at, &[k("domains")]),
+                "list at least one domain name (or \"*\" for any host)",
+            );
         }
         let mut domains = Vec::new();
         for (j, dom) in d.domains.iter().enumerate() {
@@ -492,18 +637,32 @@ fn compile_distributions(raw: &RawConfig, origins: &Origins, errors: &mut Errors
                 continue;
             }
             if let Some(prev) = claimed.insert(lower.clone(), i) {
-                let what = if lower == "*" { "the catch-all \"*\"".to_string() } else { format!("'{lower}'") };
+                let what = if lower == "*" {
+                    "the catch-all \"*\"".to_string()
+                } else {
+                    format!("'{lower}'")
+                };
                 errors.at(&dat, format!("{what} is already claimed by distributions[{prev}]"));
             }
             domains.push(lower);
         }
         if let Some(root) = &d.default_root_object {
-            if root.is_empty() || root.starts_with('/') || root.contains(['?', '#', '\\']) || root.split('/').any(|s| s == "..") {
-                errors.at(&p(&at, &[k("default_root_object")]), format!("'{root}' must be an object name without a leading '/' (e.g. index.html)"));
+            if root.is_empty()
+                || root.starts_with('/')
+                || root.contains(['?', '#', '\\'])
+                || root.split('/').any(|s| s == "..")
+            {
+                errors.at(
+                    &p(&at, &[k("default_root_object")]),
+                    format!("'{root}' must be an object name without a leading '/' (e.g. index.html)"),
+                );
             }
         }
         if d.behaviors.is_empty() {
-            errors.at(&p(&at, &[k("behaviors")]), "define at least the default behavior (path_pattern: \"*\")");
+            errors.at(
+                &p(&at, &[k("behaviors")]),
+                "define at least the default behavior (path_pattern: \"*\")",
+            );
         }
         let last = d.behaviors.len().saturating_sub(1);
         let mut behaviors = Vec::new();
@@ -511,10 +670,16 @@ fn compile_distributions(raw: &RawConfig, origins: &Origins, errors: &mut Errors
             let bat = p(&at, &[k("behaviors"), Seg::Index(j)]);
             let is_default = b.path_pattern == "*";
             if j == last && !is_default {
-                errors.at(&p(&bat, &[k("path_pattern")]), "the last behavior must be the default, path_pattern \"*\"");
+                errors.at(
+                    &p(&bat, &[k("path_pattern")]),
+                    "the last behavior must be the default, path_pattern \"*\"",
+                );
             }
             if j != last && is_default {
-                errors.at(&p(&bat, &[k("path_pattern")]), "\"*\" is the default behavior and must be the last one (behaviors after it would never match)");
+                errors.at(
+                    &p(&bat, &[k("path_pattern")]),
+                    "\"*\" is the default behavior and must be the last one (behaviors after it would never match)",
+                );
             }
             let pattern = match PathPattern::compile(&b.path_pattern) {
                 Ok(pt) => Some(pt),
@@ -528,7 +693,15 @@ fn compile_distributions(raw: &RawConfig, origins: &Origins, errors: &mut Errors
                 let known: Vec<&str> = raw.origins.0.iter().map(|(n, _)| n.as_str()).collect();
                 errors.at(
                     &p(&bat, &[k("origin")]),
-                    format!("no origin named '{}' (origins: {})", b.origin, if known.is_empty() { "none".into() } else { known.join(", ") }),
+                    format!(
+                        "no origin named '{}' (origins: {})",
+                        b.origin,
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
                 );
             }
             let allowed_methods = match &b.allowed_methods {
@@ -569,7 +742,12 @@ fn compile_distributions(raw: &RawConfig, origins: &Origins, errors: &mut Errors
                 });
             }
         }
-        out.push(Distribution { name, domains, default_root_object: d.default_root_object.clone(), behaviors });
+        out.push(Distribution {
+            name,
+            domains,
+            default_root_object: d.default_root_object.clone(),
+            behaviors,
+        });
     }
     out
 }
@@ -607,10 +785,27 @@ mod tests {
     fn every_error_is_reported_with_position_and_path() {
         let text = "listen: { http: \"nope\" }\norigins:\n  app: { http: \"127.0.0.1:3000\", colour: red }\ndistributions:\n  - domains: [\"*\"]\n    behaviors:\n      - { path_pattern: \"/a/*\", origin: app, pth: 1 }\n      - { path_pattern: \"*\", origin: ghost }\n";
         let e = errs(text);
-        assert!(e.iter().any(|m| m.starts_with("t.yaml:3:") && m.contains("origins.app.colour: unknown key 'colour'")), "{e:#?}");
-        assert!(e.iter().any(|m| m.starts_with("t.yaml:7:") && m.contains("distributions[0].behaviors[0].pth: unknown key 'pth'")), "{e:#?}");
-        assert!(e.iter().any(|m| m.starts_with("t.yaml:1:") && m.contains("listen.http: 'nope' is not a listen address")), "{e:#?}");
-        assert!(e.iter().any(|m| m.starts_with("t.yaml:8:") && m.contains("distributions[0].behaviors[1].origin: no origin named 'ghost'")), "{e:#?}");
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("t.yaml:3:") && m.contains("origins.app.colour: unknown key 'colour'")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("t.yaml:7:")
+                    && m.contains("distributions[0].behaviors[0].pth: unknown key 'pth'")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("t.yaml:1:") && m.contains("listen.http: 'nope' is not a listen address")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("t.yaml:8:")
+                && m.contains("distributions[0].behaviors[1].origin: no origin named 'ghost'")),
+            "{e:#?}"
+        );
         assert_eq!(e.len(), 4, "{e:#?}");
         // In file order.
         let lines: Vec<&str> = e.iter().map(|m| m.split(':').nth(1).unwrap()).collect();
@@ -622,7 +817,10 @@ mod tests {
         let e = errs(&MINIMAL.replace("origin: app }", "origin: app, viewer_protocol_policy: sometimes }"));
         assert!(e[0].contains("behaviors[0].viewer_protocol_policy: unknown value 'sometimes' (expected one of: allow-all, redirect-to-https, https-only)"), "{e:#?}");
         let e = errs(&MINIMAL.replace("domains: [\"*\"]", "domains: \"*\""));
-        assert!(e[0].contains("distributions[0].domains: expected a list, found a single value"), "{e:#?}");
+        assert!(
+            e[0].contains("distributions[0].domains: expected a list, found a single value"),
+            "{e:#?}"
+        );
     }
 
     #[test]
@@ -632,8 +830,16 @@ mod tests {
             "      - { path_pattern: \"*\", origin: app }\n      - { path_pattern: \"/x/*\", origin: app }\n",
         );
         let e = errs(&text);
-        assert!(e.iter().any(|m| m.contains("behaviors[0].path_pattern: \"*\" is the default behavior and must be the last")), "{e:#?}");
-        assert!(e.iter().any(|m| m.contains("behaviors[1].path_pattern: the last behavior must be the default")), "{e:#?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("behaviors[0].path_pattern: \"*\" is the default behavior and must be the last")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("behaviors[1].path_pattern: the last behavior must be the default")),
+            "{e:#?}"
+        );
         let e = errs(&MINIMAL.replace("path_pattern: \"*\"", "path_pattern: \"/a b\""));
         assert!(e.iter().any(|m| m.contains("not allowed in a path pattern")), "{e:#?}");
     }
@@ -641,27 +847,62 @@ mod tests {
     #[test]
     fn methods_must_be_a_cloudfront_set() {
         let e = errs(&MINIMAL.replace("origin: app }", "origin: app, allowed_methods: [GET, PUT] }"));
-        assert!(e[0].contains("allowed_methods: must be one of CloudFront's sets"), "{e:#?}");
-        let l = load_str("t", &MINIMAL.replace("origin: app }", "origin: app, allowed_methods: [options, head, get] }"), Path::new("/")).unwrap();
-        assert_eq!(l.config.distributions[0].behaviors[0].allowed_methods, [Method::GET, Method::HEAD, Method::OPTIONS]);
+        assert!(
+            e[0].contains("allowed_methods: must be one of CloudFront's sets"),
+            "{e:#?}"
+        );
+        let l = load_str(
+            "t",
+            &MINIMAL.replace("origin: app }", "origin: app, allowed_methods: [options, head, get] }"),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(
+            l.config.distributions[0].behaviors[0].allowed_methods,
+            [Method::GET, Method::HEAD, Method::OPTIONS]
+        );
     }
 
     #[test]
     fn domains_and_names() {
         let text = format!("{MINIMAL}  - name: d0\n    domains: [\"*\", \"bad domain\"]\n    behaviors: [ {{ path_pattern: \"*\", origin: app }} ]\n");
         let e = errs(&text);
-        assert!(e.iter().any(|m| m.contains("distributions[1].name: name 'd0' is already used")), "{e:#?}");
-        assert!(e.iter().any(|m| m.contains("distributions[1].domains[0]: the catch-all \"*\" is already claimed")), "{e:#?}");
-        assert!(e.iter().any(|m| m.contains("distributions[1].domains[1]: 'bad domain' is not a domain name")), "{e:#?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("distributions[1].name: name 'd0' is already used")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("distributions[1].domains[0]: the catch-all \"*\" is already claimed")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("distributions[1].domains[1]: 'bad domain' is not a domain name")),
+            "{e:#?}"
+        );
     }
 
     #[test]
     fn bucket_origins_need_store_and_bucket() {
         let text = "origins:\n  site: { bucket: site, origin_path: \"build/\" }\ndistributions:\n  - domains: [\"*\"]\n    behaviors: [ { path_pattern: \"*\", origin: site } ]\n";
         let e = errs(text);
-        assert!(e.iter().any(|m| m.contains("origins.site.bucket: bucket 'site' is not declared")), "{e:#?}");
-        assert!(e.iter().any(|m| m.contains("origins.site.bucket: a bucket origin needs the built-in bucket store")), "{e:#?}");
-        assert!(e.iter().any(|m| m.contains("origins.site.origin_path: 'build/' must start with '/'")), "{e:#?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("origins.site.bucket: bucket 'site' is not declared")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("origins.site.bucket: a bucket origin needs the built-in bucket store")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("origins.site.origin_path: 'build/' must start with '/'")),
+            "{e:#?}"
+        );
     }
 
     #[test]
@@ -672,7 +913,10 @@ mod tests {
         );
         let e = errs(&text);
         assert_eq!(e.len(), 1, "{e:#?}");
-        assert!(e[0].contains("origins.app.custom_headers.Host: the edge sets Host itself"), "{e:#?}");
+        assert!(
+            e[0].contains("origins.app.custom_headers.Host: the edge sets Host itself"),
+            "{e:#?}"
+        );
         let l = load_str("t", &text.replace(", Host: evil", ""), Path::new("/")).unwrap();
         let o = &l.config.origins[0];
         assert_eq!(o.origin_path, "/v1");
@@ -682,8 +926,14 @@ mod tests {
 
     #[test]
     fn several_upstreams_are_refused_for_now() {
-        let e = errs(&MINIMAL.replace("http: \"127.0.0.1:3000\"", "http: [\"127.0.0.1:3000\", \"127.0.0.1:3001\"]"));
-        assert!(e[0].contains("origins.app.http: several upstreams need load balancing"), "{e:#?}");
+        let e = errs(&MINIMAL.replace(
+            "http: \"127.0.0.1:3000\"",
+            "http: [\"127.0.0.1:3000\", \"127.0.0.1:3001\"]",
+        ));
+        assert!(
+            e[0].contains("origins.app.http: several upstreams need load balancing"),
+            "{e:#?}"
+        );
     }
 
     #[test]
@@ -692,7 +942,10 @@ mod tests {
         let text = "origins:\n  site: { bucket: site }\ndistributions:\n  - domains: [\"*\"]\n    behaviors: [ { path_pattern: \"*\", origin: site } ]\nbuckets:\n  site: {}\norigin_server:\n  credentials:\n    - { access_key_id: a, secret_access_key_file: ./data/secrets/a.key }\n    - { access_key_id: b, secret_access_key_file: elsewhere.key }\n";
         let e = load_str("t", text, dir.path()).unwrap_err();
         assert_eq!(e.0.len(), 1, "{e}");
-        assert!(e.0[0].path == "origin_server.credentials[1].secret_access_key_file", "{e}");
+        assert!(
+            e.0[0].path == "origin_server.credentials[1].secret_access_key_file",
+            "{e}"
+        );
         std::fs::write(dir.path().join("elsewhere.key"), "s3cret\n").unwrap();
         let l = load_str("t", text, dir.path()).unwrap();
         assert_eq!(l.secrets_to_generate, vec![(0, dir.path().join("data/secrets/a.key"))]);
@@ -706,7 +959,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = load_str("<embedded default>", super::super::EMBEDDED_DEFAULT, dir.path()).unwrap();
         assert_eq!(l.secrets_to_generate.len(), 1);
-        assert_eq!(l.config.distributions[0].default_root_object.as_deref(), Some("index.html"));
+        assert_eq!(
+            l.config.distributions[0].default_root_object.as_deref(),
+            Some("index.html")
+        );
         assert!(l.config.tls.certificates.is_empty());
     }
 

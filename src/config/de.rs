@@ -29,7 +29,14 @@ pub enum DeErrorKind {
 
 impl DeError {
     fn new(kind: DeErrorKind, message: String) -> Self {
-        DeError { path: Vec::new(), line: 0, column: 0, kind, message, located: false }
+        DeError {
+            path: Vec::new(),
+            line: 0,
+            column: 0,
+            kind,
+            message,
+            located: false,
+        }
     }
 
     /// Pins an error raised by serde's derive code to the node being deserialized.
@@ -46,7 +53,14 @@ impl DeError {
 
 impl fmt::Display for DeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.line, self.column, path_string(&self.path), self.message)
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.line,
+            self.column,
+            path_string(&self.path),
+            self.message
+        )
     }
 }
 
@@ -140,7 +154,11 @@ pub struct NodeDe<'a> {
 
 impl<'a> NodeDe<'a> {
     pub fn root(node: &'a Node) -> Self {
-        NodeDe { node, path: Vec::new(), generic: Vec::new() }
+        NodeDe {
+            node,
+            path: Vec::new(),
+            generic: Vec::new(),
+        }
     }
 
     fn child(&self, node: &'a Node, seg: Seg, generic: Seg) -> NodeDe<'a> {
@@ -158,17 +176,29 @@ impl<'a> NodeDe<'a> {
     fn scalar(&self) -> Result<&'a str, DeError> {
         match &self.node.kind {
             Kind::Scalar { text, .. } => Ok(text),
-            Kind::Null => Err(self.fail(DeError::new(DeErrorKind::Other, "expected a value, found nothing (null)".into()))),
-            Kind::Seq(_) => Err(self.fail(DeError::new(DeErrorKind::Other, "expected a single value, found a list".into()))),
-            Kind::Map(_) => Err(self.fail(DeError::new(DeErrorKind::Other, "expected a single value, found a mapping".into()))),
+            Kind::Null => Err(self.fail(DeError::new(
+                DeErrorKind::Other,
+                "expected a value, found nothing (null)".into(),
+            ))),
+            Kind::Seq(_) => Err(self.fail(DeError::new(
+                DeErrorKind::Other,
+                "expected a single value, found a list".into(),
+            ))),
+            Kind::Map(_) => Err(self.fail(DeError::new(
+                DeErrorKind::Other,
+                "expected a single value, found a mapping".into(),
+            ))),
         }
     }
 
     fn number<T: std::str::FromStr>(&self, what: &str) -> Result<T, DeError> {
         let text = self.scalar()?;
-        text.trim()
-            .parse()
-            .map_err(|_| self.fail(DeError::new(DeErrorKind::Other, format!("expected {what}, found '{text}'"))))
+        text.trim().parse().map_err(|_| {
+            self.fail(DeError::new(
+                DeErrorKind::Other,
+                format!("expected {what}, found '{text}'"),
+            ))
+        })
     }
 }
 
@@ -213,7 +243,12 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         let b = match text {
             "true" | "True" | "TRUE" => true,
             "false" | "False" | "FALSE" => false,
-            _ => return Err(self.fail(DeError::new(DeErrorKind::Other, format!("expected true or false, found '{text}'")))),
+            _ => {
+                return Err(self.fail(DeError::new(
+                    DeErrorKind::Other,
+                    format!("expected true or false, found '{text}'"),
+                )))
+            }
         };
         visitor.visit_bool(b).map_err(|e| self.fail(e))
     }
@@ -260,12 +295,19 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.node.kind {
             Kind::Seq(items) => {
-                let access = Seq { de: &self, items, index: 0 };
+                let access = Seq {
+                    de: &self,
+                    items,
+                    index: 0,
+                };
                 visitor.visit_seq(access).map_err(|e| self.fail(e))
             }
             _ => {
                 let found = describe_kind(&self.node.kind);
-                Err(self.fail(DeError::new(DeErrorKind::Other, format!("expected a list, found {found}"))))
+                Err(self.fail(DeError::new(
+                    DeErrorKind::Other,
+                    format!("expected a list, found {found}"),
+                )))
             }
         }
     }
@@ -273,17 +315,30 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.node.kind {
             Kind::Map(entries) => {
-                let access = Map { de: &self, entries, index: 0, user_keys: true };
+                let access = Map {
+                    de: &self,
+                    entries,
+                    index: 0,
+                    user_keys: true,
+                };
                 visitor.visit_map(access).map_err(|e| self.fail(e))
             }
             Kind::Null => {
                 let empty: Vec<(Node, Node)> = Vec::new();
-                let access = Map { de: &self, entries: &empty, index: 0, user_keys: true };
+                let access = Map {
+                    de: &self,
+                    entries: &empty,
+                    index: 0,
+                    user_keys: true,
+                };
                 visitor.visit_map(access).map_err(|e| self.fail(e))
             }
             _ => {
                 let found = describe_kind(&self.node.kind);
-                Err(self.fail(DeError::new(DeErrorKind::Other, format!("expected a mapping, found {found}"))))
+                Err(self.fail(DeError::new(
+                    DeErrorKind::Other,
+                    format!("expected a mapping, found {found}"),
+                )))
             }
         }
     }
@@ -301,17 +356,30 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         });
         match &self.node.kind {
             Kind::Map(entries) => {
-                let access = Map { de: &self, entries, index: 0, user_keys: false };
+                let access = Map {
+                    de: &self,
+                    entries,
+                    index: 0,
+                    user_keys: false,
+                };
                 visitor.visit_map(access).map_err(|e| self.fail(e))
             }
             Kind::Null => {
                 let empty: Vec<(Node, Node)> = Vec::new();
-                let access = Map { de: &self, entries: &empty, index: 0, user_keys: false };
+                let access = Map {
+                    de: &self,
+                    entries: &empty,
+                    index: 0,
+                    user_keys: false,
+                };
                 visitor.visit_map(access).map_err(|e| self.fail(e))
             }
             _ => {
                 let found = describe_kind(&self.node.kind);
-                Err(self.fail(DeError::new(DeErrorKind::Other, format!("expected a mapping, found {found}"))))
+                Err(self.fail(DeError::new(
+                    DeErrorKind::Other,
+                    format!("expected a mapping, found {found}"),
+                )))
             }
         }
     }
@@ -353,7 +421,9 @@ impl<'de> SeqAccess<'de> for Seq<'_, '_> {
     type Error = DeError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
-        let Some(item) = self.items.get(self.index) else { return Ok(None) };
+        let Some(item) = self.items.get(self.index) else {
+            return Ok(None);
+        };
         let child = self.de.child(item, Seg::Index(self.index), Seg::Index(0));
         self.index += 1;
         let (node, path) = (child.node, child.path.clone());
@@ -373,7 +443,9 @@ impl<'de> MapAccess<'de> for Map<'_, '_> {
     type Error = DeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
-        let Some((key, _)) = self.entries.get(self.index) else { return Ok(None) };
+        let Some((key, _)) = self.entries.get(self.index) else {
+            return Ok(None);
+        };
         let name = key.key_text().unwrap_or_default().to_string();
         // An unknown key is reported at the key itself, with its own path.
         let child = self.de.child(key, Seg::Key(name.clone()), Seg::Key(name));
@@ -429,7 +501,13 @@ mod tests {
     #[test]
     fn happy_path() {
         let o = de("name: x\nitems:\n  - port: 80\n    tags: [a, 'b']\nflag: true\n").unwrap();
-        assert_eq!(o.items[0], Inner { port: 80, tags: vec!["a".into(), "b".into()] });
+        assert_eq!(
+            o.items[0],
+            Inner {
+                port: 80,
+                tags: vec!["a".into(), "b".into()]
+            }
+        );
         assert_eq!(o.flag, Some(true));
     }
 

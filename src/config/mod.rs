@@ -73,7 +73,13 @@ pub struct Loaded {
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError { file: file.clone(), line: 0, column: 0, path: String::new(), message: format!("cannot read the config file: {e}") }])
+        ConfigErrors(vec![ConfigError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        }])
     })?;
     let base = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -106,7 +112,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     if digits.is_empty() {
-        return Err(format!("'{s}' is not a duration (use e.g. 30s, 10m, 1d or plain seconds)"));
+        return Err(format!(
+            "'{s}' is not a duration (use e.g. 30s, 10m, 1d or plain seconds)"
+        ));
     }
     let n: u64 = digits.parse().map_err(|_| format!("'{s}' is too large a duration"))?;
     let mult: u64 = match unit.trim() {
@@ -118,7 +126,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "y" => 365 * 86_400,
         other => return Err(format!("'{s}': unknown unit '{other}' (use s, m, h, d, w or y)")),
     };
-    n.checked_mul(mult).map(Duration::from_secs).ok_or_else(|| format!("'{s}' is too large a duration"))
+    n.checked_mul(mult)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("'{s}' is too large a duration"))
 }
 
 #[cfg(test)]

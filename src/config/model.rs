@@ -69,7 +69,11 @@ pub enum OriginKind {
     /// each request signed with SigV4 using the first `origin_server` credential.
     Bucket { bucket: String },
     /// One upstream HTTP(S) server (TLS offload for an app server).
-    Http { address: SocketAddr, tls: bool, sni: String },
+    Http {
+        address: SocketAddr,
+        tls: bool,
+        sni: String,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -172,4 +172,3 @@ impl<'de> Deserialize<'de> for OneOrMany {
         d.deserialize_any(V)
     }
 }
-

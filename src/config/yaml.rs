@@ -18,7 +18,10 @@ pub struct Node {
 pub enum Kind {
     Null,
     /// `plain` is false for quoted and block scalars: those are always strings.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     /// Keys are scalars (stringified); order as in the file.
     Map(Vec<(Node, Node)>),
@@ -95,7 +98,9 @@ impl Node {
 
     /// Removes the node at `path` (a map entry or a sequence item). False if absent.
     pub fn remove(&mut self, path: &[Seg]) -> bool {
-        let Some((last, parent_path)) = path.split_last() else { return false };
+        let Some((last, parent_path)) = path.split_last() else {
+            return false;
+        };
         let mut node = self;
         for seg in parent_path {
             node = match (seg, &mut node.kind) {
@@ -139,7 +144,11 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     if let Some(e) = builder.error {
         return Err(e);
     }
-    Ok(builder.root.unwrap_or(Node { kind: Kind::Map(Vec::new()), line: 1, column: 1 }))
+    Ok(builder.root.unwrap_or(Node {
+        kind: Kind::Map(Vec::new()),
+        line: 1,
+        column: 1,
+    }))
 }
 
 #[derive(Default)]
@@ -205,12 +214,24 @@ impl MarkedEventReceiver for Builder {
                 }
                 self.push_value(node);
             }
-            Event::SequenceStart(anchor, _) => {
-                self.stack.push((Node { kind: Kind::Seq(Vec::new()), line, column }, None, anchor))
-            }
-            Event::MappingStart(anchor, _) => {
-                self.stack.push((Node { kind: Kind::Map(Vec::new()), line, column }, None, anchor))
-            }
+            Event::SequenceStart(anchor, _) => self.stack.push((
+                Node {
+                    kind: Kind::Seq(Vec::new()),
+                    line,
+                    column,
+                },
+                None,
+                anchor,
+            )),
+            Event::MappingStart(anchor, _) => self.stack.push((
+                Node {
+                    kind: Kind::Map(Vec::new()),
+                    line,
+                    column,
+                },
+                None,
+                anchor,
+            )),
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((node, _, anchor)) = self.stack.pop() {
                     if anchor > 0 {
@@ -227,7 +248,11 @@ impl MarkedEventReceiver for Builder {
                     self.push_value(n)
                 }
                 None => {
-                    self.error.get_or_insert(SyntaxError { line, column, message: "unknown alias".into() });
+                    self.error.get_or_insert(SyntaxError {
+                        line,
+                        column,
+                        message: "unknown alias".into(),
+                    });
                 }
             },
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
@@ -244,8 +269,16 @@ mod tests {
         let n = parse("a: 1\nb:\n  c: [x, \"y\"]\n").unwrap();
         let c = n.find(&[Seg::Key("b".into()), Seg::Key("c".into())]).unwrap();
         assert_eq!((c.line, c.column), (3, 6));
-        let y = n.find(&[Seg::Key("b".into()), Seg::Key("c".into()), Seg::Index(1)]).unwrap();
-        assert_eq!(y.kind, Kind::Scalar { text: "y".into(), plain: false });
+        let y = n
+            .find(&[Seg::Key("b".into()), Seg::Key("c".into()), Seg::Index(1)])
+            .unwrap();
+        assert_eq!(
+            y.kind,
+            Kind::Scalar {
+                text: "y".into(),
+                plain: false
+            }
+        );
     }
 
     #[test]
@@ -272,7 +305,12 @@ mod tests {
     #[test]
     fn anchors_and_aliases() {
         let n = parse("x: &h { k: v }\ny: *h\n").unwrap();
-        assert_eq!(n.find(&[Seg::Key("y".into()), Seg::Key("k".into())]).unwrap().key_text(), Some("v"));
+        assert_eq!(
+            n.find(&[Seg::Key("y".into()), Seg::Key("k".into())])
+                .unwrap()
+                .key_text(),
+            Some("v")
+        );
     }
 
     #[test]
@@ -281,14 +319,22 @@ mod tests {
         assert!(n.remove(&[Seg::Key("a".into()), Seg::Index(1)]));
         assert!(n.remove(&[Seg::Key("b".into()), Seg::Key("c".into())]));
         assert!(!n.remove(&[Seg::Key("zz".into())]));
-        assert_eq!(n.find(&[Seg::Key("a".into()), Seg::Index(1)]).unwrap().key_text(), Some("3"));
+        assert_eq!(
+            n.find(&[Seg::Key("a".into()), Seg::Index(1)]).unwrap().key_text(),
+            Some("3")
+        );
         assert!(n.find(&[Seg::Key("b".into()), Seg::Key("c".into())]).is_none());
     }
 
     #[test]
     fn path_rendering() {
         assert_eq!(
-            path_string(&[Seg::Key("distributions".into()), Seg::Index(0), Seg::Key("behaviors".into()), Seg::Index(2)]),
+            path_string(&[
+                Seg::Key("distributions".into()),
+                Seg::Index(0),
+                Seg::Key("behaviors".into()),
+                Seg::Index(2)
+            ]),
             "distributions[0].behaviors[2]"
         );
     }

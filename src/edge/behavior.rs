@@ -55,7 +55,10 @@ impl PathPattern {
             pattern.push(b'/');
         }
         pattern.extend_from_slice(text.as_bytes());
-        Ok(PathPattern { pattern: pattern.into_boxed_slice(), match_all })
+        Ok(PathPattern {
+            pattern: pattern.into_boxed_slice(),
+            match_all,
+        })
     }
 
     /// Does the request path (without query string, as sent by the viewer) match?
@@ -94,7 +97,10 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
 /// First behavior of `dist` whose pattern matches `path` (the query string already removed).
 /// The compiled config guarantees the last behavior is `*`, so this always finds one.
 pub fn select<'a>(dist: &'a Distribution, path: &str) -> Option<(usize, &'a Behavior)> {
-    dist.behaviors.iter().enumerate().find(|(_, b)| b.path_pattern.matches(path))
+    dist.behaviors
+        .iter()
+        .enumerate()
+        .find(|(_, b)| b.path_pattern.matches(path))
 }
 
 #[cfg(test)]
@@ -157,6 +163,9 @@ mod tests {
     fn rejects_bad_patterns() {
         assert_eq!(PathPattern::compile(""), Err(PatternError::Empty));
         assert!(matches!(PathPattern::compile("/a b"), Err(PatternError::BadChar(' '))));
-        assert!(matches!(PathPattern::compile(&"a".repeat(256)), Err(PatternError::TooLong)));
+        assert!(matches!(
+            PathPattern::compile(&"a".repeat(256)),
+            Err(PatternError::TooLong)
+        ));
     }
 }

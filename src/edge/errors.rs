@@ -13,7 +13,11 @@ pub struct EdgeError {
 
 impl EdgeError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        EdgeError { status, code, message: message.into() }
+        EdgeError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 403 for a method the behavior does not allow (CloudFront answers the same way).

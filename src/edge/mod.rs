@@ -3,6 +3,6 @@
 pub mod behavior;
 pub mod distribution;
 pub mod errors;
+pub mod proxy;
 pub mod sigv4;
 pub mod viewer;
-pub mod proxy;

@@ -46,7 +46,12 @@ impl EdgeState {
             .origin_server
             .as_ref()
             .and_then(|s| s.credentials.first().map(|c| (s.listen, c.clone())));
-        EdgeState { config, router, https_port, bucket_store }
+        EdgeState {
+            config,
+            router,
+            https_port,
+            bucket_store,
+        }
     }
 }
 
@@ -57,7 +62,10 @@ pub struct Edge {
 
 impl Edge {
     pub fn new(state: Arc<ArcSwap<EdgeState>>) -> Self {
-        Edge { state, ids: RequestIds::new() }
+        Edge {
+            state,
+            ids: RequestIds::new(),
+        }
     }
 }
 
@@ -120,8 +128,20 @@ impl ProxyHttp for Edge {
         ctx.behavior = b_idx;
 
         // 3 viewer rules
-        let path_and_query = req.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
-        match viewer::check(behavior, &req.method, is_https, &host, &path_and_query, state.https_port) {
+        let path_and_query = req
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/")
+            .to_string();
+        match viewer::check(
+            behavior,
+            &req.method,
+            is_https,
+            &host,
+            &path_and_query,
+            state.https_port,
+        ) {
             ViewerOutcome::Continue => {}
             ViewerOutcome::Redirect(location) => {
                 ctx.cache_result = "Redirect";
@@ -145,12 +165,16 @@ impl ProxyHttp for Edge {
             OriginKind::Bucket { bucket } => {
                 // The edge only reads buckets: its credential must never carry a viewer's write.
                 if !matches!(req.method, Method::GET | Method::HEAD) {
-                    return self.deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied")).await;
+                    return self
+                        .deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied"))
+                        .await;
                 }
                 let key = format!("{}{}", origin.origin_path, object_path);
                 if key.len() <= 1 {
                     // An empty key would ask the store to list the bucket.
-                    return self.deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied")).await;
+                    return self
+                        .deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied"))
+                        .await;
                 }
                 // The query string is not forwarded to bucket origins (no cache policy
                 // forwards it yet): it would select other S3 operations.
@@ -173,9 +197,10 @@ impl ProxyHttp for Edge {
         let mut peer = match &behavior.origin.kind {
             OriginKind::Bucket { .. } => {
                 let state = ctx.state.as_ref().ok_or_else(|| Error::new(InternalError))?;
-                let (addr, _) = state.bucket_store.as_ref().ok_or_else(|| {
-                    Error::explain(InternalError, "bucket origin without a bucket store")
-                })?;
+                let (addr, _) = state
+                    .bucket_store
+                    .as_ref()
+                    .ok_or_else(|| Error::explain(InternalError, "bucket origin without a bucket store"))?;
                 HttpPeer::new(*addr, false, String::new())
             }
             OriginKind::Http { address, tls, sni } => HttpPeer::new(*address, *tls, sni.clone()),
@@ -201,7 +226,10 @@ impl ProxyHttp for Edge {
         upstream.set_uri(uri);
 
         // Always sent, as CloudFront does: X-Forwarded-For, Via and the request id.
-        let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string());
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string());
         if let Some(ip) = client_ip {
             let xff = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
                 Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
@@ -258,7 +286,11 @@ impl ProxyHttp for Edge {
             }
             OriginKind::Http { .. } => {
                 // TLS offload: the app sees the viewer's Host and learns the scheme here.
-                let proto = if session.digest().is_some_and(|d| d.ssl_digest.is_some()) { "https" } else { "http" };
+                let proto = if session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
+                    "https"
+                } else {
+                    "http"
+                };
                 upstream.insert_header("x-forwarded-proto", proto)?;
                 if upstream.headers.get(header::HOST).is_none() {
                     if let Some(h) = session.req_header().uri.authority().map(|a| a.to_string()) {
@@ -291,14 +323,21 @@ impl ProxyHttp for Edge {
             let origin = ctx.behavior().map(|b| b.origin.name.clone()).unwrap_or_default();
             tracing::warn!(request_id = %ctx.request_id, origin = %origin, status, error = %e, "request failed");
             let err = match status {
-                502 => EdgeError::new(502, "BadGateway", "The edge could not connect to the origin or the origin sent an invalid response."),
+                502 => EdgeError::new(
+                    502,
+                    "BadGateway",
+                    "The edge could not connect to the origin or the origin sent an invalid response.",
+                ),
                 504 => EdgeError::new(504, "GatewayTimeout", "The origin did not answer in time."),
                 400 => EdgeError::new(400, "BadRequest", "The request could not be parsed."),
                 s => EdgeError::new(s, "InternalError", "The edge could not complete the request."),
             };
             let _ = self.write_error(session, ctx, &err).await;
         }
-        FailToProxy { error_code: status, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
@@ -317,9 +356,13 @@ impl ProxyHttp for Edge {
         telemetry::REQUESTS
             .with_label_values(&[dist, behavior, telemetry::status_class(status), ctx.cache_result])
             .inc();
-        telemetry::RESPONSE_BYTES.with_label_values(&[dist]).inc_by(session.body_bytes_sent() as u64);
+        telemetry::RESPONSE_BYTES
+            .with_label_values(&[dist])
+            .inc_by(session.body_bytes_sent() as u64);
         if let (Some(started), Some(origin)) = (ctx.origin_started, origin) {
-            telemetry::ORIGIN_DURATION.with_label_values(&[origin]).observe(started.elapsed().as_secs_f64());
+            telemetry::ORIGIN_DURATION
+                .with_label_values(&[origin])
+                .observe(started.elapsed().as_secs_f64());
         }
     }
 }
@@ -375,14 +418,22 @@ impl RequestIds {
         let mut buf = [0u8; 8];
         // Falls back to the time if the OS RNG is unavailable; ids only need to be unique.
         if openssl::rand::rand_bytes(&mut buf).is_err() {
-            let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+            let t = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
             buf = (t.as_nanos() as u64).to_le_bytes();
         }
-        RequestIds { prefix: u64::from_le_bytes(buf), counter: AtomicU64::new(0) }
+        RequestIds {
+            prefix: u64::from_le_bytes(buf),
+            counter: AtomicU64::new(0),
+        }
     }
 
     fn next(&self) -> String {
-        format!("{:016x}{:016x}", self.prefix, self.counter.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{:016x}{:016x}",
+            self.prefix,
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }
-

@@ -112,8 +112,16 @@ fn canonical_query(out: &mut String, query: &str) {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
             let mut ek = String::new();
             let mut ev = String::new();
-            uri_encode(&mut ek, &percent_decode(k.as_bytes()).unwrap_or_else(|| k.as_bytes().to_vec()), true);
-            uri_encode(&mut ev, &percent_decode(v.as_bytes()).unwrap_or_else(|| v.as_bytes().to_vec()), true);
+            uri_encode(
+                &mut ek,
+                &percent_decode(k.as_bytes()).unwrap_or_else(|| k.as_bytes().to_vec()),
+                true,
+            );
+            uri_encode(
+                &mut ev,
+                &percent_decode(v.as_bytes()).unwrap_or_else(|| v.as_bytes().to_vec()),
+                true,
+            );
             (ek, ev)
         })
         .collect();
@@ -146,7 +154,12 @@ pub fn amz_date(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -230,7 +243,13 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(amz_date(UNIX_EPOCH), "19700101T000000Z");
-        assert_eq!(amz_date(UNIX_EPOCH + Duration::from_secs(951_782_400)), "20000229T000000Z");
-        assert_eq!(amz_date(UNIX_EPOCH + Duration::from_secs(4_102_444_799)), "20991231T235959Z");
+        assert_eq!(
+            amz_date(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "20000229T000000Z"
+        );
+        assert_eq!(
+            amz_date(UNIX_EPOCH + Duration::from_secs(4_102_444_799)),
+            "20991231T235959Z"
+        );
     }
 }

@@ -137,7 +137,10 @@ mod tests {
             check(&b, &Method::GET, false, "cdn.example.com", "/", 443),
             ViewerOutcome::Redirect("https://cdn.example.com/".into())
         );
-        assert_eq!(check(&b, &Method::GET, true, "cdn.example.com", "/", 443), ViewerOutcome::Continue);
+        assert_eq!(
+            check(&b, &Method::GET, true, "cdn.example.com", "/", 443),
+            ViewerOutcome::Continue
+        );
     }
 
     #[test]
@@ -168,7 +171,16 @@ mod tests {
 
     #[test]
     fn traversal_is_refused() {
-        for p in ["/../etc/passwd", "/a/../../etc/passwd", "/%2e%2e/etc/passwd", "/a/%2E%2E/b", "/./a", "/a%00b", "/a\\..\\b", "/%zz"] {
+        for p in [
+            "/../etc/passwd",
+            "/a/../../etc/passwd",
+            "/%2e%2e/etc/passwd",
+            "/a/%2E%2E/b",
+            "/./a",
+            "/a%00b",
+            "/a\\..\\b",
+            "/%zz",
+        ] {
             assert_eq!(object_path(p, None).map_err(|e| e.status), Err(400), "{p}");
         }
         assert!(object_path("/a..b/c...d", None).is_ok());

@@ -40,7 +40,9 @@ pub async fn serve(
         let service = service.clone();
         tokio::spawn(async move {
             let io = hyper_util::rt::TokioIo::new(stream);
-            let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, service);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(io, service);
             if let Err(e) = conn.await {
                 tracing::debug!("bucket store connection ended: {e}");
             }

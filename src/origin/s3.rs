@@ -22,7 +22,10 @@ fn map_err(e: StoreError) -> S3Error {
         StoreError::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
         StoreError::BucketNotEmpty => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
         StoreError::BucketExists => {
-            s3_error!(BucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.")
+            s3_error!(
+                BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it."
+            )
         }
         StoreError::InvalidBucketName => s3_error!(InvalidBucketName, "The specified bucket is not valid."),
         StoreError::BadKey(b) => s3_error!(InvalidArgument, "Invalid object key: {}", b.0),
@@ -69,15 +72,31 @@ struct Page {
     last: Option<String>,
 }
 
-fn list_page(store: &DiskStore, bucket: &str, prefix: &str, delimiter: Option<&str>, after: Option<&str>, max: usize) -> S3Result<Page> {
-    let mut page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
+fn list_page(
+    store: &DiskStore,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: Option<&str>,
+    max: usize,
+) -> S3Result<Page> {
+    let mut page = Page {
+        objects: Vec::new(),
+        prefixes: Vec::new(),
+        truncated: false,
+        last: None,
+    };
     let mut cursor = after.map(str::to_string);
     loop {
-        let (batch, more) = store.list(bucket, prefix, cursor.as_deref(), 1000, |_| true).map_err(map_err)?;
+        let (batch, more) = store
+            .list(bucket, prefix, cursor.as_deref(), 1000, |_| true)
+            .map_err(map_err)?;
         for meta in &batch {
             cursor = Some(meta.key.clone());
             let rest = &meta.key[prefix.len()..];
-            let group = delimiter.filter(|d| !d.is_empty()).and_then(|d| rest.find(d).map(|i| format!("{prefix}{}", &rest[..i + d.len()])));
+            let group = delimiter
+                .filter(|d| !d.is_empty())
+                .and_then(|d| rest.find(d).map(|i| format!("{prefix}{}", &rest[..i + d.len()])));
             if let Some(cp) = group {
                 if page.prefixes.last() == Some(&cp) || after.is_some_and(|a| cp.as_str() <= a) {
                     continue;
@@ -114,15 +133,25 @@ impl S3 for S3Api {
             .store
             .list_buckets()
             .into_iter()
-            .map(|(name, created)| Bucket { name: Some(name), creation_date: Some(timestamp(created)), ..Default::default() })
+            .map(|(name, created)| Bucket {
+                name: Some(name),
+                creation_date: Some(timestamp(created)),
+                ..Default::default()
+            })
             .collect();
-        Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), owner: None, ..Default::default() }))
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: None,
+            ..Default::default()
+        }))
     }
 
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
         let name = req.input.bucket;
         self.store.create_bucket(&name).map_err(map_err)?;
-        Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{name}")),
+        }))
     }
 
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
@@ -137,7 +166,10 @@ impl S3 for S3Api {
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
-    async fn get_bucket_location(&self, req: S3Request<GetBucketLocationInput>) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         if !self.store.bucket_exists(&req.input.bucket) {
             return Err(map_err(StoreError::NoSuchBucket));
         }
@@ -169,7 +201,11 @@ impl S3 for S3Api {
             None => (0, meta.size, None),
             Some(r) => {
                 let range = r.check(meta.size).map_err(|_| {
-                    s3_error!(InvalidRange, "The requested range is not satisfiable (object size {})", meta.size)
+                    s3_error!(
+                        InvalidRange,
+                        "The requested range is not satisfiable (object size {})",
+                        meta.size
+                    )
                 })?;
                 let cr = format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), meta.size);
                 (range.start, range.end - range.start, Some(cr))
@@ -177,7 +213,9 @@ impl S3 for S3Api {
         };
         let mut file = tokio::fs::File::from_std(file);
         if start > 0 {
-            file.seek(SeekFrom::Start(start)).await.map_err(|e| map_err(StoreError::Io(e)))?;
+            file.seek(SeekFrom::Start(start))
+                .await
+                .map_err(|e| map_err(StoreError::Io(e)))?;
         }
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024);
         Ok(S3Response::new(GetObjectOutput {
@@ -206,7 +244,9 @@ impl S3 for S3Api {
         };
         let temp = self.store.temp_path(&input.bucket).map_err(map_err)?;
         let result = async {
-            let mut file = tokio::fs::File::create(&temp).await.map_err(|e| map_err(StoreError::Io(e)))?;
+            let mut file = tokio::fs::File::create(&temp)
+                .await
+                .map_err(|e| map_err(StoreError::Io(e)))?;
             let mut md5 = md5::Md5::new();
             let mut size: u64 = 0;
             while let Some(chunk) = body.next().await {
@@ -217,7 +257,10 @@ impl S3 for S3Api {
             }
             if let Some(expected) = input.content_length {
                 if expected >= 0 && size != expected as u64 {
-                    return Err(s3_error!(IncompleteBody, "Received {size} bytes, Content-Length said {expected}."));
+                    return Err(s3_error!(
+                        IncompleteBody,
+                        "Received {size} bytes, Content-Length said {expected}."
+                    ));
                 }
             }
             file.sync_all().await.map_err(|e| map_err(StoreError::Io(e)))?;
@@ -225,7 +268,10 @@ impl S3 for S3Api {
             if let Some(sent) = &input.content_md5 {
                 let ours = openssl::base64::encode_block(&digest);
                 if sent.trim() != ours {
-                    return Err(s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."));
+                    return Err(s3_error!(
+                        BadDigest,
+                        "The Content-MD5 you specified did not match what we received."
+                    ));
                 }
             }
             let meta = ObjectMeta {
@@ -243,10 +289,16 @@ impl S3 for S3Api {
                     let _ = t.format(TimestampFormat::HttpDate, &mut buf);
                     String::from_utf8_lossy(&buf).into_owned()
                 }),
-                user_metadata: input.metadata.clone().map(|m| m.into_iter().collect()).unwrap_or_default(),
+                user_metadata: input
+                    .metadata
+                    .clone()
+                    .map(|m| m.into_iter().collect())
+                    .unwrap_or_default(),
                 data_file: String::new(),
             };
-            self.store.commit(&input.bucket, &input.key, &temp, meta).map_err(map_err)
+            self.store
+                .commit(&input.bucket, &input.key, &temp, meta)
+                .map_err(map_err)
         }
         .await;
         match result {
@@ -272,15 +324,30 @@ impl S3 for S3Api {
         let prefix = input.prefix.clone().unwrap_or_default();
         let after = match &input.continuation_token {
             Some(t) => {
-                let raw = openssl::base64::decode_block(t).map_err(|_| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?;
-                Some(String::from_utf8(raw).map_err(|_| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?)
+                let raw = openssl::base64::decode_block(t)
+                    .map_err(|_| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?;
+                Some(
+                    String::from_utf8(raw)
+                        .map_err(|_| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?,
+                )
             }
             None => input.start_after.clone(),
         };
         let max = max_keys(input.max_keys);
-        let page = list_page(&self.store, &input.bucket, &prefix, input.delimiter.as_deref(), after.as_deref(), max)?;
+        let page = list_page(
+            &self.store,
+            &input.bucket,
+            &prefix,
+            input.delimiter.as_deref(),
+            after.as_deref(),
+            max,
+        )?;
         let key_count = (page.objects.len() + page.prefixes.len()) as i32;
-        let next = if page.truncated { page.last.as_ref().map(|l| openssl::base64::encode_block(l.as_bytes())) } else { None };
+        let next = if page.truncated {
+            page.last.as_ref().map(|l| openssl::base64::encode_block(l.as_bytes()))
+        } else {
+            None
+        };
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
             prefix: Some(prefix),
@@ -293,7 +360,12 @@ impl S3 for S3Api {
             start_after: input.start_after,
             encoding_type: input.encoding_type,
             contents: Some(page.objects),
-            common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+            common_prefixes: Some(
+                page.prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix { prefix: Some(p) })
+                    .collect(),
+            ),
             ..Default::default()
         }))
     }
@@ -302,8 +374,19 @@ impl S3 for S3Api {
         let input = req.input;
         let prefix = input.prefix.clone().unwrap_or_default();
         let max = max_keys(input.max_keys);
-        let page = list_page(&self.store, &input.bucket, &prefix, input.delimiter.as_deref(), input.marker.as_deref(), max)?;
-        let next_marker = if page.truncated && input.delimiter.is_some() { page.last.clone() } else { None };
+        let page = list_page(
+            &self.store,
+            &input.bucket,
+            &prefix,
+            input.delimiter.as_deref(),
+            input.marker.as_deref(),
+            max,
+        )?;
+        let next_marker = if page.truncated && input.delimiter.is_some() {
+            page.last.clone()
+        } else {
+            None
+        };
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: Some(prefix),
@@ -314,7 +397,12 @@ impl S3 for S3Api {
             next_marker,
             encoding_type: input.encoding_type,
             contents: Some(page.objects),
-            common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+            common_prefixes: Some(
+                page.prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix { prefix: Some(p) })
+                    .collect(),
+            ),
             ..Default::default()
         }))
     }

@@ -80,7 +80,9 @@ pub fn check_key(key: &str) -> Result<(), BadKey> {
 /// S3 bucket-name rules; also what keeps bucket names safe as directory names.
 pub fn check_bucket_name(name: &str) -> bool {
     (3..=63).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
         && !name.contains("..")
@@ -132,7 +134,10 @@ impl std::fmt::Display for StoreError {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn key_hash(key: &str) -> String {
@@ -142,7 +147,10 @@ fn key_hash(key: &str) -> String {
 fn random_token() -> String {
     let mut b = [0u8; 12];
     if openssl::rand::rand_bytes(&mut b).is_err() {
-        let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let t = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         b.copy_from_slice(&t.to_le_bytes()[..12]);
     }
     hex::encode(b)
@@ -168,7 +176,10 @@ impl DiskStore {
             let state = Self::load_bucket(&entry.path())?;
             buckets.insert(name, Arc::new(state));
         }
-        Ok(DiskStore { root, buckets: RwLock::new(buckets) })
+        Ok(DiskStore {
+            root,
+            buckets: RwLock::new(buckets),
+        })
     }
 
     fn load_bucket(dir: &Path) -> io::Result<BucketState> {
@@ -195,9 +206,15 @@ impl DiskStore {
             let mut files = Vec::new();
             for f in std::fs::read_dir(&fan)? {
                 let path = f?.path();
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 if name.ends_with(".meta") {
-                    match std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<ObjectMeta>(&b).ok()) {
+                    match std::fs::read(&path)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<ObjectMeta>(&b).ok())
+                    {
                         Some(meta) if fan.join(&meta.data_file).is_file() && key_hash(&meta.key) + ".meta" == name => {
                             referenced.insert(meta.data_file.clone());
                             index.insert(meta.key.clone(), Arc::new(meta));
@@ -218,7 +235,10 @@ impl DiskStore {
                 }
             }
         }
-        Ok(BucketState { index: Arc::new(RwLock::new(index)), created })
+        Ok(BucketState {
+            index: Arc::new(RwLock::new(index)),
+            created,
+        })
     }
 
     fn bucket(&self, name: &str) -> Result<Arc<BucketState>, StoreError> {
@@ -236,7 +256,10 @@ impl DiskStore {
 
     /// Bucket names with their creation time (seconds), sorted.
     pub fn list_buckets(&self) -> Vec<(String, u64)> {
-        let map = self.buckets.read().map(|m| m.iter().map(|(k, v)| (k.clone(), v.created)).collect::<Vec<_>>());
+        let map = self
+            .buckets
+            .read()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.created)).collect::<Vec<_>>());
         let mut list = map.unwrap_or_default();
         list.sort();
         list
@@ -246,7 +269,10 @@ impl DiskStore {
         if !check_bucket_name(name) {
             return Err(StoreError::InvalidBucketName);
         }
-        let mut map = self.buckets.write().map_err(|_| StoreError::Io(io::Error::other("bucket table poisoned")))?;
+        let mut map = self
+            .buckets
+            .write()
+            .map_err(|_| StoreError::Io(io::Error::other("bucket table poisoned")))?;
         if map.contains_key(name) {
             return Err(StoreError::BucketExists);
         }
@@ -254,7 +280,13 @@ impl DiskStore {
         std::fs::create_dir_all(dir.join("objects"))?;
         std::fs::create_dir_all(dir.join("tmp"))?;
         sync_dir(&self.root)?;
-        map.insert(name.to_string(), Arc::new(BucketState { index: Arc::default(), created: now_secs() }));
+        map.insert(
+            name.to_string(),
+            Arc::new(BucketState {
+                index: Arc::default(),
+                created: now_secs(),
+            }),
+        );
         Ok(())
     }
 
@@ -268,7 +300,10 @@ impl DiskStore {
     }
 
     pub fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
-        let mut map = self.buckets.write().map_err(|_| StoreError::Io(io::Error::other("bucket table poisoned")))?;
+        let mut map = self
+            .buckets
+            .write()
+            .map_err(|_| StoreError::Io(io::Error::other("bucket table poisoned")))?;
         let state = map.get(name).ok_or(StoreError::NoSuchBucket)?;
         if !state.index.read().map(|i| i.is_empty()).unwrap_or(false) {
             return Err(StoreError::BucketNotEmpty);
@@ -279,7 +314,9 @@ impl DiskStore {
     }
 
     pub fn bucket_is_empty(&self, name: &str) -> io::Result<bool> {
-        let b = self.bucket(name).map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
+        let b = self
+            .bucket(name)
+            .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
         let empty = b.index.read().map(|i| i.is_empty()).unwrap_or(true);
         Ok(empty)
     }
@@ -319,7 +356,13 @@ impl DiskStore {
 
     /// Commits a fully written and fsynced temp file as `key` with `meta` (whose `key`,
     /// `data_file` and `last_modified` are filled in here).
-    pub fn commit(&self, bucket: &str, key: &str, temp: &Path, mut meta: ObjectMeta) -> Result<Arc<ObjectMeta>, StoreError> {
+    pub fn commit(
+        &self,
+        bucket: &str,
+        key: &str,
+        temp: &Path,
+        mut meta: ObjectMeta,
+    ) -> Result<Arc<ObjectMeta>, StoreError> {
         check_key(key).map_err(StoreError::BadKey)?;
         let b = self.bucket(bucket)?;
         let (dir, hash) = self.object_dir(bucket, key);
@@ -330,7 +373,11 @@ impl DiskStore {
         meta.data_file = data_file;
         meta.last_modified = now_secs();
         let json = serde_json::to_vec(&meta).map_err(|e| StoreError::Io(io::Error::other(e)))?;
-        let meta_tmp = self.root.join(bucket).join("tmp").join(format!("{}.meta", random_token()));
+        let meta_tmp = self
+            .root
+            .join(bucket)
+            .join("tmp")
+            .join(format!("{}.meta", random_token()));
         {
             use std::io::Write;
             let mut f = std::fs::File::create(&meta_tmp)?;
@@ -338,7 +385,10 @@ impl DiskStore {
             f.sync_all()?;
         }
         // Hold the index lock across the commit so readers never see a half-switched object.
-        let mut index = b.index.write().map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
+        let mut index = b
+            .index
+            .write()
+            .map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
         std::fs::rename(&meta_tmp, dir.join(format!("{hash}.meta")))?;
         sync_dir(&dir)?;
         let meta = Arc::new(meta);
@@ -357,7 +407,10 @@ impl DiskStore {
         check_key(key).map_err(StoreError::BadKey)?;
         let b = self.bucket(bucket)?;
         let (dir, hash) = self.object_dir(bucket, key);
-        let mut index = b.index.write().map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
+        let mut index = b
+            .index
+            .write()
+            .map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
         let Some(old) = index.remove(key) else { return Ok(()) };
         if let Err(e) = std::fs::remove_file(dir.join(format!("{hash}.meta"))) {
             index.insert(key.to_string(), old);
@@ -380,7 +433,10 @@ impl DiskStore {
         mut keep: impl FnMut(&ObjectMeta) -> bool,
     ) -> Result<(Vec<Arc<ObjectMeta>>, bool), StoreError> {
         let b = self.bucket(bucket)?;
-        let index = b.index.read().map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
+        let index = b
+            .index
+            .read()
+            .map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
         let start = match after {
             Some(a) if a >= prefix => std::ops::Bound::Excluded(a.to_string()),
             _ => std::ops::Bound::Included(prefix.to_string()),
@@ -463,7 +519,10 @@ mod tests {
         assert_eq!(m.size, 2);
         assert_eq!(m.etag, "b86fc6b051f63d73de262d4c34e3a0a9");
         let (all, more) = s.list("site", "", None, 10, |_| true).unwrap();
-        assert_eq!(all.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["a", "a/b", "b"]);
+        assert_eq!(
+            all.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(),
+            ["a", "a/b", "b"]
+        );
         assert!(!more);
         let (page, more) = s.list("site", "", Some("a"), 1, |_| true).unwrap();
         assert_eq!((page[0].key.as_str(), more), ("a/b", true));
@@ -526,7 +585,10 @@ mod tests {
     fn buckets() {
         let dir = tempfile::tempdir().unwrap();
         let s = DiskStore::open(dir.path()).unwrap();
-        assert!(matches!(s.create_bucket("Bad_Name"), Err(StoreError::InvalidBucketName)));
+        assert!(matches!(
+            s.create_bucket("Bad_Name"),
+            Err(StoreError::InvalidBucketName)
+        ));
         s.create_bucket("one").unwrap();
         assert!(matches!(s.create_bucket("one"), Err(StoreError::BucketExists)));
         s.put_object_bytes("one", "x", "text/plain", b"x").unwrap();

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response};
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, Encoder, HistogramVec,
-    IntCounterVec, IntGaugeVec, TextEncoder,
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, Encoder, HistogramVec, IntCounterVec,
+    IntGaugeVec, TextEncoder,
 };
 
 /// `homefront_requests_total{distribution, behavior, status_class, cache}`.
@@ -48,8 +48,12 @@ pub static ORIGIN_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
 
 /// `homefront_build_info{version}` = 1.
 pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec!("homefront_build_info", "Build information; the value is always 1.", &["version"])
-        .expect("metric registered once")
+    register_int_gauge_vec!(
+        "homefront_build_info",
+        "Build information; the value is always 1.",
+        &["version"]
+    )
+    .expect("metric registered once")
 });
 
 /// Registers the metrics that must be visible before the first request.
@@ -83,7 +87,9 @@ pub fn render() -> Vec<u8> {
 /// Serves `GET /metrics` (and 404 for anything else) on `listener` until dropped.
 pub async fn serve(listener: tokio::net::TcpListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(async move {
             let service = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
                 let resp = if req.uri().path() == "/metrics" {
@@ -99,7 +105,9 @@ pub async fn serve(listener: tokio::net::TcpListener) {
                 Ok::<_, Infallible>(resp.unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
             });
             let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
         });
     }
 }
@@ -114,7 +122,9 @@ mod tests {
         REQUESTS.with_label_values(&["d", "*", "2xx", "Miss"]).inc();
         let text = String::from_utf8(render()).unwrap();
         assert!(text.contains("homefront_build_info{version=\""));
-        assert!(text.contains("homefront_requests_total{behavior=\"*\",cache=\"Miss\",distribution=\"d\",status_class=\"2xx\"}"));
+        assert!(text.contains(
+            "homefront_requests_total{behavior=\"*\",cache=\"Miss\",distribution=\"d\",status_class=\"2xx\"}"
+        ));
     }
 
     #[test]

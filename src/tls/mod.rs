@@ -111,7 +111,11 @@ fn load_pair(cert: &Path, key: &Path, domains: &[String]) -> Result<LoadedCert, 
             cert.display()
         )));
     }
-    Ok(LoadedCert { domains: domains.to_vec(), chain, key: pkey })
+    Ok(LoadedCert {
+        domains: domains.to_vec(),
+        chain,
+        key: pkey,
+    })
 }
 
 /// Reuses `dir/localhost.pem` + `dir/localhost.key` when they load, else generates a
@@ -119,18 +123,26 @@ fn load_pair(cert: &Path, key: &Path, domains: &[String]) -> Result<LoadedCert, 
 pub fn ensure_self_signed(dir: &Path) -> Result<CertificateSpec, TlsError> {
     let cert = dir.join("localhost.pem");
     let key = dir.join("localhost.key");
-    let spec = CertificateSpec { domains: vec!["localhost".into()], cert: cert.clone(), key: key.clone() };
+    let spec = CertificateSpec {
+        domains: vec!["localhost".into()],
+        cert: cert.clone(),
+        key: key.clone(),
+    };
     if cert.exists() && key.exists() && load_pair(&cert, &key, &spec.domains).is_ok() {
         return Ok(spec);
     }
     let (cert_pem, key_pem) = generate_self_signed("localhost")
         .map_err(|e| TlsError(format!("cannot generate a self-signed certificate: {e}")))?;
     let write = |p: &PathBuf, data: &[u8], mode: u32| {
-        crate::util::write_file_atomic(p, data, mode).map_err(|e| TlsError(format!("cannot write {}: {e}", p.display())))
+        crate::util::write_file_atomic(p, data, mode)
+            .map_err(|e| TlsError(format!("cannot write {}: {e}", p.display())))
     };
     write(&key, &key_pem, 0o600)?;
     write(&cert, &cert_pem, 0o644)?;
-    tracing::info!("generated a self-signed certificate for localhost in {}", cert.display());
+    tracing::info!(
+        "generated a self-signed certificate for localhost in {}",
+        cert.display()
+    );
     Ok(spec)
 }
 
@@ -195,7 +207,9 @@ impl TlsAccept for SniCallback {
         let sni = ssl.servername(NameType::HOST_NAME).map(str::to_string);
         let idx = store.select_index(sni.as_deref());
         HANDSHAKE_COUNT.fetch_add(1, Ordering::Relaxed);
-        HANDSHAKES.with_label_values(&[if idx.is_some() { "yes" } else { "no" }]).inc();
+        HANDSHAKES
+            .with_label_values(&[if idx.is_some() { "yes" } else { "no" }])
+            .inc();
         let cert = &store.certs[idx.unwrap_or(0)];
         let result = (|| {
             pingora::tls::ext::ssl_use_certificate(ssl, &cert.chain[0])?;
@@ -248,13 +262,30 @@ mod tests {
 
     #[test]
     fn sni_selection() {
-        let s = store_with(&[&["default.test"], &["*.example.com"], &["cdn.example.com"], &["*.img.example.com"]]);
+        let s = store_with(&[
+            &["default.test"],
+            &["*.example.com"],
+            &["cdn.example.com"],
+            &["*.img.example.com"],
+        ]);
         assert_eq!(s.select_index(Some("cdn.example.com")), Some(2), "exact beats wildcard");
         assert_eq!(s.select_index(Some("a.example.com")), Some(1));
-        assert_eq!(s.select_index(Some("x.img.example.com")), Some(3), "most specific wildcard");
-        assert_eq!(s.select_index(Some("a.b.example.com")), None, "a wildcard covers one label");
+        assert_eq!(
+            s.select_index(Some("x.img.example.com")),
+            Some(3),
+            "most specific wildcard"
+        );
+        assert_eq!(
+            s.select_index(Some("a.b.example.com")),
+            None,
+            "a wildcard covers one label"
+        );
         assert_eq!(s.select_index(Some("example.com")), None);
-        assert_eq!(s.select_index(Some("CDN.Example.COM.")), Some(2), "case and trailing dot");
+        assert_eq!(
+            s.select_index(Some("CDN.Example.COM.")),
+            Some(2),
+            "case and trailing dot"
+        );
         assert_eq!(s.select_index(None), None);
         assert_eq!(s.select(Some("unknown.test")).domains, ["default.test"]);
     }
@@ -268,7 +299,12 @@ mod tests {
         assert_eq!(std::fs::read(&b.cert).unwrap(), first);
         let loaded = CertStore::load(&[b]).unwrap();
         let cert = &loaded.select(Some("localhost")).chain[0];
-        let san: Vec<_> = cert.subject_alt_names().unwrap().iter().filter_map(|n| n.dnsname().map(str::to_string)).collect();
+        let san: Vec<_> = cert
+            .subject_alt_names()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n.dnsname().map(str::to_string))
+            .collect();
         assert_eq!(san, ["localhost"]);
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&a.key).unwrap().permissions().mode() & 0o777, 0o600);
@@ -292,7 +328,11 @@ mod tests {
         let key = dir.path().join("b.key");
         std::fs::write(&cert, c1).unwrap();
         std::fs::write(&key, k2).unwrap();
-        let spec = |cert: &Path, key: &Path| CertificateSpec { domains: vec!["a.test".into()], cert: cert.into(), key: key.into() };
+        let spec = |cert: &Path, key: &Path| CertificateSpec {
+            domains: vec!["a.test".into()],
+            cert: cert.into(),
+            key: key.into(),
+        };
         let e = CertStore::load(&[spec(&cert, &key)]).err().unwrap();
         assert!(e.0.contains("does not belong") && e.0.contains("b.key"), "{e}");
         let missing = dir.path().join("nope.pem");

@@ -25,7 +25,12 @@ pub struct Ports {
 
 impl Ports {
     pub fn new() -> Self {
-        Ports { http: free_port(), https: free_port(), metrics: free_port(), origin: free_port() }
+        Ports {
+            http: free_port(),
+            https: free_port(),
+            metrics: free_port(),
+            origin: free_port(),
+        }
     }
 
     /// Replaces `{http}`, `{https}`, `{metrics}`, `{origin}`, `{dir}` in a config template.
@@ -70,7 +75,9 @@ impl Homefront {
             .arg(&cfg)
             .current_dir(dir.path())
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("homefront.err")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("homefront.err")).unwrap(),
+            ))
             .spawn()
             .expect("start homefront");
         let mut hf = Homefront { child, ports, dir, log };
@@ -90,7 +97,9 @@ impl Homefront {
             .args(args)
             .current_dir(dir.path())
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("homefront.err")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("homefront.err")).unwrap(),
+            ))
             .spawn()
             .expect("start homefront");
         Homefront { child, ports, dir, log }
@@ -103,9 +112,16 @@ impl Homefront {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("homefront exited with {status} before listening on {port}:\n{}", self.stderr());
+                panic!(
+                    "homefront exited with {status} before listening on {port}:\n{}",
+                    self.stderr()
+                );
             }
-            assert!(Instant::now() < deadline, "homefront did not listen on {port}:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "homefront did not listen on {port}:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -151,7 +167,10 @@ impl Homefront {
     }
 
     pub fn metrics(&self) -> String {
-        raw_http(self.ports.metrics, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        raw_http(
+            self.ports.metrics,
+            "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
     }
 }
 
@@ -203,7 +222,8 @@ pub fn make_cert(dir: &Path, stem: &str, names: &[&str]) {
     let name = name.build();
     let mut b = X509::builder().unwrap();
     b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(rand_u32()).unwrap().to_asn1_integer().unwrap()).unwrap();
+    b.set_serial_number(&BigNum::from_u32(rand_u32()).unwrap().to_asn1_integer().unwrap())
+        .unwrap();
     b.set_subject_name(&name).unwrap();
     b.set_issuer_name(&name).unwrap();
     b.set_pubkey(&key).unwrap();
