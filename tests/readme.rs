@@ -1,0 +1,34 @@
+//! The README's configuration reference is checked against the schema: it must load, and it
+//! must show every key the schema accepts.
+
+mod common;
+
+fn reference_block() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("## Configuration reference").nth(1).expect("README has a configuration reference");
+    let start = section.find("```yaml\n").expect("the reference has a yaml block") + "```yaml\n".len();
+    let end = section[start..].find("```").unwrap() + start;
+    section[start..end].to_string()
+}
+
+#[test]
+fn the_reference_shows_every_key_of_the_schema() {
+    let missing = homefront::config::undocumented_keys(&reference_block()).unwrap();
+    assert!(missing.is_empty(), "keys the README's configuration reference does not show: {missing:?}");
+}
+
+#[test]
+fn the_reference_is_a_valid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("certs")).unwrap();
+    common::make_cert(&dir.path().join("certs"), "cdn", &["cdn.example.com", "*.example.com"]);
+    std::env::set_var("HOMEFRONT_CI_SECRET", "ci-secret");
+    let path = dir.path().join("homefront.yaml");
+    std::fs::write(&path, reference_block()).unwrap();
+    let loaded = homefront::config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let c = &loaded.config;
+    assert_eq!(c.distributions[0].behaviors.len(), 2);
+    assert_eq!(c.origins.len(), 2);
+    assert_eq!(loaded.secrets_to_generate.len(), 1, "the first secret lives in data_dir and is generated");
+    assert_eq!(c.origin_server.as_ref().unwrap().credentials[1].secret_access_key, "ci-secret");
+}
