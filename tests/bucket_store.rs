@@ -57,27 +57,59 @@ async fn buckets_and_objects_with_metadata() {
         .unwrap();
     assert_eq!(put.e_tag(), Some(format!("\"{}\"", md5_hex(&body)).as_str()));
 
-    let head = s3.head_object().bucket("media").key("docs/hello.txt").send().await.unwrap();
+    let head = s3
+        .head_object()
+        .bucket("media")
+        .key("docs/hello.txt")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(head.content_length(), Some(body.len() as i64));
     assert_eq!(head.content_type(), Some("text/plain; charset=utf-8"));
     assert_eq!(head.cache_control(), Some("max-age=60"));
-    assert_eq!(head.metadata().and_then(|m| m.get("owner")).map(String::as_str), Some("alice"));
+    assert_eq!(
+        head.metadata().and_then(|m| m.get("owner")).map(String::as_str),
+        Some("alice")
+    );
     assert_eq!(head.e_tag(), Some(format!("\"{}\"", md5_hex(&body)).as_str()));
     assert!(head.last_modified().is_some());
 
-    let get = s3.get_object().bucket("media").key("docs/hello.txt").send().await.unwrap();
+    let get = s3
+        .get_object()
+        .bucket("media")
+        .key("docs/hello.txt")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(get.content_type(), Some("text/plain; charset=utf-8"));
     assert_eq!(get.body.collect().await.unwrap().into_bytes().as_ref(), &body[..]);
 
-    s3.delete_object().bucket("media").key("docs/hello.txt").send().await.unwrap();
-    let err = s3.get_object().bucket("media").key("docs/hello.txt").send().await.unwrap_err();
+    s3.delete_object()
+        .bucket("media")
+        .key("docs/hello.txt")
+        .send()
+        .await
+        .unwrap();
+    let err = s3
+        .get_object()
+        .bucket("media")
+        .key("docs/hello.txt")
+        .send()
+        .await
+        .unwrap_err();
     let svc = err.into_service_error();
     assert!(svc.is_no_such_key(), "{svc:?}");
     let err = s3.get_object().bucket("nope").key("x").send().await.unwrap_err();
     assert!(format!("{err:?}").contains("NoSuchBucket"), "{err:?}");
 
     // A non-empty bucket cannot be deleted; an empty one can.
-    s3.put_object().bucket("media").key("x").body(ByteStream::from_static(b"x")).send().await.unwrap();
+    s3.put_object()
+        .bucket("media")
+        .key("x")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
     assert!(s3.delete_bucket().bucket("media").send().await.is_err());
     s3.delete_object().bucket("media").key("x").send().await.unwrap();
     s3.delete_bucket().bucket("media").send().await.unwrap();
@@ -87,14 +119,41 @@ async fn buckets_and_objects_with_metadata() {
 async fn ranges() {
     let hf = Homefront::start(CONFIG);
     let s3 = hf.s3();
-    s3.put_object().bucket("site").key("digits").body(ByteStream::from_static(b"0123456789")).send().await.unwrap();
-    let r = s3.get_object().bucket("site").key("digits").range("bytes=2-5").send().await.unwrap();
+    s3.put_object()
+        .bucket("site")
+        .key("digits")
+        .body(ByteStream::from_static(b"0123456789"))
+        .send()
+        .await
+        .unwrap();
+    let r = s3
+        .get_object()
+        .bucket("site")
+        .key("digits")
+        .range("bytes=2-5")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.content_range(), Some("bytes 2-5/10"));
     assert_eq!(r.content_length(), Some(4));
     assert_eq!(r.body.collect().await.unwrap().into_bytes().as_ref(), b"2345");
-    let r = s3.get_object().bucket("site").key("digits").range("bytes=-3").send().await.unwrap();
+    let r = s3
+        .get_object()
+        .bucket("site")
+        .key("digits")
+        .range("bytes=-3")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.body.collect().await.unwrap().into_bytes().as_ref(), b"789");
-    let err = s3.get_object().bucket("site").key("digits").range("bytes=20-30").send().await.unwrap_err();
+    let err = s3
+        .get_object()
+        .bucket("site")
+        .key("digits")
+        .range("bytes=20-30")
+        .send()
+        .await
+        .unwrap_err();
     let raw = err.raw_response().map(|r| r.status().as_u16());
     assert_eq!(raw, Some(416), "{err:?}");
 }
@@ -104,7 +163,13 @@ async fn listing_with_prefix_delimiter_and_pages() {
     let hf = Homefront::start(CONFIG);
     let s3 = hf.s3();
     for key in ["a/1.txt", "a/2.txt", "a/sub/3.txt", "b/4.txt", "c.txt", "a"] {
-        s3.put_object().bucket("site").key(key).body(ByteStream::from_static(b"x")).send().await.unwrap();
+        s3.put_object()
+            .bucket("site")
+            .key(key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
     }
     let out = s3.list_objects_v2().bucket("site").delimiter("/").send().await.unwrap();
     let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
@@ -112,7 +177,14 @@ async fn listing_with_prefix_delimiter_and_pages() {
     assert_eq!(keys, ["a", "c.txt"]);
     assert_eq!(prefixes, ["a/", "b/"]);
 
-    let out = s3.list_objects_v2().bucket("site").prefix("a/").delimiter("/").send().await.unwrap();
+    let out = s3
+        .list_objects_v2()
+        .bucket("site")
+        .prefix("a/")
+        .delimiter("/")
+        .send()
+        .await
+        .unwrap();
     let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
     let prefixes: Vec<_> = out.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
     assert_eq!(keys, ["a/1.txt", "a/2.txt"]);
@@ -138,7 +210,13 @@ async fn listing_with_prefix_delimiter_and_pages() {
     }
     assert_eq!(seen, ["a", "a/1.txt", "a/2.txt", "a/sub/3.txt", "b/4.txt", "c.txt"]);
 
-    let out = s3.list_objects_v2().bucket("site").start_after("a/2.txt").send().await.unwrap();
+    let out = s3
+        .list_objects_v2()
+        .bucket("site")
+        .start_after("a/2.txt")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.contents().len(), 3);
 }
 
@@ -146,8 +224,16 @@ async fn listing_with_prefix_delimiter_and_pages() {
 async fn large_objects_stream_through_intact() {
     let hf = Homefront::start(CONFIG);
     let s3 = hf.s3();
-    let data: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    s3.put_object().bucket("site").key("big.bin").body(ByteStream::from(data.clone())).send().await.unwrap();
+    let data: Vec<u8> = (0..6 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    s3.put_object()
+        .bucket("site")
+        .key("big.bin")
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .unwrap();
     let got = s3.get_object().bucket("site").key("big.bin").send().await.unwrap();
     let bytes = got.body.collect().await.unwrap().into_bytes();
     assert_eq!(bytes.len(), data.len());
@@ -182,26 +268,36 @@ async fn hostile_keys_are_refused_and_never_escape_the_bucket() {
 async fn unsigned_and_badly_signed_requests_are_refused() {
     let hf = Homefront::start(CONFIG);
     let s3 = hf.s3();
-    s3.put_object().bucket("site").key("secret.txt").body(ByteStream::from_static(b"secret")).send().await.unwrap();
+    s3.put_object()
+        .bucket("site")
+        .key("secret.txt")
+        .body(ByteStream::from_static(b"secret"))
+        .send()
+        .await
+        .unwrap();
 
-    let resp = raw_http(hf.ports.origin, "GET /site/secret.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let resp = raw_http(
+        hf.ports.origin,
+        "GET /site/secret.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
     assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
     assert!(resp.contains("<Code>AccessDenied</Code>"), "{resp}");
     assert!(!resp.contains("\r\n\r\nsecret"));
 
-    let resp = raw_http(hf.ports.origin, "GET /site?list-type=2 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let resp = raw_http(
+        hf.ports.origin,
+        "GET /site?list-type=2 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
     assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
 
-    let wrong = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .endpoint_url(format!("http://127.0.0.1:{}", hf.ports.origin))
-            .credentials_provider(aws_credential_types::Credentials::new(ACCESS_KEY, "wrong", None, None, "t"))
-            .force_path_style(true)
-            .build(),
-    );
-    let err = wrong.get_object().bucket("site").key("secret.txt").send().await.unwrap_err();
+    let wrong = s3_client_as(hf.ports.origin, ACCESS_KEY, "wrong");
+    let err = wrong
+        .get_object()
+        .bucket("site")
+        .key("secret.txt")
+        .send()
+        .await
+        .unwrap_err();
     assert!(format!("{err:?}").contains("SignatureDoesNotMatch"), "{err:?}");
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
 }

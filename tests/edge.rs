@@ -21,6 +21,7 @@ origins:
   site: { bucket: site }
   static: { bucket: site, origin_path: /build }
   app: { http: "127.0.0.1:{app}", origin_path: /v1, custom_headers: { X-From-Edge: "yes" } }
+  dead: { http: "127.0.0.1:{dead}" }
 distributions:
   - name: main
     domains: [site.test, "*.wild.test"]
@@ -32,6 +33,8 @@ distributions:
       - path_pattern: "/static/*"
         origin: static
         viewer_protocol_policy: https-only
+      - path_pattern: "/dead/*"
+        origin: dead
       - path_pattern: "*"
         origin: site
         viewer_protocol_policy: redirect-to-https
@@ -87,7 +90,12 @@ async fn start_edge() -> Homefront {
     std::fs::write(dir.path().join("origin.key"), SECRET_KEY).unwrap();
     make_cert(dir.path(), "a", &["site.test"]);
     make_cert(dir.path(), "b", &["*.wild.test"]);
-    let hf = Homefront::start_in(dir, &CONFIG.replace("{app}", &app.to_string()), &[]);
+    // A port nothing listens on: the origin that is down.
+    let dead = free_port();
+    let config = CONFIG
+        .replace("{app}", &app.to_string())
+        .replace("{dead}", &dead.to_string());
+    let hf = Homefront::start_in(dir, &config, &[]);
     let s3 = hf.s3();
     for (key, ct, body) in [
         ("index.html", "text/html", "<h1>home</h1>"),
@@ -363,4 +371,57 @@ async fn bucket_store_refuses_unsigned_requests() {
     );
     assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
     assert!(!resp.contains("<h1>home</h1>"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_origin_is_a_502_with_an_xml_body() {
+    let hf = start_edge().await;
+    let client = hf.client(&["site.test"]);
+    let r = client
+        .get(format!("{}/dead/x", hf.https_base("site.test")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.headers()["x-cache"], "Error from homefront");
+    assert_eq!(r.headers()["content-type"], "text/xml");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("<Code>BadGateway</Code>"), "{body}");
+    assert!(
+        !body.contains("127.0.0.1"),
+        "the viewer is not told where the origin is: {body}"
+    );
+    // The log says which origin failed.
+    let mut log = String::new();
+    for _ in 0..50 {
+        log = hf.stderr();
+        if log.contains("origin=dead") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(log.contains("origin=dead"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ranges_and_head_pass_through_to_the_bucket() {
+    let hf = start_edge().await;
+    let client = hf.client(&["site.test"]);
+    let r = client
+        .get(format!("{}/index.html", hf.https_base("site.test")))
+        .header("range", "bytes=1-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 1-2/13");
+    assert_eq!(r.text().await.unwrap(), "h1");
+    let r = client
+        .head(format!("{}/index.html", hf.https_base("site.test")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "13");
+    assert_eq!(r.headers()["x-cache"], "Miss from homefront");
 }

@@ -92,15 +92,7 @@ async fn embedded_default_serves_the_demo_page() {
     }
 
     // The generated secret works with the official SDK against the bucket store.
-    let creds = aws_credential_types::Credentials::new("homefront", secret.trim(), None, None, "test");
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{}", hf.ports.origin))
-        .credentials_provider(creds)
-        .force_path_style(true)
-        .build();
-    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    let s3 = s3_client_as(hf.ports.origin, "homefront", secret.trim());
     let list = s3.list_objects_v2().bucket("site").send().await.unwrap();
     let keys: Vec<_> = list.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["index.html", "logo.svg", "style.css"]);
@@ -116,15 +108,7 @@ async fn restart_keeps_certificate_secret_and_content() {
     let secret = std::fs::read_to_string(hf.dir.path().join("data/secrets/origin.key")).unwrap();
 
     // Replace the demo page, then restart: it must not be re-seeded over the user's page.
-    let creds = aws_credential_types::Credentials::new("homefront", secret.trim(), None, None, "test");
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{}", hf.ports.origin))
-        .credentials_provider(creds)
-        .force_path_style(true)
-        .build();
-    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    let s3 = s3_client_as(hf.ports.origin, "homefront", secret.trim());
     for key in ["index.html", "style.css", "logo.svg"] {
         s3.delete_object().bucket("site").key(key).send().await.unwrap();
     }

@@ -5,7 +5,10 @@ mod common;
 
 fn reference_block() -> String {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let section = readme.split("## Configuration reference").nth(1).expect("README has a configuration reference");
+    let section = readme
+        .split("## Configuration reference")
+        .nth(1)
+        .expect("README has a configuration reference");
     let start = section.find("```yaml\n").expect("the reference has a yaml block") + "```yaml\n".len();
     let end = section[start..].find("```").unwrap() + start;
     section[start..end].to_string()
@@ -14,7 +17,10 @@ fn reference_block() -> String {
 #[test]
 fn the_reference_shows_every_key_of_the_schema() {
     let missing = homefront::config::undocumented_keys(&reference_block()).unwrap();
-    assert!(missing.is_empty(), "keys the README's configuration reference does not show: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "keys the README's configuration reference does not show: {missing:?}"
+    );
 }
 
 #[test]
@@ -29,6 +35,13 @@ fn the_reference_is_a_valid_config() {
     let c = &loaded.config;
     assert_eq!(c.distributions[0].behaviors.len(), 2);
     assert_eq!(c.origins.len(), 2);
-    assert_eq!(loaded.secrets_to_generate.len(), 1, "the first secret lives in data_dir and is generated");
-    assert_eq!(c.origin_server.as_ref().unwrap().credentials[1].secret_access_key, "ci-secret");
+    assert_eq!(
+        loaded.secrets_to_generate.len(),
+        1,
+        "the first secret lives in data_dir and is generated"
+    );
+    assert_eq!(
+        c.origin_server.as_ref().unwrap().credentials[1].secret_access_key,
+        "ci-secret"
+    );
 }

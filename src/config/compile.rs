@@ -759,6 +759,13 @@ mod tests {
 
     const MINIMAL: &str = "origins:\n  app: { http: \"127.0.0.1:3000\" }\ndistributions:\n  - domains: [\"*\"]\n    behaviors:\n      - { path_pattern: \"*\", origin: app }\n";
 
+    fn assert_has(errors: &[String], needle: &str) {
+        assert!(
+            errors.iter().any(|m| m.contains(needle)),
+            "no error contains {needle:?}: {errors:#?}"
+        );
+    }
+
     fn errs(text: &str) -> Vec<String> {
         match load_str("t.yaml", text, Path::new("/nonexistent-base")) {
             Ok(_) => vec![],
@@ -830,18 +837,13 @@ mod tests {
             "      - { path_pattern: \"*\", origin: app }\n      - { path_pattern: \"/x/*\", origin: app }\n",
         );
         let e = errs(&text);
-        assert!(
-            e.iter()
-                .any(|m| m.contains("behaviors[0].path_pattern: \"*\" is the default behavior and must be the last")),
-            "{e:#?}"
+        assert_has(
+            &e,
+            "behaviors[0].path_pattern: \"*\" is the default behavior and must be the last",
         );
-        assert!(
-            e.iter()
-                .any(|m| m.contains("behaviors[1].path_pattern: the last behavior must be the default")),
-            "{e:#?}"
-        );
+        assert_has(&e, "behaviors[1].path_pattern: the last behavior must be the default");
         let e = errs(&MINIMAL.replace("path_pattern: \"*\"", "path_pattern: \"/a b\""));
-        assert!(e.iter().any(|m| m.contains("not allowed in a path pattern")), "{e:#?}");
+        assert_has(&e, "not allowed in a path pattern");
     }
 
     #[test]
@@ -867,42 +869,24 @@ mod tests {
     fn domains_and_names() {
         let text = format!("{MINIMAL}  - name: d0\n    domains: [\"*\", \"bad domain\"]\n    behaviors: [ {{ path_pattern: \"*\", origin: app }} ]\n");
         let e = errs(&text);
-        assert!(
-            e.iter()
-                .any(|m| m.contains("distributions[1].name: name 'd0' is already used")),
-            "{e:#?}"
+        assert_has(&e, "distributions[1].name: name 'd0' is already used");
+        assert_has(
+            &e,
+            "distributions[1].domains[0]: the catch-all \"*\" is already claimed",
         );
-        assert!(
-            e.iter()
-                .any(|m| m.contains("distributions[1].domains[0]: the catch-all \"*\" is already claimed")),
-            "{e:#?}"
-        );
-        assert!(
-            e.iter()
-                .any(|m| m.contains("distributions[1].domains[1]: 'bad domain' is not a domain name")),
-            "{e:#?}"
-        );
+        assert_has(&e, "distributions[1].domains[1]: 'bad domain' is not a domain name");
     }
 
     #[test]
     fn bucket_origins_need_store_and_bucket() {
         let text = "origins:\n  site: { bucket: site, origin_path: \"build/\" }\ndistributions:\n  - domains: [\"*\"]\n    behaviors: [ { path_pattern: \"*\", origin: site } ]\n";
         let e = errs(text);
-        assert!(
-            e.iter()
-                .any(|m| m.contains("origins.site.bucket: bucket 'site' is not declared")),
-            "{e:#?}"
+        assert_has(&e, "origins.site.bucket: bucket 'site' is not declared");
+        assert_has(
+            &e,
+            "origins.site.bucket: a bucket origin needs the built-in bucket store",
         );
-        assert!(
-            e.iter()
-                .any(|m| m.contains("origins.site.bucket: a bucket origin needs the built-in bucket store")),
-            "{e:#?}"
-        );
-        assert!(
-            e.iter()
-                .any(|m| m.contains("origins.site.origin_path: 'build/' must start with '/'")),
-            "{e:#?}"
-        );
+        assert_has(&e, "origins.site.origin_path: 'build/' must start with '/'");
     }
 
     #[test]

@@ -126,22 +126,9 @@ pub fn record_fields<R>(f: impl FnOnce() -> R) -> (R, FieldLog) {
     (r, log)
 }
 
-/// `distributions[].behaviors[]` for `distributions[3].behaviors[1]`; names under maps whose
-/// keys are user-chosen are not generic here — callers pass paths of struct fields only.
+/// `distributions[].behaviors[]` for `distributions[3].behaviors[1]`.
 pub fn generic_path(path: &[Seg]) -> String {
-    let mut s = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !s.is_empty() {
-                    s.push('.');
-                }
-                s.push_str(k);
-            }
-            Seg::Index(_) => s.push_str("[]"),
-        }
-    }
-    s
+    super::yaml::render_path(path, true)
 }
 
 /// Deserializer for one node at one path.
@@ -189,6 +176,29 @@ impl<'a> NodeDe<'a> {
                 "expected a single value, found a mapping".into(),
             ))),
         }
+    }
+
+    /// A mapping (or null, an empty one) for a struct (`user_keys` false) or a map of names.
+    fn mapping<'de, V: Visitor<'de>>(self, visitor: V, user_keys: bool) -> Result<V::Value, DeError> {
+        const EMPTY: &[(Node, Node)] = &[];
+        let entries = match &self.node.kind {
+            Kind::Map(entries) => entries.as_slice(),
+            Kind::Null => EMPTY,
+            other => {
+                let found = describe_kind(other);
+                return Err(self.fail(DeError::new(
+                    DeErrorKind::Other,
+                    format!("expected a mapping, found {found}"),
+                )));
+            }
+        };
+        let access = Map {
+            de: &self,
+            entries,
+            index: 0,
+            user_keys,
+        };
+        visitor.visit_map(access).map_err(|e| self.fail(e))
     }
 
     fn number<T: std::str::FromStr>(&self, what: &str) -> Result<T, DeError> {
@@ -313,34 +323,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        match &self.node.kind {
-            Kind::Map(entries) => {
-                let access = Map {
-                    de: &self,
-                    entries,
-                    index: 0,
-                    user_keys: true,
-                };
-                visitor.visit_map(access).map_err(|e| self.fail(e))
-            }
-            Kind::Null => {
-                let empty: Vec<(Node, Node)> = Vec::new();
-                let access = Map {
-                    de: &self,
-                    entries: &empty,
-                    index: 0,
-                    user_keys: true,
-                };
-                visitor.visit_map(access).map_err(|e| self.fail(e))
-            }
-            _ => {
-                let found = describe_kind(&self.node.kind);
-                Err(self.fail(DeError::new(
-                    DeErrorKind::Other,
-                    format!("expected a mapping, found {found}"),
-                )))
-            }
-        }
+        self.mapping(visitor, true)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -354,34 +337,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
                 log.structs.insert(generic_path(&self.generic), fields);
             }
         });
-        match &self.node.kind {
-            Kind::Map(entries) => {
-                let access = Map {
-                    de: &self,
-                    entries,
-                    index: 0,
-                    user_keys: false,
-                };
-                visitor.visit_map(access).map_err(|e| self.fail(e))
-            }
-            Kind::Null => {
-                let empty: Vec<(Node, Node)> = Vec::new();
-                let access = Map {
-                    de: &self,
-                    entries: &empty,
-                    index: 0,
-                    user_keys: false,
-                };
-                visitor.visit_map(access).map_err(|e| self.fail(e))
-            }
-            _ => {
-                let found = describe_kind(&self.node.kind);
-                Err(self.fail(DeError::new(
-                    DeErrorKind::Other,
-                    format!("expected a mapping, found {found}"),
-                )))
-            }
-        }
+        self.mapping(visitor, false)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(

@@ -36,6 +36,11 @@ pub enum Seg {
 
 /// Renders `distributions[0].behaviors[1].path_pattern`.
 pub fn path_string(path: &[Seg]) -> String {
+    render_path(path, false)
+}
+
+/// Renders a key path; `generic` writes `[]` for every index.
+pub fn render_path(path: &[Seg], generic: bool) -> String {
     let mut s = String::new();
     for seg in path {
         match seg {
@@ -45,6 +50,7 @@ pub fn path_string(path: &[Seg]) -> String {
                 }
                 s.push_str(k);
             }
+            Seg::Index(_) if generic => s.push_str("[]"),
             Seg::Index(i) => {
                 s.push('[');
                 s.push_str(&i.to_string());

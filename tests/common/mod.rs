@@ -182,7 +182,12 @@ impl Drop for Homefront {
 }
 
 pub fn s3_client(port: u16) -> aws_sdk_s3::Client {
-    let creds = aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
+    s3_client_as(port, ACCESS_KEY, SECRET_KEY)
+}
+
+/// An S3 client for the bucket store at `port` with the given credential.
+pub fn s3_client_as(port: u16, access_key_id: &str, secret: &str) -> aws_sdk_s3::Client {
+    let creds = aws_credential_types::Credentials::new(access_key_id, secret, None, None, "test");
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
