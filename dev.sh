@@ -26,6 +26,10 @@ case "${1:-}" in
     if ! command -v aws >/dev/null; then
       python3 -m pip install --quiet awscli || apt_install awscli
     fi
+    # The signed-URL tests sign with botocore's CloudFrontSigner at test time.
+    if ! python3 -c "import botocore, cryptography" 2>/dev/null; then
+      python3 -m pip install --quiet boto3 cryptography
+    fi
     exec cargo test "$@"
     ;;
   *)

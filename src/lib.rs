@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod edge;
+pub mod keys;
 pub mod origin;
 pub mod server;
 pub mod telemetry;

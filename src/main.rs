@@ -86,6 +86,50 @@ enum Command {
     },
     /// Print the embedded default config, a starting point for your own.
     DefaultConfig,
+    /// Create a key pair for signed URLs and cookies, and print the YAML to trust it.
+    ///
+    /// Writes DIR/private_key.pem (keep it with the application that signs) and
+    /// DIR/public_key.pem (for the edge's key_groups). RSA 2048 by default.
+    Keygen {
+        /// Directory to write the key files into (created if missing; files are never overwritten).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// An ECDSA P-256 key instead of RSA 2048 (sign with --sha256).
+        #[arg(long)]
+        ec: bool,
+    },
+    /// Sign a URL (or print signed cookies) in CloudFront's format, as botocore does.
+    ///
+    /// Without --policy-resource, --ip and --not-before this is a canned policy; with any of
+    /// them, a custom policy.
+    SignUrl {
+        /// Key id of the public key in one of the behavior's trusted key groups.
+        #[arg(long, value_name = "ID")]
+        key_pair_id: String,
+        /// PEM private key (RSA or ECDSA P-256).
+        #[arg(long, value_name = "FILE")]
+        private_key: PathBuf,
+        /// Validity: a duration from now (30s, 10m, 1h, 7d) or @EPOCH_SECONDS.
+        #[arg(long, value_name = "WHEN")]
+        expires: String,
+        /// Custom policy resource pattern (`*` any run, `?` one character), e.g. https://cdn.example.com/videos/*
+        #[arg(long, value_name = "PATTERN")]
+        policy_resource: Option<String>,
+        /// Custom policy: only this IPv4 address or CIDR range may use it.
+        #[arg(long, value_name = "CIDR")]
+        ip: Option<String>,
+        /// Custom policy: not valid before this time (a duration from now or @EPOCH_SECONDS).
+        #[arg(long, value_name = "WHEN")]
+        not_before: Option<String>,
+        /// Sign with SHA-256 (adds Hash-Algorithm=SHA256); required for ECDSA keys.
+        #[arg(long)]
+        sha256: bool,
+        /// Print Set-Cookie headers for signed cookies instead of a URL.
+        #[arg(long)]
+        cookies: bool,
+        /// The URL to sign, as viewers will request it (https://cdn.example.com/path?query).
+        url: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -128,6 +172,39 @@ fn main() -> ExitCode {
         Command::DefaultConfig => {
             print!("{}", config::EMBEDDED_DEFAULT);
             ExitCode::SUCCESS
+        }
+        Command::Keygen { out, ec } => match homefront::keys::keygen(&out, ec) {
+            Ok(generated) => {
+                print!("{}", generated.instructions());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("homefront keygen: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::SignUrl { key_pair_id, private_key, expires, policy_resource, ip, not_before, sha256, cookies, url } => {
+            let args = homefront::keys::SignArgs {
+                key_pair_id,
+                private_key,
+                expires,
+                policy_resource,
+                ip,
+                not_before,
+                sha256,
+                cookies,
+                url,
+            };
+            match homefront::keys::sign(&args, homefront::util::Clock::System.now()) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("homefront sign-url: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

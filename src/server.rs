@@ -192,7 +192,11 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let state = Arc::new(ArcSwap::from_pointee(EdgeState::new(config.clone())));
+    let clock = crate::util::Clock::from_env();
+    if let crate::util::Clock::Fixed(t) = clock {
+        tracing::warn!("HOMEFRONT_FIXED_TIME is set: signed URLs are checked as if it were {t} (epoch seconds)");
+    }
+    let state = Arc::new(ArcSwap::from_pointee(EdgeState::new(config.clone(), clock)));
     let mut edge =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, Edge::new(state), "homefront edge");
     if let Some(addr) = config.listen.http {

@@ -48,3 +48,34 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"defg");
     }
 }
+
+/// The time decisions are made at. `Fixed` is for tests: `HOMEFRONT_FIXED_TIME=<epoch
+/// seconds>` pins it for a whole process, so signed-URL expiry can be tested without the
+/// wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    Fixed(u64),
+}
+
+impl Clock {
+    /// From `HOMEFRONT_FIXED_TIME`, else the system clock.
+    pub fn from_env() -> Clock {
+        match std::env::var("HOMEFRONT_FIXED_TIME").ok().and_then(|v| v.trim().parse().ok()) {
+            Some(t) => Clock::Fixed(t),
+            None => Clock::System,
+        }
+    }
+
+    /// Seconds since the epoch.
+    pub fn now(&self) -> u64 {
+        match self {
+            Clock::Fixed(t) => *t,
+            Clock::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        }
+    }
+}

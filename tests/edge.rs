@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use common::*;
@@ -49,40 +47,6 @@ origin_server:
   listen: "127.0.0.1:{origin}"
   credentials: [ { access_key_id: testkey, secret_access_key_file: origin.key } ]
 "#;
-
-/// An HTTP app origin that answers every request with a JSON echo of what it received.
-async fn start_echo_origin() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let headers: BTreeMap<String, String> = req
-                        .headers()
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                        .collect();
-                    let body = serde_json::json!({
-                        "method": req.method().as_str(),
-                        "uri": req.uri().to_string(),
-                        "headers": headers,
-                    });
-                    Ok::<_, Infallible>(hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
-                        body.to_string(),
-                    ))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    port
-}
 
 async fn start_edge() -> Homefront {
     let app = start_echo_origin().await;

@@ -202,7 +202,15 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
     let buckets = compile_buckets(raw, errors);
     let (origin_server, secrets_to_generate) = compile_origin_server(raw, base, &data_dir, errors);
     let origins = compile_origins(raw, &buckets, origin_server.is_some(), errors);
-    let distributions = compile_distributions(raw, &origins, errors);
+    let key_groups = compile_key_groups(raw, base, errors);
+    let distributions = compile_distributions(raw, &origins, &key_groups, errors);
+    let mut trusted_proxies = Vec::new();
+    for (i, t) in raw.trusted_proxies.iter().enumerate() {
+        match crate::edge::ip::Cidr::parse(t) {
+            Some(c) => trusted_proxies.push(c),
+            None => errors.at(&[k("trusted_proxies"), Seg::Index(i)], format!("'{t}' is not an IP address or CIDR range")),
+        }
+    }
 
     let mut ordered: Vec<(usize, Arc<Origin>)> = origins.into_values().collect();
     ordered.sort_by_key(|(i, _)| *i);
@@ -216,6 +224,7 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
         distributions,
         buckets,
         origin_server,
+        trusted_proxies,
     };
     Loaded {
         config,
@@ -596,7 +605,44 @@ const METHOD_SETS: [&[&str]; 3] = [
     &["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"],
 ];
 
-fn compile_distributions(raw: &RawConfig, origins: &Origins, errors: &mut Errors<'_>) -> Vec<Distribution> {
+type KeyGroups = HashMap<String, Vec<(String, Arc<crate::edge::signed::VerifyKey>)>>;
+
+fn compile_key_groups(raw: &RawConfig, base: &Path, errors: &mut Errors<'_>) -> KeyGroups {
+    let mut out = HashMap::new();
+    for (name, keys) in &raw.key_groups.0 {
+        let at = [k("key_groups"), k(name)];
+        if keys.is_empty() {
+            errors.at(&at, "list at least one public key (id and public_key)");
+        }
+        let mut group = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let kat = p(&at, &[Seg::Index(i)]);
+            if key.id.is_empty() || !key.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                errors.at(&p(&kat, &[k("id")]), format!("'{}' is not a key id (letters, digits, '_' and '-')", key.id));
+            }
+            if group.iter().any(|(id, _)| id == &key.id) {
+                errors.at(&p(&kat, &[k("id")]), format!("key id '{}' is listed twice in this group", key.id));
+            }
+            let path = resolve(base, &key.public_key);
+            match std::fs::read(&path) {
+                Ok(pem) => match crate::edge::signed::VerifyKey::from_pem(&pem) {
+                    Ok(v) => group.push((key.id.clone(), Arc::new(v))),
+                    Err(e) => errors.at(&p(&kat, &[k("public_key")]), format!("{}: {e}", path.display())),
+                },
+                Err(e) => errors.at(&p(&kat, &[k("public_key")]), format!("cannot read {}: {e}", path.display())),
+            }
+        }
+        out.insert(name.clone(), group);
+    }
+    out
+}
+
+fn compile_distributions(
+    raw: &RawConfig,
+    origins: &Origins,
+    key_groups: &KeyGroups,
+    errors: &mut Errors<'_>,
+) -> Vec<Distribution> {
     let mut out = Vec::new();
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut claimed: HashMap<String, usize> = HashMap::new();
@@ -732,6 +778,27 @@ fn compile_distributions(raw: &RawConfig, origins: &Origins, errors: &mut Errors
                 RawViewerProtocolPolicy::RedirectToHttps => ViewerProtocolPolicy::RedirectToHttps,
                 RawViewerProtocolPolicy::HttpsOnly => ViewerProtocolPolicy::HttpsOnly,
             };
+            let trusted_keys = match &b.trusted_key_groups {
+                None => None,
+                Some(groups) if groups.is_empty() => None,
+                Some(groups) => {
+                    let mut keys = crate::edge::signed::TrustedKeys::default();
+                    for (g, group) in groups.iter().enumerate() {
+                        match key_groups.get(group) {
+                            Some(list) => {
+                                for (id, key) in list {
+                                    keys.insert(id.clone(), key.clone());
+                                }
+                            }
+                            None => errors.at(
+                                &p(&bat, &[k("trusted_key_groups"), Seg::Index(g)]),
+                                format!("no key group named '{group}' under key_groups"),
+                            ),
+                        }
+                    }
+                    Some(Arc::new(keys))
+                }
+            };
             if let (Some(path_pattern), Some(origin)) = (pattern, origin) {
                 behaviors.push(Behavior {
                     path_pattern_text: b.path_pattern.clone(),
@@ -739,6 +806,7 @@ fn compile_distributions(raw: &RawConfig, origins: &Origins, errors: &mut Errors
                     origin,
                     viewer_protocol_policy,
                     allowed_methods,
+                    trusted_keys,
                 });
             }
         }

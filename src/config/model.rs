@@ -29,6 +29,8 @@ pub struct Config {
     pub buckets: BTreeMap<String, BucketConfig>,
     /// The built-in bucket store listener; `None` when no bucket store runs in this process.
     pub origin_server: Option<OriginServer>,
+    /// Peers whose X-Forwarded-For names the client (for signed-URL IP conditions).
+    pub trusted_proxies: Vec<crate::edge::ip::Cidr>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +99,8 @@ pub struct Behavior {
     pub viewer_protocol_policy: ViewerProtocolPolicy,
     /// One of CloudFront's three sets: {GET,HEAD} | {GET,HEAD,OPTIONS} | all seven.
     pub allowed_methods: Vec<Method>,
+    /// Keys whose signed URLs or cookies grant access; `None`: the behavior is public.
+    pub trusted_keys: Option<Arc<crate::edge::signed::TrustedKeys>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

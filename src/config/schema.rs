@@ -20,6 +20,20 @@ pub struct RawConfig {
     #[serde(default)]
     pub buckets: Ordered<RawBucket>,
     pub origin_server: Option<RawOriginServer>,
+    /// Key groups for signed URLs and cookies: name → public keys.
+    #[serde(default)]
+    pub key_groups: Ordered<Vec<RawPublicKey>>,
+    /// Proxies whose X-Forwarded-For is believed (CIDRs), e.g. a load balancer in front.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublicKey {
+    pub id: String,
+    /// PEM file: RSA 2048+ or ECDSA P-256.
+    pub public_key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +95,8 @@ pub struct RawBehavior {
     #[serde(default)]
     pub viewer_protocol_policy: RawViewerProtocolPolicy,
     pub allowed_methods: Option<Vec<String>>,
+    /// Signed URLs or cookies from these key groups are required.
+    pub trusted_key_groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]

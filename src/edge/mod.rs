@@ -3,6 +3,8 @@
 pub mod behavior;
 pub mod distribution;
 pub mod errors;
+pub mod ip;
 pub mod proxy;
+pub mod signed;
 pub mod sigv4;
 pub mod viewer;

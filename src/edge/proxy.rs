@@ -17,9 +17,11 @@ use super::behavior;
 use super::distribution::Router;
 use super::errors::EdgeError;
 use super::sigv4;
+use super::{ip, signed};
 use super::viewer::{self, ViewerOutcome};
 use crate::config::model::{Config, Credential, OriginKind};
 use crate::telemetry;
+use crate::util::Clock;
 
 /// `Via` value the edge adds to origin requests and viewer responses.
 const VIA: &str = "1.1 homefront";
@@ -36,10 +38,12 @@ pub struct EdgeState {
     pub https_port: u16,
     /// Where the built-in bucket store listens and the credential the edge signs with.
     pub bucket_store: Option<(SocketAddr, Credential)>,
+    /// The time signed URLs are checked against.
+    pub clock: Clock,
 }
 
 impl EdgeState {
-    pub fn new(config: Arc<Config>) -> Self {
+    pub fn new(config: Arc<Config>, clock: Clock) -> Self {
         let router = Router::new(&config.distributions);
         let https_port = config.listen.https.map(|a| a.port()).unwrap_or(443);
         let bucket_store = config
@@ -51,6 +55,7 @@ impl EdgeState {
             router,
             https_port,
             bucket_store,
+            clock,
         }
     }
 }
@@ -154,6 +159,27 @@ impl ProxyHttp for Edge {
             }
             ViewerOutcome::Deny(e) => return self.deny(session, ctx, e).await,
         }
+        // 4 access: signed URL or cookies against the behavior's trusted key groups.
+        if let Some(keys) = &behavior.trusted_keys {
+            let cookies = cookie_header(req);
+            let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+            let xff = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            let client_ip = peer
+                .map(|p| ip::client_ip(p, xff, &state.config.trusted_proxies))
+                .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+            let viewer_req = signed::ViewerRequest {
+                scheme: if is_https { "https" } else { "http" },
+                host: &host,
+                path: &path,
+                query: req.uri.query(),
+                cookies: cookies.as_deref(),
+                client_ip,
+                now: state.clock.now(),
+            };
+            if let Err(e) = signed::verify(keys, &viewer_req) {
+                return self.deny(session, ctx, EdgeError::new(403, e.code(), e.message())).await;
+            }
+        }
         let object_path = match viewer::object_path(&path, dist.default_root_object.as_deref()) {
             Ok(p) => p,
             Err(e) => return self.deny(session, ctx, e).await,
@@ -182,9 +208,16 @@ impl ProxyHttp for Edge {
             }
             OriginKind::Http { .. } => {
                 let mut t = format!("{}{}", origin.origin_path, object_path);
-                if let Some(q) = req.uri.query() {
+                // Signing parameters never reach the origin.
+                let query = match req.uri.query() {
+                    Some(q) if behavior.trusted_keys.is_some() && signed::has_signing_params(q) => {
+                        signed::strip_signing_params(q).map(std::borrow::Cow::Owned)
+                    }
+                    other => other.map(std::borrow::Cow::Borrowed),
+                };
+                if let Some(q) = query {
                     t.push('?');
-                    t.push_str(q);
+                    t.push_str(&q);
                 }
                 t
             }
@@ -396,6 +429,18 @@ impl Edge {
         }
         Ok(())
     }
+}
+
+/// All Cookie headers joined with `; ` (HTTP/2 clients send one header per cookie).
+fn cookie_header(req: &RequestHeader) -> Option<String> {
+    let mut values = req.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
+    let first = values.next()?;
+    let mut joined = first.to_string();
+    for v in values {
+        joined.push_str("; ");
+        joined.push_str(v);
+    }
+    Some(joined)
 }
 
 /// Host header, or the authority of an absolute-form / HTTP/2 request.

@@ -62,7 +62,20 @@ impl Homefront {
     }
 
     pub fn start_in(dir: tempfile::TempDir, template: &str, extra_files: &[(&str, &[u8])]) -> Homefront {
+        Self::start_in_env(dir, template, extra_files, &[])
+    }
+
+    /// Like [`Homefront::start_in`], with extra environment variables for the process.
+    pub fn start_in_env(
+        dir: tempfile::TempDir,
+        template: &str,
+        extra_files: &[(&str, &[u8])],
+        env: &[(&str, &str)],
+    ) -> Homefront {
         for (name, data) in extra_files {
+            if let Some(parent) = dir.path().join(name).parent() {
+                std::fs::create_dir_all(parent).unwrap();
+            }
             std::fs::write(dir.path().join(name), data).unwrap();
         }
         let ports = Ports::new();
@@ -73,6 +86,7 @@ impl Homefront {
             .arg("serve")
             .arg("-c")
             .arg(&cfg)
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(
@@ -270,4 +284,38 @@ pub fn handshake(port: u16, sni: &str, alpn: &[u8]) -> (String, Option<Vec<u8>>,
         .unwrap_or_default();
     let version = s.ssl().version_str().to_string();
     (cn, s.ssl().selected_alpn_protocol().map(|p| p.to_vec()), version)
+}
+
+/// An HTTP app origin that answers every request with a JSON echo of what it received
+/// (method, uri, headers). Returns its port.
+pub async fn start_echo_origin() -> u16 {
+    use std::collections::BTreeMap;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let headers: BTreeMap<String, String> = req
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect();
+                    let body = serde_json::json!({
+                        "method": req.method().as_str(),
+                        "uri": req.uri().to_string(),
+                        "headers": headers,
+                    });
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from(body.to_string()),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    port
 }
