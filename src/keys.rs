@@ -22,7 +22,11 @@ pub struct Generated {
 impl Generated {
     /// What to paste into the config, and how to sign.
     pub fn instructions(&self) -> String {
-        let (kind, flag) = if self.ec { ("ECDSA P-256", " --sha256") } else { ("RSA 2048", "") };
+        let (kind, flag) = if self.ec {
+            ("ECDSA P-256", " --sha256")
+        } else {
+            ("RSA 2048", "")
+        };
         format!(
             "# {kind} key pair {id}:\n#   private key (for the signing application): {private}\n#   public key (for the edge): {public}\n\
              # Add to your homefront.yaml:\nkey_groups:\n  signers:\n    - {{ id: {id}, public_key: {public} }}\n\
@@ -52,24 +56,37 @@ pub fn keygen(dir: &Path, ec: bool) -> Result<Generated, String> {
     let public_key = dir.join("public_key.pem");
     for p in [&private_key, &public_key] {
         if p.exists() {
-            return Err(format!("{} already exists; choose another --out directory", p.display()));
+            return Err(format!(
+                "{} already exists; choose another --out directory",
+                p.display()
+            ));
         }
     }
     let (private_pem, public_pem) = if ec {
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(|e| e.to_string())?;
         let key = EcKey::generate(&group).map_err(|e| e.to_string())?;
-        let public = PKey::from_ec_key(key.clone()).and_then(|k| k.public_key_to_pem()).map_err(|e| e.to_string())?;
+        let public = PKey::from_ec_key(key.clone())
+            .and_then(|k| k.public_key_to_pem())
+            .map_err(|e| e.to_string())?;
         (key.private_key_to_pem().map_err(|e| e.to_string())?, public)
     } else {
         let rsa = Rsa::generate(2048).map_err(|e| e.to_string())?;
-        (rsa.private_key_to_pem().map_err(|e| e.to_string())?, rsa.public_key_to_pem().map_err(|e| e.to_string())?)
+        (
+            rsa.private_key_to_pem().map_err(|e| e.to_string())?,
+            rsa.public_key_to_pem().map_err(|e| e.to_string())?,
+        )
     };
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     crate::util::write_file_atomic(&private_key, &private_pem, 0o600)
         .map_err(|e| format!("cannot write {}: {e}", private_key.display()))?;
     crate::util::write_file_atomic(&public_key, &public_pem, 0o644)
         .map_err(|e| format!("cannot write {}: {e}", public_key.display()))?;
-    Ok(Generated { id: new_key_id()?, private_key, public_key, ec })
+    Ok(Generated {
+        id: new_key_id()?,
+        private_key,
+        public_key,
+        ec,
+    })
 }
 
 /// Arguments of `homefront sign-url`.
@@ -88,7 +105,10 @@ pub struct SignArgs {
 /// `@EPOCH` or a duration from `now`.
 pub fn parse_when(text: &str, now: u64) -> Result<u64, String> {
     match text.strip_prefix('@') {
-        Some(epoch) => epoch.trim().parse().map_err(|_| format!("'{text}': expected @EPOCH_SECONDS")),
+        Some(epoch) => epoch
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{text}': expected @EPOCH_SECONDS")),
         None => crate::config::parse_duration(text).map(|d| now + d.as_secs()),
     }
 }
@@ -101,7 +121,8 @@ pub fn sign(args: &SignArgs, now: u64) -> Result<String, String> {
     if let Some(ip) = &args.ip {
         crate::edge::ip::Cidr::parse(ip).ok_or_else(|| format!("--ip '{ip}' is not an IP address or CIDR range"))?;
     }
-    let pem = std::fs::read(&args.private_key).map_err(|e| format!("cannot read {}: {e}", args.private_key.display()))?;
+    let pem =
+        std::fs::read(&args.private_key).map_err(|e| format!("cannot read {}: {e}", args.private_key.display()))?;
     let key = PKey::private_key_from_pem(&pem)
         .map_err(|e| format!("{} is not a PEM private key: {e}", args.private_key.display()))?;
     let spec = SignSpec {
@@ -157,7 +178,9 @@ mod tests {
                 cookies: false,
                 url: "https://cdn.example.com/a".into(),
             };
-            assert!(sign(&args, 0).unwrap().starts_with("https://cdn.example.com/a?Expires=3600&Signature="));
+            assert!(sign(&args, 0)
+                .unwrap()
+                .starts_with("https://cdn.example.com/a?Expires=3600&Signature="));
             assert!(g.instructions().contains(&format!("id: {}", g.id)));
             assert!(keygen(&out, ec).unwrap_err().contains("already exists"));
         }

@@ -183,7 +183,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::SignUrl { key_pair_id, private_key, expires, policy_resource, ip, not_before, sha256, cookies, url } => {
+        Command::SignUrl {
+            key_pair_id,
+            private_key,
+            expires,
+            policy_resource,
+            ip,
+            not_before,
+            sha256,
+            cookies,
+            url,
+        } => {
             let args = homefront::keys::SignArgs {
                 key_pair_id,
                 private_key,

@@ -62,7 +62,10 @@ pub enum Clock {
 impl Clock {
     /// From `HOMEFRONT_FIXED_TIME`, else the system clock.
     pub fn from_env() -> Clock {
-        match std::env::var("HOMEFRONT_FIXED_TIME").ok().and_then(|v| v.trim().parse().ok()) {
+        match std::env::var("HOMEFRONT_FIXED_TIME")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+        {
             Some(t) => Clock::Fixed(t),
             None => Clock::System,
         }

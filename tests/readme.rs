@@ -29,11 +29,16 @@ fn the_reference_is_a_valid_config() {
     std::fs::create_dir_all(dir.path().join("certs")).unwrap();
     common::make_cert(&dir.path().join("certs"), "cdn", &["cdn.example.com", "*.example.com"]);
     std::env::set_var("HOMEFRONT_CI_SECRET", "ci-secret");
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    std::fs::write(dir.path().join("keys/media.pub.pem"), rsa.public_key_to_pem().unwrap()).unwrap();
     let path = dir.path().join("homefront.yaml");
     std::fs::write(&path, reference_block()).unwrap();
     let loaded = homefront::config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
     let c = &loaded.config;
-    assert_eq!(c.distributions[0].behaviors.len(), 2);
+    assert_eq!(c.distributions[0].behaviors.len(), 3);
+    assert!(c.distributions[0].behaviors[0].trusted_keys.is_some());
+    assert_eq!(c.trusted_proxies.len(), 2);
     assert_eq!(c.origins.len(), 2);
     assert_eq!(
         loaded.secrets_to_generate.len(),

@@ -36,8 +36,14 @@ distributions:
 }
 
 const KEY_FILES: &[(&str, &[u8])] = &[
-    ("keys/trusted-rsa.pub.pem", include_bytes!("vectors/keys/trusted-rsa.pub.pem")),
-    ("keys/trusted-ec.pub.pem", include_bytes!("vectors/keys/trusted-ec.pub.pem")),
+    (
+        "keys/trusted-rsa.pub.pem",
+        include_bytes!("vectors/keys/trusted-rsa.pub.pem"),
+    ),
+    (
+        "keys/trusted-ec.pub.pem",
+        include_bytes!("vectors/keys/trusted-ec.pub.pem"),
+    ),
 ];
 
 fn start(app: u16, keys: &[(&str, &str)]) -> Homefront {
@@ -49,8 +55,10 @@ fn start(app: u16, keys: &[(&str, &str)]) -> Homefront {
     )
 }
 
-const BOTH_KEYS: &[(&str, &str)] =
-    &[("KTRUSTEDRSA0001", "keys/trusted-rsa.pub.pem"), ("KTRUSTEDEC00001", "keys/trusted-ec.pub.pem")];
+const BOTH_KEYS: &[(&str, &str)] = &[
+    ("KTRUSTEDRSA0001", "keys/trusted-rsa.pub.pem"),
+    ("KTRUSTEDEC00001", "keys/trusted-ec.pub.pem"),
+];
 
 /// Requests `url` (https://cdn.example.test/...) from the edge as the viewer would: Host
 /// without a port, as for a CDN on 443, the client address in X-Forwarded-For from a
@@ -63,13 +71,20 @@ async fn fetch(hf: &Homefront, url: &str, cookies: &str, client_ip: &str) -> (u1
         .build()
         .unwrap();
     let target = url.replacen("cdn.example.test", &format!("cdn.example.test:{}", hf.ports.https), 1);
-    let mut req = client.get(target).header("host", "cdn.example.test").header("x-forwarded-for", client_ip);
+    let mut req = client
+        .get(target)
+        .header("host", "cdn.example.test")
+        .header("x-forwarded-for", client_ip);
     if !cookies.is_empty() {
         req = req.header("cookie", cookies);
     }
     let r = req.send().await.unwrap();
     let status = r.status().as_u16();
-    let x_cache = r.headers().get("x-cache").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let x_cache = r
+        .headers()
+        .get("x-cache")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     (status, x_cache, r.text().await.unwrap())
 }
 
@@ -99,7 +114,10 @@ async fn every_vector_gets_its_verdict_through_the_edge() {
             }
             // The viewer's own query parameters do reach it.
             if let Some(q) = url.split_once('?').map(|(_, q)| q) {
-                for pair in q.split('&').filter(|p| !SIGNING_PARAMS.iter().any(|s| p.starts_with(s))) {
+                for pair in q
+                    .split('&')
+                    .filter(|p| !SIGNING_PARAMS.iter().any(|s| p.starts_with(s)))
+                {
                     assert!(uri.contains(pair), "{name}: {pair} missing from {uri}");
                 }
             }
@@ -107,7 +125,10 @@ async fn every_vector_gets_its_verdict_through_the_edge() {
             let code = case["error_code"].as_str().unwrap();
             assert_eq!(status, 403, "{name}: {body}");
             assert_eq!(x_cache, "Error from homefront", "{name}");
-            assert!(body.contains(&format!("<Code>{code}</Code>")), "{name}: expected {code}: {body}");
+            assert!(
+                body.contains(&format!("<Code>{code}</Code>")),
+                "{name}: expected {code}: {body}"
+            );
         }
     }
     // A behavior without trusted key groups stays public.
@@ -118,7 +139,10 @@ async fn every_vector_gets_its_verdict_through_the_edge() {
 fn python_sign(args: &[&str]) -> String {
     let out = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/cf_sign.py"))
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/keys/trusted-rsa.pem"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/keys/trusted-rsa.pem"
+        ))
         .args(args)
         .output()
         .expect("python3 with botocore and cryptography (./dev.sh test installs them)");
@@ -129,7 +153,10 @@ fn python_sign(args: &[&str]) -> String {
 fn homefront_sign(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_homefront"))
         .args(["sign-url", "--key-pair-id", "KTRUSTEDRSA0001", "--private-key"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/keys/trusted-rsa.pem"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/keys/trusted-rsa.pem"
+        ))
         .args(args)
         .output()
         .unwrap();
@@ -176,7 +203,11 @@ async fn botocore_signs_at_test_time_and_sign_url_matches_it_byte_for_byte() {
     // Expired by the edge's clock.
     let old = homefront_sign(&["--expires", &format!("@{}", NOW - 1), "https://cdn.example.test/a.txt"]);
     let (status, _, body) = fetch(&hf, &old, "", "203.0.113.7").await;
-    assert_eq!((status, body.contains("<Code>AccessDenied</Code>")), (403, true), "{body}");
+    assert_eq!(
+        (status, body.contains("<Code>AccessDenied</Code>")),
+        (403, true),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -185,9 +216,16 @@ async fn signed_cookies_from_sign_url_work() {
     let hf = start(app, BOTH_KEYS);
     let out = Command::new(env!("CARGO_BIN_EXE_homefront"))
         .args(["sign-url", "--key-pair-id", "KTRUSTEDEC00001", "--private-key"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/keys/trusted-ec.pem"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/keys/trusted-ec.pem"
+        ))
         .args(["--sha256", "--cookies", "--expires", &format!("@{}", NOW + 600)])
-        .args(["--policy-resource", "https://cdn.example.test/members/*", "https://cdn.example.test/members/"])
+        .args([
+            "--policy-resource",
+            "https://cdn.example.test/members/*",
+            "https://cdn.example.test/members/",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -197,21 +235,41 @@ async fn signed_cookies_from_sign_url_work() {
         .map(|l| l.strip_prefix("Set-Cookie: ").unwrap().split(';').next().unwrap())
         .collect();
     assert_eq!(cookies.len(), 4, "{text}");
-    let (status, _, body) = fetch(&hf, "https://cdn.example.test/members/video.mp4", &cookies.join("; "), "203.0.113.7").await;
+    let (status, _, body) = fetch(
+        &hf,
+        "https://cdn.example.test/members/video.mp4",
+        &cookies.join("; "),
+        "203.0.113.7",
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    let (status, _, _) = fetch(&hf, "https://cdn.example.test/admin/x", &cookies.join("; "), "203.0.113.7").await;
+    let (status, _, _) = fetch(
+        &hf,
+        "https://cdn.example.test/admin/x",
+        &cookies.join("; "),
+        "203.0.113.7",
+    )
+    .await;
     assert_eq!(status, 403);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_rotate_with_a_config_change_and_restart() {
     let app = start_echo_origin().await;
-    let signed = homefront_sign(&["--expires", &format!("@{}", NOW + 600), "https://cdn.example.test/r.txt"]);
+    let signed = homefront_sign(&[
+        "--expires",
+        &format!("@{}", NOW + 600),
+        "https://cdn.example.test/r.txt",
+    ]);
 
     // Only the EC key is trusted: the RSA key id is unknown.
     let hf = start(app, &[("KTRUSTEDEC00001", "keys/trusted-ec.pub.pem")]);
     let (status, _, body) = fetch(&hf, &signed, "", "203.0.113.7").await;
-    assert_eq!((status, body.contains("<Code>InvalidKey</Code>")), (403, true), "{body}");
+    assert_eq!(
+        (status, body.contains("<Code>InvalidKey</Code>")),
+        (403, true),
+        "{body}"
+    );
     drop(hf);
 
     // The new key is added to the group (the old one stays during rotation).

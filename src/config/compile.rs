@@ -208,7 +208,10 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
     for (i, t) in raw.trusted_proxies.iter().enumerate() {
         match crate::edge::ip::Cidr::parse(t) {
             Some(c) => trusted_proxies.push(c),
-            None => errors.at(&[k("trusted_proxies"), Seg::Index(i)], format!("'{t}' is not an IP address or CIDR range")),
+            None => errors.at(
+                &[k("trusted_proxies"), Seg::Index(i)],
+                format!("'{t}' is not an IP address or CIDR range"),
+            ),
         }
     }
 
@@ -617,11 +620,22 @@ fn compile_key_groups(raw: &RawConfig, base: &Path, errors: &mut Errors<'_>) -> 
         let mut group = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let kat = p(&at, &[Seg::Index(i)]);
-            if key.id.is_empty() || !key.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-                errors.at(&p(&kat, &[k("id")]), format!("'{}' is not a key id (letters, digits, '_' and '-')", key.id));
+            if key.id.is_empty()
+                || !key
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                errors.at(
+                    &p(&kat, &[k("id")]),
+                    format!("'{}' is not a key id (letters, digits, '_' and '-')", key.id),
+                );
             }
             if group.iter().any(|(id, _)| id == &key.id) {
-                errors.at(&p(&kat, &[k("id")]), format!("key id '{}' is listed twice in this group", key.id));
+                errors.at(
+                    &p(&kat, &[k("id")]),
+                    format!("key id '{}' is listed twice in this group", key.id),
+                );
             }
             let path = resolve(base, &key.public_key);
             match std::fs::read(&path) {
@@ -629,7 +643,10 @@ fn compile_key_groups(raw: &RawConfig, base: &Path, errors: &mut Errors<'_>) -> 
                     Ok(v) => group.push((key.id.clone(), Arc::new(v))),
                     Err(e) => errors.at(&p(&kat, &[k("public_key")]), format!("{}: {e}", path.display())),
                 },
-                Err(e) => errors.at(&p(&kat, &[k("public_key")]), format!("cannot read {}: {e}", path.display())),
+                Err(e) => errors.at(
+                    &p(&kat, &[k("public_key")]),
+                    format!("cannot read {}: {e}", path.display()),
+                ),
             }
         }
         out.insert(name.clone(), group);

@@ -23,11 +23,19 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
                 u128::from(n) & mask == u128::from(a) & mask
             }
             (IpAddr::V4(_), IpAddr::V6(a)) => a.to_ipv4_mapped().is_some_and(|v4| self.contains(IpAddr::V4(v4))),
@@ -81,12 +89,24 @@ mod tests {
     #[test]
     fn client_behind_trusted_proxies() {
         let trusted = [Cidr::parse("127.0.0.0/8").unwrap(), Cidr::parse("10.0.0.0/8").unwrap()];
-        assert_eq!(client_ip(ip("127.0.0.1"), Some("203.0.113.7"), &trusted), ip("203.0.113.7"));
-        assert_eq!(client_ip(ip("127.0.0.1"), Some("198.51.100.1, 203.0.113.7, 10.1.1.1"), &trusted), ip("203.0.113.7"));
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), Some("203.0.113.7"), &trusted),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), Some("198.51.100.1, 203.0.113.7, 10.1.1.1"), &trusted),
+            ip("203.0.113.7")
+        );
         // An untrusted peer cannot choose its address.
-        assert_eq!(client_ip(ip("198.51.100.9"), Some("203.0.113.7"), &trusted), ip("198.51.100.9"));
+        assert_eq!(
+            client_ip(ip("198.51.100.9"), Some("203.0.113.7"), &trusted),
+            ip("198.51.100.9")
+        );
         assert_eq!(client_ip(ip("127.0.0.1"), None, &trusted), ip("127.0.0.1"));
-        assert_eq!(client_ip(ip("127.0.0.1"), Some("garbage, 10.0.0.5"), &trusted), ip("10.0.0.5"));
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), Some("garbage, 10.0.0.5"), &trusted),
+            ip("10.0.0.5")
+        );
         assert_eq!(client_ip(ip("127.0.0.1"), Some("203.0.113.7"), &[]), ip("127.0.0.1"));
     }
 }

@@ -17,8 +17,8 @@ use super::behavior;
 use super::distribution::Router;
 use super::errors::EdgeError;
 use super::sigv4;
-use super::{ip, signed};
 use super::viewer::{self, ViewerOutcome};
+use super::{ip, signed};
 use crate::config::model::{Config, Credential, OriginKind};
 use crate::telemetry;
 use crate::util::Clock;
@@ -177,7 +177,9 @@ impl ProxyHttp for Edge {
                 now: state.clock.now(),
             };
             if let Err(e) = signed::verify(keys, &viewer_req) {
-                return self.deny(session, ctx, EdgeError::new(403, e.code(), e.message())).await;
+                return self
+                    .deny(session, ctx, EdgeError::new(403, e.code(), e.message()))
+                    .await;
             }
         }
         let object_path = match viewer::object_path(&path, dist.default_root_object.as_deref()) {
@@ -433,7 +435,11 @@ impl Edge {
 
 /// All Cookie headers joined with `; ` (HTTP/2 clients send one header per cookie).
 fn cookie_header(req: &RequestHeader) -> Option<String> {
-    let mut values = req.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
+    let mut values = req
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
     let first = values.next()?;
     let mut joined = first.to_string();
     for v in values {

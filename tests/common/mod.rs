@@ -294,7 +294,9 @@ pub async fn start_echo_origin() -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
                     let headers: BTreeMap<String, String> = req
