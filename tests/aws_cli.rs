@@ -114,3 +114,55 @@ fn aws_cli_with_a_wrong_secret_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn aws_cli_large_files_go_multipart_and_batch_deletes_work() {
+    let hf = Homefront::start(CONFIG);
+    // 20 MiB: the cli splits it into 8 MiB parts (multipart upload).
+    let data: Vec<u8> = (0..20 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let big = hf.dir.path().join("big.bin");
+    std::fs::write(&big, &data).unwrap();
+    let (ok, out) = aws(&hf, &["s3", "cp", big.to_str().unwrap(), "s3://site/media/big.bin"]);
+    assert!(ok, "aws s3 cp (multipart): {out}");
+    let (ok, out) = aws(
+        &hf,
+        &["s3api", "head-object", "--bucket", "site", "--key", "media/big.bin"],
+    );
+    assert!(
+        ok && out.contains("\"ContentLength\": 20971520") && out.contains("-3\\\""),
+        "multipart ETag ends in -3: {out}"
+    );
+    let back = hf.dir.path().join("back.bin");
+    let (ok, out) = aws(&hf, &["s3", "cp", "s3://site/media/big.bin", back.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(std::fs::read(&back).unwrap() == data, "downloaded bytes differ");
+
+    // mv = CopyObject + DeleteObject; copy-object restores under another name.
+    let (ok, out) = aws(
+        &hf,
+        &["s3", "mv", "s3://site/media/big.bin", "s3://site/archive/big.bin"],
+    );
+    assert!(ok, "aws s3 mv: {out}");
+    let (ok, out) = aws(
+        &hf,
+        &[
+            "s3api",
+            "copy-object",
+            "--bucket",
+            "site",
+            "--key",
+            "media/copy.bin",
+            "--copy-source",
+            "site/archive/big.bin",
+        ],
+    );
+    assert!(ok, "copy-object: {out}");
+
+    // rm --recursive uses DeleteObjects.
+    let (ok, out) = aws(&hf, &["s3", "rm", "--recursive", "s3://site/"]);
+    assert!(ok, "aws s3 rm --recursive: {out}");
+    let (_, out) = aws(&hf, &["s3", "ls", "--recursive", "s3://site/"]);
+    assert!(out.trim().is_empty(), "bucket not empty after rm --recursive: {out}");
+}

@@ -301,3 +301,172 @@ async fn unsigned_and_badly_signed_requests_are_refused() {
     assert!(format!("{err:?}").contains("SignatureDoesNotMatch"), "{err:?}");
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multipart_upload_with_the_sdk() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let hf = Homefront::start(CONFIG);
+    let s3 = hf.s3();
+    let created = s3
+        .create_multipart_upload()
+        .bucket("site")
+        .key("mp.bin")
+        .content_type("video/mp4")
+        .send()
+        .await
+        .unwrap();
+    let id = created.upload_id().unwrap().to_string();
+    let part1 = vec![7u8; 5 * 1024 * 1024];
+    let part2 = b"tail".to_vec();
+    let mut done = Vec::new();
+    for (n, body) in [(1, part1.clone()), (2, part2.clone())] {
+        let r = s3
+            .upload_part()
+            .bucket("site")
+            .key("mp.bin")
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(r.e_tag().unwrap())
+                .build(),
+        );
+    }
+    let parts = s3
+        .list_parts()
+        .bucket("site")
+        .key("mp.bin")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(parts.parts().len(), 2);
+    let uploads = s3.list_multipart_uploads().bucket("site").send().await.unwrap();
+    assert_eq!(uploads.uploads().len(), 1);
+    let out = s3
+        .complete_multipart_upload()
+        .bucket("site")
+        .key("mp.bin")
+        .upload_id(&id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
+        .send()
+        .await
+        .unwrap();
+    assert!(out.e_tag().unwrap().ends_with("-2\""), "{:?}", out.e_tag());
+    let got = s3.get_object().bucket("site").key("mp.bin").send().await.unwrap();
+    assert_eq!(got.content_type(), Some("video/mp4"));
+    let bytes = got.body.collect().await.unwrap().into_bytes();
+    assert_eq!(bytes.len(), part1.len() + part2.len());
+    assert!(bytes[..part1.len()] == part1[..] && bytes[part1.len()..] == part2[..]);
+
+    // An aborted upload is gone, and its parts with it.
+    let id = s3
+        .create_multipart_upload()
+        .bucket("site")
+        .key("x")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_string();
+    s3.abort_multipart_upload()
+        .bucket("site")
+        .key("x")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let err = s3
+        .list_parts()
+        .bucket("site")
+        .key("x")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("NoSuchUpload"), "{err:?}");
+    assert!(s3
+        .list_multipart_uploads()
+        .bucket("site")
+        .send()
+        .await
+        .unwrap()
+        .uploads()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_object_and_batch_delete() {
+    let hf = Homefront::start(CONFIG);
+    let s3 = hf.s3();
+    s3.put_object()
+        .bucket("site")
+        .key("v1/app.js")
+        .content_type("application/javascript")
+        .metadata("build", "42")
+        .body(ByteStream::from_static(b"console.log(1)"))
+        .send()
+        .await
+        .unwrap();
+    s3.copy_object()
+        .bucket("site")
+        .key("v2/app.js")
+        .copy_source("site/v1/app.js")
+        .send()
+        .await
+        .unwrap();
+    let head = s3.head_object().bucket("site").key("v2/app.js").send().await.unwrap();
+    assert_eq!(
+        head.content_type(),
+        Some("application/javascript"),
+        "COPY keeps the metadata"
+    );
+    assert_eq!(
+        head.metadata().and_then(|m| m.get("build")).map(String::as_str),
+        Some("42")
+    );
+    // Copying onto itself needs REPLACE.
+    assert!(s3
+        .copy_object()
+        .bucket("site")
+        .key("v1/app.js")
+        .copy_source("site/v1/app.js")
+        .send()
+        .await
+        .is_err());
+    s3.copy_object()
+        .bucket("site")
+        .key("v1/app.js")
+        .copy_source("site/v1/app.js")
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .content_type("text/javascript")
+        .send()
+        .await
+        .unwrap();
+    let head = s3.head_object().bucket("site").key("v1/app.js").send().await.unwrap();
+    assert_eq!(head.content_type(), Some("text/javascript"));
+
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let del = Delete::builder()
+        .objects(ObjectIdentifier::builder().key("v1/app.js").build().unwrap())
+        .objects(ObjectIdentifier::builder().key("v2/app.js").build().unwrap())
+        .objects(ObjectIdentifier::builder().key("never-existed").build().unwrap())
+        .build()
+        .unwrap();
+    let out = s3.delete_objects().bucket("site").delete(del).send().await.unwrap();
+    assert_eq!(out.deleted().len(), 3);
+    assert!(s3
+        .list_objects_v2()
+        .bucket("site")
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .is_empty());
+}

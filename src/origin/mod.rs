@@ -2,6 +2,7 @@
 //! (routing, XML, SigV4); [`store::DiskStore`] keeps the bytes; [`serve`] runs it on a
 //! listener with hyper.
 
+pub mod multipart;
 pub mod s3;
 pub mod store;
 

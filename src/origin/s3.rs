@@ -10,6 +10,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use super::multipart::{self, MultipartError};
 use super::store::{DiskStore, ObjectMeta, StoreError};
 
 pub struct S3Api {
@@ -119,6 +120,58 @@ fn list_page(
         if !more {
             return Ok(page);
         }
+    }
+}
+
+/// Object metadata from the headers of a PUT, a multipart create or a copy with REPLACE.
+fn new_meta(
+    content_type: Option<&String>,
+    cache_control: Option<&String>,
+    content_disposition: Option<&String>,
+    content_encoding: Option<&String>,
+    content_language: Option<&String>,
+    expires: Option<&Timestamp>,
+    metadata: Option<&Metadata>,
+) -> ObjectMeta {
+    ObjectMeta {
+        key: String::new(),
+        size: 0,
+        etag: String::new(),
+        last_modified: 0,
+        content_type: content_type.cloned(),
+        cache_control: cache_control.cloned(),
+        content_disposition: content_disposition.cloned(),
+        content_encoding: content_encoding.cloned(),
+        content_language: content_language.cloned(),
+        expires: expires.map(|t| {
+            let mut buf = Vec::new();
+            let _ = t.format(TimestampFormat::HttpDate, &mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        }),
+        user_metadata: metadata
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        data_file: String::new(),
+    }
+}
+
+fn map_mp(e: MultipartError) -> S3Error {
+    match e {
+        MultipartError::Store(e) => map_err(e),
+        MultipartError::NoSuchUpload => s3_error!(
+            NoSuchUpload,
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+        ),
+        MultipartError::InvalidPart(m) => s3_error!(InvalidPart, "One or more of the specified parts could not be found: {m}"),
+        MultipartError::InvalidPartOrder => {
+            s3_error!(InvalidPartOrder, "The list of parts was not in ascending order. Parts must be ordered by part number.")
+        }
+        MultipartError::EntityTooSmall => {
+            s3_error!(EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size (5 MiB per part but the last).")
+        }
+        MultipartError::InvalidArgument(m) => s3_error!(InvalidArgument, "{m}"),
+        MultipartError::BadDigest => s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."),
+        MultipartError::Incomplete(m) => s3_error!(IncompleteBody, "{m}"),
     }
 }
 
@@ -274,28 +327,17 @@ impl S3 for S3Api {
                     ));
                 }
             }
-            let meta = ObjectMeta {
-                key: String::new(),
-                size,
-                etag: hex::encode(digest),
-                last_modified: 0,
-                content_type: input.content_type.clone(),
-                cache_control: input.cache_control.clone(),
-                content_disposition: input.content_disposition.clone(),
-                content_encoding: input.content_encoding.clone(),
-                content_language: input.content_language.clone(),
-                expires: input.expires.as_ref().map(|t| {
-                    let mut buf = Vec::new();
-                    let _ = t.format(TimestampFormat::HttpDate, &mut buf);
-                    String::from_utf8_lossy(&buf).into_owned()
-                }),
-                user_metadata: input
-                    .metadata
-                    .clone()
-                    .map(|m| m.into_iter().collect())
-                    .unwrap_or_default(),
-                data_file: String::new(),
-            };
+            let mut meta = new_meta(
+                input.content_type.as_ref(),
+                input.cache_control.as_ref(),
+                input.content_disposition.as_ref(),
+                input.content_encoding.as_ref(),
+                input.content_language.as_ref(),
+                input.expires.as_ref(),
+                input.metadata.as_ref(),
+            );
+            meta.size = size;
+            meta.etag = hex::encode(digest);
             self.store
                 .commit(&input.bucket, &input.key, &temp, meta)
                 .map_err(map_err)
@@ -317,6 +359,344 @@ impl S3 for S3Api {
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         self.store.delete(&req.input.bucket, &req.input.key).map_err(map_err)?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let input = req.input;
+        if !self.store.bucket_exists(&input.bucket) {
+            return Err(map_err(StoreError::NoSuchBucket));
+        }
+        if input.delete.objects.len() > 1000 {
+            return Err(s3_error!(
+                MalformedXML,
+                "A DeleteObjects request may name at most 1000 keys."
+            ));
+        }
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for obj in input.delete.objects {
+            match self.store.delete(&input.bucket, &obj.key) {
+                Ok(()) => {
+                    if !quiet {
+                        deleted.push(DeletedObject {
+                            key: Some(obj.key),
+                            ..Default::default()
+                        });
+                    }
+                }
+                Err(e) => {
+                    let err = map_err(e);
+                    errors.push(Error {
+                        code: Some(err.code().as_str().to_string()),
+                        key: Some(obj.key),
+                        message: err.message().map(str::to_string),
+                        version_id: None,
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        let input = req.input;
+        let CopySource::Bucket {
+            bucket: src_bucket,
+            key: src_key,
+            ..
+        } = &input.copy_source
+        else {
+            return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported."));
+        };
+        let replace = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if src_bucket.as_ref() == input.bucket && src_key.as_ref() == input.key && !replace {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        super::store::check_key(&input.key).map_err(|b| map_err(StoreError::BadKey(b)))?;
+        let (src_meta, src_file) = self.store.open_object(src_bucket, src_key).map_err(map_err)?;
+        let temp = self.store.temp_path(&input.bucket).map_err(map_err)?;
+        let result = async {
+            let mut from = tokio::fs::File::from_std(src_file);
+            let mut to = tokio::fs::File::create(&temp)
+                .await
+                .map_err(|e| map_err(StoreError::Io(e)))?;
+            tokio::io::copy(&mut from, &mut to)
+                .await
+                .map_err(|e| map_err(StoreError::Io(e)))?;
+            to.sync_all().await.map_err(|e| map_err(StoreError::Io(e)))?;
+            let mut meta = if replace {
+                new_meta(
+                    input.content_type.as_ref(),
+                    input.cache_control.as_ref(),
+                    input.content_disposition.as_ref(),
+                    input.content_encoding.as_ref(),
+                    input.content_language.as_ref(),
+                    input.expires.as_ref(),
+                    input.metadata.as_ref(),
+                )
+            } else {
+                (*src_meta).clone()
+            };
+            meta.size = src_meta.size;
+            meta.etag = src_meta.etag.clone();
+            self.store
+                .commit(&input.bucket, &input.key, &temp, meta)
+                .map_err(map_err)
+        }
+        .await;
+        match result {
+            Ok(meta) => Ok(S3Response::new(CopyObjectOutput {
+                copy_object_result: Some(CopyObjectResult {
+                    e_tag: Some(ETag::Strong(meta.etag.clone())),
+                    last_modified: Some(timestamp(meta.last_modified)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let input = req.input;
+        let meta = new_meta(
+            input.content_type.as_ref(),
+            input.cache_control.as_ref(),
+            input.content_disposition.as_ref(),
+            input.content_encoding.as_ref(),
+            input.content_language.as_ref(),
+            input.expires.as_ref(),
+            input.metadata.as_ref(),
+        );
+        let id = multipart::create(&self.store, &input.bucket, &input.key, meta).map_err(map_mp)?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        let input = req.input;
+        let Some(body) = input.body else {
+            return Err(s3_error!(IncompleteBody, "The request body is missing."));
+        };
+        let part = multipart::upload_part(
+            &self.store,
+            multipart::PartTarget {
+                bucket: &input.bucket,
+                key: &input.key,
+                upload_id: &input.upload_id,
+                number: input.part_number,
+            },
+            body,
+            input.content_length,
+            input.content_md5.as_deref(),
+        )
+        .await
+        .map_err(map_mp)?;
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(part.etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let input = req.input;
+        let CopySource::Bucket {
+            bucket: src_bucket,
+            key: src_key,
+            ..
+        } = &input.copy_source
+        else {
+            return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported."));
+        };
+        let (meta, file) = self.store.open_object(src_bucket, src_key).map_err(map_err)?;
+        // x-amz-copy-source-range: bytes=first-last (inclusive), within the source.
+        let (start, len) = match &input.copy_source_range {
+            None => (0, meta.size),
+            Some(r) => {
+                let bad = || {
+                    s3_error!(
+                        InvalidRange,
+                        "The x-amz-copy-source-range value is not valid for an object of {} bytes.",
+                        meta.size
+                    )
+                };
+                let (a, b) = r
+                    .strip_prefix("bytes=")
+                    .and_then(|x| x.split_once('-'))
+                    .ok_or_else(bad)?;
+                let (a, b): (u64, u64) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
+                if a > b || b >= meta.size {
+                    return Err(bad());
+                }
+                (a, b - a + 1)
+            }
+        };
+        let mut file = tokio::fs::File::from_std(file);
+        if start > 0 {
+            file.seek(SeekFrom::Start(start))
+                .await
+                .map_err(|e| map_err(StoreError::Io(e)))?;
+        }
+        let body = StreamingBlob::wrap(tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024));
+        let target = multipart::PartTarget {
+            bucket: &input.bucket,
+            key: &input.key,
+            upload_id: &input.upload_id,
+            number: input.part_number,
+        };
+        let part = multipart::upload_part(&self.store, target, body, Some(len as i64), None)
+            .await
+            .map_err(map_mp)?;
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(part.etag)),
+                last_modified: Some(timestamp(part.last_modified)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let input = req.input;
+        let listed: Vec<(i32, String)> = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                (
+                    p.part_number.unwrap_or(0),
+                    p.e_tag.map(|e| e.value().to_string()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let meta = multipart::complete(&self.store, &input.bucket, &input.key, &input.upload_id, &listed)
+            .await
+            .map_err(map_mp)?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            e_tag: Some(ETag::Strong(meta.etag.clone())),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let input = req.input;
+        multipart::abort(&self.store, &input.bucket, &input.key, &input.upload_id).map_err(map_mp)?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+        let input = req.input;
+        let all = multipart::list_parts(&self.store, &input.bucket, &input.key, &input.upload_id).map_err(map_mp)?;
+        let marker = input.part_number_marker.unwrap_or(0);
+        let max = input.max_parts.map(|m| m.clamp(0, 1000) as usize).unwrap_or(1000);
+        let after: Vec<_> = all.into_iter().filter(|p| p.number > marker).collect();
+        let truncated = after.len() > max;
+        let page: Vec<_> = after.into_iter().take(max).collect();
+        let next = if truncated { page.last().map(|p| p.number) } else { None };
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: next,
+            max_parts: Some(max as i32),
+            is_truncated: Some(truncated),
+            parts: Some(
+                page.into_iter()
+                    .map(|p| Part {
+                        part_number: Some(p.number),
+                        size: Some(p.size as i64),
+                        e_tag: Some(ETag::Strong(p.etag)),
+                        last_modified: Some(timestamp(p.last_modified)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let uploads = multipart::list_uploads(&self.store, &input.bucket, &prefix).map_err(map_mp)?;
+        let max = input.max_uploads.map(|m| m.clamp(0, 1000) as usize).unwrap_or(1000);
+        let after: Vec<_> = uploads
+            .into_iter()
+            .filter(|(k, id, _)| match (&input.key_marker, &input.upload_id_marker) {
+                (Some(km), Some(im)) => (k.as_str(), id.as_str()) > (km.as_str(), im.as_str()),
+                (Some(km), None) => k.as_str() > km.as_str(),
+                _ => true,
+            })
+            .collect();
+        let truncated = after.len() > max;
+        let page: Vec<_> = after.into_iter().take(max).collect();
+        let (next_key, next_id) = match (truncated, page.last()) {
+            (true, Some((k, id, _))) => (Some(k.clone()), Some(id.clone())),
+            _ => (None, None),
+        };
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: Some(prefix),
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            next_key_marker: next_key,
+            next_upload_id_marker: next_id,
+            max_uploads: Some(max as i32),
+            is_truncated: Some(truncated),
+            uploads: Some(
+                page.into_iter()
+                    .map(|(key, id, initiated)| MultipartUpload {
+                        key: Some(key),
+                        upload_id: Some(id),
+                        initiated: Some(timestamp(initiated)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
     }
 
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {

@@ -8,6 +8,9 @@
 //!                                ..., user metadata, and the name of the data file
 //!   objects/<hh>/<hash>-<ver>.data   the object's bytes
 //!   tmp/                         uploads in progress; emptied at start
+//!   uploads/<upload-id>/         multipart uploads: upload.json (key, metadata) and
+//!                                part-NNNNN + part-NNNNN.json (size, ETag), until completed
+//!                                (parts concatenated into one object) or aborted
 //! ```
 //!
 //! `<hash>` is the hex SHA-256 of the object key and `<hh>` its first two digits, so any
@@ -144,7 +147,7 @@ fn key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut b = [0u8; 12];
     if openssl::rand::rand_bytes(&mut b).is_err() {
         let t = SystemTime::now()
@@ -346,6 +349,12 @@ impl DiskStore {
             }
         }
         Err(StoreError::NoSuchKey)
+    }
+
+    /// The directory of an existing bucket.
+    pub fn bucket_dir(&self, bucket: &str) -> Result<PathBuf, StoreError> {
+        self.bucket(bucket)?;
+        Ok(self.root.join(bucket))
     }
 
     /// A temp file for an upload into `bucket`.
