@@ -470,3 +470,73 @@ async fn copy_object_and_batch_delete() {
         .contents()
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conditional_gets_and_heads() {
+    let hf = Homefront::start(CONFIG);
+    let s3 = hf.s3();
+    let put = s3
+        .put_object()
+        .bucket("site")
+        .key("c.txt")
+        .body(ByteStream::from_static(b"cond"))
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().to_string();
+    let err = s3
+        .get_object()
+        .bucket("site")
+        .key("c.txt")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(304));
+    let ok = s3
+        .get_object()
+        .bucket("site")
+        .key("c.txt")
+        .if_none_match("\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.body.collect().await.unwrap().into_bytes().as_ref(), b"cond");
+    let err = s3
+        .get_object()
+        .bucket("site")
+        .key("c.txt")
+        .if_match("\"other\"")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(412));
+    let future = aws_sdk_s3::primitives::DateTime::from_secs(4_102_444_800);
+    let err = s3
+        .head_object()
+        .bucket("site")
+        .key("c.txt")
+        .if_modified_since(future)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(304));
+    let past = aws_sdk_s3::primitives::DateTime::from_secs(1_000_000_000);
+    let err = s3
+        .head_object()
+        .bucket("site")
+        .key("c.txt")
+        .if_unmodified_since(past)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(412));
+
+    // Through the edge a browser revalidates with If-None-Match and gets an empty 304.
+    let resp = raw_http(
+        hf.ports.http,
+        &format!("GET /c.txt HTTP/1.1\r\nHost: any.test\r\nIf-None-Match: {etag}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(resp.starts_with("HTTP/1.1 304"), "{resp}");
+    assert!(resp.ends_with("\r\n\r\n"), "a 304 has no body: {resp:?}");
+}

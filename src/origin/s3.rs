@@ -123,6 +123,35 @@ fn list_page(
     }
 }
 
+/// Conditional GET/HEAD as S3 evaluates them (RFC 9110 order): If-Match, else
+/// If-Unmodified-Since → 412; If-None-Match, else If-Modified-Since → 304.
+fn check_conditions(
+    meta: &ObjectMeta,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let matches = |c: &ETagCondition| c.is_any() || c.as_etag().is_some_and(|e| e.value() == meta.etag);
+    let modified = timestamp(meta.last_modified);
+    let precondition_failed = || {
+        s3_error!(
+            PreconditionFailed,
+            "At least one of the preconditions you specified did not hold"
+        )
+    };
+    match (if_match, if_unmodified_since) {
+        (Some(c), _) if !matches(c) => return Err(precondition_failed()),
+        (None, Some(t)) if modified > *t => return Err(precondition_failed()),
+        _ => {}
+    }
+    match (if_none_match, if_modified_since) {
+        (Some(c), _) if matches(c) => Err(s3_error!(NotModified)),
+        (None, Some(t)) if modified <= *t => Err(s3_error!(NotModified)),
+        _ => Ok(()),
+    }
+}
+
 /// Object metadata from the headers of a PUT, a multipart create or a copy with REPLACE.
 fn new_meta(
     content_type: Option<&String>,
@@ -230,7 +259,15 @@ impl S3 for S3Api {
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-        let meta = self.store.head(&req.input.bucket, &req.input.key).map_err(map_err)?;
+        let input = &req.input;
+        let meta = self.store.head(&input.bucket, &input.key).map_err(map_err)?;
+        check_conditions(
+            &meta,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        )?;
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(meta.size as i64),
             content_type: meta.content_type.clone(),
@@ -250,6 +287,13 @@ impl S3 for S3Api {
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
         let (meta, file) = self.store.open_object(&input.bucket, &input.key).map_err(map_err)?;
+        check_conditions(
+            &meta,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        )?;
         let (start, len, content_range) = match &input.range {
             None => (0, meta.size, None),
             Some(r) => {
@@ -785,5 +829,64 @@ impl S3 for S3Api {
             ),
             ..Default::default()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> ObjectMeta {
+        let mut m = new_meta(None, None, None, None, None, None, None);
+        m.etag = "abc".into();
+        m.last_modified = 1_000;
+        m
+    }
+
+    fn etag(v: &str) -> ETagCondition {
+        ETagCondition::ETag(ETag::Strong(v.into()))
+    }
+
+    fn code(r: S3Result<()>) -> Option<String> {
+        r.err().map(|e| e.code().as_str().to_string())
+    }
+
+    #[test]
+    fn conditional_requests_follow_s3() {
+        let m = meta();
+        let (before, after) = (timestamp(999), timestamp(1_000));
+        assert_eq!(code(check_conditions(&m, Some(&etag("abc")), None, None, None)), None);
+        assert_eq!(
+            code(check_conditions(&m, Some(&etag("zzz")), None, None, None)).as_deref(),
+            Some("PreconditionFailed")
+        );
+        assert_eq!(
+            code(check_conditions(&m, Some(&ETagCondition::Any), None, None, None)),
+            None
+        );
+        assert_eq!(
+            code(check_conditions(&m, None, None, None, Some(&before))).as_deref(),
+            Some("PreconditionFailed")
+        );
+        // If-Match true wins over If-Unmodified-Since false.
+        assert_eq!(
+            code(check_conditions(&m, Some(&etag("abc")), None, None, Some(&before))),
+            None
+        );
+        assert_eq!(
+            code(check_conditions(&m, None, Some(&etag("abc")), None, None)).as_deref(),
+            Some("NotModified")
+        );
+        assert_eq!(code(check_conditions(&m, None, Some(&etag("zzz")), None, None)), None);
+        assert_eq!(
+            code(check_conditions(&m, None, None, Some(&after), None)).as_deref(),
+            Some("NotModified")
+        );
+        assert_eq!(code(check_conditions(&m, None, None, Some(&before), None)), None);
+        // If-None-Match false (no match) means modified, whatever If-Modified-Since says.
+        assert_eq!(
+            code(check_conditions(&m, None, Some(&etag("zzz")), Some(&after), None)),
+            None
+        );
     }
 }
