@@ -26,8 +26,8 @@ case "${1:-}" in
     if ! command -v aws >/dev/null; then
       python3 -m pip install --quiet awscli || apt_install awscli
     fi
-    # The signed-URL tests sign with botocore's CloudFrontSigner at test time.
-    if ! python3 -c "import botocore, cryptography" 2>/dev/null; then
+    # Tests sign with botocore's CloudFrontSigner and presign with boto3 at test time.
+    if ! python3 -c "import boto3, botocore, cryptography" 2>/dev/null; then
       python3 -m pip install --quiet boto3 cryptography
     fi
     exec cargo test "$@"

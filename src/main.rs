@@ -86,6 +86,29 @@ enum Command {
     },
     /// Print the embedded default config, a starting point for your own.
     DefaultConfig,
+    /// Print a presigned URL for one object of the bucket store (SigV4 query authentication).
+    ///
+    /// Anyone holding the URL may GET (or PUT, ...) that object until it expires, without
+    /// credentials: e.g. a browser uploading straight to the bucket store.
+    Presign {
+        /// YAML config file whose origin_server credential signs (default: the embedded default).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// HTTP method the URL is for: GET, PUT, HEAD or DELETE.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Content-Type the upload must send (signed, so any other is refused).
+        #[arg(long, value_name = "TYPE")]
+        content_type: Option<String>,
+        /// Validity, 1s to 7d (30s, 5m, 1h, 7d).
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        expires: String,
+        /// Base URL clients reach the bucket store at (default: http://<origin_server.listen>).
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// The object, as s3://bucket/key.
+        url: String,
+    },
     /// Create a key pair for signed URLs and cookies, and print the YAML to trust it.
     ///
     /// Writes DIR/private_key.pem (keep it with the application that signs) and
@@ -173,6 +196,35 @@ fn main() -> ExitCode {
             print!("{}", config::EMBEDDED_DEFAULT);
             ExitCode::SUCCESS
         }
+        Command::Presign {
+            config,
+            method,
+            content_type,
+            expires,
+            endpoint,
+            url,
+        } => {
+            let Some(loaded) = load(config.as_deref()) else {
+                return ExitCode::FAILURE;
+            };
+            match presign(
+                &loaded,
+                &method,
+                content_type.as_deref(),
+                &expires,
+                endpoint.as_deref(),
+                &url,
+            ) {
+                Ok(u) => {
+                    println!("{u}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("homefront presign: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Keygen { out, ec } => match homefront::keys::keygen(&out, ec) {
             Ok(generated) => {
                 print!("{}", generated.instructions());
@@ -232,6 +284,33 @@ fn load(path: Option<&std::path::Path>) -> Option<Loaded> {
             None
         }
     }
+}
+
+fn presign(
+    loaded: &Loaded,
+    method: &str,
+    content_type: Option<&str>,
+    expires: &str,
+    endpoint: Option<&str>,
+    url: &str,
+) -> Result<String, String> {
+    use homefront::origin::presign::{parse_s3_url, presign, PresignRequest};
+    let server = loaded
+        .config
+        .origin_server
+        .as_ref()
+        .ok_or("the config has no origin_server")?;
+    let (bucket, key) = parse_s3_url(url)?;
+    let method = method.to_ascii_uppercase();
+    let req = PresignRequest {
+        method: &method,
+        bucket,
+        key,
+        content_type,
+        expires: config::parse_duration(expires)?,
+        endpoint,
+    };
+    presign(server, &req, std::time::SystemTime::now())
 }
 
 fn report(r: Result<(), homefront::server::StartError>) -> ExitCode {

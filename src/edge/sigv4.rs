@@ -14,6 +14,7 @@ pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// What to sign. `path` and `query` are as they will be sent (percent-encoded).
+#[derive(Clone, Copy)]
 pub struct SignInput<'a> {
     pub method: &'a str,
     pub path: &'a str,
@@ -35,21 +36,40 @@ pub struct Signature {
 
 pub fn sign(input: &SignInput<'_>, access_key_id: &str, secret: &str, now: SystemTime) -> Signature {
     let amz_date = amz_date(now);
-    let date = &amz_date[..8];
-
     let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3 + input.extra_headers.len());
     headers.push(("host", input.host));
     headers.push(("x-amz-content-sha256", input.payload_hash));
     headers.push(("x-amz-date", &amz_date));
     headers.extend_from_slice(input.extra_headers);
-    headers.sort_by(|a, b| a.0.cmp(b.0));
+    let (signed_headers, signature) = signature(input, input.query.unwrap_or(""), &mut headers, &amz_date, secret);
+    let scope = scope(&amz_date, input);
+    Signature {
+        authorization: format!(
+            "AWS4-HMAC-SHA256 Credential={access_key_id}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+        ),
+        amz_date,
+    }
+}
 
+fn scope(amz_date: &str, input: &SignInput<'_>) -> String {
+    format!("{}/{}/{}/aws4_request", &amz_date[..8], input.region, input.service)
+}
+
+/// Canonical request → string to sign → signature. Returns (signed header names, hex signature).
+fn signature(
+    input: &SignInput<'_>,
+    query: &str,
+    headers: &mut [(&str, &str)],
+    amz_date: &str,
+    secret: &str,
+) -> (String, String) {
+    headers.sort_by(|a, b| a.0.cmp(b.0));
     let mut canonical = String::with_capacity(256);
     canonical.push_str(input.method);
     canonical.push('\n');
     canonical_uri(&mut canonical, input.path);
     canonical.push('\n');
-    canonical_query(&mut canonical, input.query.unwrap_or(""));
+    canonical_query(&mut canonical, query);
     canonical.push('\n');
     let mut signed_headers = String::new();
     for (i, (name, value)) in headers.iter().enumerate() {
@@ -67,24 +87,51 @@ pub fn sign(input: &SignInput<'_>, access_key_id: &str, secret: &str, now: Syste
     canonical.push('\n');
     canonical.push_str(input.payload_hash);
 
-    let scope = format!("{date}/{}/{}/aws4_request", input.region, input.service);
+    let scope = scope(amz_date, input);
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
-
-    let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    let k_date = hmac(format!("AWS4{secret}").as_bytes(), &amz_date.as_bytes()[..8]);
     let k_region = hmac(&k_date, input.region.as_bytes());
     let k_service = hmac(&k_region, input.service.as_bytes());
     let k_signing = hmac(&k_service, b"aws4_request");
-    let signature = hex::encode(hmac(&k_signing, string_to_sign.as_bytes()));
+    (signed_headers, hex::encode(hmac(&k_signing, string_to_sign.as_bytes())))
+}
 
-    Signature {
-        authorization: format!(
-            "AWS4-HMAC-SHA256 Credential={access_key_id}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
-        ),
-        amz_date,
+/// A presigned URL's query string (SigV4 query authentication, `UNSIGNED-PAYLOAD`), valid
+/// for `expires_secs` from `now`. `input.extra_headers` (e.g. `content-type`) are signed
+/// and must then be sent with exactly those values.
+pub fn presign_query(
+    input: &SignInput<'_>,
+    access_key_id: &str,
+    secret: &str,
+    now: SystemTime,
+    expires_secs: u64,
+) -> String {
+    let amz_date = amz_date(now);
+    let mut headers: Vec<(&str, &str)> = Vec::with_capacity(1 + input.extra_headers.len());
+    headers.push(("host", input.host));
+    headers.extend_from_slice(input.extra_headers);
+    let mut names: Vec<&str> = headers.iter().map(|h| h.0).collect();
+    names.sort();
+    let credential = format!("{access_key_id}/{}", scope(&amz_date, input));
+    let mut enc_credential = String::new();
+    uri_encode(&mut enc_credential, credential.as_bytes(), true);
+    let mut enc_names = String::new();
+    uri_encode(&mut enc_names, names.join(";").as_bytes(), true);
+    let mut query = format!(
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={enc_credential}&X-Amz-Date={amz_date}&X-Amz-Expires={expires_secs}&X-Amz-SignedHeaders={enc_names}"
+    );
+    if let Some(q) = input.query.filter(|q| !q.is_empty()) {
+        query = format!("{q}&{query}");
     }
+    let unsigned = SignInput {
+        payload_hash: UNSIGNED_PAYLOAD,
+        ..*input
+    };
+    let (_, signature) = signature(&unsigned, &query, &mut headers, &amz_date, secret);
+    format!("{query}&X-Amz-Signature={signature}")
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -134,6 +181,13 @@ fn canonical_query(out: &mut String, query: &str) {
         out.push('=');
         out.push_str(v);
     }
+}
+
+/// Percent-encodes an object key for a path, `/` kept: what S3 clients send.
+pub fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    uri_encode(&mut out, key.as_bytes(), false);
+    out
 }
 
 fn uri_encode(out: &mut String, bytes: &[u8], encode_slash: bool) {
@@ -231,6 +285,34 @@ mod tests {
         assert!(sig
             .authorization
             .ends_with("Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"));
+    }
+
+    /// The presigned-URL example of the AWS S3 SigV4 documentation.
+    #[test]
+    fn aws_documentation_presigned_url_example() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_369_353_600);
+        let q = presign_query(
+            &SignInput {
+                method: "GET",
+                path: "/test.txt",
+                query: None,
+                host: "examplebucket.s3.amazonaws.com",
+                extra_headers: &[],
+                payload_hash: UNSIGNED_PAYLOAD,
+                region: "us-east-1",
+                service: "s3",
+            },
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            t,
+            86_400,
+        );
+        assert_eq!(
+            q,
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request\
+             &X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host\
+             &X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+        );
     }
 
     #[test]

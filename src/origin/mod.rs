@@ -3,6 +3,7 @@
 //! listener with hyper.
 
 pub mod multipart;
+pub mod presign;
 pub mod s3;
 pub mod store;
 
@@ -41,12 +42,60 @@ pub async fn serve(
         let service = service.clone();
         tokio::spawn(async move {
             let io = hyper_util::rt::TokioIo::new(stream);
+            let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let service = service.clone();
+                async move {
+                    if let Some(resp) = presign_expiry_error(req.uri().query()) {
+                        return Ok(resp);
+                    }
+                    hyper::service::Service::call(&service, req).await
+                }
+            });
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
-                .serve_connection(io, service);
+                .serve_connection(io, svc);
             if let Err(e) = conn.await {
                 tracing::debug!("bucket store connection ended: {e}");
             }
         });
+    }
+}
+
+/// AWS accepts presigned URLs valid for 1 second to 7 days; s3s does not check the bound.
+fn presign_expiry_error(query: Option<&str>) -> Option<http::Response<s3s::Body>> {
+    let value = query?.split('&').find_map(|p| p.strip_prefix("X-Amz-Expires="))?;
+    let ok = value.parse::<u64>().is_ok_and(|v| (1..=604_800).contains(&v));
+    if ok {
+        return None;
+    }
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AuthorizationQueryParametersError</Code>\
+         <Message>X-Amz-Expires must be a number of seconds from 1 to 604800 (one week); got {}</Message></Error>",
+        value.replace(['<', '>', '&'], "")
+    );
+    http::Response::builder()
+        .status(400)
+        .header("content-type", "application/xml")
+        .body(s3s::Body::from(body))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn presign_expiry_bounds() {
+        use super::presign_expiry_error as e;
+        assert!(e(None).is_none());
+        assert!(e(Some("list-type=2")).is_none());
+        assert!(e(Some("X-Amz-Expires=1&a=b")).is_none());
+        assert!(e(Some("X-Amz-Expires=604800")).is_none());
+        for bad in [
+            "X-Amz-Expires=0",
+            "X-Amz-Expires=604801",
+            "X-Amz-Expires=-5",
+            "X-Amz-Expires=soon",
+        ] {
+            assert_eq!(e(Some(bad)).map(|r| r.status().as_u16()), Some(400), "{bad}");
+        }
     }
 }
