@@ -140,6 +140,28 @@ impl Homefront {
         }
     }
 
+    /// `kill -9` (SIGKILL): no chance to clean up.
+    pub fn crash(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The same command again on the same directory and ports (after [`Homefront::crash`]).
+    pub fn restart(&mut self, args: &[String]) {
+        let log = std::fs::OpenOptions::new().append(true).open(&self.log).unwrap();
+        let err = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("homefront.err"))
+            .unwrap();
+        self.child = Command::new(env!("CARGO_BIN_EXE_homefront"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("restart homefront");
+    }
+
     /// Kills the process and hands back its directory, for a restart on the same data.
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
