@@ -352,6 +352,7 @@ mod tests {
             content_language: None,
             expires: None,
             user_metadata: Default::default(),
+            tags: Default::default(),
             data_file: String::new(),
         }
     }

@@ -161,8 +161,13 @@ fn new_meta(
     content_language: Option<&String>,
     expires: Option<&Timestamp>,
     metadata: Option<&Metadata>,
-) -> ObjectMeta {
-    ObjectMeta {
+    tagging: Option<&String>,
+) -> S3Result<ObjectMeta> {
+    let tags = match tagging {
+        Some(h) => parse_tagging_header(h)?,
+        None => Default::default(),
+    };
+    Ok(ObjectMeta {
         key: String::new(),
         size: 0,
         etag: String::new(),
@@ -180,8 +185,44 @@ fn new_meta(
         user_metadata: metadata
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
+        tags,
         data_file: String::new(),
+    })
+}
+
+/// `x-amz-tagging: k1=v1&k2=v2` (URL-encoded).
+fn parse_tagging_header(header: &str) -> S3Result<std::collections::BTreeMap<String, String>> {
+    let decode = |s: &str| {
+        crate::edge::viewer::percent_decode(s.replace('+', " ").as_bytes())
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| s3_error!(InvalidTag, "The x-amz-tagging header is not valid URL encoding."))
+    };
+    let mut tags = Vec::new();
+    for pair in header.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        tags.push((decode(k)?, decode(v)?));
     }
+    check_tags(tags)
+}
+
+/// S3's limits: at most 10 tags, unique keys of 1-128 characters, values up to 256.
+fn check_tags(tags: Vec<(String, String)>) -> S3Result<std::collections::BTreeMap<String, String>> {
+    if tags.len() > 10 {
+        return Err(s3_error!(InvalidTag, "Object tags cannot be greater than 10"));
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Err(s3_error!(
+                InvalidTag,
+                "A tag key must be 1-128 characters and a value at most 256."
+            ));
+        }
+        if out.insert(k, v).is_some() {
+            return Err(s3_error!(InvalidTag, "Cannot provide multiple Tags with the same key"));
+        }
+    }
+    Ok(out)
 }
 
 fn map_mp(e: MultipartError) -> S3Error {
@@ -329,6 +370,7 @@ impl S3 for S3Api {
             expires: meta.expires.as_deref().and_then(parse_http_date),
             metadata: user_metadata(&meta),
             accept_ranges: Some("bytes".into()),
+            tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
             ..Default::default()
         }))
     }
@@ -379,7 +421,8 @@ impl S3 for S3Api {
                 input.content_language.as_ref(),
                 input.expires.as_ref(),
                 input.metadata.as_ref(),
-            );
+                input.tagging.as_ref(),
+            )?;
             meta.size = size;
             meta.etag = hex::encode(digest);
             self.store
@@ -403,6 +446,55 @@ impl S3 for S3Api {
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         self.store.delete(&req.input.bucket, &req.input.key).map_err(map_err)?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let meta = self.store.head(&req.input.bucket, &req.input.key).map_err(map_err)?;
+        let tag_set = meta
+            .tags
+            .iter()
+            .map(|(k, v)| Tag {
+                key: Some(k.clone()),
+                value: Some(v.clone()),
+            })
+            .collect();
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set,
+            version_id: None,
+        }))
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let input = req.input;
+        let tags = check_tags(
+            input
+                .tagging
+                .tag_set
+                .into_iter()
+                .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+                .collect(),
+        )?;
+        self.store
+            .update_meta(&input.bucket, &input.key, |m| m.tags = tags)
+            .map_err(map_err)?;
+        Ok(S3Response::new(PutObjectTaggingOutput { version_id: None }))
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let input = req.input;
+        self.store
+            .update_meta(&input.bucket, &input.key, |m| m.tags.clear())
+            .map_err(map_err)?;
+        Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: None }))
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
@@ -488,12 +580,27 @@ impl S3 for S3Api {
                     input.content_language.as_ref(),
                     input.expires.as_ref(),
                     input.metadata.as_ref(),
-                )
+                    input.tagging.as_ref(),
+                )?
             } else {
                 (*src_meta).clone()
             };
             meta.size = src_meta.size;
             meta.etag = src_meta.etag.clone();
+            let replace_tags = input
+                .tagging_directive
+                .as_ref()
+                .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+            meta.tags = if replace_tags {
+                input
+                    .tagging
+                    .as_deref()
+                    .map(parse_tagging_header)
+                    .transpose()?
+                    .unwrap_or_default()
+            } else {
+                src_meta.tags.clone()
+            };
             self.store
                 .commit(&input.bucket, &input.key, &temp, meta)
                 .map_err(map_err)
@@ -528,7 +635,8 @@ impl S3 for S3Api {
             input.content_language.as_ref(),
             input.expires.as_ref(),
             input.metadata.as_ref(),
-        );
+            input.tagging.as_ref(),
+        )?;
         let id = multipart::create(&self.store, &input.bucket, &input.key, meta).map_err(map_mp)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
@@ -837,7 +945,7 @@ mod tests {
     use super::*;
 
     fn meta() -> ObjectMeta {
-        let mut m = new_meta(None, None, None, None, None, None, None);
+        let mut m = new_meta(None, None, None, None, None, None, None, None).unwrap();
         m.etag = "abc".into();
         m.last_modified = 1_000;
         m

@@ -52,6 +52,9 @@ pub struct ObjectMeta {
     pub expires: Option<String>,
     #[serde(default)]
     pub user_metadata: BTreeMap<String, String>,
+    /// Object tags (at most 10).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
     /// File name of the data file in the same directory.
     pub data_file: String,
 }
@@ -411,6 +414,29 @@ impl DiskStore {
         Ok(meta)
     }
 
+    /// Rewrites an object's metadata (same data), atomically: e.g. its tags.
+    pub fn update_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: impl FnOnce(&mut ObjectMeta),
+    ) -> Result<Arc<ObjectMeta>, StoreError> {
+        check_key(key).map_err(StoreError::BadKey)?;
+        let b = self.bucket(bucket)?;
+        let (dir, hash) = self.object_dir(bucket, key);
+        let mut index = b
+            .index
+            .write()
+            .map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
+        let mut meta = (**index.get(key).ok_or(StoreError::NoSuchKey)?).clone();
+        change(&mut meta);
+        let json = serde_json::to_vec(&meta).map_err(|e| StoreError::Io(io::Error::other(e)))?;
+        crate::util::write_file_atomic(&dir.join(format!("{hash}.meta")), &json, 0o644)?;
+        let meta = Arc::new(meta);
+        index.insert(key.to_string(), meta.clone());
+        Ok(meta)
+    }
+
     /// Deletes `key`; deleting a missing key succeeds, as in S3.
     pub fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
         check_key(key).map_err(StoreError::BadKey)?;
@@ -491,6 +517,7 @@ impl DiskStore {
             content_language: None,
             expires: None,
             user_metadata: BTreeMap::new(),
+            tags: BTreeMap::new(),
             data_file: String::new(),
         };
         self.commit(bucket, key, &temp, meta).map_err(to_io)?;
