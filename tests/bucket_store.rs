@@ -554,27 +554,92 @@ async fn object_tagging() {
         .send()
         .await
         .unwrap();
-    let tags = s3.get_object_tagging().bucket("site").key("t.txt").send().await.unwrap();
-    let mut got: Vec<(String, String)> = tags.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+    let tags = s3
+        .get_object_tagging()
+        .bucket("site")
+        .key("t.txt")
+        .send()
+        .await
+        .unwrap();
+    let mut got: Vec<(String, String)> = tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
     got.sort();
-    assert_eq!(got, [("stage".to_string(), "beta one".to_string()), ("team".to_string(), "web".to_string())]);
+    assert_eq!(
+        got,
+        [
+            ("stage".to_string(), "beta one".to_string()),
+            ("team".to_string(), "web".to_string())
+        ]
+    );
     let get = s3.get_object().bucket("site").key("t.txt").send().await.unwrap();
     assert_eq!(get.tag_count(), Some(2));
 
-    let set = Tagging::builder().tag_set(Tag::builder().key("only").value("1").build().unwrap()).build().unwrap();
-    s3.put_object_tagging().bucket("site").key("t.txt").tagging(set).send().await.unwrap();
-    let tags = s3.get_object_tagging().bucket("site").key("t.txt").send().await.unwrap();
+    let set = Tagging::builder()
+        .tag_set(Tag::builder().key("only").value("1").build().unwrap())
+        .build()
+        .unwrap();
+    s3.put_object_tagging()
+        .bucket("site")
+        .key("t.txt")
+        .tagging(set)
+        .send()
+        .await
+        .unwrap();
+    let tags = s3
+        .get_object_tagging()
+        .bucket("site")
+        .key("t.txt")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(tags.tag_set().len(), 1);
     // The content is untouched by tagging.
-    let body = s3.get_object().bucket("site").key("t.txt").send().await.unwrap().body.collect().await.unwrap();
+    let body = s3
+        .get_object()
+        .bucket("site")
+        .key("t.txt")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap();
     assert_eq!(body.into_bytes().as_ref(), b"t");
 
     let too_many = Tagging::builder()
-        .set_tag_set(Some((0..11).map(|i| Tag::builder().key(format!("k{i}")).value("v").build().unwrap()).collect()))
+        .set_tag_set(Some(
+            (0..11)
+                .map(|i| Tag::builder().key(format!("k{i}")).value("v").build().unwrap())
+                .collect(),
+        ))
         .build()
         .unwrap();
-    let err = s3.put_object_tagging().bucket("site").key("t.txt").tagging(too_many).send().await.unwrap_err();
+    let err = s3
+        .put_object_tagging()
+        .bucket("site")
+        .key("t.txt")
+        .tagging(too_many)
+        .send()
+        .await
+        .unwrap_err();
     assert!(format!("{err:?}").contains("InvalidTag"), "{err:?}");
-    s3.delete_object_tagging().bucket("site").key("t.txt").send().await.unwrap();
-    assert!(s3.get_object_tagging().bucket("site").key("t.txt").send().await.unwrap().tag_set().is_empty());
+    s3.delete_object_tagging()
+        .bucket("site")
+        .key("t.txt")
+        .send()
+        .await
+        .unwrap();
+    assert!(s3
+        .get_object_tagging()
+        .bucket("site")
+        .key("t.txt")
+        .send()
+        .await
+        .unwrap()
+        .tag_set()
+        .is_empty());
 }

@@ -85,7 +85,7 @@ async fn kill_9_during_writes_never_leaves_a_partial_object() {
                         break;
                     }
                     let key = format!("k{}", r.next() % 8);
-                    if r.next() % 5 == 0 {
+                    if r.next().is_multiple_of(5) {
                         let res = s3.delete_object().bucket("site").key(&key).send().await;
                         log.push((key, None, res.is_ok()));
                     } else {

@@ -152,17 +152,47 @@ fn check_conditions(
     }
 }
 
-/// Object metadata from the headers of a PUT, a multipart create or a copy with REPLACE.
-fn new_meta(
-    content_type: Option<&String>,
-    cache_control: Option<&String>,
-    content_disposition: Option<&String>,
-    content_encoding: Option<&String>,
-    content_language: Option<&String>,
-    expires: Option<&Timestamp>,
-    metadata: Option<&Metadata>,
-    tagging: Option<&String>,
-) -> S3Result<ObjectMeta> {
+/// The object headers a PUT, a multipart create or a copy with REPLACE carries.
+#[derive(Default)]
+struct ObjectHeaders<'a> {
+    content_type: Option<&'a String>,
+    cache_control: Option<&'a String>,
+    content_disposition: Option<&'a String>,
+    content_encoding: Option<&'a String>,
+    content_language: Option<&'a String>,
+    expires: Option<&'a Timestamp>,
+    metadata: Option<&'a Metadata>,
+    tagging: Option<&'a String>,
+}
+
+/// [`ObjectHeaders`] of any s3s input that has those fields.
+macro_rules! object_headers {
+    ($input:expr) => {
+        ObjectHeaders {
+            content_type: $input.content_type.as_ref(),
+            cache_control: $input.cache_control.as_ref(),
+            content_disposition: $input.content_disposition.as_ref(),
+            content_encoding: $input.content_encoding.as_ref(),
+            content_language: $input.content_language.as_ref(),
+            expires: $input.expires.as_ref(),
+            metadata: $input.metadata.as_ref(),
+            tagging: $input.tagging.as_ref(),
+        }
+    };
+}
+
+/// Object metadata from request headers (size, ETag and file are filled in later).
+fn new_meta(h: ObjectHeaders<'_>) -> S3Result<ObjectMeta> {
+    let ObjectHeaders {
+        content_type,
+        cache_control,
+        content_disposition,
+        content_encoding,
+        content_language,
+        expires,
+        metadata,
+        tagging,
+    } = h;
     let tags = match tagging {
         Some(h) => parse_tagging_header(h)?,
         None => Default::default(),
@@ -413,16 +443,7 @@ impl S3 for S3Api {
                     ));
                 }
             }
-            let mut meta = new_meta(
-                input.content_type.as_ref(),
-                input.cache_control.as_ref(),
-                input.content_disposition.as_ref(),
-                input.content_encoding.as_ref(),
-                input.content_language.as_ref(),
-                input.expires.as_ref(),
-                input.metadata.as_ref(),
-                input.tagging.as_ref(),
-            )?;
+            let mut meta = new_meta(object_headers!(input))?;
             meta.size = size;
             meta.etag = hex::encode(digest);
             self.store
@@ -572,16 +593,7 @@ impl S3 for S3Api {
                 .map_err(|e| map_err(StoreError::Io(e)))?;
             to.sync_all().await.map_err(|e| map_err(StoreError::Io(e)))?;
             let mut meta = if replace {
-                new_meta(
-                    input.content_type.as_ref(),
-                    input.cache_control.as_ref(),
-                    input.content_disposition.as_ref(),
-                    input.content_encoding.as_ref(),
-                    input.content_language.as_ref(),
-                    input.expires.as_ref(),
-                    input.metadata.as_ref(),
-                    input.tagging.as_ref(),
-                )?
+                new_meta(object_headers!(input))?
             } else {
                 (*src_meta).clone()
             };
@@ -627,16 +639,7 @@ impl S3 for S3Api {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
-        let meta = new_meta(
-            input.content_type.as_ref(),
-            input.cache_control.as_ref(),
-            input.content_disposition.as_ref(),
-            input.content_encoding.as_ref(),
-            input.content_language.as_ref(),
-            input.expires.as_ref(),
-            input.metadata.as_ref(),
-            input.tagging.as_ref(),
-        )?;
+        let meta = new_meta(object_headers!(input))?;
         let id = multipart::create(&self.store, &input.bucket, &input.key, meta).map_err(map_mp)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
@@ -945,7 +948,7 @@ mod tests {
     use super::*;
 
     fn meta() -> ObjectMeta {
-        let mut m = new_meta(None, None, None, None, None, None, None, None).unwrap();
+        let mut m = new_meta(ObjectHeaders::default()).unwrap();
         m.etag = "abc".into();
         m.last_modified = 1_000;
         m
