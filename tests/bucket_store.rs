@@ -643,3 +643,79 @@ async fn object_tagging() {
         .tag_set()
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn canned_acls_open_reads_and_nothing_else() {
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl};
+    let hf = Homefront::start(CONFIG);
+    let s3 = hf.s3();
+    let anon_get = |path: &str| {
+        raw_http(
+            hf.ports.origin,
+            &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    s3.put_object()
+        .bucket("site")
+        .key("pub.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"open"))
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("site")
+        .key("priv.txt")
+        .body(ByteStream::from_static(b"closed"))
+        .send()
+        .await
+        .unwrap();
+    let r = anon_get("/site/pub.txt");
+    assert!(r.starts_with("HTTP/1.1 200") && r.ends_with("open"), "{r}");
+    let r = anon_get("/site/priv.txt");
+    assert!(r.starts_with("HTTP/1.1 403") && !r.contains("closed"), "{r}");
+    // Public objects are readable, not listable or writable.
+    assert!(anon_get("/site?list-type=2").starts_with("HTTP/1.1 403"));
+    let put = raw_http(
+        hf.ports.origin,
+        "PUT /site/pub.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad",
+    );
+    assert!(put.starts_with("HTTP/1.1 403"), "{put}");
+    let acl = s3.get_object_acl().bucket("site").key("pub.txt").send().await.unwrap();
+    assert_eq!(acl.grants().len(), 2);
+
+    // Flip the object back to private; make the whole bucket public instead.
+    s3.put_object_acl()
+        .bucket("site")
+        .key("pub.txt")
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    assert!(anon_get("/site/pub.txt").starts_with("HTTP/1.1 403"));
+    s3.put_bucket_acl()
+        .bucket("site")
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    assert!(anon_get("/site/priv.txt").starts_with("HTTP/1.1 200"));
+    // A copy does not inherit the source's ACL, but the bucket's applies to it.
+    s3.put_bucket_acl()
+        .bucket("site")
+        .acl(BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    assert!(anon_get("/site/priv.txt").starts_with("HTTP/1.1 403"));
+    let err = s3
+        .put_object()
+        .bucket("site")
+        .key("x")
+        .acl(ObjectCannedAcl::PublicReadWrite)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("InvalidArgument"), "{err:?}");
+}

@@ -25,8 +25,9 @@ pub async fn serve(
     for (id, secret) in credentials {
         auth.register(id, secret.into());
     }
-    let mut builder = S3ServiceBuilder::new(s3::S3Api { store });
+    let mut builder = S3ServiceBuilder::new(s3::S3Api { store: store.clone() });
     builder.set_auth(auth);
+    builder.set_access(PublicReadAccess { store });
     let service = builder.build();
     loop {
         let (stream, _) = match listener.accept().await {
@@ -58,6 +59,31 @@ pub async fn serve(
                 tracing::debug!("bucket store connection ended: {e}");
             }
         });
+    }
+}
+
+/// Signed requests may do anything their credential allows (all credentials are the
+/// owner's); unsigned ones may only GET or HEAD objects that are `public-read` (by the
+/// object's or the bucket's canned ACL).
+struct PublicReadAccess {
+    store: Arc<DiskStore>,
+}
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for PublicReadAccess {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        if cx.credentials().is_some() {
+            return Ok(());
+        }
+        let op = cx.s3_op().name();
+        if let (true, s3s::path::S3Path::Object { bucket, key }) =
+            (op == "GetObject" || op == "HeadObject", cx.s3_path())
+        {
+            if self.store.anonymous_read_allowed(bucket, key) {
+                return Ok(());
+            }
+        }
+        Err(s3s::s3_error!(AccessDenied, "Access Denied"))
     }
 }
 

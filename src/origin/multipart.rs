@@ -353,6 +353,7 @@ mod tests {
             expires: None,
             user_metadata: Default::default(),
             tags: Default::default(),
+            public_read: false,
             data_file: String::new(),
         }
     }

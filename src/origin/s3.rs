@@ -163,6 +163,7 @@ struct ObjectHeaders<'a> {
     expires: Option<&'a Timestamp>,
     metadata: Option<&'a Metadata>,
     tagging: Option<&'a String>,
+    acl: Option<&'a ObjectCannedACL>,
 }
 
 /// [`ObjectHeaders`] of any s3s input that has those fields.
@@ -177,6 +178,7 @@ macro_rules! object_headers {
             expires: $input.expires.as_ref(),
             metadata: $input.metadata.as_ref(),
             tagging: $input.tagging.as_ref(),
+            acl: $input.acl.as_ref(),
         }
     };
 }
@@ -192,7 +194,12 @@ fn new_meta(h: ObjectHeaders<'_>) -> S3Result<ObjectMeta> {
         expires,
         metadata,
         tagging,
+        acl,
     } = h;
+    let public_read = match acl {
+        Some(a) => canned_public_read(a.as_str())?,
+        None => false,
+    };
     let tags = match tagging {
         Some(h) => parse_tagging_header(h)?,
         None => Default::default(),
@@ -216,8 +223,58 @@ fn new_meta(h: ObjectHeaders<'_>) -> S3Result<ObjectMeta> {
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
         tags,
+        public_read,
         data_file: String::new(),
     })
+}
+
+/// Canned ACLs: `public-read` opens reads to everyone; the owner-only ones keep the object
+/// private; `public-read-write` (anyone may write) is refused.
+fn canned_public_read(acl: &str) -> S3Result<bool> {
+    match acl {
+        "public-read" => Ok(true),
+        "private" | "authenticated-read" | "bucket-owner-read" | "bucket-owner-full-control" | "aws-exec-read" => {
+            Ok(false)
+        }
+        other => Err(s3_error!(
+            InvalidArgument,
+            "The canned ACL {other} is not supported (use private or public-read)."
+        )),
+    }
+}
+
+fn owner() -> Owner {
+    Owner {
+        display_name: Some("homefront".into()),
+        id: Some("homefront".into()),
+    }
+}
+
+/// The grants a canned ACL stands for: the owner's FULL_CONTROL, plus AllUsers READ.
+fn grants(public_read: bool) -> Vec<Grant> {
+    let mut g = vec![Grant {
+        grantee: Some(Grantee {
+            display_name: Some("homefront".into()),
+            email_address: None,
+            id: Some("homefront".into()),
+            type_: Type::from_static(Type::CANONICAL_USER),
+            uri: None,
+        }),
+        permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
+    }];
+    if public_read {
+        g.push(Grant {
+            grantee: Some(Grantee {
+                display_name: None,
+                email_address: None,
+                id: None,
+                type_: Type::from_static(Type::GROUP),
+                uri: Some("http://acs.amazonaws.com/groups/global/AllUsers".into()),
+            }),
+            permission: Some(Permission::from_static(Permission::READ)),
+        });
+    }
+    g
 }
 
 /// `x-amz-tagging: k1=v1&k2=v2` (URL-encoded).
@@ -300,8 +357,15 @@ impl S3 for S3Api {
     }
 
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        let public_read = match &req.input.acl {
+            Some(a) => canned_public_read(a.as_str())?,
+            None => false,
+        };
         let name = req.input.bucket;
         self.store.create_bucket(&name).map_err(map_err)?;
+        if public_read {
+            self.store.set_bucket_public_read(&name, true).map_err(map_err)?;
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
         }))
@@ -518,6 +582,53 @@ impl S3 for S3Api {
         Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: None }))
     }
 
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+        let meta = self.store.head(&req.input.bucket, &req.input.key).map_err(map_err)?;
+        Ok(S3Response::new(GetObjectAclOutput {
+            owner: Some(owner()),
+            grants: Some(grants(meta.public_read)),
+            ..Default::default()
+        }))
+    }
+
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+        let input = req.input;
+        let Some(acl) = &input.acl else {
+            return Err(s3_error!(
+                NotImplemented,
+                "Only canned ACLs (x-amz-acl: private | public-read) are supported."
+            ));
+        };
+        let public_read = canned_public_read(acl.as_str())?;
+        self.store
+            .update_meta(&input.bucket, &input.key, |m| m.public_read = public_read)
+            .map_err(map_err)?;
+        Ok(S3Response::new(PutObjectAclOutput::default()))
+    }
+
+    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+        let public_read = self.store.bucket_public_read(&req.input.bucket).map_err(map_err)?;
+        Ok(S3Response::new(GetBucketAclOutput {
+            owner: Some(owner()),
+            grants: Some(grants(public_read)),
+        }))
+    }
+
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
+        let input = req.input;
+        let Some(acl) = &input.acl else {
+            return Err(s3_error!(
+                NotImplemented,
+                "Only canned ACLs (x-amz-acl: private | public-read) are supported."
+            ));
+        };
+        let public_read = canned_public_read(acl.as_str())?;
+        self.store
+            .set_bucket_public_read(&input.bucket, public_read)
+            .map_err(map_err)?;
+        Ok(S3Response::new(PutBucketAclOutput::default()))
+    }
+
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let input = req.input;
         if !self.store.bucket_exists(&input.bucket) {
@@ -599,6 +710,11 @@ impl S3 for S3Api {
             };
             meta.size = src_meta.size;
             meta.etag = src_meta.etag.clone();
+            // ACLs are not copied (as in S3): the copy is private unless x-amz-acl says otherwise.
+            meta.public_read = match &input.acl {
+                Some(a) => canned_public_read(a.as_str())?,
+                None => false,
+            };
             let replace_tags = input
                 .tagging_directive
                 .as_ref()

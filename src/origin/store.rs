@@ -55,6 +55,9 @@ pub struct ObjectMeta {
     /// Object tags (at most 10).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Canned ACL `public-read`: anyone may GET/HEAD it without a signature.
+    #[serde(default)]
+    pub public_read: bool,
     /// File name of the data file in the same directory.
     pub data_file: String,
 }
@@ -99,6 +102,15 @@ type Index = Arc<RwLock<BTreeMap<String, Arc<ObjectMeta>>>>;
 struct BucketState {
     index: Index,
     created: u64,
+    /// Canned ACL `public-read` on the bucket: every object is readable without a signature.
+    public_read: std::sync::atomic::AtomicBool,
+}
+
+/// `<bucket>/bucket.json`: settings of the bucket itself.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct BucketSettings {
+    #[serde(default)]
+    public_read: bool,
 }
 
 /// The bucket store on disk.
@@ -241,9 +253,14 @@ impl DiskStore {
                 }
             }
         }
+        let settings: BucketSettings = std::fs::read(dir.join("bucket.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         Ok(BucketState {
             index: Arc::new(RwLock::new(index)),
             created,
+            public_read: settings.public_read.into(),
         })
     }
 
@@ -254,6 +271,28 @@ impl DiskStore {
             .get(name)
             .cloned()
             .ok_or(StoreError::NoSuchBucket)
+    }
+
+    /// Sets the bucket's canned ACL (`public-read` or private), persisted in `bucket.json`.
+    pub fn set_bucket_public_read(&self, name: &str, public_read: bool) -> Result<(), StoreError> {
+        let b = self.bucket(name)?;
+        let json =
+            serde_json::to_vec(&BucketSettings { public_read }).map_err(|e| StoreError::Io(io::Error::other(e)))?;
+        crate::util::write_file_atomic(&self.root.join(name).join("bucket.json"), &json, 0o644)?;
+        b.public_read.store(public_read, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub fn bucket_public_read(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.bucket(name)?.public_read.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// May an unsigned request read this object? (Object or bucket is `public-read`.)
+    pub fn anonymous_read_allowed(&self, bucket: &str, key: &str) -> bool {
+        if self.bucket_public_read(bucket).unwrap_or(false) {
+            return true;
+        }
+        self.head(bucket, key).map(|m| m.public_read).unwrap_or(false)
     }
 
     pub fn bucket_exists(&self, name: &str) -> bool {
@@ -291,6 +330,7 @@ impl DiskStore {
             Arc::new(BucketState {
                 index: Arc::default(),
                 created: now_secs(),
+                public_read: false.into(),
             }),
         );
         Ok(())
@@ -518,6 +558,7 @@ impl DiskStore {
             expires: None,
             user_metadata: BTreeMap::new(),
             tags: BTreeMap::new(),
+            public_read: false,
             data_file: String::new(),
         };
         self.commit(bucket, key, &temp, meta).map_err(to_io)?;
