@@ -8,20 +8,7 @@ use std::process::Command;
 
 use common::*;
 
-const CONFIG: &str = r#"
-listen: { http: "127.0.0.1:{http}", https: "127.0.0.1:{https}" }
-origins:
-  site: { bucket: site }
-distributions:
-  - domains: ["*"]
-    behaviors:
-      - { path_pattern: "*", origin: site }
-buckets:
-  site: {}
-origin_server:
-  listen: "127.0.0.1:{origin}"
-  credentials: [ { access_key_id: testkey, secret_access_key_file: origin.key } ]
-"#;
+const CONFIG: &str = STORE_CONFIG;
 
 fn aws(hf: &Homefront, args: &[&str]) -> (bool, String) {
     let out = Command::new("aws")

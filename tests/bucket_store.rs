@@ -5,19 +5,7 @@ mod common;
 use aws_sdk_s3::primitives::ByteStream;
 use common::*;
 
-const CONFIG: &str = r#"
-listen: { http: "127.0.0.1:{http}" }
-origins:
-  site: { bucket: site }
-distributions:
-  - domains: ["*"]
-    behaviors: [ { path_pattern: "*", origin: site } ]
-buckets:
-  site: {}
-origin_server:
-  listen: "127.0.0.1:{origin}"
-  credentials: [ { access_key_id: testkey, secret_access_key_file: origin.key } ]
-"#;
+const CONFIG: &str = STORE_CONFIG;
 
 fn md5_hex(data: &[u8]) -> String {
     use md5::Digest;

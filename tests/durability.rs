@@ -10,18 +10,7 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use common::*;
 
-const CONFIG: &str = r#"
-origins:
-  site: { bucket: site }
-distributions:
-  - domains: ["*"]
-    behaviors: [ { path_pattern: "*", origin: site } ]
-buckets:
-  site: {}
-origin_server:
-  listen: "127.0.0.1:{origin}"
-  credentials: [ { access_key_id: testkey, secret_access_key_file: origin.key } ]
-"#;
+const CONFIG: &str = STORE_CONFIG;
 
 /// Deterministic pseudo-random numbers (xorshift), so a failure can be replayed.
 struct Rng(u64);

@@ -8,19 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 
-const CONFIG: &str = r#"
-listen: { http: "127.0.0.1:{http}" }
-origins:
-  site: { bucket: site }
-distributions:
-  - domains: ["*"]
-    behaviors: [ { path_pattern: "*", origin: site } ]
-buckets:
-  site: {}
-origin_server:
-  listen: "127.0.0.1:{origin}"
-  credentials: [ { access_key_id: testkey, secret_access_key_file: origin.key } ]
-"#;
+const CONFIG: &str = STORE_CONFIG;
 
 fn presign_cli(hf: &Homefront, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_homefront"))

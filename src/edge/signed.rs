@@ -538,6 +538,20 @@ mod tests {
         t
     }
 
+    /// A viewer request for a full URL, from `ip` at `now`, without cookies.
+    fn url_request<'a>(url: &'a str, ip: &str, now: u64) -> ViewerRequest<'a> {
+        let (scheme, host, path, query) = split_url(url);
+        ViewerRequest {
+            scheme,
+            host,
+            path,
+            query,
+            cookies: None,
+            client_ip: ip.parse().unwrap(),
+            now,
+        }
+    }
+
     fn split_url(url: &str) -> (&str, &str, &str, Option<&str>) {
         let (scheme, rest) = url.split_once("://").unwrap();
         let slash = rest.find('/').unwrap();
@@ -588,16 +602,7 @@ mod tests {
             .iter()
             .find(|c| c["name"] == "canned-rsa-sha1-valid")
             .unwrap();
-        let (scheme, host, path, query) = split_url(case["request_url"].as_str().unwrap());
-        let mut req = ViewerRequest {
-            scheme,
-            host,
-            path,
-            query,
-            cookies: None,
-            client_ip: "203.0.113.7".parse().unwrap(),
-            now: 4_102_444_799,
-        };
+        let mut req = url_request(case["request_url"].as_str().unwrap(), "203.0.113.7", 4_102_444_799);
         assert_eq!(verify(&trusted(), &req), Ok(()));
         req.now = 4_102_444_800;
         assert_eq!(verify(&trusted(), &req), Err(SignedError::AccessDenied));
@@ -634,16 +639,7 @@ mod tests {
             ..spec
         };
         let signed = sign_url(&custom, &key).unwrap();
-        let (scheme, host, path, query) = split_url(&signed);
-        let mut req = ViewerRequest {
-            scheme,
-            host,
-            path,
-            query,
-            cookies: None,
-            client_ip: "192.0.2.9".parse().unwrap(),
-            now: NOW,
-        };
+        let mut req = url_request(&signed, "192.0.2.9", NOW);
         assert_eq!(verify(&trusted(), &req), Ok(()));
         req.client_ip = "198.51.100.1".parse().unwrap();
         assert_eq!(verify(&trusted(), &req), Err(SignedError::AccessDenied));
@@ -726,31 +722,13 @@ mod tests {
         );
         // The same signature over other bytes (a tampered path) is not a memo hit.
         let bad = find("canned-tampered-path");
-        let (scheme, host, path, query) = split_url(bad["request_url"].as_str().unwrap());
-        let req = ViewerRequest {
-            scheme,
-            host,
-            path,
-            query,
-            cookies: None,
-            client_ip: "203.0.113.7".parse().unwrap(),
-            now: NOW,
-        };
+        let req = url_request(bad["request_url"].as_str().unwrap(), "203.0.113.7", NOW);
         assert_eq!(verify(&keys, &req), Err(SignedError::AccessDenied));
         // Nor under another algorithm.
         let stripped = find("js-canned-rsa-sha256-flag-stripped");
         let full = find("js-canned-rsa-sha256");
         for (case, expect) in [(&full, Ok(())), (&stripped, Err(SignedError::AccessDenied))] {
-            let (scheme, host, path, query) = split_url(case["request_url"].as_str().unwrap());
-            let req = ViewerRequest {
-                scheme,
-                host,
-                path,
-                query,
-                cookies: None,
-                client_ip: "203.0.113.7".parse().unwrap(),
-                now: NOW,
-            };
+            let req = url_request(case["request_url"].as_str().unwrap(), "203.0.113.7", NOW);
             assert_eq!(verify(&keys, &req), expect);
         }
     }

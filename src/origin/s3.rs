@@ -123,6 +123,39 @@ fn list_page(
     }
 }
 
+/// [`check_conditions`] with the fields of a GetObject or HeadObject input.
+macro_rules! conditions {
+    ($meta:expr, $input:expr) => {
+        check_conditions(
+            &$meta,
+            $input.if_match.as_ref(),
+            $input.if_none_match.as_ref(),
+            $input.if_modified_since.as_ref(),
+            $input.if_unmodified_since.as_ref(),
+        )
+    };
+}
+
+/// A GetObject or HeadObject output with the object's stored headers, plus `extra` fields.
+macro_rules! object_output {
+    ($ty:ident, $meta:expr, { $($field:ident: $value:expr),* $(,)? }) => {
+        $ty {
+            content_type: $meta.content_type.clone(),
+            e_tag: Some(ETag::Strong($meta.etag.clone())),
+            last_modified: Some(timestamp($meta.last_modified)),
+            cache_control: $meta.cache_control.clone(),
+            content_disposition: $meta.content_disposition.clone(),
+            content_encoding: $meta.content_encoding.clone(),
+            content_language: $meta.content_language.clone(),
+            expires: $meta.expires.as_deref().and_then(parse_http_date),
+            metadata: user_metadata(&$meta),
+            accept_ranges: Some("bytes".into()),
+            $($field: $value,)*
+            ..Default::default()
+        }
+    };
+}
+
 /// Conditional GET/HEAD as S3 evaluates them (RFC 9110 order): If-Match, else
 /// If-Unmodified-Since → 412; If-None-Match, else If-Modified-Since → 304.
 fn check_conditions(
@@ -396,39 +429,16 @@ impl S3 for S3Api {
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = &req.input;
         let meta = self.store.head(&input.bucket, &input.key).map_err(map_err)?;
-        check_conditions(
-            &meta,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-        )?;
-        Ok(S3Response::new(HeadObjectOutput {
+        conditions!(meta, input)?;
+        Ok(S3Response::new(object_output!(HeadObjectOutput, meta, {
             content_length: Some(meta.size as i64),
-            content_type: meta.content_type.clone(),
-            e_tag: Some(ETag::Strong(meta.etag.clone())),
-            last_modified: Some(timestamp(meta.last_modified)),
-            cache_control: meta.cache_control.clone(),
-            content_disposition: meta.content_disposition.clone(),
-            content_encoding: meta.content_encoding.clone(),
-            content_language: meta.content_language.clone(),
-            expires: meta.expires.as_deref().and_then(parse_http_date),
-            metadata: user_metadata(&meta),
-            accept_ranges: Some("bytes".into()),
-            ..Default::default()
-        }))
+        })))
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
         let (meta, file) = self.store.open_object(&input.bucket, &input.key).map_err(map_err)?;
-        check_conditions(
-            &meta,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-        )?;
+        conditions!(meta, input)?;
         let (start, len, content_range) = match &input.range {
             None => (0, meta.size, None),
             Some(r) => {
@@ -450,23 +460,12 @@ impl S3 for S3Api {
                 .map_err(|e| map_err(StoreError::Io(e)))?;
         }
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024);
-        Ok(S3Response::new(GetObjectOutput {
+        Ok(S3Response::new(object_output!(GetObjectOutput, meta, {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(len as i64),
-            content_range,
-            content_type: meta.content_type.clone(),
-            e_tag: Some(ETag::Strong(meta.etag.clone())),
-            last_modified: Some(timestamp(meta.last_modified)),
-            cache_control: meta.cache_control.clone(),
-            content_disposition: meta.content_disposition.clone(),
-            content_encoding: meta.content_encoding.clone(),
-            content_language: meta.content_language.clone(),
-            expires: meta.expires.as_deref().and_then(parse_http_date),
-            metadata: user_metadata(&meta),
-            accept_ranges: Some("bytes".into()),
+            content_range: content_range,
             tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
-            ..Default::default()
-        }))
+        })))
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {

@@ -11,6 +11,23 @@ use std::time::{Duration, Instant};
 pub const ACCESS_KEY: &str = "testkey";
 pub const SECRET_KEY: &str = "test-secret-0123456789abcdef";
 
+/// One catch-all distribution in front of the `site` bucket of the built-in store, for the
+/// tests about the store itself.
+pub const STORE_CONFIG: &str = r#"
+listen: { http: "127.0.0.1:{http}", https: "127.0.0.1:{https}" }
+origins:
+  site: { bucket: site }
+distributions:
+  - domains: ["*"]
+    behaviors:
+      - { path_pattern: "*", origin: site }
+buckets:
+  site: {}
+origin_server:
+  listen: "127.0.0.1:{origin}"
+  credentials: [ { access_key_id: testkey, secret_access_key_file: origin.key } ]
+"#;
+
 /// An unused loopback port (bound, then released for the server to take).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
