@@ -153,3 +153,22 @@ fn aws_cli_large_files_go_multipart_and_batch_deletes_work() {
     let (_, out) = aws(&hf, &["s3", "ls", "--recursive", "s3://site/"]);
     assert!(out.trim().is_empty(), "bucket not empty after rm --recursive: {out}");
 }
+
+#[test]
+fn aws_cli_lists_and_deletes_keys_with_special_characters() {
+    // The cli lists with encoding-type=url and decodes with unquote_plus: a key with '+'
+    // listed unencoded would come back as a space, and `rm --recursive` would then delete a
+    // key that does not exist while the real one stays.
+    let hf = Homefront::start(CONFIG);
+    let file = hf.dir.path().join("f.txt");
+    std::fs::write(&file, "x").unwrap();
+    let key = "odd/a+b c%20d é.txt";
+    let (ok, out) = aws(&hf, &["s3", "cp", file.to_str().unwrap(), &format!("s3://site/{key}")]);
+    assert!(ok, "{out}");
+    let (ok, out) = aws(&hf, &["s3", "ls", "s3://site/odd/"]);
+    assert!(ok && out.contains("a+b c%20d é.txt"), "{out}");
+    let (ok, out) = aws(&hf, &["s3", "rm", "--recursive", "s3://site/odd/"]);
+    assert!(ok && out.contains("a+b c%20d é.txt"), "{out}");
+    let (_, out) = aws(&hf, &["s3", "ls", "--recursive", "s3://site/"]);
+    assert!(out.trim().is_empty(), "still there after rm --recursive: {out}");
+}

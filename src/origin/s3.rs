@@ -365,6 +365,53 @@ fn map_mp(e: MultipartError) -> S3Error {
     }
 }
 
+/// `encoding-type=url`: keys, prefixes and markers in listings are URL-encoded (space as
+/// `+`, `/` kept), which clients such as the aws cli ask for and then decode.
+fn url_encoding(encoding_type: &Option<EncodingType>) -> bool {
+    encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL)
+}
+
+fn url_encode(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 15) as usize] as char);
+            }
+        }
+    }
+    out
+}
+
+impl Page {
+    fn url_encoded(mut self, yes: bool) -> Self {
+        if yes {
+            for o in &mut self.objects {
+                o.key = o.key.as_deref().map(url_encode);
+            }
+            for p in &mut self.prefixes {
+                *p = url_encode(p);
+            }
+            self.last = self.last.as_deref().map(url_encode);
+        }
+        self
+    }
+}
+
+/// Encodes an echoed request value when `yes`.
+fn enc(yes: bool, v: Option<String>) -> Option<String> {
+    if yes {
+        v.as_deref().map(url_encode)
+    } else {
+        v
+    }
+}
+
 fn max_keys(v: Option<i32>) -> usize {
     v.map(|m| m.clamp(0, 1000) as usize).unwrap_or(1000)
 }
@@ -992,22 +1039,26 @@ impl S3 for S3Api {
             after.as_deref(),
             max,
         )?;
+        let url = url_encoding(&input.encoding_type);
+        // The continuation token is made from the raw key, before encoding.
+        let raw_last = page.last.clone();
+        let page = page.url_encoded(url);
         let key_count = (page.objects.len() + page.prefixes.len()) as i32;
         let next = if page.truncated {
-            page.last.as_ref().map(|l| openssl::base64::encode_block(l.as_bytes()))
+            raw_last.as_ref().map(|l| openssl::base64::encode_block(l.as_bytes()))
         } else {
             None
         };
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
-            prefix: Some(prefix),
-            delimiter: input.delimiter,
+            prefix: enc(url, Some(prefix)),
+            delimiter: enc(url, input.delimiter),
             max_keys: Some(max as i32),
             key_count: Some(key_count),
             is_truncated: Some(page.truncated),
             continuation_token: input.continuation_token,
             next_continuation_token: next,
-            start_after: input.start_after,
+            start_after: enc(url, input.start_after),
             encoding_type: input.encoding_type,
             contents: Some(page.objects),
             common_prefixes: Some(
@@ -1032,6 +1083,8 @@ impl S3 for S3Api {
             input.marker.as_deref(),
             max,
         )?;
+        let url = url_encoding(&input.encoding_type);
+        let page = page.url_encoded(url);
         let next_marker = if page.truncated && input.delimiter.is_some() {
             page.last.clone()
         } else {
@@ -1039,9 +1092,9 @@ impl S3 for S3Api {
         };
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
-            prefix: Some(prefix),
-            marker: input.marker,
-            delimiter: input.delimiter,
+            prefix: enc(url, Some(prefix)),
+            marker: enc(url, input.marker),
+            delimiter: enc(url, input.delimiter),
             max_keys: Some(max as i32),
             is_truncated: Some(page.truncated),
             next_marker,
