@@ -157,8 +157,23 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     }))
 }
 
+/// Deepest nesting accepted (a config is a few levels deep).
+const MAX_DEPTH: usize = 64;
+/// Most nodes a document may expand to, aliases included (stops "billion laughs" bombs).
+const MAX_NODES: usize = 200_000;
+
+fn count_nodes(n: &Node) -> usize {
+    1 + match &n.kind {
+        Kind::Seq(items) => items.iter().map(count_nodes).sum(),
+        Kind::Map(entries) => entries.iter().map(|(k, v)| count_nodes(k) + count_nodes(v)).sum(),
+        _ => 0,
+    }
+}
+
 #[derive(Default)]
 struct Builder {
+    /// Nodes created so far, aliases expanded.
+    nodes: usize,
     /// Open collections; a map holds its pending key in the Option.
     stack: Vec<(Node, Option<Node>, usize)>,
     anchors: HashMap<usize, Node>,
@@ -169,6 +184,15 @@ struct Builder {
 impl Builder {
     fn push_value(&mut self, node: Node) {
         if self.error.is_some() {
+            return;
+        }
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            self.error = Some(SyntaxError {
+                line: node.line,
+                column: node.column,
+                message: format!("the document is too large (over {MAX_NODES} values, aliases expanded)"),
+            });
             return;
         }
         match self.stack.last_mut() {
@@ -220,6 +244,13 @@ impl MarkedEventReceiver for Builder {
                 }
                 self.push_value(node);
             }
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                self.error.get_or_insert(SyntaxError {
+                    line,
+                    column,
+                    message: format!("nesting deeper than {MAX_DEPTH} levels"),
+                });
+            }
             Event::SequenceStart(anchor, _) => self.stack.push((
                 Node {
                     kind: Kind::Seq(Vec::new()),
@@ -248,6 +279,16 @@ impl MarkedEventReceiver for Builder {
             }
             Event::Alias(id) => match self.anchors.get(&id) {
                 Some(n) => {
+                    // Count the whole expanded copy before making it.
+                    self.nodes += count_nodes(n).saturating_sub(1);
+                    if self.nodes > MAX_NODES {
+                        self.error.get_or_insert(SyntaxError {
+                            line,
+                            column,
+                            message: format!("the document is too large (over {MAX_NODES} values, aliases expanded)"),
+                        });
+                        return;
+                    }
                     let mut n = n.clone();
                     n.line = line;
                     n.column = column;
@@ -317,6 +358,33 @@ mod tests {
                 .key_text(),
             Some("v")
         );
+    }
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_are_refused() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            bomb.push_str(&format!(
+                "{}: &{} [*{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}]\n",
+                (b'a' + i) as char,
+                (b'a' + i) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char,
+                (b'a' + i - 1) as char
+            ));
+        }
+        let e = parse(&bomb).unwrap_err();
+        assert!(e.message.contains("too large"), "{e:?}");
+        let deep = format!("a: {}{}", "[".repeat(200), "]".repeat(200));
+        let e = parse(&deep).unwrap_err();
+        assert!(e.message.contains("nesting deeper than 64"), "{e:?}");
     }
 
     #[test]
