@@ -3,6 +3,8 @@
 //! The request's way through the system is described in `DESIGN.md`; each stage is a module
 //! with a pure decision core and a thin I/O shell.
 
+pub mod admin;
+pub mod cache;
 pub mod config;
 pub mod edge;
 pub mod keys;

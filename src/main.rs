@@ -35,6 +35,9 @@ struct ListenOverrides {
     /// Bucket store listener (`origin_server.listen`).
     #[arg(long, value_name = "ADDR")]
     origin: Option<std::net::SocketAddr>,
+    /// Admin API listener (`admin.listen`).
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<std::net::SocketAddr>,
 }
 
 impl ListenOverrides {
@@ -51,6 +54,9 @@ impl ListenOverrides {
         }
         if let (Some(addr), Some(os)) = (self.origin, c.origin_server.as_mut()) {
             os.listen = addr;
+        }
+        if let (Some(addr), Some(admin)) = (self.admin, c.admin.as_mut()) {
+            admin.listen = addr;
         }
     }
 }
@@ -108,6 +114,25 @@ enum Command {
         endpoint: Option<String>,
         /// The object, as s3://bucket/key.
         url: String,
+    },
+    /// Remove cached objects now, as a CloudFront invalidation does.
+    ///
+    /// Paths start with `/`; `*` is allowed only at the end (`/images/*`). `/a.jpg` removes
+    /// the object without a query string, `/a.jpg*` its query variants too; every Vary
+    /// variant goes. Talks to the running server's admin API; prints how many entries went.
+    Invalidate {
+        /// YAML config file of the running server (default: the embedded default).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The distribution's name (`distributions[].name`).
+        #[arg(long, value_name = "NAME")]
+        distribution: String,
+        /// Admin API address, instead of the config's `admin.listen`.
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<std::net::SocketAddr>,
+        /// Paths to invalidate.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
     },
     /// Create a key pair for signed URLs and cookies, and print the YAML to trust it.
     ///
@@ -221,6 +246,45 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("homefront presign: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Invalidate {
+            config,
+            distribution,
+            admin,
+            paths,
+        } => {
+            let Some(loaded) = load(config.as_deref()) else {
+                return ExitCode::FAILURE;
+            };
+            let Some(conf) = loaded.config.admin.as_ref() else {
+                eprintln!("homefront invalidate: the config has no admin section (admin: {{ listen: ... }})");
+                return ExitCode::FAILURE;
+            };
+            let token = match std::fs::read_to_string(&conf.token_file) {
+                Ok(t) => t.trim().to_string(),
+                Err(e) => {
+                    eprintln!(
+                        "homefront invalidate: cannot read the admin token {}: {e}",
+                        conf.token_file.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            let addr = admin.unwrap_or(conf.listen);
+            match homefront::admin::invalidate(addr, &token, &distribution, &paths) {
+                Ok(n) => {
+                    println!(
+                        "invalidated {n} cached {} of distribution {distribution} ({})",
+                        if n == 1 { "entry" } else { "entries" },
+                        paths.join(" ")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("homefront invalidate: {e}");
                     ExitCode::FAILURE
                 }
             }

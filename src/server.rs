@@ -51,6 +51,10 @@ fn err(msg: impl Into<String>) -> StartError {
 /// What `prepare` hands to the listeners.
 pub struct Prepared {
     pub config: Config,
+    /// The edge cache (`data_dir/cache`), opened and recovered.
+    pub cache: Option<&'static crate::cache::DiskCache>,
+    /// The admin API's bearer token, when `admin` is configured.
+    pub admin_token: Option<String>,
     /// The bucket store, when this process runs one.
     pub store: Option<Arc<DiskStore>>,
     pub certs: Arc<tls::CertStore>,
@@ -103,7 +107,51 @@ pub fn prepare(loaded: Loaded, seed_demo: bool) -> Result<Prepared, StartError> 
         }
         None => None,
     };
-    Ok(Prepared { config, store, certs })
+    Ok(Prepared {
+        config,
+        store,
+        certs,
+        cache: None,
+        admin_token: None,
+    })
+}
+
+/// Opens the edge cache and reads (or generates) the admin token: what only `serve` needs.
+fn prepare_edge(p: &mut Prepared) -> Result<(), StartError> {
+    let dir = p.config.data_dir.join("cache");
+    let cache = crate::cache::DiskCache::open(&dir, p.config.cache.disk_size, p.config.cache.memory_size)
+        .map_err(|e| err(format!("cannot open the cache in {}: {e}", dir.display())))?;
+    let stats = cache.stats();
+    tracing::info!(
+        "cache: {} entries ({} bytes) recovered from {}",
+        stats.disk_entries,
+        stats.disk_bytes,
+        dir.display()
+    );
+    // One cache per process, alive until exit: pingora's storage interface wants 'static.
+    p.cache = Some(Box::leak(Box::new(cache)));
+    if let Some(admin) = &p.config.admin {
+        let token = match std::fs::read_to_string(&admin.token_file) {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err(format!(
+                    "cannot read the admin token {}: {e}",
+                    admin.token_file.display()
+                )))
+            }
+            _ => {
+                if let Some(parent) = admin.token_file.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
+                }
+                let t = generate_secret(&admin.token_file)?;
+                tracing::info!("generated the admin API token in {}", admin.token_file.display());
+                t
+            }
+        };
+        p.admin_token = Some(token);
+    }
+    Ok(())
 }
 
 /// Seeds the demo page unless the bucket already has content.
@@ -169,7 +217,15 @@ where
 /// `homefront serve`: never returns unless start-up fails.
 pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     telemetry::init();
-    let Prepared { config, store, certs } = prepare(loaded, seed_demo)?;
+    let mut prepared = prepare(loaded, seed_demo)?;
+    prepare_edge(&mut prepared)?;
+    let Prepared {
+        config,
+        store,
+        certs,
+        cache,
+        admin_token,
+    } = prepared;
     let config = Arc::new(config);
 
     // Pre-bind what we serve ourselves; pre-check what pingora binds.
@@ -178,6 +234,7 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
         _ => None,
     };
     let metrics_listener = config.metrics_listen.map(|a| bind("metrics", a)).transpose()?;
+    let admin_listener = config.admin.as_ref().map(|a| bind("admin API", a.listen)).transpose()?;
     for (what, addr) in [("edge http", config.listen.http), ("edge https", config.listen.https)] {
         if let Some(addr) = addr {
             drop(bind(what, addr)?);
@@ -197,8 +254,11 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
         tracing::warn!("HOMEFRONT_FIXED_TIME is set: signed URLs are checked as if it were {t} (epoch seconds)");
     }
     let state = Arc::new(ArcSwap::from_pointee(EdgeState::new(config.clone(), clock)));
-    let mut edge =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, Edge::new(state), "homefront edge");
+    let mut edge = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Edge::new(state.clone(), cache),
+        "homefront edge",
+    );
     if let Some(addr) = config.listen.http {
         edge.add_tcp(&addr.to_string());
         tracing::info!("edge listening on http://{addr}");
@@ -238,6 +298,15 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
             run: telemetry::serve,
         };
         server.add_service(background_service("homefront metrics", task));
+    }
+
+    if let (Some(listener), Some(admin), Some(token)) = (admin_listener, &config.admin, admin_token) {
+        tracing::info!("admin API listening on http://{}", admin.listen);
+        let task = ListenerTask {
+            listener: Mutex::new(Some(listener)),
+            run: move |l| crate::admin::serve(l, state.clone(), cache, token.clone()),
+        };
+        server.add_service(background_service("homefront admin", task));
     }
 
     server.run_forever()

@@ -15,6 +15,8 @@ use super::schema::*;
 use super::yaml::{self, path_string, Node, Seg};
 use super::{ConfigError, ConfigErrors, Loaded};
 use crate::edge::behavior::PathPattern;
+use crate::edge::cache_policy::{CachePolicy, KeyList};
+use std::time::Duration;
 
 /// Collects errors against one file, locating key paths in its tree.
 struct Errors<'a> {
@@ -215,6 +217,16 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
         }
     }
 
+    let cache = compile_cache_store(raw, errors);
+    let admin = raw.admin.as_ref().and_then(|a| {
+        let listen = socket_addr(errors, &[k("admin"), k("listen")], &a.listen)?;
+        let token_file = match &a.token_file {
+            Some(f) => resolve(base, f),
+            None => data_dir.join("secrets/admin.token"),
+        };
+        Some(AdminConfig { listen, token_file })
+    });
+
     let mut ordered: Vec<(usize, Arc<Origin>)> = origins.into_values().collect();
     ordered.sort_by_key(|(i, _)| *i);
     let config = Config {
@@ -228,10 +240,107 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
         buckets,
         origin_server,
         trusted_proxies,
+        cache,
+        admin,
     };
     Loaded {
         config,
         secrets_to_generate,
+    }
+}
+
+fn compile_cache_store(raw: &RawConfig, errors: &mut Errors<'_>) -> CacheStoreConfig {
+    let mut out = CacheStoreConfig::default();
+    let Some(c) = &raw.cache else { return out };
+    for (key, text, slot) in [
+        ("disk_size", &c.disk_size, &mut out.disk_size),
+        ("memory_size", &c.memory_size, &mut out.memory_size),
+    ] {
+        if let Some(t) = text {
+            match super::parse_size(t) {
+                Ok(n) => *slot = n,
+                Err(m) => errors.at(&[k("cache"), k(key)], m),
+            }
+        }
+    }
+    out
+}
+
+fn duration_at(errors: &mut Errors<'_>, path: &[Seg], text: Option<&String>, default: Duration) -> Duration {
+    match text.map(|t| super::parse_duration(t)) {
+        None => default,
+        Some(Ok(d)) => d,
+        Some(Err(m)) => {
+            errors.at(path, m);
+            default
+        }
+    }
+}
+
+fn compile_key_list(errors: &mut Errors<'_>, path: &[Seg], raw: Option<&RawKeyList>) -> KeyList {
+    match raw {
+        None => KeyList::None,
+        Some(RawKeyList::Word(w)) => match w.as_str() {
+            "none" => KeyList::None,
+            "all" => KeyList::All,
+            other => {
+                errors.at(
+                    path,
+                    format!("'{other}' is not none, all, a list of names or {{ all_except: [names] }}"),
+                );
+                KeyList::None
+            }
+        },
+        Some(RawKeyList::List(names)) if names.is_empty() => KeyList::None,
+        Some(RawKeyList::List(names)) => KeyList::Whitelist(names.clone()),
+        Some(RawKeyList::AllExcept(names)) => KeyList::AllExcept(names.clone()),
+    }
+}
+
+fn compile_cache_policy(errors: &mut Errors<'_>, at: &[Seg], raw: Option<&RawCachePolicy>) -> CachePolicy {
+    let d = CachePolicy::default();
+    let Some(c) = raw else { return d };
+    let min_ttl = duration_at(errors, &p(at, &[k("min_ttl")]), c.min_ttl.as_ref(), d.min_ttl);
+    let max_ttl = duration_at(errors, &p(at, &[k("max_ttl")]), c.max_ttl.as_ref(), d.max_ttl);
+    // An explicit max_ttl below the default pulls the default down with it.
+    let default_ttl = duration_at(
+        errors,
+        &p(at, &[k("default_ttl")]),
+        c.default_ttl.as_ref(),
+        d.default_ttl.min(max_ttl),
+    );
+    if min_ttl > default_ttl || default_ttl > max_ttl {
+        errors.at(
+            at,
+            format!(
+                "TTLs must satisfy min_ttl <= default_ttl <= max_ttl (found {}s, {}s, {}s)",
+                min_ttl.as_secs(),
+                default_ttl.as_secs(),
+                max_ttl.as_secs()
+            ),
+        );
+    }
+    let mut headers = Vec::new();
+    for (i, h) in c.headers.iter().flatten().enumerate() {
+        match HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes()) {
+            Ok(n) if n == http::header::AUTHORIZATION => errors.at(
+                &p(at, &[k("headers"), Seg::Index(i)]),
+                "Authorization cannot be in the cache key: it would store one user's answer for others",
+            ),
+            Ok(n) => headers.push(n),
+            Err(_) => errors.at(
+                &p(at, &[k("headers"), Seg::Index(i)]),
+                format!("'{h}' is not a header name"),
+            ),
+        }
+    }
+    CachePolicy {
+        min_ttl,
+        default_ttl,
+        max_ttl,
+        query_strings: compile_key_list(errors, &p(at, &[k("query_strings")]), c.query_strings.as_ref()),
+        cookies: compile_key_list(errors, &p(at, &[k("cookies")]), c.cookies.as_ref()),
+        headers,
     }
 }
 
@@ -816,6 +925,7 @@ fn compile_distributions(
                     Some(Arc::new(keys))
                 }
             };
+            let cache = Arc::new(compile_cache_policy(errors, &p(&bat, &[k("cache")]), b.cache.as_ref()));
             if let (Some(path_pattern), Some(origin)) = (pattern, origin) {
                 behaviors.push(Behavior {
                     path_pattern_text: b.path_pattern.clone(),
@@ -824,14 +934,39 @@ fn compile_distributions(
                     viewer_protocol_policy,
                     allowed_methods,
                     trusted_keys,
+                    cache,
                 });
             }
+        }
+        let mut error_caching_min_ttl = Vec::new();
+        for (j, e) in d.custom_error_responses.iter().enumerate() {
+            let eat = p(&at, &[k("custom_error_responses"), Seg::Index(j)]);
+            if !crate::edge::cache_policy::is_cacheable_error(
+                http::StatusCode::from_u16(e.error_code).unwrap_or(http::StatusCode::OK),
+            ) {
+                errors.at(
+                    &p(&eat, &[k("error_code")]),
+                    format!(
+                        "{} is not an error CloudFront caches (400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504)",
+                        e.error_code
+                    ),
+                );
+                continue;
+            }
+            let ttl = duration_at(
+                errors,
+                &p(&eat, &[k("error_caching_min_ttl")]),
+                e.error_caching_min_ttl.as_ref(),
+                Duration::from_secs(10),
+            );
+            error_caching_min_ttl.push((e.error_code, ttl));
         }
         out.push(Distribution {
             name,
             domains,
             default_root_object: d.default_root_object.clone(),
             behaviors,
+            error_caching_min_ttl,
         });
     }
     out

@@ -31,6 +31,32 @@ pub struct Config {
     pub origin_server: Option<OriginServer>,
     /// Peers whose X-Forwarded-For names the client (for signed-URL IP conditions).
     pub trusted_proxies: Vec<crate::edge::ip::Cidr>,
+    /// Size limits of the edge cache under `data_dir/cache`.
+    pub cache: CacheStoreConfig,
+    /// The admin API listener (invalidations); `None` turns it off.
+    pub admin: Option<AdminConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStoreConfig {
+    pub disk_size: u64,
+    pub memory_size: u64,
+}
+
+impl Default for CacheStoreConfig {
+    fn default() -> Self {
+        CacheStoreConfig {
+            disk_size: 10 << 30,
+            memory_size: 256 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// Holds the bearer token; `serve` generates it when missing.
+    pub token_file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +114,19 @@ pub struct Distribution {
     pub default_root_object: Option<String>,
     /// In file order; the last one is always the default `*` behavior.
     pub behaviors: Vec<Behavior>,
+    /// Error caching minimum TTL by status code (`custom_error_responses`).
+    pub error_caching_min_ttl: Vec<(u16, std::time::Duration)>,
+}
+
+impl Distribution {
+    /// How long an error response without its own freshness is cached (CloudFront: 10 s).
+    pub fn error_ttl(&self, status: u16) -> std::time::Duration {
+        self.error_caching_min_ttl
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, t)| *t)
+            .unwrap_or(std::time::Duration::from_secs(10))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +140,8 @@ pub struct Behavior {
     pub allowed_methods: Vec<Method>,
     /// Keys whose signed URLs or cookies grant access; `None`: the behavior is public.
     pub trusted_keys: Option<Arc<crate::edge::signed::TrustedKeys>>,
+    /// TTLs and cache key (`behaviors[].cache`).
+    pub cache: Arc<crate::edge::cache_policy::CachePolicy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,6 +26,93 @@ pub struct RawConfig {
     /// Proxies whose X-Forwarded-For is believed (CIDRs), e.g. a load balancer in front.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// The edge cache's size limits.
+    pub cache: Option<RawCacheStore>,
+    /// The admin API (invalidations).
+    pub admin: Option<RawAdmin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheStore {
+    /// Bytes on disk under `data_dir/cache` (e.g. `10GiB`).
+    pub disk_size: Option<String>,
+    /// Bytes of small hot objects kept in memory (e.g. `256MiB`).
+    pub memory_size: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: String,
+    /// File holding the bearer token; generated when missing and inside `data_dir`.
+    pub token_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCachePolicy {
+    pub min_ttl: Option<String>,
+    pub default_ttl: Option<String>,
+    pub max_ttl: Option<String>,
+    pub query_strings: Option<RawKeyList>,
+    pub cookies: Option<RawKeyList>,
+    pub headers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawErrorResponse {
+    pub error_code: u16,
+    pub error_caching_min_ttl: Option<String>,
+}
+
+/// `none`, `all`, a list of names (whitelist), or `{ all_except: [names] }`.
+#[derive(Debug)]
+pub enum RawKeyList {
+    Word(String),
+    List(Vec<String>),
+    AllExcept(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for RawKeyList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawKeyList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("none, all, a list of names, or { all_except: [names] }")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawKeyList::Word(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(RawKeyList::Word(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(RawKeyList::Word(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(RawKeyList::List(out))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = None;
+                while let Some(k) = map.next_key::<String>()? {
+                    if k != "all_except" {
+                        return Err(serde::de::Error::unknown_field(&k, &["all_except"]));
+                    }
+                    out = Some(map.next_value::<Vec<String>>()?);
+                }
+                out.map(RawKeyList::AllExcept)
+                    .ok_or_else(|| serde::de::Error::missing_field("all_except"))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +172,9 @@ pub struct RawDistribution {
     pub domains: Vec<String>,
     pub default_root_object: Option<String>,
     pub behaviors: Vec<RawBehavior>,
+    /// Error caching minimum TTL per status code (CloudFront's custom error responses).
+    #[serde(default)]
+    pub custom_error_responses: Vec<RawErrorResponse>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +187,8 @@ pub struct RawBehavior {
     pub allowed_methods: Option<Vec<String>>,
     /// Signed URLs or cookies from these key groups are required.
     pub trusted_key_groups: Option<Vec<String>>,
+    /// TTLs and the cache key.
+    pub cache: Option<RawCachePolicy>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]

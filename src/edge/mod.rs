@@ -1,6 +1,7 @@
 //! The edge: the pingora proxy and the pure decisions it applies per request.
 
 pub mod behavior;
+pub mod cache_policy;
 pub mod distribution;
 pub mod errors;
 pub mod ip;

@@ -3,22 +3,27 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::{header, Method, Uri};
+use pingora::cache::key::HashBinary;
+use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::cache::{CacheKey, CacheMeta, CachePhase, NoCacheReason, RespCacheable, VarianceBuilder};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::behavior;
+use super::cache_policy::{self, CacheKeyParts};
 use super::distribution::Router;
 use super::errors::EdgeError;
 use super::sigv4;
 use super::viewer::{self, ViewerOutcome};
 use super::{ip, signed};
+use crate::cache::{DiskCache, EntryLabel};
 use crate::config::model::{Config, Credential, OriginKind};
 use crate::telemetry;
 use crate::util::Clock;
@@ -60,16 +65,23 @@ impl EdgeState {
     }
 }
 
+/// Collapses concurrent misses for one key into one origin request; a writer that takes
+/// longer than this to fill the entry releases the waiting readers to the origin.
+static CACHE_LOCK: LazyLock<Box<CacheKeyLockImpl>> = LazyLock::new(|| CacheLock::new_boxed(Duration::from_secs(30)));
+
 pub struct Edge {
     state: Arc<ArcSwap<EdgeState>>,
     ids: RequestIds,
+    cache: Option<&'static DiskCache>,
 }
 
 impl Edge {
-    pub fn new(state: Arc<ArcSwap<EdgeState>>) -> Self {
+    /// `cache`: the process's cache storage; `None` serves everything from the origin.
+    pub fn new(state: Arc<ArcSwap<EdgeState>>, cache: Option<&'static DiskCache>) -> Self {
         Edge {
             state,
             ids: RequestIds::new(),
+            cache,
         }
     }
 }
@@ -82,9 +94,14 @@ pub struct Ctx {
     request_id: String,
     /// Path (and query, for HTTP origins) to request from the origin.
     upstream_target: String,
-    /// `Miss`, `Error`, `Redirect`: the `X-Cache` result.
+    /// `Hit`, `RefreshHit`, `Miss`, `Error`, `Redirect`: the `X-Cache` result.
     cache_result: &'static str,
     origin_started: Option<Instant>,
+    /// The request's cache key and what the origin gets; `None` when the behavior does not
+    /// cache.
+    key: Option<CacheKeyParts>,
+    /// A stale entry was served because the origin failed.
+    stale_on_error: bool,
 }
 
 impl Ctx {
@@ -107,6 +124,8 @@ impl ProxyHttp for Edge {
             upstream_target: String::new(),
             cache_result: "Miss",
             origin_started: None,
+            key: None,
+            stale_on_error: false,
         }
     }
 
@@ -187,6 +206,25 @@ impl ProxyHttp for Edge {
             Err(e) => return self.deny(session, ctx, e).await,
         };
 
+        // 5 cache key (and, for a caching behavior, what is forwarded)
+        let signed_behavior = behavior.trusted_keys.is_some();
+        if !behavior.cache.caching_disabled() {
+            let cookies = cookie_header(req);
+            ctx.key = Some(cache_policy::cache_key(
+                &behavior.cache,
+                &cache_policy::KeyInput {
+                    distribution: &dist.name,
+                    scheme: if is_https { "https" } else { "http" },
+                    host: &host,
+                    path: &path,
+                    query: req.uri.query(),
+                    cookies: cookies.as_deref(),
+                    headers: &req.headers,
+                    signed: signed_behavior,
+                },
+            ));
+        }
+
         // 6 origin request target
         let origin = &behavior.origin;
         ctx.upstream_target = match &origin.kind {
@@ -210,12 +248,15 @@ impl ProxyHttp for Edge {
             }
             OriginKind::Http { .. } => {
                 let mut t = format!("{}{}", origin.origin_path, object_path);
-                // Signing parameters never reach the origin.
-                let query = match req.uri.query() {
-                    Some(q) if behavior.trusted_keys.is_some() && signed::has_signing_params(q) => {
+                // A caching behavior forwards the keyed query string only (anything else
+                // could change the answer without changing the key); signing parameters
+                // never reach the origin.
+                let query = match (&ctx.key, req.uri.query()) {
+                    (Some(k), _) => k.forward_query.as_deref().map(std::borrow::Cow::Borrowed),
+                    (None, Some(q)) if signed_behavior && signed::has_signing_params(q) => {
                         signed::strip_signing_params(q).map(std::borrow::Cow::Owned)
                     }
-                    other => other.map(std::borrow::Cow::Borrowed),
+                    (None, other) => other.map(std::borrow::Cow::Borrowed),
                 };
                 if let Some(q) = query {
                     t.push('?');
@@ -259,6 +300,21 @@ impl ProxyHttp for Edge {
             .parse()
             .map_err(|_| Error::explain(InternalError, "origin request target is not a valid URI"))?;
         upstream.set_uri(uri);
+        if session.cache.enabled() {
+            // Full GETs only, with the stored entry's validators when revalidating.
+            pingora::cache::filters::upstream::request_filter(upstream, session.cache.maybe_cache_meta());
+            if let Some(ae) = upstream.headers.get(header::ACCEPT_ENCODING) {
+                let normalized = cache_policy::normalize_accept_encoding(ae.to_str().unwrap_or(""));
+                upstream.insert_header(header::ACCEPT_ENCODING, normalized)?;
+            }
+        }
+        if let Some(k) = &ctx.key {
+            // Only keyed cookies reach the origin of a caching behavior.
+            upstream.remove_header(&header::COOKIE);
+            if let Some(c) = &k.forward_cookies {
+                upstream.insert_header(header::COOKIE, c.as_str())?;
+            }
+        }
 
         // Always sent, as CloudFront does: X-Forwarded-For, Via and the request id.
         let client_ip = session
@@ -337,7 +393,112 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
-    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let (Some(storage), Some(_)) = (self.cache, &ctx.key) else {
+            return Ok(());
+        };
+        if !matches!(session.req_header().method, Method::GET | Method::HEAD) {
+            return Ok(());
+        }
+        session
+            .cache
+            .enable(storage, None, None, Some(CACHE_LOCK.as_ref()), None);
+        session
+            .cache
+            .set_max_file_size_bytes(usize::try_from(storage.max_object_size()).unwrap_or(usize::MAX));
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        let state = ctx.state.as_ref().ok_or_else(|| Error::new(InternalError))?;
+        let key = ctx.key.as_ref().ok_or_else(|| Error::new(InternalError))?;
+        let dist = &state.config.distributions[ctx.dist].name;
+        Ok(CacheKey::new(
+            key.primary.as_bytes(),
+            EntryLabel::tag(dist, &key.path_and_query),
+        ))
+    }
+
+    fn response_cache_filter(&self, session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<RespCacheable> {
+        let (Some(state), Some(behavior)) = (ctx.state.as_ref(), ctx.behavior()) else {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::InternalError));
+        };
+        // The bucket store never sees the viewer's Authorization (the edge signs), so only
+        // HTTP origins answer authorized requests.
+        let authorization = matches!(behavior.origin.kind, OriginKind::Http { .. })
+            && session.req_header().headers.contains_key(header::AUTHORIZATION);
+        let now = SystemTime::now();
+        let dist = &state.config.distributions[ctx.dist];
+        let Some(ttl) = cache_policy::ttl(
+            &behavior.cache,
+            resp.status,
+            &resp.headers,
+            authorization,
+            dist.error_ttl(resp.status.as_u16()),
+            now,
+        ) else {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
+        };
+        let mut stored = resp.clone();
+        // One viewer's cookie is never replayed to another.
+        stored.remove_header(&header::SET_COOKIE);
+        let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        Ok(RespCacheable::Cacheable(CacheMeta::new(
+            now + ttl.fresh,
+            now,
+            secs(ttl.stale_while_revalidate),
+            secs(ttl.stale_if_error),
+            stored,
+        )))
+    }
+
+    fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut Ctx, req: &RequestHeader) -> Option<HashBinary> {
+        let names = cache_policy::vary_names(meta.headers());
+        if names.is_empty() {
+            return None;
+        }
+        let mut variance = VarianceBuilder::new();
+        for name in names {
+            let values: Vec<&str> = req
+                .headers
+                .get_all(name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            let mut value = values.join(",");
+            if name == "accept-encoding" {
+                value = cache_policy::normalize_accept_encoding(&value).to_string();
+            }
+            variance.add_owned_name_value(name, value.into_bytes());
+        }
+        variance.finalize()
+    }
+
+    fn should_serve_stale(&self, _session: &mut Session, ctx: &mut Ctx, error: Option<&Error>) -> bool {
+        match error {
+            // stale-while-revalidate: the entry's own window decides.
+            None => true,
+            Some(e) => {
+                let serve = e.esource() == &ErrorSource::Upstream
+                    || matches!(e.etype(), HTTPStatus(s) if *s >= 500)
+                    || matches!(
+                        e.etype(),
+                        ConnectTimedout | ConnectRefused | ConnectError | ReadTimedout
+                    );
+                ctx.stale_on_error |= serve;
+                serve
+            }
+        }
+    }
+
+    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        if session.cache.enabled() || ctx.key.is_some() {
+            ctx.cache_result = match session.cache.phase() {
+                CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating => "Hit",
+                CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => "RefreshHit",
+                _ => "Miss",
+            };
+        }
         self.decorate(resp, ctx)
     }
 
@@ -394,6 +555,38 @@ impl ProxyHttp for Edge {
         telemetry::RESPONSE_BYTES
             .with_label_values(&[dist])
             .inc_by(session.body_bytes_sent() as u64);
+        if ctx.key.is_some() {
+            let source = match ctx.cache_result {
+                "Hit" | "RefreshHit" => "cache",
+                _ => "origin",
+            };
+            telemetry::CACHE_BYTES
+                .with_label_values(&[dist, behavior, source])
+                .inc_by(session.body_bytes_sent() as u64);
+            if matches!(session.cache.phase(), CachePhase::Stale | CachePhase::StaleUpdating) {
+                let reason = if ctx.stale_on_error {
+                    "origin_error"
+                } else {
+                    "revalidating"
+                };
+                telemetry::CACHE_STALE
+                    .with_label_values(&[dist, behavior, reason])
+                    .inc();
+            }
+            // RFC 9111 §4.4: a successful unsafe request invalidates the URL's entries.
+            let method = &session.req_header().method;
+            let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
+            if unsafe_method && (200..400).contains(&status) {
+                if let (Some(cache), Some(k)) = (self.cache, &ctx.key) {
+                    let path = k.path_and_query.split('?').next().unwrap_or("/");
+                    let paths = [
+                        cache_policy::InvalidationPath::Exact(path.to_string()),
+                        cache_policy::InvalidationPath::Prefix(format!("{path}?")),
+                    ];
+                    cache.invalidate(dist, &paths);
+                }
+            }
+        }
         if let (Some(started), Some(origin)) = (ctx.origin_started, origin) {
             telemetry::ORIGIN_DURATION
                 .with_label_values(&[origin])

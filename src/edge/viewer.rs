@@ -123,6 +123,7 @@ mod tests {
             }),
             viewer_protocol_policy: policy,
             allowed_methods: methods.to_vec(),
+            cache: Default::default(),
             trusted_keys: None,
         }
     }

@@ -46,6 +46,57 @@ pub static ORIGIN_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     .expect("metric registered once")
 });
 
+/// `homefront_cache_bytes_total{distribution, behavior, source}`: body bytes sent to viewers
+/// from the cache (`cache`) or fetched from the origin (`origin`).
+pub static CACHE_BYTES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "homefront_cache_bytes_total",
+        "Response body bytes sent to viewers, by distribution, behavior and where they came from (cache or origin).",
+        &["distribution", "behavior", "source"]
+    )
+    .expect("metric registered once")
+});
+
+/// `homefront_cache_stale_served_total{distribution, behavior, reason}`.
+pub static CACHE_STALE: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "homefront_cache_stale_served_total",
+        "Stale cache entries served, by distribution, behavior and reason (revalidating or origin_error).",
+        &["distribution", "behavior", "reason"]
+    )
+    .expect("metric registered once")
+});
+
+/// `homefront_cache_size_bytes{tier}`.
+pub static CACHE_SIZE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "homefront_cache_size_bytes",
+        "Bytes held by the edge cache, by tier (disk or memory).",
+        &["tier"]
+    )
+    .expect("metric registered once")
+});
+
+/// `homefront_cache_entries{tier}`.
+pub static CACHE_ENTRIES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "homefront_cache_entries",
+        "Entries held by the edge cache, by tier (disk or memory).",
+        &["tier"]
+    )
+    .expect("metric registered once")
+});
+
+/// `homefront_cache_evictions_total{tier}`.
+pub static CACHE_EVICTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "homefront_cache_evictions_total",
+        "Entries evicted from the edge cache to stay within its size limits, by tier.",
+        &["tier"]
+    )
+    .expect("metric registered once")
+});
+
 /// `homefront_build_info{version}` = 1.
 pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
@@ -62,6 +113,13 @@ pub fn init() {
     LazyLock::force(&REQUESTS);
     LazyLock::force(&RESPONSE_BYTES);
     LazyLock::force(&ORIGIN_DURATION);
+    LazyLock::force(&CACHE_BYTES);
+    LazyLock::force(&CACHE_STALE);
+    for tier in ["disk", "memory"] {
+        CACHE_EVICTIONS.with_label_values(&[tier]).inc_by(0);
+        CACHE_SIZE.with_label_values(&[tier]);
+        CACHE_ENTRIES.with_label_values(&[tier]);
+    }
 }
 
 /// `2xx`, `3xx`, ... for a status code (`0` when no response was written).

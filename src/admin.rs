@@ -1,0 +1,232 @@
+//! The admin API (`admin.listen`): cache invalidations for operators and scripts, and the
+//! client `homefront invalidate` uses.
+//!
+//! `POST /invalidations` with `Authorization: Bearer <token>` and a JSON body
+//! `{"distribution": "default", "paths": ["/images/*", "/index.html"]}` removes every
+//! covered entry before answering `{"distribution", "paths", "removed", "status":
+//! "Completed"}`. `GET /healthz` answers `ok` without a token.
+
+use std::convert::Infallible;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::cache::DiskCache;
+use crate::edge::cache_policy::InvalidationPath;
+use crate::edge::proxy::EdgeState;
+
+/// Largest accepted request body.
+const MAX_BODY: usize = 1 << 20;
+/// CloudFront's limit on paths per invalidation batch.
+const MAX_PATHS: usize = 3000;
+
+/// What an invalidation request asks for, checked.
+#[derive(Debug, PartialEq, Eq)]
+pub struct InvalidationRequest {
+    pub distribution: String,
+    pub paths: Vec<String>,
+    pub parsed: Vec<InvalidationPath>,
+}
+
+/// Parses and checks an invalidation body; the error is the message for a 400.
+pub fn parse_invalidation(body: &[u8]) -> Result<InvalidationRequest, String> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let distribution = v
+        .get("distribution")
+        .and_then(|d| d.as_str())
+        .ok_or("\"distribution\" (a distribution name) is required")?
+        .to_string();
+    let paths: Vec<String> = v
+        .get("paths")
+        .and_then(|p| p.as_array())
+        .ok_or("\"paths\" (a list of paths like \"/images/*\") is required")?
+        .iter()
+        .map(|p| p.as_str().map(str::to_string).ok_or("every path must be a string"))
+        .collect::<Result<_, _>>()?;
+    if paths.is_empty() {
+        return Err("\"paths\" is empty".into());
+    }
+    if paths.len() > MAX_PATHS {
+        return Err(format!("at most {MAX_PATHS} paths per invalidation"));
+    }
+    let parsed = paths
+        .iter()
+        .map(|p| InvalidationPath::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(InvalidationRequest {
+        distribution,
+        paths,
+        parsed,
+    })
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(format!("{value}\n"))))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    json(status, serde_json::json!({ "error": code, "message": message }))
+}
+
+fn authorized(req: &Request<hyper::body::Incoming>, token: &str) -> bool {
+    let Some(given) = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    given.len() == token.len() && openssl::memcmp::eq(given.as_bytes(), token.as_bytes())
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    state: Arc<ArcSwap<EdgeState>>,
+    cache: Option<&'static DiskCache>,
+    token: Arc<String>,
+) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => Response::new(Full::new(Bytes::from_static(b"ok\n"))),
+        (&Method::POST, "/invalidations") => {
+            if !authorized(&req, &token) {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    "send Authorization: Bearer <the token in admin.token_file>",
+                );
+            }
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidBody", &e.to_string()),
+            };
+            let inv = match parse_invalidation(&body) {
+                Ok(i) => i,
+                Err(m) => return error(StatusCode::BAD_REQUEST, "InvalidArgument", &m),
+            };
+            let known = state
+                .load()
+                .config
+                .distributions
+                .iter()
+                .any(|d| d.name == inv.distribution);
+            if !known {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "NoSuchDistribution",
+                    &format!("no distribution named '{}'", inv.distribution),
+                );
+            }
+            let removed = cache.map(|c| c.invalidate(&inv.distribution, &inv.parsed)).unwrap_or(0);
+            tracing::info!(distribution = %inv.distribution, paths = ?inv.paths, removed, "invalidation");
+            json(
+                StatusCode::OK,
+                serde_json::json!({
+                    "distribution": inv.distribution,
+                    "paths": inv.paths,
+                    "removed": removed,
+                    "status": "Completed",
+                }),
+            )
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the admin API offers POST /invalidations and GET /healthz",
+        ),
+    }
+}
+
+/// Serves the admin API on `listener` until dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ArcSwap<EdgeState>>,
+    cache: Option<&'static DiskCache>,
+    token: String,
+) {
+    let token = Arc::new(token);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (state, token) = (state.clone(), token.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let (state, token) = (state.clone(), token.clone());
+                async move { Ok::<_, Infallible>(handle(req, state, cache, token).await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+/// `homefront invalidate`: posts one invalidation and returns the number of removed
+/// entries, or a message for the operator.
+pub fn invalidate(addr: SocketAddr, token: &str, distribution: &str, paths: &[String]) -> Result<u64, String> {
+    let body = serde_json::json!({ "distribution": distribution, "paths": paths }).to_string();
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("cannot reach the admin API at {addr}: {e} (is homefront serve running?)"))?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let req = format!(
+        "POST /invalidations HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(req.as_bytes())
+        .map_err(|e| format!("cannot send to the admin API at {addr}: {e}"))?;
+    let mut resp = String::new();
+    stream
+        .read_to_string(&mut resp)
+        .map_err(|e| format!("no answer from the admin API at {addr}: {e}"))?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("the admin API at {addr} sent an invalid answer"))?;
+    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or(serde_json::Value::Null);
+    if status != 200 {
+        let msg = v.get("message").and_then(|m| m.as_str()).unwrap_or(body.trim());
+        return Err(format!("the admin API refused ({status}): {msg}"));
+    }
+    v.get("removed")
+        .and_then(|r| r.as_u64())
+        .ok_or_else(|| format!("the admin API at {addr} sent an invalid answer: {body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalidation_bodies() {
+        let ok = parse_invalidation(br#"{"distribution":"d0","paths":["/images/*","/a.jpg"]}"#).unwrap();
+        assert_eq!(ok.distribution, "d0");
+        assert_eq!(ok.parsed.len(), 2);
+        for (body, needle) in [
+            (&b"nope"[..], "not JSON"),
+            (br#"{"paths":["/a"]}"#, "distribution"),
+            (br#"{"distribution":"d0"}"#, "paths"),
+            (br#"{"distribution":"d0","paths":[]}"#, "empty"),
+            (br#"{"distribution":"d0","paths":[3]}"#, "string"),
+            (br#"{"distribution":"d0","paths":["/a*b"]}"#, "only at the end"),
+            (br#"{"distribution":"d0","paths":["a.jpg"]}"#, "start with '/'"),
+        ] {
+            let e = parse_invalidation(body).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+}

@@ -1,0 +1,1094 @@
+//! The edge cache's storage: a pingora-cache `Storage` on disk under `data_dir/cache`, with
+//! a memory tier for small hot objects, an LRU size limit per tier, and recovery after a
+//! restart or a crash.
+//!
+//! Each entry is two files in `cache/<first byte of the key in hex>/`:
+//! `<key>-<gen>.body` (the body as the origin sent it) and `<key>.meta` (the serialized
+//! `CacheMeta`, the entry's distribution and path for invalidation, and the body's length
+//! and CRC-32). Both are written to `cache/tmp/`, fsynced and renamed into place, body
+//! first; a new body gets a new generation number so a meta file never points at a body
+//! that is still being written. At start-up the directory is scanned: an entry whose meta
+//! does not check out or whose body has the wrong length is deleted, and a body is checked
+//! against its CRC before its first use, so a torn or corrupted entry is discarded, never
+//! served.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::cache::key::{CacheHashKey, CacheKey, HashBinary};
+use pingora::cache::storage::{
+    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget, PurgeType,
+};
+use pingora::cache::trace::SpanHandle;
+use pingora::cache::{CacheMeta, Storage};
+use pingora::prelude::*;
+
+use crate::edge::cache_policy::InvalidationPath;
+use crate::telemetry;
+
+const MAGIC: &[u8; 4] = b"HFC1";
+/// Bodies up to this size are read whole, checked and served from memory.
+const SMALL_BODY: u64 = 1 << 20;
+/// Read size for larger bodies.
+const CHUNK: usize = 64 * 1024;
+
+/// What invalidation matches an entry by: its distribution and its path with the keyed
+/// query string. Carried in the cache key's `user_tag` as `"<distribution> <path>"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryLabel {
+    pub distribution: String,
+    pub path: String,
+}
+
+impl EntryLabel {
+    pub fn tag(distribution: &str, path: &str) -> String {
+        format!("{distribution} {path}")
+    }
+
+    fn from_tag(tag: &str) -> EntryLabel {
+        let (d, p) = tag.split_once(' ').unwrap_or(("", tag));
+        EntryLabel {
+            distribution: d.to_string(),
+            path: p.to_string(),
+        }
+    }
+}
+
+struct DiskEntry {
+    tick: u64,
+    gen: u64,
+    body_len: u64,
+    body_crc: u32,
+    /// Bytes on disk, body and meta.
+    size: u64,
+    /// The body was written by this process or has been checked against its CRC.
+    verified: bool,
+    label: Arc<EntryLabel>,
+}
+
+struct MemEntry {
+    tick: u64,
+    meta: Arc<(Vec<u8>, Vec<u8>)>,
+    body: Bytes,
+}
+
+#[derive(Default)]
+struct Index {
+    tick: u64,
+    disk: HashMap<HashBinary, DiskEntry>,
+    disk_lru: BTreeMap<u64, HashBinary>,
+    disk_bytes: u64,
+    mem: HashMap<HashBinary, MemEntry>,
+    mem_lru: BTreeMap<u64, HashBinary>,
+    mem_bytes: u64,
+}
+
+impl Index {
+    fn next_tick(&mut self) -> u64 {
+        self.tick += 1;
+        self.tick
+    }
+
+    fn touch(&mut self, key: &HashBinary) {
+        let t = self.next_tick();
+        if let Some(e) = self.disk.get_mut(key) {
+            self.disk_lru.remove(&e.tick);
+            e.tick = t;
+            self.disk_lru.insert(t, *key);
+        }
+        if let Some(m) = self.mem.get_mut(key) {
+            self.mem_lru.remove(&m.tick);
+            m.tick = t;
+            self.mem_lru.insert(t, *key);
+        }
+    }
+
+    fn remove_mem(&mut self, key: &HashBinary) {
+        if let Some(m) = self.mem.remove(key) {
+            self.mem_lru.remove(&m.tick);
+            self.mem_bytes -= mem_size(&m);
+        }
+    }
+
+    fn remove(&mut self, key: &HashBinary) -> Option<DiskEntry> {
+        self.remove_mem(key);
+        let e = self.disk.remove(key)?;
+        self.disk_lru.remove(&e.tick);
+        self.disk_bytes -= e.size;
+        Some(e)
+    }
+}
+
+fn mem_size(m: &MemEntry) -> u64 {
+    (m.body.len() + m.meta.0.len() + m.meta.1.len()) as u64
+}
+
+/// Sizes and counts per tier, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub disk_bytes: u64,
+    pub disk_entries: u64,
+    pub memory_bytes: u64,
+    pub memory_entries: u64,
+}
+
+/// The disk cache with its memory tier. One per process (pingora wants `&'static`).
+pub struct DiskCache {
+    dir: PathBuf,
+    index: Mutex<Index>,
+    disk_limit: AtomicU64,
+    mem_limit: AtomicU64,
+    next_gen: AtomicU64,
+}
+
+fn hex(key: &HashBinary) -> String {
+    hex::encode(key)
+}
+
+fn corrupt(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.into())
+}
+
+fn internal(context: &'static str, e: impl std::fmt::Display) -> Box<Error> {
+    Error::explain(InternalError, format!("{context}: {e}"))
+}
+
+/// The parsed meta file.
+struct MetaFile {
+    gen: u64,
+    body_len: u64,
+    body_crc: u32,
+    label: EntryLabel,
+    internal: Vec<u8>,
+    header: Vec<u8>,
+}
+
+impl MetaFile {
+    fn encode(&self) -> Vec<u8> {
+        let mut rest = Vec::with_capacity(64 + self.internal.len() + self.header.len());
+        rest.extend_from_slice(&self.gen.to_le_bytes());
+        rest.extend_from_slice(&self.body_len.to_le_bytes());
+        rest.extend_from_slice(&self.body_crc.to_le_bytes());
+        for part in [
+            self.label.distribution.as_bytes(),
+            self.label.path.as_bytes(),
+            &self.internal,
+            &self.header,
+        ] {
+            rest.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            rest.extend_from_slice(part);
+        }
+        let mut out = Vec::with_capacity(8 + rest.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&crc32fast::hash(&rest).to_le_bytes());
+        out.extend_from_slice(&rest);
+        out
+    }
+
+    fn decode(data: &[u8]) -> io::Result<MetaFile> {
+        if data.len() < 8 || &data[..4] != MAGIC {
+            return Err(corrupt("not a homefront cache meta file"));
+        }
+        let crc = u32::from_le_bytes(data[4..8].try_into().unwrap_or_default());
+        let rest = &data[8..];
+        if crc32fast::hash(rest) != crc {
+            return Err(corrupt("meta checksum mismatch"));
+        }
+        let mut pos = 0usize;
+        let mut take = |n: usize| -> io::Result<&[u8]> {
+            let s = rest.get(pos..pos + n).ok_or_else(|| corrupt("meta file truncated"))?;
+            pos += n;
+            Ok(s)
+        };
+        let gen = u64::from_le_bytes(take(8)?.try_into().unwrap_or_default());
+        let body_len = u64::from_le_bytes(take(8)?.try_into().unwrap_or_default());
+        let body_crc = u32::from_le_bytes(take(4)?.try_into().unwrap_or_default());
+        let mut parts = Vec::with_capacity(4);
+        for _ in 0..4 {
+            let n = u32::from_le_bytes(take(4)?.try_into().unwrap_or_default()) as usize;
+            parts.push(take(n)?.to_vec());
+        }
+        let header = parts.pop().unwrap_or_default();
+        let internal = parts.pop().unwrap_or_default();
+        let path = String::from_utf8(parts.pop().unwrap_or_default()).map_err(|_| corrupt("bad path"))?;
+        let distribution = String::from_utf8(parts.pop().unwrap_or_default()).map_err(|_| corrupt("bad name"))?;
+        Ok(MetaFile {
+            gen,
+            body_len,
+            body_crc,
+            label: EntryLabel { distribution, path },
+            internal,
+            header,
+        })
+    }
+}
+
+fn fsync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+impl DiskCache {
+    /// Opens (creating) the cache directory and rebuilds the index from what is there.
+    pub fn open(dir: &Path, disk_limit: u64, mem_limit: u64) -> io::Result<DiskCache> {
+        fs::create_dir_all(dir.join("tmp"))?;
+        // Half-written files of a previous run.
+        for e in fs::read_dir(dir.join("tmp"))?.flatten() {
+            let _ = fs::remove_file(e.path());
+        }
+        let mut found: Vec<(std::time::SystemTime, HashBinary, DiskEntry)> = Vec::new();
+        let mut max_gen = 0u64;
+        let mut discarded = 0usize;
+        for shard in fs::read_dir(dir)?.flatten() {
+            let name = shard.file_name();
+            let name = name.to_string_lossy();
+            if name.len() != 2 || !shard.path().is_dir() {
+                continue;
+            }
+            let mut bodies: Vec<PathBuf> = Vec::new();
+            for f in fs::read_dir(shard.path())?.flatten() {
+                let path = f.path();
+                let fname = f.file_name().to_string_lossy().to_string();
+                if let Some(stem) = fname.strip_suffix(".meta") {
+                    let mut key = [0u8; 16];
+                    let ok = hex::decode_to_slice(stem, &mut key).is_ok();
+                    let entry = ok
+                        .then(|| Self::load_entry(&shard.path(), &key, &path))
+                        .and_then(|r| r.ok());
+                    match entry {
+                        Some((mtime, e)) => {
+                            max_gen = max_gen.max(e.gen);
+                            found.push((mtime, key, e));
+                        }
+                        None => {
+                            discarded += 1;
+                            let _ = fs::remove_file(&path);
+                        }
+                    }
+                } else if fname.ends_with(".body") {
+                    bodies.push(path);
+                } else {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+            // Bodies no meta file points at: an interrupted write or a replaced entry.
+            for b in bodies {
+                let fname = b
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                let referenced = fname
+                    .strip_suffix(".body")
+                    .and_then(|s| s.split_once('-'))
+                    .and_then(|(k, g)| {
+                        let mut key = [0u8; 16];
+                        hex::decode_to_slice(k, &mut key).ok()?;
+                        Some((key, g.parse::<u64>().ok()?))
+                    })
+                    .is_some_and(|(key, gen)| found.iter().any(|(_, k, e)| *k == key && e.gen == gen));
+                if !referenced {
+                    let _ = fs::remove_file(&b);
+                }
+            }
+        }
+        if discarded > 0 {
+            tracing::warn!("cache: discarded {discarded} damaged entries in {}", dir.display());
+        }
+        found.sort_by_key(|(t, _, _)| *t);
+        let mut index = Index::default();
+        for (_, key, mut e) in found {
+            let t = index.next_tick();
+            e.tick = t;
+            index.disk_bytes += e.size;
+            index.disk_lru.insert(t, key);
+            index.disk.insert(key, e);
+        }
+        let cache = DiskCache {
+            dir: dir.to_path_buf(),
+            index: Mutex::new(index),
+            disk_limit: AtomicU64::new(disk_limit),
+            mem_limit: AtomicU64::new(mem_limit),
+            next_gen: AtomicU64::new(max_gen + 1),
+        };
+        cache.evict();
+        Ok(cache)
+    }
+
+    fn load_entry(shard: &Path, key: &HashBinary, meta_path: &Path) -> io::Result<(std::time::SystemTime, DiskEntry)> {
+        let data = fs::read(meta_path)?;
+        let meta = MetaFile::decode(&data)?;
+        let body = shard.join(format!("{}-{}.body", hex(key), meta.gen));
+        let md = fs::metadata(&body)?;
+        if md.len() != meta.body_len {
+            let _ = fs::remove_file(&body);
+            return Err(corrupt("body length does not match"));
+        }
+        let mtime = fs::metadata(meta_path)?.modified().unwrap_or(std::time::UNIX_EPOCH);
+        Ok((
+            mtime,
+            DiskEntry {
+                tick: 0,
+                gen: meta.gen,
+                body_len: meta.body_len,
+                body_crc: meta.body_crc,
+                size: meta.body_len + data.len() as u64,
+                verified: false,
+                label: Arc::new(meta.label),
+            },
+        ))
+    }
+
+    /// Changes the size limits (on a config reload) and evicts down to them.
+    pub fn set_limits(&self, disk_limit: u64, mem_limit: u64) {
+        self.disk_limit.store(disk_limit, Ordering::Relaxed);
+        self.mem_limit.store(mem_limit, Ordering::Relaxed);
+        self.evict();
+    }
+
+    /// The largest object the cache accepts: a quarter of the disk tier.
+    pub fn max_object_size(&self) -> u64 {
+        self.disk_limit.load(Ordering::Relaxed) / 4
+    }
+
+    fn mem_object_max(&self) -> u64 {
+        (self.mem_limit.load(Ordering::Relaxed) / 8).min(SMALL_BODY)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Index> {
+        // A panic while holding the lock leaves a consistent index (every mutation is
+        // complete before anything can fail), so a poisoned lock is still usable.
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn stats(&self) -> Stats {
+        let i = self.lock();
+        Stats {
+            disk_bytes: i.disk_bytes,
+            disk_entries: i.disk.len() as u64,
+            memory_bytes: i.mem_bytes,
+            memory_entries: i.mem.len() as u64,
+        }
+    }
+
+    fn publish(&self, i: &Index) {
+        telemetry::CACHE_SIZE
+            .with_label_values(&["disk"])
+            .set(i.disk_bytes as i64);
+        telemetry::CACHE_SIZE
+            .with_label_values(&["memory"])
+            .set(i.mem_bytes as i64);
+        telemetry::CACHE_ENTRIES
+            .with_label_values(&["disk"])
+            .set(i.disk.len() as i64);
+        telemetry::CACHE_ENTRIES
+            .with_label_values(&["memory"])
+            .set(i.mem.len() as i64);
+    }
+
+    fn shard(&self, key: &HashBinary) -> PathBuf {
+        self.dir.join(format!("{:02x}", key[0]))
+    }
+
+    fn meta_path(&self, key: &HashBinary) -> PathBuf {
+        self.shard(key).join(format!("{}.meta", hex(key)))
+    }
+
+    fn body_path(&self, key: &HashBinary, gen: u64) -> PathBuf {
+        self.shard(key).join(format!("{}-{gen}.body", hex(key)))
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        let n = self.next_gen.fetch_add(1, Ordering::Relaxed);
+        self.dir.join("tmp").join(format!("{n}.tmp"))
+    }
+
+    fn delete_files(&self, key: &HashBinary, gen: u64) {
+        let _ = fs::remove_file(self.meta_path(key));
+        let _ = fs::remove_file(self.body_path(key, gen));
+    }
+
+    /// Removes one entry from both tiers and from disk.
+    fn remove_entry(&self, key: &HashBinary) -> bool {
+        let removed = {
+            let mut i = self.lock();
+            let r = i.remove(key);
+            self.publish(&i);
+            r
+        };
+        match removed {
+            Some(e) => {
+                self.delete_files(key, e.gen);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Evicts least recently used entries until both tiers fit their limits.
+    fn evict(&self) {
+        let disk_limit = self.disk_limit.load(Ordering::Relaxed);
+        let mem_limit = self.mem_limit.load(Ordering::Relaxed);
+        let mut doomed = Vec::new();
+        {
+            let mut i = self.lock();
+            let mut mem_evicted = 0u64;
+            while i.mem_bytes > mem_limit {
+                let Some((_, key)) = i.mem_lru.pop_first() else { break };
+                if let Some(m) = i.mem.remove(&key) {
+                    i.mem_bytes -= mem_size(&m);
+                    mem_evicted += 1;
+                }
+            }
+            while i.disk_bytes > disk_limit {
+                let Some((_, key)) = i.disk_lru.first_key_value().map(|(t, k)| (*t, *k)) else {
+                    break;
+                };
+                if let Some(e) = i.remove(&key) {
+                    doomed.push((key, e.gen));
+                }
+            }
+            telemetry::CACHE_EVICTIONS
+                .with_label_values(&["memory"])
+                .inc_by(mem_evicted);
+            telemetry::CACHE_EVICTIONS
+                .with_label_values(&["disk"])
+                .inc_by(doomed.len() as u64);
+            self.publish(&i);
+        }
+        for (key, gen) in doomed {
+            self.delete_files(&key, gen);
+        }
+    }
+
+    /// Removes every entry of `distribution` whose path one of `paths` covers, every Vary
+    /// variant included. Returns how many entries went.
+    pub fn invalidate(&self, distribution: &str, paths: &[InvalidationPath]) -> usize {
+        let doomed: Vec<(HashBinary, u64)> = {
+            let mut i = self.lock();
+            let keys: Vec<HashBinary> = i
+                .disk
+                .iter()
+                .filter(|(_, e)| e.label.distribution == distribution && paths.iter().any(|p| p.covers(&e.label.path)))
+                .map(|(k, _)| *k)
+                .collect();
+            let out = keys.iter().filter_map(|k| i.remove(k).map(|e| (*k, e.gen))).collect();
+            self.publish(&i);
+            out
+        };
+        for (key, gen) in &doomed {
+            self.delete_files(key, *gen);
+        }
+        doomed.len()
+    }
+
+    fn insert_mem(&self, i: &mut Index, key: HashBinary, meta: Arc<(Vec<u8>, Vec<u8>)>, body: Bytes) {
+        i.remove_mem(&key);
+        let t = i.next_tick();
+        let m = MemEntry { tick: t, meta, body };
+        i.mem_bytes += mem_size(&m);
+        i.mem_lru.insert(t, key);
+        i.mem.insert(key, m);
+    }
+
+    /// Writes a meta file crash-safely.
+    fn write_meta(&self, key: &HashBinary, meta: &MetaFile) -> io::Result<u64> {
+        let data = meta.encode();
+        let tmp = self.tmp_path();
+        let mut f = File::create(&tmp)?;
+        f.write_all(&data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::create_dir_all(self.shard(key))?;
+        fs::rename(&tmp, self.meta_path(key))?;
+        fsync_dir(&self.shard(key));
+        Ok(data.len() as u64)
+    }
+}
+
+#[async_trait]
+impl Storage for DiskCache {
+    async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let k = key.combined_bin();
+        // Memory tier.
+        let hit = {
+            let mut i = self.lock();
+            let hit = i.mem.get(&k).map(|m| (m.meta.clone(), m.body.clone()));
+            if hit.is_some() {
+                i.touch(&k);
+            }
+            hit
+        };
+        if let Some((meta, body)) = hit {
+            let meta = CacheMeta::deserialize(&meta.0, &meta.1)?;
+            return Ok(Some((meta, Box::new(MemHit::new(body)))));
+        }
+        // Disk tier.
+        let Some((gen, body_len, body_crc, verified)) = ({
+            let mut i = self.lock();
+            let e = i.disk.get(&k).map(|e| (e.gen, e.body_len, e.body_crc, e.verified));
+            if e.is_some() {
+                i.touch(&k);
+            }
+            e
+        }) else {
+            return Ok(None);
+        };
+        let meta_path = self.meta_path(&k);
+        let body_path = self.body_path(&k, gen);
+        let mem_max = self.mem_object_max();
+        let loaded = tokio::task::spawn_blocking(move || -> io::Result<(MetaFile, Body)> {
+            let mf = MetaFile::decode(&fs::read(&meta_path)?)?;
+            if mf.gen != gen || mf.body_len != body_len {
+                return Err(io::Error::new(io::ErrorKind::NotFound, "entry replaced"));
+            }
+            let file = File::open(&body_path)?;
+            if file.metadata()?.len() != body_len {
+                return Err(corrupt("body length does not match"));
+            }
+            if body_len <= SMALL_BODY {
+                let mut buf = vec![0u8; body_len as usize];
+                file.read_exact_at(&mut buf, 0)?;
+                if crc32fast::hash(&buf) != body_crc {
+                    return Err(corrupt("body checksum mismatch"));
+                }
+                Ok((mf, Body::Whole(Bytes::from(buf))))
+            } else {
+                Ok((mf, Body::File(Arc::new(file))))
+            }
+        })
+        .await
+        .map_err(|e| internal("cache read task", e))?;
+        let (mf, body) = match loaded {
+            Ok(x) => x,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                tracing::warn!("cache: discarding entry {}: {e}", hex(&k));
+                self.remove_entry(&k);
+                return Ok(None);
+            }
+        };
+        let meta = CacheMeta::deserialize(&mf.internal, &mf.header)?;
+        match body {
+            Body::Whole(bytes) => {
+                {
+                    let mut i = self.lock();
+                    if let Some(e) = i.disk.get_mut(&k) {
+                        e.verified = true;
+                    }
+                    if body_len <= mem_max {
+                        self.insert_mem(&mut i, k, Arc::new((mf.internal, mf.header)), bytes.clone());
+                    }
+                }
+                self.evict();
+                Ok(Some((meta, Box::new(MemHit::new(bytes)))))
+            }
+            Body::File(file) => Ok(Some((
+                meta,
+                Box::new(FileHit {
+                    cache: self,
+                    key: k,
+                    file,
+                    pos: 0,
+                    end: body_len,
+                    crc: (!verified).then(crc32fast::Hasher::new),
+                    expected_crc: body_crc,
+                    verified,
+                }),
+            ))),
+        }
+    }
+
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<MissHandler> {
+        let (internal_meta, header) = meta.serialize()?;
+        let tmp = self.tmp_path();
+        let file = {
+            let tmp = tmp.clone();
+            tokio::task::spawn_blocking(move || File::create(tmp))
+                .await
+                .map_err(|e| internal("cache write task", e))?
+                .map_err(|e| internal("cannot create a cache file", e))?
+        };
+        Ok(Box::new(Miss {
+            cache: self,
+            key: key.combined_bin(),
+            label: EntryLabel::from_tag(&key.user_tag),
+            meta: Some((internal_meta, header)),
+            tmp,
+            file: Some(file),
+            len: 0,
+            crc: crc32fast::Hasher::new(),
+            mem_buf: Some(Vec::new()),
+            finished: false,
+        }))
+    }
+
+    async fn purge(
+        &'static self,
+        target: PurgeTarget<'_>,
+        _purge_type: PurgeType,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
+        let k = target.key().combined_bin();
+        Ok(if self.remove_entry(&k) {
+            PurgeOutcome::Purged(None)
+        } else {
+            PurgeOutcome::NotFound
+        })
+    }
+
+    async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<bool> {
+        let k = key.combined_bin();
+        let (internal_meta, header) = meta.serialize()?;
+        let current = {
+            let i = self.lock();
+            i.disk.get(&k).map(|e| (e.gen, e.body_len, e.body_crc, e.label.clone()))
+        };
+        let Some((gen, body_len, body_crc, label)) = current else {
+            return Ok(false);
+        };
+        let mf = MetaFile {
+            gen,
+            body_len,
+            body_crc,
+            label: (*label).clone(),
+            internal: internal_meta,
+            header,
+        };
+        let (mf, written) = tokio::task::spawn_blocking(move || {
+            let r = self.write_meta(&k, &mf);
+            (mf, r)
+        })
+        .await
+        .map_err(|e| internal("cache write task", e))?;
+        let meta_len = written.map_err(|e| internal("cannot update a cache entry", e))?;
+        let mut i = self.lock();
+        let mut size_change = None;
+        if let Some(e) = i.disk.get_mut(&k) {
+            if e.gen == gen {
+                let new_size = body_len + meta_len;
+                size_change = Some((e.size, new_size));
+                e.size = new_size;
+            }
+        }
+        if let Some((old, new)) = size_change {
+            i.disk_bytes = i.disk_bytes - old + new;
+        }
+        if let Some(m) = i.mem.get_mut(&k) {
+            let old = (m.meta.0.len() + m.meta.1.len()) as u64;
+            m.meta = Arc::new((mf.internal, mf.header));
+            let new = (m.meta.0.len() + m.meta.1.len()) as u64;
+            i.mem_bytes = i.mem_bytes - old + new;
+        }
+        Ok(true)
+    }
+
+    fn support_streaming_partial_write(&self) -> bool {
+        false
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync + 'static) {
+        self
+    }
+}
+
+enum Body {
+    Whole(Bytes),
+    File(Arc<File>),
+}
+
+/// A hit served from memory (small bodies, read whole and checked).
+struct MemHit {
+    body: Bytes,
+    start: usize,
+    end: usize,
+    done: bool,
+}
+
+impl MemHit {
+    fn new(body: Bytes) -> MemHit {
+        let end = body.len();
+        MemHit {
+            body,
+            start: 0,
+            end,
+            done: false,
+        }
+    }
+}
+
+#[async_trait]
+impl HandleHit for MemHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        if self.done {
+            return Ok(None);
+        }
+        self.done = true;
+        Ok(Some(self.body.slice(self.start..self.end)))
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let end = end.unwrap_or(self.body.len()).min(self.body.len());
+        if start > end {
+            return Error::e_explain(InternalError, "seek beyond the end of a cached body");
+        }
+        self.start = start;
+        self.end = end;
+        self.done = false;
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+/// A hit streamed from a body file in chunks; an unchecked body is checked as it streams
+/// and dropped from the cache if it turns out damaged (the response is then cut short).
+struct FileHit {
+    cache: &'static DiskCache,
+    key: HashBinary,
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+    crc: Option<crc32fast::Hasher>,
+    expected_crc: u32,
+    verified: bool,
+}
+
+#[async_trait]
+impl HandleHit for FileHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let n = (self.end - self.pos).min(CHUNK as u64) as usize;
+        let file = self.file.clone();
+        let pos = self.pos;
+        let buf = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
+            let mut buf = vec![0u8; n];
+            file.read_exact_at(&mut buf, pos)?;
+            Ok(buf)
+        })
+        .await
+        .map_err(|e| internal("cache read task", e))?
+        .map_err(|e| internal("cannot read a cache file", e))?;
+        self.pos += n as u64;
+        if let Some(h) = self.crc.as_mut() {
+            h.update(&buf);
+            if self.pos >= self.end {
+                let h = self.crc.take().unwrap_or_default();
+                if h.finalize() != self.expected_crc {
+                    tracing::warn!("cache: entry {} is damaged; dropped", hex(&self.key));
+                    self.cache.remove_entry(&self.key);
+                    return Error::e_explain(InternalError, "cached body is damaged");
+                }
+                let mut i = self.cache.lock();
+                if let Some(e) = i.disk.get_mut(&self.key) {
+                    e.verified = true;
+                }
+            }
+        }
+        Ok(Some(Bytes::from(buf)))
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        self.verified
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let len = self.end.max(self.pos);
+        let end = end.map(|e| e as u64).unwrap_or(len).min(len);
+        if start as u64 > end {
+            return Error::e_explain(InternalError, "seek beyond the end of a cached body");
+        }
+        self.pos = start as u64;
+        self.end = end;
+        self.crc = None;
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+/// Writes a new entry: body to a temp file as it streams, then both files into place.
+struct Miss {
+    cache: &'static DiskCache,
+    key: HashBinary,
+    label: EntryLabel,
+    meta: Option<(Vec<u8>, Vec<u8>)>,
+    tmp: PathBuf,
+    file: Option<File>,
+    len: u64,
+    crc: crc32fast::Hasher,
+    /// The body, kept while it is small enough for the memory tier.
+    mem_buf: Option<Vec<u8>>,
+    finished: bool,
+}
+
+#[async_trait]
+impl HandleMiss for Miss {
+    async fn write_body(&mut self, data: Bytes, _eof: bool) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.crc.update(&data);
+        self.len += data.len() as u64;
+        if let Some(buf) = self.mem_buf.as_mut() {
+            if self.len <= self.cache.mem_object_max() {
+                buf.extend_from_slice(&data);
+            } else {
+                self.mem_buf = None;
+            }
+        }
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| Error::explain(InternalError, "cache file already closed"))?;
+        let (file, r) = tokio::task::spawn_blocking(move || {
+            let r = file.write_all(&data);
+            (file, r)
+        })
+        .await
+        .map_err(|e| internal("cache write task", e))?;
+        self.file = Some(file);
+        r.map_err(|e| internal("cannot write a cache file", e))
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
+        let cache = self.cache;
+        let key = self.key;
+        let gen = cache.next_gen.fetch_add(1, Ordering::Relaxed);
+        let (internal_meta, header) = self.meta.take().unwrap_or_default();
+        let mf = MetaFile {
+            gen,
+            body_len: self.len,
+            body_crc: self.crc.clone().finalize(),
+            label: self.label.clone(),
+            internal: internal_meta,
+            header,
+        };
+        let file = self.file.take();
+        let tmp = self.tmp.clone();
+        let body_path = cache.body_path(&key, gen);
+        let (mf, r) = tokio::task::spawn_blocking(move || {
+            let r = (|| -> io::Result<u64> {
+                let f = file.ok_or_else(|| io::Error::other("cache file already closed"))?;
+                f.sync_all()?;
+                drop(f);
+                fs::create_dir_all(cache.shard(&key))?;
+                fs::rename(&tmp, &body_path)?;
+                cache.write_meta(&key, &mf)
+            })();
+            (mf, r)
+        })
+        .await
+        .map_err(|e| internal("cache write task", e))?;
+        let meta_len = match r {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = fs::remove_file(cache.body_path(&key, gen));
+                return Err(internal("cannot store a cache entry", e));
+            }
+        };
+        self.finished = true;
+        let size = self.len + meta_len;
+        let replaced = {
+            let mut i = cache.lock();
+            let old = i.remove(&key);
+            let t = i.next_tick();
+            i.disk_bytes += size;
+            i.disk_lru.insert(t, key);
+            i.disk.insert(
+                key,
+                DiskEntry {
+                    tick: t,
+                    gen,
+                    body_len: self.len,
+                    body_crc: mf.body_crc,
+                    size,
+                    verified: true,
+                    label: Arc::new(mf.label),
+                },
+            );
+            if let Some(buf) = self.mem_buf.take() {
+                if self.len <= cache.mem_object_max() {
+                    cache.insert_mem(&mut i, key, Arc::new((mf.internal, mf.header)), Bytes::from(buf));
+                }
+            }
+            cache.publish(&i);
+            old
+        };
+        if let Some(old) = replaced {
+            if old.gen != gen {
+                let _ = fs::remove_file(cache.body_path(&key, old.gen));
+            }
+        }
+        cache.evict();
+        Ok(MissFinishType::Created(size as usize))
+    }
+}
+
+impl Drop for Miss {
+    fn drop(&mut self) {
+        // An abandoned write (origin error, client gone, body too large) leaves nothing.
+        if !self.finished {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::http::ResponseHeader;
+    use std::time::{Duration, SystemTime};
+
+    fn leak(c: DiskCache) -> &'static DiskCache {
+        Box::leak(Box::new(c))
+    }
+
+    fn meta(body_len: usize) -> CacheMeta {
+        let mut h = ResponseHeader::build(200, None).unwrap();
+        h.insert_header("content-length", body_len.to_string()).unwrap();
+        let now = SystemTime::now();
+        CacheMeta::new(now + Duration::from_secs(60), now, 0, 0, h)
+    }
+
+    fn key(path: &str) -> CacheKey {
+        CacheKey::new(format!("d0{path}"), EntryLabel::tag("d0", path))
+    }
+
+    async fn put(c: &'static DiskCache, path: &str, body: &[u8]) {
+        let span = pingora::cache::trace::Span::inactive().handle();
+        let mut m = c.get_miss_handler(&key(path), &meta(body.len()), &span).await.unwrap();
+        for chunk in body.chunks(7000) {
+            m.write_body(Bytes::copy_from_slice(chunk), false).await.unwrap();
+        }
+        m.finish().await.unwrap();
+    }
+
+    async fn get(c: &'static DiskCache, path: &str) -> Option<Vec<u8>> {
+        let span = pingora::cache::trace::Span::inactive().handle();
+        let (_, mut hit) = c.lookup(&key(path), &span).await.unwrap()?;
+        let mut out = Vec::new();
+        while let Some(b) = hit.read_body().await.unwrap() {
+            out.extend_from_slice(&b);
+        }
+        Some(out)
+    }
+
+    #[tokio::test]
+    async fn stores_survives_reopen_and_discards_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let small: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let large: Vec<u8> = (0..(3 << 20)).map(|i: u32| (i % 253) as u8).collect();
+        {
+            let c = leak(DiskCache::open(dir.path(), 1 << 30, 1 << 20).unwrap());
+            assert_eq!(get(c, "/a").await, None);
+            put(c, "/a", &small).await;
+            put(c, "/big", &large).await;
+            assert_eq!(get(c, "/a").await.as_deref(), Some(&small[..]));
+            assert_eq!(c.stats().memory_entries, 1, "small goes to memory, large does not");
+        }
+        let c = leak(DiskCache::open(dir.path(), 1 << 30, 1 << 20).unwrap());
+        assert_eq!(c.stats().disk_entries, 2);
+        assert_eq!(get(c, "/a").await.as_deref(), Some(&small[..]));
+        assert_eq!(get(c, "/big").await.as_deref(), Some(&large[..]));
+
+        // Flip a byte of the small body and truncate the big one: both are discarded.
+        let k = key("/a").combined_bin();
+        let gen = c.lock().disk[&k].gen;
+        let path = c.body_path(&k, gen);
+        let mut data = fs::read(&path).unwrap();
+        data[100] ^= 0xff;
+        fs::write(&path, data).unwrap();
+        let kb = key("/big").combined_bin();
+        let genb = c.lock().disk[&kb].gen;
+        let f = fs::OpenOptions::new().write(true).open(c.body_path(&kb, genb)).unwrap();
+        f.set_len(1000).unwrap();
+        drop(f);
+        let c = leak(DiskCache::open(dir.path(), 1 << 30, 1 << 20).unwrap());
+        assert_eq!(c.stats().disk_entries, 1, "truncated body dropped at start-up");
+        assert_eq!(get(c, "/a").await, None, "corrupted body is never served");
+        assert_eq!(c.stats().disk_entries, 0);
+    }
+
+    #[tokio::test]
+    async fn evicts_least_recently_used_and_invalidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = vec![7u8; 10_000];
+        let c = leak(DiskCache::open(dir.path(), 35_000, 15_000).unwrap());
+        put(c, "/img/1", &body).await;
+        put(c, "/img/2", &body).await;
+        put(c, "/img/3", &body).await;
+        assert!(get(c, "/img/1").await.is_some(), "touch 1");
+        put(c, "/css/4", &body).await;
+        assert_eq!(c.stats().disk_entries, 3);
+        assert!(get(c, "/img/2").await.is_none(), "2 was least recently used");
+        assert!(c.stats().memory_bytes <= 15_000);
+        let n = c.invalidate("d0", &[InvalidationPath::parse("/img/*").unwrap()]);
+        assert_eq!(n, 2);
+        assert!(get(c, "/img/1").await.is_none());
+        assert!(get(c, "/css/4").await.is_some());
+        assert_eq!(c.invalidate("other", &[InvalidationPath::parse("/*").unwrap()]), 0);
+        let leftovers = fs::read_dir(dir.path().join("tmp")).unwrap().count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[tokio::test]
+    async fn abandoned_writes_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = leak(DiskCache::open(dir.path(), 1 << 30, 1 << 20).unwrap());
+        let span = pingora::cache::trace::Span::inactive().handle();
+        let mut m = c.get_miss_handler(&key("/x"), &meta(10), &span).await.unwrap();
+        m.write_body(Bytes::from_static(b"12345"), false).await.unwrap();
+        drop(m);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(get(c, "/x").await, None);
+    }
+}
