@@ -28,6 +28,7 @@ distributions:
       - path_pattern: "/api/*"
         origin: app
         allowed_methods: [GET, HEAD, OPTIONS, PUT, POST, PATCH, DELETE]
+        cache: { max_ttl: 0 }
       - path_pattern: "/static/*"
         origin: static
         viewer_protocol_policy: https-only
@@ -368,7 +369,7 @@ async fn an_unreachable_origin_is_a_502_with_an_xml_body() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ranges_and_head_pass_through_to_the_bucket() {
+async fn ranges_and_head_are_served_from_the_cached_object() {
     let hf = start_edge().await;
     let client = hf.client(&["site.test"]);
     let r = client
@@ -379,7 +380,9 @@ async fn ranges_and_head_pass_through_to_the_bucket() {
         .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], "bytes 1-2/13");
+    assert_eq!(r.headers()["x-cache"], "Miss from homefront");
     assert_eq!(r.text().await.unwrap(), "h1");
+    // The miss fetched and stored the whole object: HEAD and other ranges are hits.
     let r = client
         .head(format!("{}/index.html", hf.https_base("site.test")))
         .send()
@@ -387,5 +390,21 @@ async fn ranges_and_head_pass_through_to_the_bucket() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-length"], "13");
-    assert_eq!(r.headers()["x-cache"], "Miss from homefront");
+    assert_eq!(r.headers()["x-cache"], "Hit from homefront");
+    let r = client
+        .get(format!("{}/index.html", hf.https_base("site.test")))
+        .header("range", "bytes=-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 10-12/13");
+    assert_eq!(r.headers()["x-cache"], "Hit from homefront");
+    let r = client
+        .get(format!("{}/index.html", hf.https_base("site.test")))
+        .header("range", "bytes=20-30")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
 }

@@ -19,6 +19,8 @@ fn serve_args(p: &Ports) -> Vec<String> {
         format!("127.0.0.1:{}", p.metrics),
         "--origin".into(),
         format!("127.0.0.1:{}", p.origin),
+        "--admin".into(),
+        format!("127.0.0.1:{}", p.admin),
     ]
 }
 
@@ -26,7 +28,13 @@ fn start(dir: tempfile::TempDir) -> Homefront {
     let ports = Ports::new();
     let args = serve_args(&ports);
     let mut hf = Homefront::spawn_args(dir, &args, ports);
-    for port in [hf.ports.http, hf.ports.https, hf.ports.metrics, hf.ports.origin] {
+    for port in [
+        hf.ports.http,
+        hf.ports.https,
+        hf.ports.metrics,
+        hf.ports.origin,
+        hf.ports.admin,
+    ] {
         hf.wait_port(port);
     }
     hf
@@ -84,7 +92,13 @@ async fn embedded_default_serves_the_demo_page() {
 
     // One log line per listener says where it listens.
     let log = hf.stderr();
-    for port in [hf.ports.http, hf.ports.https, hf.ports.metrics, hf.ports.origin] {
+    for port in [
+        hf.ports.http,
+        hf.ports.https,
+        hf.ports.metrics,
+        hf.ports.origin,
+        hf.ports.admin,
+    ] {
         assert!(
             log.contains(&format!("127.0.0.1:{port}")),
             "no listener line for {port}:\n{log}"

@@ -38,6 +38,7 @@ pub struct Ports {
     pub https: u16,
     pub metrics: u16,
     pub origin: u16,
+    pub admin: u16,
 }
 
 impl Ports {
@@ -47,16 +48,19 @@ impl Ports {
             https: free_port(),
             metrics: free_port(),
             origin: free_port(),
+            admin: free_port(),
         }
     }
 
-    /// Replaces `{http}`, `{https}`, `{metrics}`, `{origin}`, `{dir}` in a config template.
+    /// Replaces `{http}`, `{https}`, `{metrics}`, `{origin}`, `{admin}`, `{dir}` in a config
+    /// template.
     pub fn fill(&self, template: &str, dir: &Path) -> String {
         template
             .replace("{http}", &self.http.to_string())
             .replace("{https}", &self.https.to_string())
             .replace("{metrics}", &self.metrics.to_string())
             .replace("{origin}", &self.origin.to_string())
+            .replace("{admin}", &self.admin.to_string())
             .replace("{dir}", &dir.display().to_string())
     }
 }
@@ -113,7 +117,13 @@ impl Homefront {
             .expect("start homefront");
         let mut hf = Homefront { child, ports, dir, log };
         let text = std::fs::read_to_string(&cfg).unwrap();
-        for port in [hf.ports.http, hf.ports.https, hf.ports.metrics, hf.ports.origin] {
+        for port in [
+            hf.ports.http,
+            hf.ports.https,
+            hf.ports.metrics,
+            hf.ports.origin,
+            hf.ports.admin,
+        ] {
             if text.contains(&format!(":{port}")) {
                 hf.wait_port(port);
             }

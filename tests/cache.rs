@@ -1,0 +1,684 @@
+//! The edge cache, driven as viewers drive it: real homefront, a scripted HTTP origin that
+//! counts what reaches it, the bucket store, restarts, damaged files and the admin CLI.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+
+/// One scripted answer of the test origin.
+#[derive(Clone, Default)]
+struct Route {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    /// Answer `304` when If-None-Match carries this ETag.
+    etag: Option<String>,
+    /// The body is this request header's value instead of `body`.
+    echo_header: Option<String>,
+    delay: Duration,
+}
+
+fn route(status: u16, headers: &[(&str, &str)], body: &str) -> Route {
+    Route {
+        status,
+        headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        body: body.to_string(),
+        ..Route::default()
+    }
+}
+
+#[derive(Default)]
+struct OriginState {
+    routes: HashMap<String, Route>,
+    /// Requests per path (without query).
+    hits: HashMap<String, usize>,
+    /// Last request per path: URI and headers.
+    last: HashMap<String, (String, HashMap<String, String>)>,
+    down: bool,
+}
+
+/// An HTTP origin whose answers the test scripts per path, counting every request.
+struct Origin {
+    port: u16,
+    state: Arc<Mutex<OriginState>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Origin {
+    async fn start() -> Origin {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(OriginState::default()));
+        let st = state.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let st = st.clone();
+                        async move { answer(&st, req).await }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Origin { port, state, accept }
+    }
+
+    fn set(&self, path: &str, r: Route) {
+        self.state.lock().unwrap().routes.insert(path.to_string(), r);
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.state.lock().unwrap().hits.get(path).copied().unwrap_or(0)
+    }
+
+    fn last(&self, path: &str) -> (String, HashMap<String, String>) {
+        self.state.lock().unwrap().last.get(path).cloned().unwrap_or_default()
+    }
+
+    /// Stops accepting and breaks every open connection: the origin is down.
+    fn stop(&self) {
+        self.state.lock().unwrap().down = true;
+        self.accept.abort();
+    }
+}
+
+async fn answer(
+    st: &Mutex<OriginState>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::io::Error> {
+    let path = req.uri().path().to_string();
+    let headers: HashMap<String, String> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let r = {
+        let mut s = st.lock().unwrap();
+        if s.down {
+            return Err(std::io::Error::other("origin is down"));
+        }
+        *s.hits.entry(path.clone()).or_default() += 1;
+        s.last.insert(path.clone(), (req.uri().to_string(), headers.clone()));
+        s.routes.get(&path).cloned()
+    };
+    let r = r.unwrap_or_else(|| route(404, &[], "no such route"));
+    tokio::time::sleep(r.delay).await;
+    let not_modified = r.etag.is_some() && headers.get("if-none-match") == r.etag.as_ref();
+    let mut b = hyper::Response::builder().status(if not_modified { 304 } else { r.status });
+    for (n, v) in &r.headers {
+        b = b.header(n, v);
+    }
+    if let Some(e) = &r.etag {
+        b = b.header("etag", e);
+    }
+    let body = match (&r.echo_header, not_modified) {
+        (_, true) => String::new(),
+        (Some(h), _) => headers.get(h).cloned().unwrap_or_else(|| "none".into()),
+        (None, _) => r.body.clone(),
+    };
+    Ok(b.body(http_body_util::Full::new(bytes::Bytes::from(body))).unwrap())
+}
+
+const CONFIG: &str = r#"
+listen: { http: "127.0.0.1:{http}", https: "127.0.0.1:{https}" }
+metrics: { listen: "127.0.0.1:{metrics}" }
+admin: { listen: "127.0.0.1:{admin}" }
+cache: { disk_size: 64MiB, memory_size: 8MiB }
+origins:
+  app: { http: "127.0.0.1:{app}" }
+  site: { bucket: site }
+distributions:
+  - name: main
+    domains: [a.test, b.test]
+    custom_error_responses: [ { error_code: 503, error_caching_min_ttl: 0 } ]
+    behaviors:
+      - { path_pattern: "/min/*", origin: app, cache: { min_ttl: 1h, default_ttl: 1h } }
+      - { path_pattern: "/max/*", origin: app, cache: { max_ttl: 1s } }
+      - { path_pattern: "/q/*", origin: app, cache: { query_strings: [v] } }
+      - { path_pattern: "/qx/*", origin: app, cache: { query_strings: { all_except: [utm] } } }
+      - { path_pattern: "/c/*", origin: app, cache: { cookies: [lang] } }
+      - { path_pattern: "/h/*", origin: app, cache: { headers: [X-Variant] } }
+      - { path_pattern: "/nocache/*", origin: app, cache: { max_ttl: 0 } }
+      - path_pattern: "/w/*"
+        origin: app
+        allowed_methods: [GET, HEAD, OPTIONS, PUT, POST, PATCH, DELETE]
+      - { path_pattern: "/site/*", origin: site }
+      - { path_pattern: "*", origin: app }
+buckets:
+  site: {}
+origin_server:
+  listen: "127.0.0.1:{origin}"
+  credentials: [ { access_key_id: testkey, secret_access_key_file: origin.key } ]
+"#;
+
+struct Setup {
+    hf: Homefront,
+    origin: Origin,
+    client: reqwest::Client,
+}
+
+async fn setup() -> Setup {
+    let origin = Origin::start().await;
+    let hf = Homefront::start(&CONFIG.replace("{app}", &origin.port.to_string()));
+    let client = hf.client(&["a.test", "b.test"]);
+    Setup { hf, origin, client }
+}
+
+impl Setup {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.hf.https_base("a.test"))
+    }
+
+    async fn get(&self, path: &str) -> (u16, String, String) {
+        self.get_with(path, &[]).await
+    }
+
+    /// GET with headers; returns status, X-Cache result (`Hit`, `Miss`, ...) and body.
+    async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+        let mut rb = self.client.get(self.url(path));
+        for (n, v) in headers {
+            rb = rb.header(*n, *v);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let xc = r
+            .headers()
+            .get("x-cache")
+            .map(|v| v.to_str().unwrap().trim_end_matches(" from homefront").to_string())
+            .unwrap_or_default();
+        (status, xc, r.text().await.unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn miss_then_hit_with_age_head_and_metrics() {
+    let s = setup().await;
+    s.origin
+        .set("/a.txt", route(200, &[("cache-control", "max-age=600")], "hello"));
+    assert_eq!(s.get("/a.txt").await, (200, "Miss".into(), "hello".into()));
+    let r = s.client.get(s.url("/a.txt")).send().await.unwrap();
+    assert_eq!(r.headers()["x-cache"], "Hit from homefront");
+    assert!(r.headers().contains_key("age"), "hits carry Age");
+    assert_eq!(r.text().await.unwrap(), "hello");
+    let r = s.client.head(s.url("/a.txt")).send().await.unwrap();
+    assert_eq!(
+        r.headers()["x-cache"],
+        "Hit from homefront",
+        "HEAD is served from the GET entry"
+    );
+    assert_eq!(r.headers()["content-length"], "5");
+    assert_eq!(
+        s.origin.hits("/a.txt"),
+        1,
+        "one origin request for three viewer requests"
+    );
+
+    let m = s.hf.metrics();
+    assert!(
+        m.contains(r#"homefront_requests_total{behavior="*",cache="Hit",distribution="main",status_class="2xx"} 2"#),
+        "{m}"
+    );
+    assert!(m.contains(r#"homefront_cache_bytes_total{behavior="*",distribution="main",source="cache"} 5"#));
+    assert!(m.contains(r#"homefront_cache_bytes_total{behavior="*",distribution="main",source="origin"} 5"#));
+    assert!(m.contains(r#"homefront_cache_entries{tier="disk"} 1"#), "{m}");
+    assert!(m.contains(r#"homefront_cache_entries{tier="memory"} 1"#));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ttl_follows_cache_control_within_min_and_max() {
+    let s = setup().await;
+    // min_ttl 1h: even no-store, no-cache, private and max-age=0 are cached.
+    for (i, cc) in ["no-store", "no-cache", "private", "max-age=0"].iter().enumerate() {
+        let p = format!("/min/{i}");
+        s.origin.set(&p, route(200, &[("cache-control", cc)], "x"));
+        assert_eq!(s.get(&p).await.1, "Miss");
+        assert_eq!(s.get(&p).await.1, "Hit", "{cc} is clamped up to min_ttl");
+    }
+    // Default behavior (min 0): those are not cached; s-maxage beats max-age; Expires counts.
+    let past = httpdate::fmt_http_date(std::time::SystemTime::now() - Duration::from_secs(60));
+    let future = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3600));
+    let cases: [(&str, (&str, &str), bool); 7] = [
+        ("/t/no-store", ("cache-control", "no-store"), false),
+        ("/t/private", ("cache-control", "private, max-age=600"), false),
+        ("/t/zero", ("cache-control", "max-age=0"), false),
+        ("/t/smax", ("cache-control", "max-age=600, s-maxage=0"), false),
+        ("/t/expired", ("expires", &past), false),
+        ("/t/expires", ("expires", &future), true),
+        ("/t/none", ("x-nothing", "1"), true),
+    ];
+    for (p, h, cached) in cases {
+        s.origin.set(p, route(200, &[h], "x"));
+        s.get(p).await;
+        let second = s.get(p).await.1;
+        assert_eq!(second == "Hit", cached, "{p}: {h:?}");
+        assert_eq!(s.origin.hits(p), if cached { 1 } else { 2 }, "{p}");
+    }
+    // max_ttl 1s caps a max-age of an hour: two seconds later the origin is asked again.
+    s.origin
+        .set("/max/a", route(200, &[("cache-control", "max-age=3600")], "x"));
+    assert_eq!(s.get("/max/a").await.1, "Miss");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_ne!(s.get("/max/a").await.1, "Hit");
+    assert_eq!(s.origin.hits("/max/a"), 2);
+    // A behavior with max_ttl 0 never stores.
+    s.origin
+        .set("/nocache/a", route(200, &[("cache-control", "max-age=600")], "x"));
+    s.get("/nocache/a").await;
+    assert_eq!(s.get("/nocache/a").await.1, "Miss");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_key_policies_host_and_scheme() {
+    let s = setup().await;
+    for p in ["/q/a", "/qx/a", "/c/a", "/h/a", "/n/a"] {
+        s.origin.set(p, route(200, &[("cache-control", "max-age=600")], p));
+    }
+    // Whitelisted query string: only `v` is in the key and reaches the origin.
+    assert_eq!(s.get("/q/a?v=1&x=1").await.1, "Miss");
+    assert_eq!(s.origin.last("/q/a").0, "/q/a?v=1");
+    assert_eq!(s.get("/q/a?x=2&v=1").await.1, "Hit");
+    assert_eq!(s.get("/q/a?v=2").await.1, "Miss");
+    // all_except: everything but utm.
+    assert_eq!(s.get("/qx/a?p=1&utm=a").await.1, "Miss");
+    assert_eq!(s.get("/qx/a?p=1&utm=b").await.1, "Hit");
+    assert_eq!(s.get("/qx/a?p=2").await.1, "Miss");
+    // No query policy: the query is neither keyed nor forwarded.
+    assert_eq!(s.get("/n/a?x=1").await.1, "Miss");
+    assert_eq!(s.origin.last("/n/a").0, "/n/a");
+    assert_eq!(s.get("/n/a?x=2").await.1, "Hit");
+    // Cookies: only `lang`, and only it is forwarded.
+    assert_eq!(s.get_with("/c/a", &[("cookie", "lang=fr; session=1")]).await.1, "Miss");
+    assert_eq!(s.origin.last("/c/a").1["cookie"], "lang=fr");
+    assert_eq!(s.get_with("/c/a", &[("cookie", "session=2; lang=fr")]).await.1, "Hit");
+    assert_eq!(s.get_with("/c/a", &[("cookie", "lang=en")]).await.1, "Miss");
+    // Headers.
+    assert_eq!(s.get_with("/h/a", &[("x-variant", "a")]).await.1, "Miss");
+    assert_eq!(s.get_with("/h/a", &[("x-variant", "a")]).await.1, "Hit");
+    assert_eq!(s.get_with("/h/a", &[("x-variant", "b")]).await.1, "Miss");
+    // Host and scheme are always in the key.
+    let other_host = s
+        .client
+        .get(format!("{}/n/a", s.hf.https_base("b.test")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_host.headers()["x-cache"], "Miss from homefront");
+    let plain = s
+        .client
+        .get(format!("{}/n/a", s.hf.http_base("a.test")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.headers()["x-cache"], "Miss from homefront");
+    assert_eq!(s.origin.hits("/n/a"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vary_keeps_variants_apart_and_vary_star_is_not_stored() {
+    let s = setup().await;
+    s.origin.set(
+        "/v",
+        Route {
+            echo_header: Some("origin".into()),
+            ..route(200, &[("cache-control", "max-age=600"), ("vary", "Origin")], "")
+        },
+    );
+    let a = [("origin", "https://a.example")];
+    let b = [("origin", "https://b.example")];
+    assert_eq!(
+        s.get_with("/v", &a).await,
+        (200, "Miss".into(), "https://a.example".into())
+    );
+    assert_eq!(
+        s.get_with("/v", &b).await,
+        (200, "Miss".into(), "https://b.example".into())
+    );
+    assert_eq!(
+        s.get_with("/v", &a).await,
+        (200, "Hit".into(), "https://a.example".into())
+    );
+    assert_eq!(
+        s.get_with("/v", &b).await,
+        (200, "Hit".into(), "https://b.example".into())
+    );
+    assert_eq!(s.get("/v").await, (200, "Miss".into(), "none".into()));
+    assert_eq!(s.get("/v").await, (200, "Hit".into(), "none".into()));
+    assert_eq!(s.origin.hits("/v"), 3);
+
+    s.origin.set(
+        "/star",
+        route(200, &[("cache-control", "max-age=600"), ("vary", "*")], "x"),
+    );
+    s.get("/star").await;
+    assert_eq!(s.get("/star").await.1, "Miss");
+    assert_eq!(s.origin.hits("/star"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conditional_requests_and_revalidation() {
+    let s = setup().await;
+    s.origin.set(
+        "/e",
+        Route {
+            etag: Some("\"v1\"".into()),
+            ..route(
+                200,
+                &[
+                    ("cache-control", "max-age=1"),
+                    ("last-modified", "Mon, 02 Nov 2026 10:00:00 GMT"),
+                ],
+                "body-v1",
+            )
+        },
+    );
+    assert_eq!(s.get("/e").await.1, "Miss");
+    // A conditional hit: 304 from the cache, nothing reaches the origin.
+    let r = s
+        .client
+        .get(s.url("/e"))
+        .header("if-none-match", "\"v1\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["x-cache"], "Hit from homefront");
+    let r = s
+        .client
+        .get(s.url("/e"))
+        .header("if-modified-since", "Mon, 02 Nov 2026 10:00:00 GMT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = s
+        .client
+        .get(s.url("/e"))
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.origin.hits("/e"), 1);
+    // Stale: revalidated with the stored ETag; the origin's 304 makes a RefreshHit.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(s.get("/e").await, (200, "RefreshHit".into(), "body-v1".into()));
+    assert_eq!(s.origin.hits("/e"), 2);
+    assert_eq!(s.origin.last("/e").1["if-none-match"], "\"v1\"");
+    assert_eq!(
+        s.origin.last("/e").1["if-modified-since"],
+        "Mon, 02 Nov 2026 10:00:00 GMT"
+    );
+    assert_eq!(s.get("/e").await.1, "Hit", "the refreshed entry is fresh again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stale_if_error_keeps_the_site_up_when_the_origin_is_down() {
+    let s = setup().await;
+    s.origin.set(
+        "/s",
+        route(200, &[("cache-control", "max-age=1, stale-if-error=600")], "still here"),
+    );
+    s.origin
+        .set("/gone", route(200, &[("cache-control", "max-age=1")], "x"));
+    assert_eq!(s.get("/s").await.1, "Miss");
+    assert_eq!(s.get("/gone").await.1, "Miss");
+    s.origin.stop();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, xc, body) = s.get("/s").await;
+    assert_eq!((status, body.as_str()), (200, "still here"), "served stale");
+    assert_eq!(xc, "Hit");
+    // Without stale-if-error, an expired entry is not served when the origin fails.
+    assert_eq!(s.get("/gone").await.0, 502);
+    let m = s.hf.metrics();
+    assert!(
+        m.contains(r#"homefront_cache_stale_served_total{behavior="*",distribution="main",reason="origin_error"} 1"#),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_misses_collapse_into_one_origin_request() {
+    let s = setup().await;
+    s.origin.set(
+        "/slow",
+        Route {
+            delay: Duration::from_millis(500),
+            ..route(200, &[("cache-control", "max-age=600")], "one")
+        },
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let c = s.client.clone();
+        let url = s.url("/slow");
+        tasks.push(tokio::spawn(async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), (200, "one".to_string()));
+    }
+    assert_eq!(s.origin.hits("/slow"), 1, "100 concurrent viewers, one origin request");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_are_cached_briefly_authorization_and_cookies_are_respected() {
+    let s = setup().await;
+    // 404 without freshness: cached for the error caching minimum TTL (10 s).
+    s.get("/missing").await;
+    assert_eq!(s.get("/missing").await, (404, "Hit".into(), "no such route".into()));
+    // 503 has error_caching_min_ttl 0: every request goes to the origin.
+    s.origin.set("/busy", route(503, &[], "busy"));
+    s.get("/busy").await;
+    assert_eq!(s.get("/busy").await.1, "Miss");
+    assert_eq!(s.origin.hits("/busy"), 2);
+    // Authorization: stored only when the response allows a shared cache to.
+    s.origin
+        .set("/auth", route(200, &[("cache-control", "max-age=600")], "mine"));
+    s.origin
+        .set("/pub", route(200, &[("cache-control", "public, max-age=600")], "ours"));
+    let auth = [("authorization", "Bearer x")];
+    s.get_with("/auth", &auth).await;
+    assert_eq!(s.get_with("/auth", &auth).await.1, "Miss");
+    s.get_with("/pub", &auth).await;
+    assert_eq!(s.get_with("/pub", &auth).await.1, "Hit");
+    // Set-Cookie goes to the viewer who caused the miss, never to the next one.
+    s.origin.set(
+        "/ck",
+        route(
+            200,
+            &[("cache-control", "max-age=600"), ("set-cookie", "sid=secret")],
+            "x",
+        ),
+    );
+    let r = s.client.get(s.url("/ck")).send().await.unwrap();
+    assert_eq!(r.headers()["set-cookie"], "sid=secret");
+    let r = s.client.get(s.url("/ck")).send().await.unwrap();
+    assert_eq!(r.headers()["x-cache"], "Hit from homefront");
+    assert!(!r.headers().contains_key("set-cookie"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsafe_methods_invalidate_the_url() {
+    let s = setup().await;
+    s.origin
+        .set("/w/doc", route(200, &[("cache-control", "max-age=600")], "doc"));
+    s.get("/w/doc").await;
+    assert_eq!(s.get("/w/doc").await.1, "Hit");
+    let r = s.client.put(s.url("/w/doc")).body("new").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.get("/w/doc").await.1, "Miss");
+}
+
+fn invalidate_cli(s: &Setup, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_homefront"))
+        .arg("invalidate")
+        .arg("-c")
+        .arg(s.hf.dir.path().join("homefront.yaml"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalidation_with_wildcards_from_the_cli_and_the_api() {
+    let s = setup().await;
+    for p in ["/img/a.jpg", "/img/b.jpg", "/h/x.jpg", "/css/site.css", "/a.jpg"] {
+        s.origin.set(p, route(200, &[("cache-control", "max-age=600")], p));
+    }
+    for p in ["/img/a.jpg", "/img/b.jpg", "/css/site.css", "/a.jpg"] {
+        s.get(p).await;
+    }
+    // Two Vary-like variants of one path (header in the key): both go.
+    s.get_with("/h/x.jpg", &[("x-variant", "1")]).await;
+    s.get_with("/h/x.jpg", &[("x-variant", "2")]).await;
+
+    let (ok, out, err) = invalidate_cli(&s, &["--distribution", "main", "/img/*", "/h/x.jpg"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("invalidated 4 cached entries"), "{out}");
+    assert_eq!(s.get("/img/a.jpg").await.1, "Miss");
+    assert_eq!(s.get_with("/h/x.jpg", &[("x-variant", "2")]).await.1, "Miss");
+    assert_eq!(s.get("/css/site.css").await.1, "Hit", "outside the wildcard");
+    assert_eq!(s.get("/a.jpg").await.1, "Hit");
+
+    let (ok, _, err) = invalidate_cli(&s, &["--distribution", "main", "/a*b"]);
+    assert!(!ok);
+    assert!(err.contains("only at the end"), "{err}");
+    let (ok, _, err) = invalidate_cli(&s, &["--distribution", "nope", "/*"]);
+    assert!(!ok);
+    assert!(err.contains("no distribution named 'nope'"), "{err}");
+
+    // The API itself: a token is required.
+    let body = r#"{"distribution":"main","paths":["/*"]}"#;
+    let anon = raw_http(
+        s.hf.ports.admin,
+        &format!(
+            "POST /invalidations HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(anon.starts_with("HTTP/1.1 401"), "{anon}");
+    let token = std::fs::read_to_string(s.hf.dir.path().join("data/secrets/admin.token")).unwrap();
+    let ok = raw_http(
+        s.hf.ports.admin,
+        &format!(
+            "POST /invalidations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            token.trim(),
+            body.len()
+        ),
+    );
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("\"removed\":4"), "{ok}");
+    assert!(ok.contains("\"status\":\"Completed\""));
+    assert_eq!(s.get("/css/site.css").await.1, "Miss");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_keeps_hits_and_a_damaged_file_is_never_served() {
+    let s = setup().await;
+    // Larger than what is read whole (1 MiB): streamed from its file.
+    let big: String = (0..1_500_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    s.origin
+        .set("/small", route(200, &[("cache-control", "max-age=600")], "small body"));
+    s.origin
+        .set("/big", route(200, &[("cache-control", "max-age=600")], &big));
+    s.get("/small").await;
+    s.get("/big").await;
+    let Setup { hf, origin, client } = s;
+    let args: Vec<String> = ["serve", "-c", "homefront.yaml"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let mut hf = hf;
+    hf.crash();
+    hf.restart(&args);
+    hf.wait_port(hf.ports.https);
+    let s = Setup { hf, origin, client };
+    assert_eq!(s.get("/small").await, (200, "Hit".into(), "small body".into()));
+    let (status, xc, body) = s.get("/big").await;
+    assert_eq!((status, xc.as_str()), (200, "Hit"));
+    assert!(body == big, "the large body came back intact");
+    assert_eq!(s.origin.hits("/small"), 1);
+
+    // Damage every stored body (one flipped byte), restart: both are fetched again, intact.
+    let cache = s.hf.dir.path().join("data/cache");
+    let mut damaged = 0;
+    for shard in std::fs::read_dir(&cache).unwrap().flatten() {
+        if shard.file_name() == "tmp" {
+            continue;
+        }
+        for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            if f.file_name().to_string_lossy().ends_with(".body") {
+                let mut data = std::fs::read(f.path()).unwrap();
+                data[3] ^= 0x20;
+                std::fs::write(f.path(), data).unwrap();
+                damaged += 1;
+            }
+        }
+    }
+    assert_eq!(damaged, 2);
+    let Setup { mut hf, origin, client } = s;
+    hf.crash();
+    hf.restart(&args);
+    hf.wait_port(hf.ports.https);
+    let s = Setup { hf, origin, client };
+    assert_eq!(s.get("/small").await, (200, "Miss".into(), "small body".into()));
+    // The large body is checked as it streams: the damaged copy is cut off and dropped,
+    // never delivered whole; the next request fetches it again.
+    let first = s.client.get(s.url("/big")).send().await.unwrap();
+    let delivered = first.text().await.ok();
+    assert!(
+        delivered.is_none_or(|d| d != big.replacen('d', "D", 1)),
+        "the damaged copy is never delivered whole"
+    );
+    let (status, xc, body) = s.get("/big").await;
+    assert_eq!((status, xc.as_str()), (200, "Miss"));
+    assert!(body == big, "fetched again, intact");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bucket_objects_are_cached_and_invalidated_after_an_update() {
+    let s = setup().await;
+    let s3 = s.hf.s3();
+    s3.put_object()
+        .bucket("site")
+        .key("site/app.js")
+        .body(b"v1".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(s.get("/site/app.js").await, (200, "Miss".into(), "v1".into()));
+    assert_eq!(s.get("/site/app.js").await, (200, "Hit".into(), "v1".into()));
+    s3.put_object()
+        .bucket("site")
+        .key("site/app.js")
+        .body(b"v2".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get("/site/app.js").await.2,
+        "v1",
+        "cached until invalidated, as on CloudFront"
+    );
+    let (ok, out, err) = invalidate_cli(&s, &["--distribution", "main", "/site/app.js"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("invalidated 1 cached entry"), "{out}");
+    assert_eq!(s.get("/site/app.js").await, (200, "Miss".into(), "v2".into()));
+}
