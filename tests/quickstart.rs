@@ -58,8 +58,20 @@ async fn embedded_default_serves_the_demo_page() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert_eq!(r.headers()["x-cache"], "Miss from homefront");
     let page = r.text().await.unwrap();
     assert!(page.contains("homefront is running"), "{page}");
+    let r = client
+        .head(format!("https://localhost:{}/", hf.ports.https))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["x-cache"],
+        "Hit from homefront",
+        "the embedded default caches"
+    );
+    assert!(r.headers().contains_key("age"));
     for (path, ct) in [("/style.css", "text/css"), ("/logo.svg", "image/svg+xml")] {
         let r = client
             .get(format!("https://localhost:{}{path}", hf.ports.https))

@@ -993,6 +993,53 @@ mod tests {
         }
     }
 
+    fn with_cache(cache: &str) -> String {
+        format!("origins:\n  app: {{ http: \"127.0.0.1:3000\" }}\ndistributions:\n  - domains: [\"*\"]\n    behaviors:\n      - {{ path_pattern: \"*\", origin: app, cache: {cache} }}\n")
+    }
+
+    #[test]
+    fn cache_policies_compile_and_errors_are_located() {
+        let l = load_str(
+            "t.yaml",
+            &with_cache("{ min_ttl: 1m, default_ttl: 2h, max_ttl: 1d, query_strings: [v, w], cookies: { all_except: [sid] }, headers: [Origin] }"),
+            Path::new("/"),
+        )
+        .unwrap();
+        let c = &l.config.distributions[0].behaviors[0].cache;
+        assert_eq!(c.min_ttl, Duration::from_secs(60));
+        assert_eq!(c.default_ttl, Duration::from_secs(7200));
+        assert_eq!(c.max_ttl, Duration::from_secs(86_400));
+        assert_eq!(c.query_strings, KeyList::Whitelist(vec!["v".into(), "w".into()]));
+        assert_eq!(c.cookies, KeyList::AllExcept(vec!["sid".into()]));
+        assert_eq!(c.headers, vec![HeaderName::from_static("origin")]);
+        // max_ttl below the default pulls the default down; 0 disables.
+        let l = load_str("t.yaml", &with_cache("{ max_ttl: 0 }"), Path::new("/")).unwrap();
+        assert!(l.config.distributions[0].behaviors[0].cache.caching_disabled());
+
+        let e = errs(&with_cache("{ min_ttl: 1h, default_ttl: 1m }"));
+        assert_has(&e, "distributions[0].behaviors[0].cache");
+        assert_has(&e, "min_ttl <= default_ttl <= max_ttl");
+        assert_has(&errs(&with_cache("{ max_ttl: soon }")), "cache.max_ttl");
+        assert_has(&errs(&with_cache("{ query_strings: some }")), "'some' is not none, all");
+        assert_has(&errs(&with_cache("{ cookies: { only: [a] } }")), "all_except");
+        assert_has(
+            &errs(&with_cache("{ headers: [Authorization] }")),
+            "Authorization cannot be in the cache key",
+        );
+        assert_has(&errs(&with_cache("{ ttl: 5 }")), "ttl");
+        assert_has(
+            &errs(&format!("{MINIMAL}cache: {{ disk_size: lots }}\n")),
+            "cache.disk_size",
+        );
+        assert_has(
+            &errs(&MINIMAL.replace(
+                "    behaviors:",
+                "    custom_error_responses: [ { error_code: 302 } ]\n    behaviors:",
+            )),
+            "302 is not an error CloudFront caches",
+        );
+    }
+
     #[test]
     fn minimal_config_compiles_with_defaults() {
         let l = load_str("t.yaml", MINIMAL, Path::new("/base")).unwrap();
