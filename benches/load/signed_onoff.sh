@@ -4,8 +4,7 @@
 # Two behaviors serve the same 1 KiB object from the built-in bucket store: /private/* needs a
 # signed URL (RSA-2048, SHA-1, canned policy), /public/* does not. wrk drives each over HTTPS
 # (keep-alive) in alternating rounds; the script prints requests/s and the ratio on/off.
-# Until the edge cache lands, every request also goes to the bucket store (a miss), which
-# dominates the cost; the ratio then understates verification's share of a cache hit.
+# After the first request both are cache hits, so the ratio is verification's share of a hit.
 #
 #   benches/load/signed_onoff.sh [SECONDS_PER_ROUND] [ROUNDS]
 # Needs: wrk, the aws cli (installed when missing). CPU sets: server on CPU 0, wrk on CPU 1.
