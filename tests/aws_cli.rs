@@ -67,6 +67,21 @@ async fn aws_cli_cp_ls_rm_and_serve_through_the_edge() {
     assert!(ok, "aws s3 rm: {out}");
     let (ok, out) = aws(&hf, &["s3", "ls", "s3://site/docs/"]);
     assert!(!out.contains("hello.txt"), "still listed after rm (ok={ok}): {out}");
+    // As on CloudFront, the edge keeps serving its cached copy until it is invalidated.
+    let r = client
+        .get(format!("https://cdn.test:{}/docs/hello.txt", hf.ports.https))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-cache"], "Hit from homefront");
+    let out = Command::new(env!("CARGO_BIN_EXE_homefront"))
+        .args(["invalidate", "-c", "homefront.yaml", "--distribution", "d0", "/docs/*"])
+        .current_dir(hf.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("invalidated 1 cached entry"));
     let r = client
         .get(format!("https://cdn.test:{}/docs/hello.txt", hf.ports.https))
         .send()

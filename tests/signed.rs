@@ -30,7 +30,7 @@ distributions:
   - domains: [cdn.example.test]
     behaviors:
       - {{ path_pattern: "/public/*", origin: app }}
-      - {{ path_pattern: "*", origin: app, trusted_key_groups: [trusted] }}
+      - {{ path_pattern: "*", origin: app, trusted_key_groups: [trusted], cache: {{ query_strings: all }} }}
 "#
     )
 }

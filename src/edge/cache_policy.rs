@@ -292,8 +292,13 @@ pub struct CacheKeyParts {
     pub forward_cookies: Option<String>,
 }
 
-const SIGNING_PARAMS: [&str; 4] = ["Expires", "Policy", "Signature", "Key-Pair-Id"];
-const SIGNING_COOKIES: [&str; 3] = ["CloudFront-Policy", "CloudFront-Signature", "CloudFront-Key-Pair-Id"];
+use super::signed::SIGNING_PARAMS;
+
+/// Signed-cookie names: `CloudFront-` plus a signing parameter name.
+fn is_signing_cookie(name: &str) -> bool {
+    name.strip_prefix("CloudFront-")
+        .is_some_and(|rest| SIGNING_PARAMS.contains(&rest))
+}
 
 /// Builds the cache key: distribution, scheme and lower-cased host always; the path as
 /// sent; query parameters in viewer order, cookies sorted by name and the named headers,
@@ -331,7 +336,7 @@ pub fn cache_key(policy: &CachePolicy, input: &KeyInput<'_>) -> CacheKeyParts {
             continue;
         }
         let (name, value) = c.split_once('=').unwrap_or((c, ""));
-        if input.signed && SIGNING_COOKIES.contains(&name) {
+        if input.signed && is_signing_cookie(name) {
             continue;
         }
         if policy.cookies.admits(name) {
@@ -556,7 +561,12 @@ mod tests {
         assert_eq!(none, key(&p, None, None, &[]), "nothing but the URL");
 
         p.query_strings = KeyList::All;
-        let all = key(&p, Some("b=2&a=1&Signature=x&Expires=1"), None, &[]);
+        let all = key(
+            &p,
+            Some("b=2&a=1&Signature=x&Expires=1&Hash-Algorithm=SHA256"),
+            None,
+            &[],
+        );
         assert_eq!(
             all.forward_query.as_deref(),
             Some("b=2&a=1"),
@@ -584,7 +594,12 @@ mod tests {
         let k = key(&p, None, Some("z=1; lang=fr; CloudFront-Policy=x"), &[]);
         assert_eq!(k.forward_cookies.as_deref(), Some("lang=fr"));
         p.cookies = KeyList::All;
-        let k = key(&p, None, Some("z=1; lang=fr; CloudFront-Signature=x"), &[]);
+        let k = key(
+            &p,
+            None,
+            Some("z=1; lang=fr; CloudFront-Signature=x; CloudFront-Hash-Algorithm=SHA256"),
+            &[],
+        );
         assert_eq!(
             k.forward_cookies.as_deref(),
             Some("lang=fr; z=1"),

@@ -15,6 +15,7 @@ pub const SECRET_KEY: &str = "test-secret-0123456789abcdef";
 /// tests about the store itself.
 pub const STORE_CONFIG: &str = r#"
 listen: { http: "127.0.0.1:{http}", https: "127.0.0.1:{https}" }
+admin: { listen: "127.0.0.1:{admin}" }
 origins:
   site: { bucket: site }
 distributions:
