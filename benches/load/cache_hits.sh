@@ -42,7 +42,7 @@ distributions:
     behaviors:
       - { path_pattern: "*", origin: www }
 YAML
-(cd "$work" && HOMEFRONT_LOG=warn taskset -c 0 "$bin" serve -c homefront.yaml > homefront.log 2>&1) &
+(cd "$work" && HOMEFRONT_LOG=warn exec taskset -c 0 "$bin" serve -c homefront.yaml > homefront.log 2>&1) &
 pids+=($!)
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$hf) 2>/dev/null && break; sleep 0.1; done
 

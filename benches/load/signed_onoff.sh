@@ -42,7 +42,7 @@ origin_server:
   listen: "127.0.0.1:$origin"
   credentials: [ { access_key_id: bench, secret_access_key_file: origin.key } ]
 YAML
-(cd "$work" && HOMEFRONT_LOG=warn taskset -c 0 "$bin" serve -c homefront.yaml > server.log 2>&1) &
+(cd "$work" && HOMEFRONT_LOG=warn exec taskset -c 0 "$bin" serve -c homefront.yaml > server.log 2>&1) &
 pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$https) 2>/dev/null && break; sleep 0.1; done
 

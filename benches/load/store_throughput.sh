@@ -27,7 +27,7 @@ origin_server:
   credentials: [ { access_key_id: bench, secret_access_key_file: origin.key } ]
 YAML
 sed -i 's/origins: { site: { bucket: bench } }/origins: { site: { bucket: bench } }/' "$work/homefront.yaml"
-(cd "$work" && HOMEFRONT_LOG=warn "$bin" origin -c homefront.yaml > server.log 2>&1) &
+(cd "$work" && HOMEFRONT_LOG=warn exec "$bin" origin -c homefront.yaml > server.log 2>&1) &
 pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
