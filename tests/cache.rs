@@ -141,7 +141,11 @@ origins:
 distributions:
   - name: main
     domains: [a.test, b.test]
-    custom_error_responses: [ { error_code: 503, error_caching_min_ttl: 0 } ]
+    custom_error_responses:
+      - { error_code: 503, error_caching_min_ttl: 0 }
+      - { error_code: 404, response_page_path: /errors/404.html }
+      - { error_code: 403, response_page_path: /spa.html, response_code: 200 }
+      - { error_code: 500, response_page_path: /errors/missing.html }
     behaviors:
       - { path_pattern: "/min/*", origin: app, cache: { min_ttl: 1h, default_ttl: 1h } }
       - { path_pattern: "/max/*", origin: app, cache: { max_ttl: 1s } }
@@ -155,6 +159,11 @@ distributions:
         allowed_methods: [GET, HEAD, OPTIONS, PUT, POST, PATCH, DELETE]
       - { path_pattern: "/site/*", origin: site }
       - { path_pattern: "*", origin: app }
+  - name: spa
+    domains: [spa.test]
+    custom_error_responses: [ { error_code: 404, response_page_path: /index.html, response_code: 200 } ]
+    behaviors:
+      - { path_pattern: "*", origin: site }
 buckets:
   site: {}
 origin_server:
@@ -171,7 +180,7 @@ struct Setup {
 async fn setup() -> Setup {
     let origin = Origin::start().await;
     let hf = Homefront::start(&CONFIG.replace("{app}", &origin.port.to_string()));
-    let client = hf.client(&["a.test", "b.test"]);
+    let client = hf.client(&["a.test", "b.test", "spa.test"]);
     Setup { hf, origin, client }
 }
 
@@ -477,7 +486,8 @@ async fn errors_are_cached_briefly_authorization_and_cookies_are_respected() {
     let s = setup().await;
     // 404 without freshness: cached for the error caching minimum TTL (10 s).
     s.get("/missing").await;
-    assert_eq!(s.get("/missing").await, (404, "Hit".into(), "no such route".into()));
+    assert_eq!(s.get("/missing").await.1, "Hit");
+    assert_eq!(s.origin.hits("/missing"), 1);
     // 503 has error_caching_min_ttl 0: every request goes to the origin.
     s.origin.set("/busy", route(503, &[], "busy"));
     s.get("/busy").await;
@@ -507,6 +517,47 @@ async fn errors_are_cached_briefly_authorization_and_cookies_are_respected() {
     let r = s.client.get(s.url("/ck")).send().await.unwrap();
     assert_eq!(r.headers()["x-cache"], "Hit from homefront");
     assert!(!r.headers().contains_key("set-cookie"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_error_pages_replace_origin_errors() {
+    let s = setup().await;
+    s.origin.set(
+        "/errors/404.html",
+        route(
+            200,
+            &[("content-type", "text/html"), ("cache-control", "max-age=600")],
+            "<h1>not here</h1>",
+        ),
+    );
+    s.origin
+        .set("/spa.html", route(200, &[("content-type", "text/html")], "<app/>"));
+    s.origin.set("/forbidden", route(403, &[], "AccessDenied"));
+    s.origin.set("/empty-403", route(403, &[], ""));
+    s.origin.set(
+        "/boom",
+        route(500, &[("content-type", "text/plain")], "origin exploded"),
+    );
+
+    let r = s.client.get(s.url("/nowhere")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "text/html");
+    assert_eq!(r.headers()["x-cache"], "Miss from homefront");
+    assert_eq!(r.text().await.unwrap(), "<h1>not here</h1>");
+    // The error is cached (10 s); the page still replaces it on the hit.
+    assert_eq!(s.get("/nowhere").await, (404, "Hit".into(), "<h1>not here</h1>".into()));
+    let r = s.client.head(s.url("/nowhere")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-length"], "17");
+    assert_eq!(s.origin.hits("/nowhere"), 1);
+    // A 403 becomes the single-page app's index with 200, the usual SPA setup.
+    assert_eq!(s.get("/forbidden").await, (200, "Miss".into(), "<app/>".into()));
+    assert_eq!(s.get("/forbidden").await, (200, "Hit".into(), "<app/>".into()));
+    // An error with an empty body has nothing to replace: it goes out as it is.
+    assert_eq!(s.get("/empty-403").await, (403, "Miss".into(), String::new()));
+    assert_eq!(s.get("/empty-403").await, (403, "Hit".into(), String::new()));
+    // A page that is itself missing leaves the origin's error as it was.
+    assert_eq!(s.get("/boom").await, (500, "Miss".into(), "origin exploded".into()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -681,4 +732,23 @@ async fn bucket_objects_are_cached_and_invalidated_after_an_update() {
     assert!(ok, "{err}");
     assert!(out.contains("invalidated 1 cached entry"), "{out}");
     assert_eq!(s.get("/site/app.js").await, (200, "Miss".into(), "v2".into()));
+
+    // A single-page app from the bucket: unknown routes get index.html with 200.
+    s3.put_object()
+        .bucket("site")
+        .key("index.html")
+        .content_type("text/html")
+        .body(b"<div id=app></div>".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let r = s
+        .client
+        .get(format!("{}/settings/profile", s.hf.https_base("spa.test")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/html");
+    assert_eq!(r.text().await.unwrap(), "<div id=app></div>");
 }

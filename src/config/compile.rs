@@ -938,7 +938,7 @@ fn compile_distributions(
                 });
             }
         }
-        let mut error_caching_min_ttl = Vec::new();
+        let mut error_responses: Vec<ErrorResponse> = Vec::new();
         for (j, e) in d.custom_error_responses.iter().enumerate() {
             let eat = p(&at, &[k("custom_error_responses"), Seg::Index(j)]);
             if !crate::edge::cache_policy::is_cacheable_error(
@@ -953,20 +953,57 @@ fn compile_distributions(
                 );
                 continue;
             }
-            let ttl = duration_at(
+            if error_responses.iter().any(|r| r.error_code == e.error_code) {
+                errors.at(
+                    &p(&eat, &[k("error_code")]),
+                    format!("{} already has a custom error response", e.error_code),
+                );
+            }
+            if let Some(page) = &e.response_page_path {
+                if !page.starts_with('/') || page.contains(['*', '?', '#']) || page.split('/').any(|s| s == "..") {
+                    errors.at(
+                        &p(&eat, &[k("response_page_path")]),
+                        format!("'{page}' must be a path like /errors/404.html"),
+                    );
+                }
+            }
+            if let Some(code) = e.response_code {
+                if e.response_page_path.is_none() {
+                    errors.at(
+                        &p(&eat, &[k("response_code")]),
+                        "response_code needs a response_page_path to send with it",
+                    );
+                }
+                let ok = code == 200
+                    || crate::edge::cache_policy::is_cacheable_error(
+                        http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::OK),
+                    );
+                if !ok {
+                    errors.at(
+                        &p(&eat, &[k("response_code")]),
+                        format!("{code} is not one CloudFront sends with an error page (200 or an error code)"),
+                    );
+                }
+            }
+            let caching_min_ttl = duration_at(
                 errors,
                 &p(&eat, &[k("error_caching_min_ttl")]),
                 e.error_caching_min_ttl.as_ref(),
                 Duration::from_secs(10),
             );
-            error_caching_min_ttl.push((e.error_code, ttl));
+            error_responses.push(ErrorResponse {
+                error_code: e.error_code,
+                page_path: e.response_page_path.clone(),
+                response_code: e.response_code,
+                caching_min_ttl,
+            });
         }
         out.push(Distribution {
             name,
             domains,
             default_root_object: d.default_root_object.clone(),
             behaviors,
-            error_caching_min_ttl,
+            error_responses,
         });
     }
     out
@@ -1038,6 +1075,38 @@ mod tests {
             )),
             "302 is not an error CloudFront caches",
         );
+        let with_errors = |list: &str| {
+            MINIMAL.replace(
+                "    behaviors:",
+                &format!("    custom_error_responses: {list}\n    behaviors:"),
+            )
+        };
+        assert_has(
+            &errs(&with_errors("[ { error_code: 404, response_code: 200 } ]")),
+            "response_code needs a response_page_path",
+        );
+        assert_has(
+            &errs(&with_errors(
+                "[ { error_code: 404, response_page_path: errors/404.html } ]",
+            )),
+            "must be a path like",
+        );
+        assert_has(
+            &errs(&with_errors(
+                "[ { error_code: 404, response_page_path: /e.html, response_code: 302 } ]",
+            )),
+            "302 is not one CloudFront sends",
+        );
+        let l = load_str(
+            "t.yaml",
+            &with_errors("[ { error_code: 403, response_page_path: /index.html, response_code: 200, error_caching_min_ttl: 0 } ]"),
+            Path::new("/"),
+        )
+        .unwrap();
+        let d = &l.config.distributions[0];
+        assert_eq!(d.error_ttl(403), Duration::ZERO);
+        assert_eq!(d.error_ttl(404), Duration::from_secs(10));
+        assert_eq!(d.error_response(403).unwrap().page_path.as_deref(), Some("/index.html"));
     }
 
     #[test]

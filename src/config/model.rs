@@ -114,18 +114,30 @@ pub struct Distribution {
     pub default_root_object: Option<String>,
     /// In file order; the last one is always the default `*` behavior.
     pub behaviors: Vec<Behavior>,
-    /// Error caching minimum TTL by status code (`custom_error_responses`).
-    pub error_caching_min_ttl: Vec<(u16, std::time::Duration)>,
+    /// CloudFront's custom error responses, by origin status code.
+    pub error_responses: Vec<ErrorResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorResponse {
+    pub error_code: u16,
+    /// A path of this distribution served in place of the origin's error body.
+    pub page_path: Option<String>,
+    /// Status sent with the page; `None` keeps the origin's.
+    pub response_code: Option<u16>,
+    pub caching_min_ttl: std::time::Duration,
 }
 
 impl Distribution {
     /// How long an error response without its own freshness is cached (CloudFront: 10 s).
     pub fn error_ttl(&self, status: u16) -> std::time::Duration {
-        self.error_caching_min_ttl
-            .iter()
-            .find(|(s, _)| *s == status)
-            .map(|(_, t)| *t)
+        self.error_response(status)
+            .map(|e| e.caching_min_ttl)
             .unwrap_or(std::time::Duration::from_secs(10))
+    }
+
+    pub fn error_response(&self, status: u16) -> Option<&ErrorResponse> {
+        self.error_responses.iter().find(|e| e.error_code == status)
     }
 }
 

@@ -64,6 +64,10 @@ pub struct RawCachePolicy {
 #[serde(deny_unknown_fields)]
 pub struct RawErrorResponse {
     pub error_code: u16,
+    /// Served instead of the origin's error body, fetched through the behavior matching it.
+    pub response_page_path: Option<String>,
+    /// Status sent with that page (default: the original error code).
+    pub response_code: Option<u16>,
     pub error_caching_min_ttl: Option<String>,
 }
 

@@ -80,7 +80,7 @@ mod tests {
             domains: domains.iter().map(|s| s.to_string()).collect(),
             default_root_object: None,
             behaviors: vec![],
-            error_caching_min_ttl: vec![],
+            error_responses: vec![],
         }
     }
 

@@ -1,17 +1,20 @@
 //! The pingora `ProxyHttp` implementation. Thin: every decision is made by the pure
 //! modules beside this one; the hooks read like the request's way through DESIGN.md.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use bytes::Bytes;
 use http::{header, Method, Uri};
 use pingora::cache::key::HashBinary;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::{CacheKey, CacheMeta, CachePhase, NoCacheReason, RespCacheable, VarianceBuilder};
+use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -24,7 +27,7 @@ use super::sigv4;
 use super::viewer::{self, ViewerOutcome};
 use super::{ip, signed};
 use crate::cache::{DiskCache, EntryLabel};
-use crate::config::model::{Config, Credential, OriginKind};
+use crate::config::model::{Config, Credential, Origin, OriginKind};
 use crate::telemetry;
 use crate::util::Clock;
 
@@ -73,7 +76,26 @@ pub struct Edge {
     state: Arc<ArcSwap<EdgeState>>,
     ids: RequestIds,
     cache: Option<&'static DiskCache>,
+    /// Fetches custom error pages from origins.
+    connector: Connector,
+    /// Recently fetched error pages by (distribution, path); `None`: the page is missing.
+    pages: Mutex<HashMap<(String, String), FetchedPage>>,
 }
+
+/// When a page was fetched, and what came back.
+type FetchedPage = (Instant, Option<ErrorPage>);
+
+/// A custom error page's content.
+#[derive(Clone)]
+struct ErrorPage {
+    content_type: String,
+    body: Bytes,
+}
+
+/// How long a fetched error page is reused before it is fetched again.
+const ERROR_PAGE_TTL: Duration = Duration::from_secs(10);
+/// Largest error page served.
+const ERROR_PAGE_MAX: usize = 1 << 20;
 
 impl Edge {
     /// `cache`: the process's cache storage; `None` serves everything from the origin.
@@ -82,6 +104,8 @@ impl Edge {
             state,
             ids: RequestIds::new(),
             cache,
+            connector: Connector::new(None),
+            pages: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -102,6 +126,9 @@ pub struct Ctx {
     key: Option<CacheKeyParts>,
     /// A stale entry was served because the origin failed.
     stale_on_error: bool,
+    /// A custom error page replaces the response body: sent once, then nothing.
+    error_page: Option<Bytes>,
+    error_page_active: bool,
 }
 
 impl Ctx {
@@ -126,6 +153,8 @@ impl ProxyHttp for Edge {
             origin_started: None,
             key: None,
             stale_on_error: false,
+            error_page: None,
+            error_page_active: false,
         }
     }
 
@@ -227,27 +256,23 @@ impl ProxyHttp for Edge {
 
         // 6 origin request target
         let origin = &behavior.origin;
+        if matches!(origin.kind, OriginKind::Bucket { .. }) && !matches!(req.method, Method::GET | Method::HEAD) {
+            // The edge only reads buckets: its credential must never carry a viewer's write.
+            return self
+                .deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied"))
+                .await;
+        }
+        let Some(target) = origin_target(origin, &object_path) else {
+            return self
+                .deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied"))
+                .await;
+        };
         ctx.upstream_target = match &origin.kind {
-            OriginKind::Bucket { bucket } => {
-                // The edge only reads buckets: its credential must never carry a viewer's write.
-                if !matches!(req.method, Method::GET | Method::HEAD) {
-                    return self
-                        .deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied"))
-                        .await;
-                }
-                let key = format!("{}{}", origin.origin_path, object_path);
-                if key.len() <= 1 {
-                    // An empty key would ask the store to list the bucket.
-                    return self
-                        .deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied"))
-                        .await;
-                }
-                // The query string is not forwarded to bucket origins (no cache policy
-                // forwards it yet): it would select other S3 operations.
-                format!("/{bucket}{key}")
-            }
+            // The query string is not forwarded to bucket origins: it would select other S3
+            // operations (a keyed query string is only in the cache key).
+            OriginKind::Bucket { .. } => target,
             OriginKind::Http { .. } => {
-                let mut t = format!("{}{}", origin.origin_path, object_path);
+                let mut t = target;
                 // A caching behavior forwards the keyed query string only (anything else
                 // could change the answer without changing the key); signing parameters
                 // never reach the origin.
@@ -270,21 +295,10 @@ impl ProxyHttp for Edge {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let behavior = ctx.behavior().ok_or_else(|| Error::new(InternalError))?;
-        let mut peer = match &behavior.origin.kind {
-            OriginKind::Bucket { .. } => {
-                let state = ctx.state.as_ref().ok_or_else(|| Error::new(InternalError))?;
-                let (addr, _) = state
-                    .bucket_store
-                    .as_ref()
-                    .ok_or_else(|| Error::explain(InternalError, "bucket origin without a bucket store"))?;
-                HttpPeer::new(*addr, false, String::new())
-            }
-            OriginKind::Http { address, tls, sni } => HttpPeer::new(*address, *tls, sni.clone()),
-        };
-        peer.options.connection_timeout = Some(std::time::Duration::from_secs(10));
-        peer.options.read_timeout = Some(std::time::Duration::from_secs(30));
+        let state = ctx.state.as_ref().ok_or_else(|| Error::new(InternalError))?;
+        let peer = origin_peer(state, behavior)?;
         ctx.origin_started = Some(Instant::now());
-        Ok(Box::new(peer))
+        Ok(peer)
     }
 
     async fn upstream_request_filter(
@@ -340,7 +354,6 @@ impl ProxyHttp for Edge {
 
         match &behavior.origin.kind {
             OriginKind::Bucket { .. } => {
-                let (addr, cred) = state.bucket_store.as_ref().ok_or_else(|| Error::new(InternalError))?;
                 // Viewer credentials and S3 control headers never reach the store.
                 upstream.remove_header(&header::AUTHORIZATION);
                 upstream.remove_header(&header::COOKIE);
@@ -354,26 +367,7 @@ impl ProxyHttp for Edge {
                     upstream.remove_header(&name);
                 }
                 upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
-                let host = addr.to_string();
-                let sig = sigv4::sign(
-                    &sigv4::SignInput {
-                        method: upstream.method.as_str(),
-                        path: upstream.uri.path(),
-                        query: upstream.uri.query(),
-                        host: &host,
-                        extra_headers: &[],
-                        payload_hash: sigv4::UNSIGNED_PAYLOAD,
-                        region: "us-east-1",
-                        service: "s3",
-                    },
-                    &cred.access_key_id,
-                    &cred.secret_access_key,
-                    SystemTime::now(),
-                );
-                upstream.insert_header(header::HOST, host)?;
-                upstream.insert_header("x-amz-date", sig.amz_date)?;
-                upstream.insert_header("x-amz-content-sha256", sigv4::UNSIGNED_PAYLOAD)?;
-                upstream.insert_header(header::AUTHORIZATION, sig.authorization)?;
+                sign_for_bucket_store(upstream, &state)?;
             }
             OriginKind::Http { .. } => {
                 // TLS offload: the app sees the viewer's Host and learns the scheme here.
@@ -499,7 +493,22 @@ impl ProxyHttp for Edge {
                 _ => "Miss",
             };
         }
+        self.apply_error_page(session, resp, ctx).await?;
         self.decorate(resp, ctx)
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        if ctx.error_page_active {
+            // The page goes out with the first body chunk; the origin's error body is dropped.
+            *body = ctx.error_page.take();
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -596,6 +605,119 @@ impl ProxyHttp for Edge {
 }
 
 impl Edge {
+    /// CloudFront's custom error responses: the origin's error (fresh or from the cache) is
+    /// answered with the configured page and status. Without the page (missing, not 200,
+    /// too large, origin down), or when the origin's error has an empty body, the origin's
+    /// error goes out unchanged.
+    async fn apply_error_page(&self, session: &Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        let Some(state) = ctx.state.clone() else { return Ok(()) };
+        let Some(dist) = state.config.distributions.get(ctx.dist) else {
+            return Ok(());
+        };
+        let Some(er) = dist.error_response(resp.status.as_u16()) else {
+            return Ok(());
+        };
+        let Some(page_path) = er.page_path.as_deref() else {
+            return Ok(());
+        };
+        // pingora ends a header-only response with its header, leaving no body to replace:
+        // an origin error with an empty body goes out as it is.
+        let empty = resp
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
+        if empty {
+            return Ok(());
+        }
+        let host = host_of(session.req_header()).unwrap_or_default();
+        let Some(page) = self.error_page(&state, ctx.dist, &host, page_path).await else {
+            return Ok(());
+        };
+        resp.set_status(er.response_code.unwrap_or(resp.status.as_u16()))?;
+        for h in [
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::ETAG,
+            header::LAST_MODIFIED,
+            header::CONTENT_RANGE,
+            header::CONTENT_ENCODING,
+            header::ACCEPT_RANGES,
+        ] {
+            resp.remove_header(&h);
+        }
+        resp.insert_header(header::CONTENT_TYPE, page.content_type.as_str())?;
+        resp.insert_header(header::CONTENT_LENGTH, page.body.len().to_string())?;
+        ctx.error_page_active = true;
+        ctx.error_page = (session.req_header().method != Method::HEAD).then_some(page.body);
+        Ok(())
+    }
+
+    /// The error page at `path`, fetched through the behavior that matches it (reused for
+    /// [`ERROR_PAGE_TTL`]).
+    async fn error_page(&self, state: &EdgeState, dist_idx: usize, host: &str, path: &str) -> Option<ErrorPage> {
+        let dist = state.config.distributions.get(dist_idx)?;
+        let memo_key = (dist.name.clone(), path.to_string());
+        if let Some((at, page)) = self.pages.lock().ok()?.get(&memo_key) {
+            if at.elapsed() < ERROR_PAGE_TTL {
+                return page.clone();
+            }
+        }
+        let fetched = tokio::time::timeout(Duration::from_secs(5), self.fetch_page(state, dist_idx, host, path))
+            .await
+            .ok()
+            .flatten();
+        if fetched.is_none() {
+            tracing::warn!(distribution = %dist.name, path, "custom error page unavailable; sending the origin's error");
+        }
+        self.pages
+            .lock()
+            .ok()?
+            .insert(memo_key, (Instant::now(), fetched.clone()));
+        fetched
+    }
+
+    async fn fetch_page(&self, state: &EdgeState, dist_idx: usize, host: &str, path: &str) -> Option<ErrorPage> {
+        let dist = state.config.distributions.get(dist_idx)?;
+        let (_, behavior) = behavior::select(dist, path)?;
+        let origin = &behavior.origin;
+        let target = origin_target(origin, path)?;
+        let peer = origin_peer(state, behavior).ok()?;
+        let mut req = RequestHeader::build(Method::GET, target.as_bytes(), None).ok()?;
+        req.insert_header(header::VIA, VIA).ok()?;
+        for (name, value) in &origin.custom_headers {
+            req.insert_header(name.clone(), value.clone()).ok()?;
+        }
+        match &origin.kind {
+            OriginKind::Bucket { .. } => sign_for_bucket_store(&mut req, state).ok()?,
+            OriginKind::Http { .. } => req.insert_header(header::HOST, host).ok()?,
+        }
+        let (mut http, _) = self.connector.get_http_session(&*peer).await.ok()?;
+        http.write_request_header(Box::new(req)).await.ok()?;
+        http.finish_request_body().await.ok()?;
+        http.read_response_header().await.ok()?;
+        let resp = http.response_header()?;
+        if resp.status != 200 {
+            return None;
+        }
+        let content_type = resp
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("text/html")
+            .to_string();
+        let mut body = Vec::new();
+        while let Some(chunk) = http.read_response_body().await.ok()? {
+            body.extend_from_slice(&chunk);
+            if body.len() > ERROR_PAGE_MAX {
+                return None;
+            }
+        }
+        Some(ErrorPage {
+            content_type,
+            body: Bytes::from(body),
+        })
+    }
+
     /// Headers on every viewer response: X-Cache, Via, the request id.
     fn decorate(&self, resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
         resp.insert_header("x-cache", format!("{} from {EDGE_NAME}", ctx.cache_result))?;
@@ -624,6 +746,59 @@ impl Edge {
         }
         Ok(())
     }
+}
+
+/// The origin request path for an object path through `origin` (no query string); `None`
+/// when it would name no object (an empty bucket key would list the bucket).
+fn origin_target(origin: &Origin, object_path: &str) -> Option<String> {
+    let key = format!("{}{}", origin.origin_path, object_path);
+    match &origin.kind {
+        OriginKind::Bucket { bucket } => (key.len() > 1).then(|| format!("/{bucket}{key}")),
+        OriginKind::Http { .. } => Some(key),
+    }
+}
+
+/// Where a behavior's requests go.
+fn origin_peer(state: &EdgeState, behavior: &crate::config::model::Behavior) -> Result<Box<HttpPeer>> {
+    let mut peer = match &behavior.origin.kind {
+        OriginKind::Bucket { .. } => {
+            let (addr, _) = state
+                .bucket_store
+                .as_ref()
+                .ok_or_else(|| Error::explain(InternalError, "bucket origin without a bucket store"))?;
+            HttpPeer::new(*addr, false, String::new())
+        }
+        OriginKind::Http { address, tls, sni } => HttpPeer::new(*address, *tls, sni.clone()),
+    };
+    peer.options.connection_timeout = Some(Duration::from_secs(10));
+    peer.options.read_timeout = Some(Duration::from_secs(30));
+    Ok(Box::new(peer))
+}
+
+/// Signs a request to the built-in bucket store with SigV4 (the edge's own credential).
+fn sign_for_bucket_store(req: &mut RequestHeader, state: &EdgeState) -> Result<()> {
+    let (addr, cred) = state.bucket_store.as_ref().ok_or_else(|| Error::new(InternalError))?;
+    let host = addr.to_string();
+    let sig = sigv4::sign(
+        &sigv4::SignInput {
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            query: req.uri.query(),
+            host: &host,
+            extra_headers: &[],
+            payload_hash: sigv4::UNSIGNED_PAYLOAD,
+            region: "us-east-1",
+            service: "s3",
+        },
+        &cred.access_key_id,
+        &cred.secret_access_key,
+        SystemTime::now(),
+    );
+    req.insert_header(header::HOST, host)?;
+    req.insert_header("x-amz-date", sig.amz_date)?;
+    req.insert_header("x-amz-content-sha256", sigv4::UNSIGNED_PAYLOAD)?;
+    req.insert_header(header::AUTHORIZATION, sig.authorization)?;
+    Ok(())
 }
 
 /// All Cookie headers joined with `; ` (HTTP/2 clients send one header per cookie).
