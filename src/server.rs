@@ -244,6 +244,10 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let conf = ServerConf {
         threads,
+        // SIGTERM (systemctl stop, docker stop): stop accepting, give requests in flight a
+        // few seconds, then exit; pingora's default waits five minutes.
+        grace_period_seconds: Some(5),
+        graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -182,3 +182,28 @@ fn read_sorted(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     files.sort();
     files
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_server_promptly() {
+    // `systemctl stop` and `docker stop` send SIGTERM and give up after 90 s / 10 s.
+    let mut hf = start(tempfile::tempdir().unwrap());
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(hf.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = hf.child.try_wait().unwrap() {
+            eprintln!("exited with {status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 30 s after SIGTERM:\n{}",
+            hf.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -25,7 +25,7 @@ bin=$PWD/target/release/homefront
 
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill -INT "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 origin=$(port); hf=$(port); ng=$(port)
 mkdir -p "$work/www" "$work/nginx-cache" "$work/logs"

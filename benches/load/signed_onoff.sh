@@ -19,7 +19,7 @@ cargo build --release --bin homefront >/dev/null 2>&1 || cargo build --release -
 bin=$PWD/target/release/homefront
 
 work=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill -INT $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 https=$(port); origin=$(port)
 mkdir -p "$work/keys"
