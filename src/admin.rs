@@ -4,7 +4,10 @@
 //! `POST /invalidations` with `Authorization: Bearer <token>` and a JSON body
 //! `{"distribution": "default", "paths": ["/images/*", "/index.html"]}` removes every
 //! covered entry before answering `{"distribution", "paths", "removed", "status":
-//! "Completed"}`. `GET /healthz` answers `ok` without a token.
+//! "Completed"}`. `POST /presign` with `{"method": "PUT", "bucket": "site", "key":
+//! "uploads/a.png", "content_type": "image/png", "expires": "5m"}` answers `{"url", "method",
+//! "expires_in", "headers"}`: a presigned URL for the bucket store, as the Lambda that hands a
+//! browser its upload URL would. `GET /healthz` answers `ok` without a token.
 
 use std::convert::Infallible;
 use std::io::{Read, Write};
@@ -63,6 +66,54 @@ pub fn parse_invalidation(body: &[u8]) -> Result<InvalidationRequest, String> {
         distribution,
         paths,
         parsed,
+    })
+}
+
+/// A presign request from the admin API, checked; the error is the message for a 400.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PresignBody {
+    pub method: String,
+    pub bucket: String,
+    pub key: String,
+    pub content_type: Option<String>,
+    pub expires: Duration,
+    pub endpoint: Option<String>,
+}
+
+pub fn parse_presign(body: &[u8]) -> Result<PresignBody, String> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let text = |name: &str| -> Result<Option<String>, String> {
+        match v.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("\"{name}\" must be a string")),
+        }
+    };
+    let bucket = text("bucket")?.ok_or("\"bucket\" is required")?;
+    let key = text("key")?.ok_or("\"key\" is required")?;
+    let method = text("method")?.unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
+    let expires = match v.get("expires") {
+        None | Some(serde_json::Value::Null) => Duration::from_secs(3600),
+        Some(serde_json::Value::Number(n)) => {
+            Duration::from_secs(n.as_u64().ok_or("\"expires\" must be whole seconds")?)
+        }
+        Some(serde_json::Value::String(s)) => crate::config::parse_duration(s)?,
+        Some(_) => return Err("\"expires\" must be seconds or a duration like \"5m\"".into()),
+    };
+    for k in v.as_object().map(|o| o.keys().collect::<Vec<_>>()).unwrap_or_default() {
+        if !["method", "bucket", "key", "content_type", "expires", "endpoint"].contains(&k.as_str()) {
+            return Err(format!(
+                "unknown field \"{k}\" (method, bucket, key, content_type, expires, endpoint)"
+            ));
+        }
+    }
+    Ok(PresignBody {
+        method,
+        bucket,
+        key,
+        content_type: text("content_type")?,
+        expires,
+        endpoint: text("endpoint")?,
     })
 }
 
@@ -139,10 +190,68 @@ async fn handle(
                 }),
             )
         }
+        (&Method::POST, "/presign") => {
+            if !authorized(&req, &token) {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    "send Authorization: Bearer <the token in admin.token_file>",
+                );
+            }
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidBody", &e.to_string()),
+            };
+            let p = match parse_presign(&body) {
+                Ok(p) => p,
+                Err(m) => return error(StatusCode::BAD_REQUEST, "InvalidArgument", &m),
+            };
+            let config = state.load().config.clone();
+            let Some(server) = config.origin_server.as_ref() else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "NoBucketStore",
+                    "this server runs no bucket store",
+                );
+            };
+            if !config.buckets.contains_key(&p.bucket) {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "NoSuchBucket",
+                    &format!("no bucket named '{}' under buckets", p.bucket),
+                );
+            }
+            let req = crate::origin::presign::PresignRequest {
+                method: &p.method,
+                bucket: &p.bucket,
+                key: &p.key,
+                content_type: p.content_type.as_deref(),
+                expires: p.expires,
+                endpoint: p.endpoint.as_deref(),
+            };
+            match crate::origin::presign::presign(server, &req, std::time::SystemTime::now()) {
+                Ok(url) => {
+                    let mut headers = serde_json::Map::new();
+                    if let Some(ct) = &p.content_type {
+                        headers.insert("Content-Type".into(), ct.clone().into());
+                    }
+                    json(
+                        StatusCode::OK,
+                        serde_json::json!({
+                            "url": url,
+                            "method": p.method,
+                            "expires_in": p.expires.as_secs(),
+                            "headers": headers,
+                        }),
+                    )
+                }
+                Err(m) => error(StatusCode::BAD_REQUEST, "InvalidArgument", &m),
+            }
+        }
         _ => error(
             StatusCode::NOT_FOUND,
             "NotFound",
-            "the admin API offers POST /invalidations and GET /healthz",
+            "the admin API offers POST /invalidations, POST /presign and GET /healthz",
         ),
     }
 }
@@ -210,6 +319,29 @@ pub fn invalidate(addr: SocketAddr, token: &str, distribution: &str, paths: &[St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presign_bodies() {
+        let p = parse_presign(
+            br#"{"method":"put","bucket":"site","key":"a/b.png","content_type":"image/png","expires":"5m"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.method, "PUT");
+        assert_eq!(p.expires, Duration::from_secs(300));
+        assert_eq!(p.content_type.as_deref(), Some("image/png"));
+        let p = parse_presign(br#"{"bucket":"site","key":"k","expires":60}"#).unwrap();
+        assert_eq!((p.method.as_str(), p.expires.as_secs()), ("GET", 60));
+        for (body, needle) in [
+            (&br#"{"key":"k"}"#[..], "bucket"),
+            (br#"{"bucket":"b"}"#, "key"),
+            (br#"{"bucket":"b","key":"k","expires":"soon"}"#, "duration"),
+            (br#"{"bucket":"b","key":"k","acl":"public-read"}"#, "unknown field"),
+            (br#"{"bucket":1,"key":"k"}"#, "must be a string"),
+        ] {
+            let e = parse_presign(body).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
 
     #[test]
     fn invalidation_bodies() {

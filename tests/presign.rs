@@ -145,3 +145,74 @@ async fn boto3_presigned_put_with_content_type_then_get_through_the_edge() {
     assert_eq!(r.headers()["content-type"], "text/csv");
     assert_eq!(r.text().await.unwrap(), "a,b\n1,2\n");
 }
+
+/// POSTs JSON to the admin API; returns status and body.
+async fn admin_post(hf: &Homefront, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let mut rb = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}{path}", hf.ports.admin))
+        .body(body.to_string());
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_hands_out_upload_urls() {
+    let hf = Homefront::start(CONFIG);
+    let token = std::fs::read_to_string(hf.dir.path().join("data/secrets/admin.token")).unwrap();
+    let token = token.trim();
+    let ask = r#"{"method":"PUT","bucket":"site","key":"uploads/photo.png","content_type":"image/png","expires":"5m"}"#;
+
+    assert_eq!(admin_post(&hf, "/presign", None, ask).await.0, 401);
+    assert_eq!(admin_post(&hf, "/presign", Some("wrong"), ask).await.0, 401);
+    let (status, v) = admin_post(&hf, "/presign", Some(token), ask).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["method"], "PUT");
+    assert_eq!(v["expires_in"], 300);
+    assert_eq!(v["headers"]["Content-Type"], "image/png");
+    let url = v["url"].as_str().unwrap();
+
+    // The browser's PUT, straight to the bucket store; the signed Content-Type is enforced.
+    let client = reqwest::Client::new();
+    let r = client
+        .put(url)
+        .header("content-type", "image/jpeg")
+        .body(vec![1u8, 2, 3])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client
+        .put(url)
+        .header("content-type", "image/png")
+        .body(vec![1u8, 2, 3])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = hf
+        .client(&["site.test"])
+        .get(format!("{}/uploads/photo.png", hf.https_base("site.test")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &[1u8, 2, 3]);
+
+    let (status, v) = admin_post(&hf, "/presign", Some(token), r#"{"bucket":"nope","key":"k"}"#).await;
+    assert_eq!((status, v["error"].as_str()), (404, Some("NoSuchBucket")));
+    let (status, v) = admin_post(
+        &hf,
+        "/presign",
+        Some(token),
+        r#"{"bucket":"site","key":"k","expires":"30d"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(v["message"].as_str().unwrap().contains("7 days"), "{v}");
+}
