@@ -94,10 +94,15 @@ pub fn prepare(loaded: Loaded, seed_demo: bool) -> Result<Prepared, StartError> 
             let root = config.data_dir.join("buckets");
             let store = DiskStore::open(&root)
                 .map_err(|e| err(format!("cannot open the bucket store in {}: {e}", root.display())))?;
-            for name in config.buckets.keys() {
+            for (name, bucket) in &config.buckets {
                 store
                     .ensure_bucket(name)
                     .map_err(|e| err(format!("cannot create bucket {name:?} in {}: {e}", root.display())))?;
+                if let Some(rules) = &bucket.cors {
+                    store
+                        .set_bucket_cors(name, Some(rules.clone()))
+                        .map_err(|e| err(format!("cannot store the CORS rules of bucket {name:?}: {e:?}")))?;
+                }
             }
             if seed_demo && config.buckets.contains_key("site") {
                 seed(&store, "site")

@@ -407,11 +407,29 @@ fn check_bucket_name(name: &str) -> Result<(), String> {
 
 fn compile_buckets(raw: &RawConfig, errors: &mut Errors<'_>) -> BTreeMap<String, BucketConfig> {
     let mut out = BTreeMap::new();
-    for (name, _) in &raw.buckets.0 {
+    for (name, b) in &raw.buckets.0 {
         if let Err(m) = check_bucket_name(name) {
             errors.at(&[k("buckets"), k(name)], m);
         }
-        out.insert(name.clone(), BucketConfig::default());
+        let cors = b.cors.as_ref().map(|rules| {
+            rules
+                .iter()
+                .map(|r| crate::origin::cors::CorsRule {
+                    id: r.id.clone(),
+                    allowed_origins: r.allowed_origins.clone(),
+                    allowed_methods: r.allowed_methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
+                    allowed_headers: r.allowed_headers.clone(),
+                    expose_headers: r.expose_headers.clone(),
+                    max_age_seconds: r.max_age_seconds,
+                })
+                .collect::<Vec<_>>()
+        });
+        if let Some(rules) = &cors {
+            if let Err(m) = crate::origin::cors::validate(rules) {
+                errors.at(&[k("buckets"), k(name), k("cors")], m);
+            }
+        }
+        out.insert(name.clone(), BucketConfig { cors });
     }
     out
 }
@@ -1300,5 +1318,28 @@ mod tests {
         for bad in ["ab", "Site", "-site", "site-", "a..b", "s_te"] {
             assert!(check_bucket_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn bucket_cors_rules_are_checked() {
+        let base = "origins:\n  s: { bucket: site }\ndistributions:\n  - domains: [\"*\"]\n    behaviors:\n      - { path_pattern: \"*\", origin: s }\norigin_server: { credentials: [ { access_key_id: k, secret_access_key_env: X } ] }\nbuckets:\n  site:\n    cors:\n";
+        let e = errs(&format!(
+            "{base}      - {{ allowed_origins: [\"*\"], allowed_methods: [patch] }}\n"
+        ));
+        assert_has(&e, "buckets.site.cors");
+        assert_has(&e, "Unsupported method is PATCH");
+        let e = errs(&format!(
+            "{base}      - {{ allowed_origins: [\"*\"], allowed_methods: [GET], max_age: 5 }}\n"
+        ));
+        assert_has(&e, "max_age");
+        std::env::set_var("X", "s");
+        let l = load_str(
+            "t.yaml",
+            &format!("{base}      - {{ allowed_origins: [\"https://a.test\"], allowed_methods: [get, PUT] }}\n"),
+            Path::new("/"),
+        )
+        .unwrap();
+        let rules = l.config.buckets["site"].cors.as_ref().unwrap();
+        assert_eq!(rules[0].allowed_methods, ["GET", "PUT"]);
     }
 }

@@ -164,7 +164,11 @@ pub enum ViewerProtocolPolicy {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct BucketConfig {}
+pub struct BucketConfig {
+    /// CORS rules from YAML; they replace the stored rules at start. `None`: whatever
+    /// PutBucketCors stored is kept.
+    pub cors: Option<Vec<crate::origin::cors::CorsRule>>,
+}
 
 #[derive(Debug, Clone)]
 pub struct OriginServer {

@@ -233,6 +233,37 @@ pub fn vary_names(headers: &HeaderMap) -> Vec<String> {
     names
 }
 
+/// What a request's variant is keyed by: the request's values of the fields the stored
+/// response's `Vary` names, plus `Origin` always, so a response made for a plain request
+/// (no CORS headers) is never replayed to a CORS request, nor one made for one site's
+/// Origin to another's. Fields the request does not carry are left out, so variants whose
+/// responses name different fields (S3 adds `Vary: Origin, Access-Control-Request-*` only
+/// when an Origin was sent) still agree on the key of a request; a fixed marker makes the
+/// list never empty, so every entry is a variant and a plain request never takes another
+/// variant's place. Accept-Encoding is normalized.
+pub fn variance_inputs(stored: &HeaderMap, req: &HeaderMap) -> Vec<(String, String)> {
+    let mut names = vary_names(stored);
+    if !names.iter().any(|n| n == "origin") {
+        names.push("origin".into());
+    }
+    let mut out = vec![("homefront-variance".to_string(), "1".to_string())];
+    for name in names {
+        let values: Vec<&str> = req
+            .get_all(name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let mut value = values.join(",");
+        if name == "accept-encoding" {
+            value = normalize_accept_encoding(&value).to_string();
+        }
+        if !value.is_empty() {
+            out.push((name, value));
+        }
+    }
+    out
+}
+
 /// Accept-Encoding as CloudFront normalizes it: `br,gzip`, `gzip`, `br` or `identity`,
 /// so that the key (via Vary) and the origin see one of four values instead of every
 /// browser's spelling.
@@ -643,6 +674,33 @@ mod tests {
         assert_ne!(base, mk("d1", "https", "a.example", "/x"));
         assert_ne!(base, mk("d0", "https", "a.example", "/X"), "path is case-sensitive");
         assert_ne!(mk("d0", "https", "ap", "/x"), mk("d0", "https", "a", "p/x"), "framed");
+    }
+
+    #[test]
+    fn variants_are_keyed_by_request_values_and_origin() {
+        let plain_resp = headers(&[]);
+        let cors_resp = headers(&[(
+            "vary",
+            "Origin, Access-Control-Request-Headers, Access-Control-Request-Method",
+        )]);
+        let admin = headers(&[("origin", "https://admin.example")]);
+        let none = headers(&[]);
+        // Either stored response gives a request the same key.
+        assert_eq!(
+            variance_inputs(&plain_resp, &admin),
+            variance_inputs(&cors_resp, &admin)
+        );
+        assert_eq!(variance_inputs(&plain_resp, &none), variance_inputs(&cors_resp, &none));
+        assert_ne!(
+            variance_inputs(&plain_resp, &admin),
+            variance_inputs(&plain_resp, &none)
+        );
+        assert_eq!(variance_inputs(&plain_resp, &none).len(), 1, "never empty");
+        let ae = headers(&[("vary", "accept-encoding")]);
+        assert_eq!(
+            variance_inputs(&ae, &headers(&[("accept-encoding", "gzip, deflate, br")])),
+            variance_inputs(&ae, &headers(&[("accept-encoding", "br;q=1, gzip")])),
+        );
     }
 
     #[test]

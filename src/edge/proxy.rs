@@ -447,22 +447,8 @@ impl ProxyHttp for Edge {
     }
 
     fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut Ctx, req: &RequestHeader) -> Option<HashBinary> {
-        let names = cache_policy::vary_names(meta.headers());
-        if names.is_empty() {
-            return None;
-        }
         let mut variance = VarianceBuilder::new();
-        for name in names {
-            let values: Vec<&str> = req
-                .headers
-                .get_all(name.as_str())
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect();
-            let mut value = values.join(",");
-            if name == "accept-encoding" {
-                value = cache_policy::normalize_accept_encoding(&value).to_string();
-            }
+        for (name, value) in cache_policy::variance_inputs(meta.headers(), &req.headers) {
             variance.add_owned_name_value(name, value.into_bytes());
         }
         variance.finalize()
@@ -494,6 +480,14 @@ impl ProxyHttp for Edge {
             };
         }
         self.apply_error_page(session, resp, ctx).await?;
+        if ctx.key.is_some() {
+            // Tell browser caches too: without it, a copy cached for an <img> is reused for a
+            // later fetch() with CORS, and the browser blocks it.
+            let names = cache_policy::vary_names(&resp.headers);
+            if !names.iter().any(|n| n == "origin" || n == "*") {
+                resp.append_header(header::VARY, "Origin")?;
+            }
+        }
         self.decorate(resp, ctx)
     }
 

@@ -2,6 +2,7 @@
 //! (routing, XML, SigV4); [`store::DiskStore`] keeps the bytes; [`serve`] runs it on a
 //! listener with hyper.
 
+pub mod cors;
 pub mod multipart;
 pub mod presign;
 pub mod s3;
@@ -27,7 +28,7 @@ pub async fn serve(
     }
     let mut builder = S3ServiceBuilder::new(s3::S3Api { store: store.clone() });
     builder.set_auth(auth);
-    builder.set_access(PublicReadAccess { store });
+    builder.set_access(PublicReadAccess { store: store.clone() });
     let service = builder.build();
     loop {
         let (stream, _) = match listener.accept().await {
@@ -41,15 +42,33 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
+        let store = store.clone();
         tokio::spawn(async move {
             let io = hyper_util::rt::TokioIo::new(stream);
             let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let service = service.clone();
+                let store = store.clone();
                 async move {
                     if let Some(resp) = presign_expiry_error(req.uri().query()) {
-                        return Ok(resp);
+                        return Ok::<_, s3s::HttpError>(resp);
                     }
-                    hyper::service::Service::call(&service, req).await
+                    let bucket = bucket_of(req.uri().path()).to_string();
+                    let origin = req
+                        .headers()
+                        .get(http::header::ORIGIN)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    if req.method() == http::Method::OPTIONS {
+                        return Ok(preflight_response(&store, &bucket, req.headers()));
+                    }
+                    let method = req.method().as_str().to_string();
+                    let mut resp = hyper::service::Service::call(&service, req).await?;
+                    if let Some(origin) = origin {
+                        if let Ok(Some(rules)) = store.bucket_cors(&bucket) {
+                            add_headers(&mut resp, cors::actual(&rules, &origin, &method));
+                        }
+                    }
+                    Ok(resp)
                 }
             });
             let conn = hyper::server::conn::http1::Builder::new()
@@ -84,6 +103,73 @@ impl s3s::access::S3Access for PublicReadAccess {
             }
         }
         Err(s3s::s3_error!(AccessDenied, "Access Denied"))
+    }
+}
+
+/// The bucket of a path-style request (`/bucket/key`).
+fn bucket_of(path: &str) -> &str {
+    path.trim_start_matches('/').split('/').next().unwrap_or("")
+}
+
+fn xml_error(status: u16, code: &str, message: &str) -> http::Response<s3s::Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(s3s::Body::from(body))
+        .unwrap_or_else(|_| http::Response::new(s3s::Body::empty()))
+}
+
+fn add_headers(resp: &mut http::Response<s3s::Body>, headers: cors::CorsHeaders) {
+    for (name, value) in headers.0 {
+        if let Ok(v) = http::HeaderValue::from_str(&value) {
+            if name == "Vary" {
+                resp.headers_mut().append(name, v);
+            } else {
+                resp.headers_mut().insert(name, v);
+            }
+        }
+    }
+}
+
+/// An OPTIONS preflight, answered from the bucket's CORS rules as S3 does (no signature).
+fn preflight_response(store: &DiskStore, bucket: &str, headers: &http::HeaderMap) -> http::Response<s3s::Body> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(origin), Some(method)) = (text("origin"), text("access-control-request-method")) else {
+        return xml_error(
+            400,
+            "BadRequest",
+            "Insufficient information. Origin request header needed.",
+        );
+    };
+    let rules = match store.bucket_cors(bucket) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return xml_error(
+                403,
+                "AccessForbidden",
+                "CORSResponse: CORS is not enabled for this bucket.",
+            )
+        }
+        Err(_) => return xml_error(404, "NoSuchBucket", "The specified bucket does not exist"),
+    };
+    match cors::preflight(&rules, origin, method, text("access-control-request-headers")) {
+        Ok(h) => {
+            let mut resp = http::Response::new(s3s::Body::empty());
+            add_headers(&mut resp, h);
+            resp
+        }
+        Err(()) => {
+            let mut resp = xml_error(
+                403,
+                "AccessForbidden",
+                "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
+            );
+            add_headers(&mut resp, cors::CorsHeaders(vec![("Vary", cors::VARY.into())]));
+            resp
+        }
     }
 }
 

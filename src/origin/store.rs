@@ -102,15 +102,19 @@ type Index = Arc<RwLock<BTreeMap<String, Arc<ObjectMeta>>>>;
 struct BucketState {
     index: Index,
     created: u64,
-    /// Canned ACL `public-read` on the bucket: every object is readable without a signature.
-    public_read: std::sync::atomic::AtomicBool,
+    /// `bucket.json`, as in memory; written through on every change.
+    settings: RwLock<Arc<BucketSettings>>,
 }
 
 /// `<bucket>/bucket.json`: settings of the bucket itself.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct BucketSettings {
+    /// Canned ACL `public-read` on the bucket: every object is readable without a signature.
     #[serde(default)]
     public_read: bool,
+    /// CORS rules (PutBucketCors or `buckets.<name>.cors`); `None`: CORS is not enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cors: Option<Vec<super::cors::CorsRule>>,
 }
 
 /// The bucket store on disk.
@@ -260,7 +264,7 @@ impl DiskStore {
         Ok(BucketState {
             index: Arc::new(RwLock::new(index)),
             created,
-            public_read: settings.public_read.into(),
+            settings: RwLock::new(Arc::new(settings)),
         })
     }
 
@@ -273,18 +277,48 @@ impl DiskStore {
             .ok_or(StoreError::NoSuchBucket)
     }
 
-    /// Sets the bucket's canned ACL (`public-read` or private), persisted in `bucket.json`.
-    pub fn set_bucket_public_read(&self, name: &str, public_read: bool) -> Result<(), StoreError> {
+    fn settings(&self, name: &str) -> Result<Arc<BucketSettings>, StoreError> {
         let b = self.bucket(name)?;
-        let json =
-            serde_json::to_vec(&BucketSettings { public_read }).map_err(|e| StoreError::Io(io::Error::other(e)))?;
+        let s = b
+            .settings
+            .read()
+            .map_err(|_| StoreError::Io(io::Error::other("bucket settings poisoned")))?
+            .clone();
+        Ok(s)
+    }
+
+    /// Changes `bucket.json` crash-safely, then in memory.
+    fn update_settings(&self, name: &str, change: impl FnOnce(&mut BucketSettings)) -> Result<(), StoreError> {
+        let b = self.bucket(name)?;
+        let mut guard = b
+            .settings
+            .write()
+            .map_err(|_| StoreError::Io(io::Error::other("bucket settings poisoned")))?;
+        let mut next = (**guard).clone();
+        change(&mut next);
+        let json = serde_json::to_vec(&next).map_err(|e| StoreError::Io(io::Error::other(e)))?;
         crate::util::write_file_atomic(&self.root.join(name).join("bucket.json"), &json, 0o644)?;
-        b.public_read.store(public_read, std::sync::atomic::Ordering::SeqCst);
+        *guard = Arc::new(next);
         Ok(())
     }
 
+    /// Sets the bucket's canned ACL (`public-read` or private), persisted in `bucket.json`.
+    pub fn set_bucket_public_read(&self, name: &str, public_read: bool) -> Result<(), StoreError> {
+        self.update_settings(name, |s| s.public_read = public_read)
+    }
+
     pub fn bucket_public_read(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self.bucket(name)?.public_read.load(std::sync::atomic::Ordering::SeqCst))
+        Ok(self.settings(name)?.public_read)
+    }
+
+    /// Sets (or with `None` removes) the bucket's CORS rules, persisted in `bucket.json`.
+    pub fn set_bucket_cors(&self, name: &str, rules: Option<Vec<super::cors::CorsRule>>) -> Result<(), StoreError> {
+        self.update_settings(name, |s| s.cors = rules)
+    }
+
+    /// The bucket's CORS rules; `None` when CORS is not enabled.
+    pub fn bucket_cors(&self, name: &str) -> Result<Option<Vec<super::cors::CorsRule>>, StoreError> {
+        Ok(self.settings(name)?.cors.clone())
     }
 
     /// May an unsigned request read this object? (Object or bucket is `public-read`.)
@@ -330,7 +364,7 @@ impl DiskStore {
             Arc::new(BucketState {
                 index: Arc::default(),
                 created: now_secs(),
-                public_read: false.into(),
+                settings: RwLock::default(),
             }),
         );
         Ok(())
