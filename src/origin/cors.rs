@@ -85,29 +85,21 @@ fn allow_origin(rule: &CorsRule, origin: &str) -> (String, bool) {
     }
 }
 
-/// An OPTIONS preflight: `Ok` with the answer's headers, or `Err` for 403 AccessForbidden.
-pub fn preflight(
-    rules: &[CorsRule],
-    origin: &str,
-    method: &str,
-    request_headers: Option<&str>,
-) -> Result<CorsHeaders, ()> {
+/// An OPTIONS preflight: the answer's headers, or `None` for 403 AccessForbidden.
+pub fn preflight(rules: &[CorsRule], origin: &str, method: &str, request_headers: Option<&str>) -> Option<CorsHeaders> {
     let requested: Vec<String> = request_headers
         .unwrap_or("")
         .split(',')
         .map(|h| h.trim().to_ascii_lowercase())
         .filter(|h| !h.is_empty())
         .collect();
-    let rule = rules
-        .iter()
-        .find(|r| {
-            r.allowed_origins.iter().any(|o| wildcard(o, origin))
-                && r.allowed_methods.iter().any(|m| m == method)
-                && requested
-                    .iter()
-                    .all(|h| r.allowed_headers.iter().any(|a| wildcard(&a.to_ascii_lowercase(), h)))
-        })
-        .ok_or(())?;
+    let rule = rules.iter().find(|r| {
+        r.allowed_origins.iter().any(|o| wildcard(o, origin))
+            && r.allowed_methods.iter().any(|m| m == method)
+            && requested
+                .iter()
+                .all(|h| r.allowed_headers.iter().any(|a| wildcard(&a.to_ascii_lowercase(), h)))
+    })?;
     let (allow, credentials) = allow_origin(rule, origin);
     let mut h = vec![
         ("Access-Control-Allow-Origin", allow),
@@ -126,7 +118,7 @@ pub fn preflight(
         h.push(("Access-Control-Allow-Credentials", "true".into()));
     }
     h.push(("Vary", VARY.into()));
-    Ok(CorsHeaders(h))
+    Some(CorsHeaders(h))
 }
 
 /// An actual request with an Origin: the CORS headers to add, or only `Vary` when no rule
@@ -205,15 +197,15 @@ mod tests {
         assert_eq!(get(&ok, "Access-Control-Allow-Credentials"), Some("true"));
         assert_eq!(get(&ok, "Vary"), Some(VARY));
         // A header the first rule does not allow: no other rule allows PUT either.
-        assert!(preflight(&rules, "https://admin.example.com", "PUT", Some("x-other")).is_err());
+        assert!(preflight(&rules, "https://admin.example.com", "PUT", Some("x-other")).is_none());
         // The wildcard origin rule answers "*" without credentials.
         let any = preflight(&rules, "https://evil.test", "GET", Some("x-anything")).unwrap();
         assert_eq!(get(&any, "Access-Control-Allow-Origin"), Some("*"));
         assert_eq!(get(&any, "Access-Control-Allow-Credentials"), None);
-        assert!(preflight(&rules, "https://evil.test", "DELETE", None).is_err());
+        assert!(preflight(&rules, "https://evil.test", "DELETE", None).is_none());
         // One * in origins: subdomains of example.com, not example.com.evil.
-        assert!(preflight(&rules[1..2], "https://cdn.example.com", "GET", None).is_ok());
-        assert!(preflight(&rules[1..2], "https://example.com.evil", "GET", None).is_err());
+        assert!(preflight(&rules[1..2], "https://cdn.example.com", "GET", None).is_some());
+        assert!(preflight(&rules[1..2], "https://example.com.evil", "GET", None).is_none());
     }
 
     #[test]

@@ -156,12 +156,12 @@ fn preflight_response(store: &DiskStore, bucket: &str, headers: &http::HeaderMap
         Err(_) => return xml_error(404, "NoSuchBucket", "The specified bucket does not exist"),
     };
     match cors::preflight(&rules, origin, method, text("access-control-request-headers")) {
-        Ok(h) => {
+        Some(h) => {
             let mut resp = http::Response::new(s3s::Body::empty());
             add_headers(&mut resp, h);
             resp
         }
-        Err(()) => {
+        None => {
             let mut resp = xml_error(
                 403,
                 "AccessForbidden",
