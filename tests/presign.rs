@@ -48,7 +48,10 @@ async fn presigned_put_then_get_through_the_edge() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    assert!(r.text().await.unwrap().contains("SignatureDoesNotMatch"));
+    let body = r.text().await.unwrap();
+    assert!(body.contains("<Code>SignatureDoesNotMatch</Code>"), "{body}");
+    assert!(body.contains("signed with the header(s) content-type"), "{body}");
+    assert!(body.contains("this request sent content-type: image/jpeg"), "{body}");
     let r = client
         .put(&url)
         .header("content-type", "image/png")

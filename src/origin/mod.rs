@@ -62,7 +62,11 @@ pub async fn serve(
                         return Ok(preflight_response(&store, &bucket, req.headers()));
                     }
                     let method = req.method().as_str().to_string();
+                    let signed = signed_header_values(req.uri().query(), req.headers());
                     let mut resp = hyper::service::Service::call(&service, req).await?;
+                    if resp.status() == 403 && !signed.is_empty() {
+                        resp = explain_signature_mismatch(resp, &signed).await;
+                    }
                     if let Some(origin) = origin {
                         if let Ok(Some(rules)) = store.bucket_cors(&bucket) {
                             add_headers(&mut resp, cors::actual(&rules, &origin, &method));
@@ -104,6 +108,73 @@ impl s3s::access::S3Access for PublicReadAccess {
         }
         Err(s3s::s3_error!(AccessDenied, "Access Denied"))
     }
+}
+
+/// For a presigned request: the headers it signed besides Host, with the values this
+/// request sent (`None` when it sent none).
+fn signed_header_values(query: Option<&str>, headers: &http::HeaderMap) -> Vec<(String, Option<String>)> {
+    let Some(list) = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|p| p.strip_prefix("X-Amz-SignedHeaders="))
+    else {
+        return Vec::new();
+    };
+    list.replace("%3B", ";")
+        .replace("%3b", ";")
+        .split(';')
+        .filter(|h| !h.is_empty() && *h != "host")
+        .map(|h| {
+            let sent = headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+            (h.to_string(), sent)
+        })
+        .collect()
+}
+
+/// A presigned URL that signed headers besides Host failed its signature check: say which
+/// headers the URL requires and what this request sent, instead of S3's bare message (the
+/// usual cause is a Content-Type that differs from the one the URL was made for).
+async fn explain_signature_mismatch(
+    resp: http::Response<s3s::Body>,
+    signed: &[(String, Option<String>)],
+) -> http::Response<s3s::Body> {
+    use http_body_util::BodyExt;
+    let (parts, body) = resp.into_parts();
+    let Ok(collected) = body.collect().await else {
+        return xml_error(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        );
+    };
+    let bytes = collected.to_bytes();
+    if !bytes.windows(21).any(|w| w == b"SignatureDoesNotMatch") {
+        return http::Response::from_parts(parts, s3s::Body::from(bytes));
+    }
+    let sent: Vec<String> = signed
+        .iter()
+        .map(|(h, v)| match v {
+            Some(v) => format!("{h}: {v}"),
+            None => format!("{h}: (not sent)"),
+        })
+        .collect();
+    let names: Vec<&str> = signed.iter().map(|(h, _)| h.as_str()).collect();
+    let message = format!(
+        "The request signature we calculated does not match the signature you provided. This URL was signed with the header(s) {} and the request must send them with exactly the values it was signed for; this request sent {}.",
+        names.join(", "),
+        sent.join(", ")
+    )
+    .replace(['<', '>', '&'], "");
+    let mut out = xml_error(403, "SignatureDoesNotMatch", &message);
+    for (name, value) in parts.headers.iter() {
+        if name.as_str().starts_with("access-control-")
+            || name == http::header::VARY
+            || name.as_str().starts_with("x-amz-")
+        {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// The bucket of a path-style request (`/bucket/key`).
@@ -194,6 +265,23 @@ fn presign_expiry_error(query: Option<&str>) -> Option<http::Response<s3s::Body>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn signed_headers_of_presigned_urls() {
+        let mut h = http::HeaderMap::new();
+        h.insert("content-type", http::HeaderValue::from_static("image/jpeg"));
+        let q =
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-SignedHeaders=content-type%3Bhost%3Bx-amz-meta-a&X-Amz-Signature=x";
+        assert_eq!(
+            super::signed_header_values(Some(q), &h),
+            vec![
+                ("content-type".to_string(), Some("image/jpeg".to_string())),
+                ("x-amz-meta-a".to_string(), None)
+            ]
+        );
+        assert!(super::signed_header_values(Some("X-Amz-SignedHeaders=host"), &h).is_empty());
+        assert!(super::signed_header_values(None, &h).is_empty());
+    }
+
     #[test]
     fn presign_expiry_bounds() {
         use super::presign_expiry_error as e;
