@@ -159,6 +159,22 @@ fn prepare_edge(p: &mut Prepared) -> Result<(), StartError> {
     Ok(())
 }
 
+/// The access log writer for the buckets that asked for one.
+fn access_log(config: &Config) -> Option<Arc<crate::origin::access_log::AccessLog>> {
+    let buckets: std::collections::HashSet<String> = config
+        .buckets
+        .iter()
+        .filter(|(_, b)| b.access_log)
+        .map(|(n, _)| n.clone())
+        .collect();
+    (!buckets.is_empty()).then(|| {
+        Arc::new(crate::origin::access_log::AccessLog::new(
+            config.data_dir.join("logs"),
+            buckets,
+        ))
+    })
+}
+
 /// Seeds the demo page unless the bucket already has content.
 fn seed(store: &DiskStore, bucket: &str) -> std::io::Result<()> {
     if !store.bucket_is_empty(bucket)? {
@@ -286,13 +302,15 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
             .map(|c| (c.access_key_id.clone(), c.secret_access_key.clone()))
             .collect();
         tracing::info!("bucket store listening on http://{} (S3 API, SigV4)", os.listen);
+        let log = access_log(&config);
         let task = ListenerTask {
             listener: Mutex::new(Some(listener)),
             run: move |l| {
                 let store = store.clone();
                 let creds = creds.clone();
+                let log = log.clone();
                 async move {
-                    if let Err(e) = crate::origin::serve(l, store, creds).await {
+                    if let Err(e) = crate::origin::serve(l, store, creds, log.clone()).await {
                         tracing::error!("bucket store stopped: {e}");
                     }
                 }
@@ -338,7 +356,7 @@ pub fn serve_origin(loaded: Loaded) -> Result<(), StartError> {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| err(format!("cannot listen on {}: {e}", os.listen)))?;
         tracing::info!("bucket store listening on http://{} (S3 API, SigV4)", os.listen);
-        crate::origin::serve(listener, store, creds)
+        crate::origin::serve(listener, store, creds, access_log(&config))
             .await
             .map_err(|e| err(format!("bucket store stopped: {e}")))
     })

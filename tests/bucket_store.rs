@@ -707,3 +707,69 @@ async fn canned_acls_open_reads_and_nothing_else() {
         .unwrap_err();
     assert!(format!("{err:?}").contains("InvalidArgument"), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_access_logs_in_s3_format_for_buckets_that_ask() {
+    let config = STORE_CONFIG.replace("  site: {}", "  site: { access_log: true }\n  quiet: {}");
+    let hf = Homefront::start(&config);
+    let s3 = hf.s3();
+    s3.put_object()
+        .bucket("site")
+        .key("docs/a b.txt")
+        .body(b"hello".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    s3.get_object().bucket("site").key("docs/a b.txt").send().await.unwrap();
+    assert!(s3.get_object().bucket("site").key("nope").send().await.is_err());
+    let anon = raw_http(
+        hf.ports.origin,
+        "GET /site/docs/a%20b.txt HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\nConnection: close\r\n\r\n",
+    );
+    assert!(anon.starts_with("HTTP/1.1 403"));
+    s3.put_object()
+        .bucket("quiet")
+        .key("k")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+
+    let dir = hf.dir.path().join("data/logs/site");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "one file for this hour");
+    let name = files[0].file_name().to_string_lossy().to_string();
+    assert!(
+        name.ends_with(".log") && name.len() == "2026-11-23-08.log".len(),
+        "{name}"
+    );
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("homefront site ["), "{}", lines[0]);
+    assert!(
+        lines[0].contains(" testkey ")
+            && lines[0].contains(" REST.PUT.OBJECT docs/a%20b.txt \"PUT /site/docs/a%20b.txt"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains(" 200 - "), "{}", lines[0]);
+    assert!(lines[0].contains(" SigV4 - AuthHeader 127.0.0.1:"), "{}", lines[0]);
+    assert!(
+        lines[1].contains(" REST.GET.OBJECT docs/a%20b.txt ") && lines[1].contains(" 200 - 5 5 "),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].contains(" 404 NoSuchKey "), "{}", lines[2]);
+    assert!(
+        lines[3].contains(" - ") && lines[3].contains(" 403 AccessDenied "),
+        "{}",
+        lines[3]
+    );
+    assert!(
+        lines[3].contains("\"curl/8\"") && lines[3].ends_with(" - - - - x -"),
+        "{}",
+        lines[3]
+    );
+    assert!(!hf.dir.path().join("data/logs/quiet").exists(), "quiet does not log");
+}

@@ -429,7 +429,13 @@ fn compile_buckets(raw: &RawConfig, errors: &mut Errors<'_>) -> BTreeMap<String,
                 errors.at(&[k("buckets"), k(name), k("cors")], m);
             }
         }
-        out.insert(name.clone(), BucketConfig { cors });
+        out.insert(
+            name.clone(),
+            BucketConfig {
+                cors,
+                access_log: b.access_log,
+            },
+        );
     }
     out
 }

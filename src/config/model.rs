@@ -168,6 +168,8 @@ pub struct BucketConfig {
     /// CORS rules from YAML; they replace the stored rules at start. `None`: whatever
     /// PutBucketCors stored is kept.
     pub cors: Option<Vec<crate::origin::cors::CorsRule>>,
+    /// Write S3-format server access logs under `data_dir/logs/<bucket>/`.
+    pub access_log: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -211,6 +211,9 @@ pub enum RawViewerProtocolPolicy {
 pub struct RawBucket {
     /// CORS rules, as PutBucketCors takes them; applied at start.
     pub cors: Option<Vec<RawCorsRule>>,
+    /// Server access logs in S3's format under `data_dir/logs/<bucket>/`.
+    #[serde(default)]
+    pub access_log: bool,
 }
 
 #[derive(Debug, Deserialize)]

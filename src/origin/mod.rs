@@ -2,6 +2,7 @@
 //! (routing, XML, SigV4); [`store::DiskStore`] keeps the bytes; [`serve`] runs it on a
 //! listener with hyper.
 
+pub mod access_log;
 pub mod cors;
 pub mod multipart;
 pub mod presign;
@@ -16,11 +17,13 @@ use s3s::service::S3ServiceBuilder;
 pub use store::DiskStore;
 
 /// Serves the S3 API on `listener` until the future is dropped. Only requests signed with
-/// one of `credentials` (access key id, secret) are accepted.
+/// one of `credentials` (access key id, secret) are accepted. `log` writes server access
+/// logs for the buckets that asked for them.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<DiskStore>,
     credentials: Vec<(String, String)>,
+    log: Option<Arc<access_log::AccessLog>>,
 ) -> std::io::Result<()> {
     let mut auth = SimpleAuth::new();
     for (id, secret) in credentials {
@@ -30,8 +33,9 @@ pub async fn serve(
     builder.set_auth(auth);
     builder.set_access(PublicReadAccess { store: store.clone() });
     let service = builder.build();
+    let ids = Arc::new(std::sync::atomic::AtomicU64::new(0));
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -43,35 +47,27 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let store = store.clone();
+        let log = log.clone();
+        let ids = ids.clone();
         tokio::spawn(async move {
             let io = hyper_util::rt::TokioIo::new(stream);
             let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let service = service.clone();
                 let store = store.clone();
+                let log = log.clone();
+                let ids = ids.clone();
                 async move {
-                    if let Some(resp) = presign_expiry_error(req.uri().query()) {
-                        return Ok::<_, s3s::HttpError>(resp);
-                    }
                     let bucket = bucket_of(req.uri().path()).to_string();
-                    let origin = req
-                        .headers()
-                        .get(http::header::ORIGIN)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    if req.method() == http::Method::OPTIONS {
-                        return Ok(preflight_response(&store, &bucket, req.headers()));
-                    }
-                    let method = req.method().as_str().to_string();
-                    let signed = signed_header_values(req.uri().query(), req.headers());
-                    let mut resp = hyper::service::Service::call(&service, req).await?;
-                    if resp.status() == 403 && !signed.is_empty() {
-                        resp = explain_signature_mismatch(resp, &signed).await;
-                    }
-                    if let Some(origin) = origin {
-                        if let Ok(Some(rules)) = store.bucket_cors(&bucket) {
-                            add_headers(&mut resp, cors::actual(&rules, &origin, &method));
-                        }
-                    }
+                    let logging = log.as_ref().filter(|l| l.enabled(&bucket));
+                    let Some(log) = logging else {
+                        return respond(&service, &store, req).await;
+                    };
+                    let started = std::time::Instant::now();
+                    let mut entry = log_entry(&req, &bucket, peer.ip());
+                    let mut resp = respond(&service, &store, req).await?;
+                    let n = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    finish_entry(&mut entry, &mut resp, started, n).await;
+                    log.write(&entry);
                     Ok(resp)
                 }
             });
@@ -108,6 +104,155 @@ impl s3s::access::S3Access for PublicReadAccess {
         }
         Err(s3s::s3_error!(AccessDenied, "Access Denied"))
     }
+}
+
+/// One request through the S3 API: expiry bound, preflight, s3s, CORS headers.
+async fn respond(
+    service: &s3s::service::S3Service,
+    store: &DiskStore,
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+    if let Some(resp) = presign_expiry_error(req.uri().query()) {
+        return Ok(resp);
+    }
+    let bucket = bucket_of(req.uri().path()).to_string();
+    let origin = req
+        .headers()
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if req.method() == http::Method::OPTIONS {
+        return Ok(preflight_response(store, &bucket, req.headers()));
+    }
+    let method = req.method().as_str().to_string();
+    let signed = signed_header_values(req.uri().query(), req.headers());
+    let mut resp = hyper::service::Service::call(service, req).await?;
+    if resp.status() == 403 && !signed.is_empty() {
+        resp = explain_signature_mismatch(resp, &signed).await;
+    }
+    if let Some(origin) = origin {
+        if let Ok(Some(rules)) = store.bucket_cors(&bucket) {
+            add_headers(&mut resp, cors::actual(&rules, &origin, &method));
+        }
+    }
+    Ok(resp)
+}
+
+/// What the request itself tells the access log.
+fn log_entry(req: &http::Request<hyper::body::Incoming>, bucket: &str, ip: std::net::IpAddr) -> access_log::Entry {
+    let h = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let query = req.uri().query();
+    let authorization = h("authorization");
+    let (requester, auth_type) = if let Some(a) = &authorization {
+        let id = a
+            .split("Credential=")
+            .nth(1)
+            .and_then(|c| c.split('/').next())
+            .map(str::to_string);
+        (id, Some("AuthHeader"))
+    } else if let Some(c) = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|p| p.strip_prefix("X-Amz-Credential="))
+    {
+        let id = c
+            .split("%2F")
+            .next()
+            .and_then(|i| i.split('/').next())
+            .map(str::to_string);
+        (id, Some("QueryString"))
+    } else {
+        (None, None)
+    };
+    let path = req.uri().path();
+    let key = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .map(|(_, k)| k.to_string())
+        .filter(|k| !k.is_empty());
+    let method = req.method().as_str();
+    let object_size = (method == "PUT" && key.is_some())
+        .then(|| {
+            h("x-amz-decoded-content-length")
+                .or_else(|| h("content-length"))
+                .and_then(|v| v.parse().ok())
+        })
+        .flatten();
+    access_log::Entry {
+        bucket: bucket.to_string(),
+        time: access_log::now_secs(),
+        remote_ip: ip.to_string(),
+        requester,
+        operation: access_log::operation(method, key.is_some(), query),
+        request_uri: format!(
+            "{method} {} HTTP/1.1",
+            req.uri().path_and_query().map(|p| p.as_str()).unwrap_or(path)
+        ),
+        key,
+        object_size,
+        referer: h("referer"),
+        user_agent: h("user-agent"),
+        version_id: query
+            .unwrap_or("")
+            .split('&')
+            .find_map(|p| p.strip_prefix("versionId="))
+            .map(str::to_string),
+        auth_type,
+        host: h("host"),
+        ..access_log::Entry::default()
+    }
+}
+
+/// What the response tells the access log: status, error code (read from a small error
+/// body, which is put back), bytes, object size, request id, timing.
+async fn finish_entry(
+    e: &mut access_log::Entry,
+    resp: &mut http::Response<s3s::Body>,
+    started: std::time::Instant,
+    n: u64,
+) {
+    use http_body_util::BodyExt;
+    let h = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    e.status = resp.status().as_u16();
+    e.request_id = h("x-amz-request-id").unwrap_or_else(|| format!("{:016X}", (e.time << 20) ^ n));
+    let length: Option<u64> = h("content-length").and_then(|v| v.parse().ok());
+    e.bytes_sent = length;
+    if e.object_size.is_none() && e.operation.ends_with(".OBJECT") && e.status < 300 {
+        e.object_size = h("content-range")
+            .and_then(|r| r.rsplit('/').next().and_then(|t| t.parse().ok()))
+            .or(length);
+    }
+    // Error bodies are small XML documents held in memory (their size is known).
+    let small = hyper::body::Body::size_hint(resp.body())
+        .upper()
+        .is_some_and(|u| u <= 65_536);
+    if e.status >= 400 && small {
+        let body = std::mem::replace(resp.body_mut(), s3s::Body::empty());
+        if let Ok(collected) = body.collect().await {
+            let bytes = collected.to_bytes();
+            e.bytes_sent = Some(bytes.len() as u64);
+            let text = String::from_utf8_lossy(&bytes);
+            e.error_code = text
+                .split("<Code>")
+                .nth(1)
+                .and_then(|c| c.split("</Code>").next())
+                .map(str::to_string);
+            *resp.body_mut() = s3s::Body::from(bytes);
+        }
+    }
+    let ms = started.elapsed().as_millis() as u64;
+    e.total_ms = ms;
+    e.turn_around_ms = ms;
 }
 
 /// For a presigned request: the headers it signed besides Host, with the values this
