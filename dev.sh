@@ -26,6 +26,10 @@ case "${1:-}" in
     if ! command -v aws >/dev/null; then
       python3 -m pip install --quiet awscli || apt_install awscli
     fi
+    # The CORS test drives a real browser.
+    if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+      apt_install chromium
+    fi
     # Tests sign with botocore's CloudFrontSigner and presign with boto3 at test time.
     if ! python3 -c "import boto3, botocore, cryptography" 2>/dev/null; then
       python3 -m pip install --quiet boto3 cryptography
