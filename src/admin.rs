@@ -23,6 +23,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::cache::DiskCache;
 use crate::edge::cache_policy::InvalidationPath;
 use crate::edge::proxy::EdgeState;
+use crate::server::Reloader;
 
 /// Largest accepted request body.
 const MAX_BODY: usize = 1 << 20;
@@ -146,9 +147,29 @@ async fn handle(
     state: Arc<ArcSwap<EdgeState>>,
     cache: Option<&'static DiskCache>,
     token: Arc<String>,
+    reloader: Arc<Reloader>,
 ) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => Response::new(Full::new(Bytes::from_static(b"ok\n"))),
+        (&Method::GET, "/healthz") | (&Method::GET, "/readyz") => Response::new(Full::new(Bytes::from_static(b"ok\n"))),
+        (&Method::POST, "/reload") => {
+            if !authorized(&req, &token) {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    "send Authorization: Bearer <the token in admin.token_file>",
+                );
+            }
+            // The reload reads files: off the async workers.
+            let r = tokio::task::spawn_blocking(move || reloader.reload_and_log()).await;
+            match r {
+                Ok(Ok(summary)) => json(
+                    StatusCode::OK,
+                    serde_json::json!({ "status": "reloaded", "message": summary }),
+                ),
+                Ok(Err(e)) => error(StatusCode::BAD_REQUEST, "InvalidConfig", &e),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string()),
+            }
+        }
         (&Method::POST, "/invalidations") => {
             if !authorized(&req, &token) {
                 return error(
@@ -251,7 +272,7 @@ async fn handle(
         _ => error(
             StatusCode::NOT_FOUND,
             "NotFound",
-            "the admin API offers POST /invalidations, POST /presign and GET /healthz",
+            "the admin API offers POST /invalidations, POST /presign, POST /reload, GET /healthz and GET /readyz",
         ),
     }
 }
@@ -262,17 +283,18 @@ pub async fn serve(
     state: Arc<ArcSwap<EdgeState>>,
     cache: Option<&'static DiskCache>,
     token: String,
+    reloader: Arc<Reloader>,
 ) {
     let token = Arc::new(token);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (state, token) = (state.clone(), token.clone());
+        let (state, token, reloader) = (state.clone(), token.clone(), reloader.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let (state, token) = (state.clone(), token.clone());
-                async move { Ok::<_, Infallible>(handle(req, state, cache, token).await) }
+                let (state, token, reloader) = (state.clone(), token.clone(), reloader.clone());
+                async move { Ok::<_, Infallible>(handle(req, state, cache, token, reloader).await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()

@@ -235,6 +235,135 @@ where
     }
 }
 
+/// Live reload: re-reads the config file, and if it is valid swaps it in for new requests
+/// (requests in flight finish under the old one); if not, the old one keeps running.
+pub struct Reloader {
+    state: Arc<ArcSwap<EdgeState>>,
+    certs: Arc<ArcSwap<tls::CertStore>>,
+    cache: Option<&'static crate::cache::DiskCache>,
+    store: Option<Arc<DiskStore>>,
+    /// One reload at a time.
+    lock: Mutex<()>,
+}
+
+impl Reloader {
+    /// Reloads from the running config's file. `Ok` says what changed; `Err` is the reason
+    /// the running config was kept (every config error with file, line and key).
+    pub fn reload(&self) -> Result<String, String> {
+        let _one = self
+            .lock
+            .lock()
+            .map_err(|_| "another reload failed badly".to_string())?;
+        let old = self.state.load_full();
+        let source = old.config.source.clone();
+        if source == crate::config::EMBEDDED_SOURCE {
+            return Err(
+                "running on the embedded default config: there is no file to reload (start with -c FILE)".into(),
+            );
+        }
+        let loaded = crate::config::load_file(std::path::Path::new(&source)).map_err(|e| e.to_string())?;
+        let Loaded {
+            mut config,
+            secrets_to_generate,
+        } = loaded;
+        if !secrets_to_generate.is_empty() {
+            return Err("a new origin_server credential needs its secret generated: restart to add it".into());
+        }
+        // What a reload cannot change (bound sockets, the data directory) stays as running.
+        let mut kept = Vec::new();
+        let old_c = &old.config;
+        if config.listen.http != old_c.listen.http || config.listen.https != old_c.listen.https {
+            kept.push("listen");
+        }
+        if config.metrics_listen != old_c.metrics_listen {
+            kept.push("metrics.listen");
+        }
+        if config.admin.as_ref().map(|a| a.listen) != old_c.admin.as_ref().map(|a| a.listen) {
+            kept.push("admin.listen");
+        }
+        if config.data_dir != old_c.data_dir {
+            kept.push("data_dir");
+        }
+        let old_store = old_c.origin_server.as_ref().map(|o| (o.listen, o.credentials.len()));
+        let new_store = config.origin_server.as_ref().map(|o| (o.listen, o.credentials.len()));
+        if old_store != new_store {
+            kept.push("origin_server");
+        }
+        config.listen = old_c.listen.clone();
+        config.metrics_listen = old_c.metrics_listen;
+        config.admin = old_c.admin.clone();
+        config.data_dir = old_c.data_dir.clone();
+        if old_store != new_store {
+            config.origin_server = old_c.origin_server.clone();
+        }
+        // Certificates: loaded again from disk (renewed files are picked up too).
+        if !config.tls.certificates.is_empty() {
+            let certs = tls::CertStore::load(&config.tls.certificates).map_err(|e| e.to_string())?;
+            self.certs.store(Arc::new(certs));
+        }
+        if let Some(store) = &self.store {
+            for (name, bucket) in &config.buckets {
+                store
+                    .ensure_bucket(name)
+                    .map_err(|e| format!("cannot create bucket {name:?}: {e}"))?;
+                if let Some(rules) = &bucket.cors {
+                    store
+                        .set_bucket_cors(name, Some(rules.clone()))
+                        .map_err(|e| format!("cannot store the CORS rules of bucket {name:?}: {e:?}"))?;
+                }
+            }
+        }
+        if let Some(cache) = self.cache {
+            cache.set_limits(config.cache.disk_size, config.cache.memory_size);
+        }
+        let behaviors: usize = config.distributions.iter().map(|d| d.behaviors.len()).sum();
+        let summary = format!(
+            "reloaded {source}: {} distribution(s), {behaviors} behavior(s), {} origin(s){}",
+            config.distributions.len(),
+            config.origins.len(),
+            if kept.is_empty() {
+                String::new()
+            } else {
+                format!("; restart to apply changes to {}", kept.join(", "))
+            }
+        );
+        self.state.store(Arc::new(EdgeState::new(Arc::new(config), old.clock)));
+        Ok(summary)
+    }
+
+    /// Logs the outcome of a reload.
+    pub fn reload_and_log(&self) -> Result<String, String> {
+        let r = self.reload();
+        match &r {
+            Ok(s) => tracing::info!("{s}"),
+            Err(e) => tracing::error!("config reload refused, the running config stays:\n{e}"),
+        }
+        r
+    }
+}
+
+/// Reloads on SIGHUP.
+struct HangupReload(Arc<Reloader>);
+
+#[async_trait]
+impl BackgroundService for HangupReload {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot listen for SIGHUP: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => { let _ = self.0.reload_and_log(); }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
 /// `homefront serve`: never returns unless start-up fails.
 pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     telemetry::init();
@@ -288,12 +417,22 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
         edge.add_tcp(&addr.to_string());
         tracing::info!("edge listening on http://{addr}");
     }
+    let certs = Arc::new(ArcSwap::new(certs));
     if let Some(addr) = config.listen.https {
-        let settings = tls::tls_settings(Arc::new(ArcSwap::new(certs))).map_err(|e| err(e.to_string()))?;
+        let settings = tls::tls_settings(certs.clone()).map_err(|e| err(e.to_string()))?;
         edge.add_tls_with_settings(&addr.to_string(), None, settings);
         tracing::info!("edge listening on https://{addr} (HTTP/2 and HTTP/1.1)");
     }
     server.add_service(edge);
+
+    let reloader = Arc::new(Reloader {
+        state: state.clone(),
+        certs,
+        cache,
+        store: store.clone(),
+        lock: Mutex::new(()),
+    });
+    server.add_service(background_service("homefront reload", HangupReload(reloader.clone())));
 
     if let (Some(listener), Some(store), Some(os)) = (origin_listener, store, &config.origin_server) {
         let creds: Vec<(String, String)> = os
@@ -331,7 +470,7 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
         tracing::info!("admin API listening on http://{}", admin.listen);
         let task = ListenerTask {
             listener: Mutex::new(Some(listener)),
-            run: move |l| crate::admin::serve(l, state.clone(), cache, token.clone()),
+            run: move |l| crate::admin::serve(l, state.clone(), cache, token.clone(), reloader.clone()),
         };
         server.add_service(background_service("homefront admin", task));
     }
