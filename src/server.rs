@@ -169,7 +169,7 @@ fn access_log(config: &Config) -> Option<Arc<crate::origin::access_log::AccessLo
         .collect();
     (!buckets.is_empty()).then(|| {
         Arc::new(crate::origin::access_log::AccessLog::new(
-            config.data_dir.join("logs"),
+            config.data_dir.join("logs/buckets"),
             buckets,
         ))
     })
@@ -410,7 +410,13 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     let state = Arc::new(ArcSwap::from_pointee(EdgeState::new(config.clone(), clock)));
     let mut edge = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Edge::new(state.clone(), cache),
+        Edge::new(
+            state.clone(),
+            cache,
+            Some(Arc::new(crate::telemetry::access_log::AccessLogger::start(
+                config.data_dir.join("logs/distributions"),
+            ))),
+        ),
         "homefront edge",
     );
     if let Some(addr) = config.listen.http {

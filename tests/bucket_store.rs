@@ -735,7 +735,7 @@ async fn server_access_logs_in_s3_format_for_buckets_that_ask() {
         .await
         .unwrap();
 
-    let dir = hf.dir.path().join("data/logs/site");
+    let dir = hf.dir.path().join("data/logs/buckets/site");
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
     assert_eq!(files.len(), 1, "one file for this hour");
     let name = files[0].file_name().to_string_lossy().to_string();
@@ -771,5 +771,8 @@ async fn server_access_logs_in_s3_format_for_buckets_that_ask() {
         "{}",
         lines[3]
     );
-    assert!(!hf.dir.path().join("data/logs/quiet").exists(), "quiet does not log");
+    assert!(
+        !hf.dir.path().join("data/logs/buckets/quiet").exists(),
+        "quiet does not log"
+    );
 }

@@ -141,6 +141,7 @@ origins:
 distributions:
   - name: main
     domains: [a.test, b.test]
+    access_log: cloudfront
     custom_error_responses:
       - { error_code: 503, error_caching_min_ttl: 0 }
       - { error_code: 404, response_page_path: /errors/404.html }
@@ -161,6 +162,7 @@ distributions:
       - { path_pattern: "*", origin: app }
   - name: spa
     domains: [spa.test]
+    access_log: json
     custom_error_responses: [ { error_code: 404, response_page_path: /index.html, response_code: 200 } ]
     behaviors:
       - { path_pattern: "*", origin: site }
@@ -751,4 +753,84 @@ async fn bucket_objects_are_cached_and_invalidated_after_an_update() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/html");
     assert_eq!(r.text().await.unwrap(), "<div id=app></div>");
+}
+
+/// Waits for the access log writer (a background thread) to have written `n` lines.
+async fn log_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut lines = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(path) {
+            for f in dir.flatten() {
+                let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+                lines.extend(text.lines().map(str::to_string));
+            }
+        }
+        if lines.iter().filter(|l| !l.starts_with('#')).count() >= n || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_logs_in_cloudfront_format_and_json_lines() {
+    let s = setup().await;
+    s.origin.set(
+        "/logged.txt",
+        route(200, &[("cache-control", "max-age=600")], "twelve bytes"),
+    );
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = s
+            .client
+            .get(s.url("/logged.txt?utm=1"))
+            .header("user-agent", "Mozilla/5.0 (X11; Linux)")
+            .header("referer", "https://a.test/")
+            .send()
+            .await
+            .unwrap();
+        ids.push(r.headers()["x-amz-cf-id"].to_str().unwrap().to_string());
+        r.text().await.unwrap();
+    }
+    let lines = log_lines(&s.hf.dir.path().join("data/logs/distributions/main"), 2).await;
+    assert_eq!(lines[0], "#Version: 1.0");
+    let fields: Vec<&str> = lines[1].strip_prefix("#Fields: ").unwrap().split(' ').collect();
+    assert_eq!(fields.len(), 33);
+    assert_eq!(&fields[..5], ["date", "time", "x-edge-location", "sc-bytes", "c-ip"]);
+    let rows: Vec<std::collections::HashMap<&str, &str>> = lines[2..]
+        .iter()
+        .map(|l| {
+            let v: Vec<&str> = l.split('\t').collect();
+            assert_eq!(v.len(), 33, "{l}");
+            fields.iter().copied().zip(v).collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for (row, (id, result)) in rows.iter().zip(ids.iter().zip(["Miss", "Hit"])) {
+        assert_eq!(row["x-edge-request-id"], id.as_str());
+        assert_eq!(row["x-edge-result-type"], result);
+        assert_eq!(row["cs-method"], "GET");
+        assert_eq!(row["cs-uri-stem"], "/logged.txt");
+        assert_eq!(row["cs-uri-query"], "utm=1");
+        assert_eq!(row["sc-status"], "200");
+        assert_eq!(row["sc-bytes"], "12");
+        assert_eq!(row["c-ip"], "127.0.0.1");
+        assert_eq!(row["cs(User-Agent)"], "Mozilla/5.0%20(X11;%20Linux)");
+        assert_eq!(row["cs(Referer)"], "https://a.test/");
+        assert_eq!(row["cs-protocol"], "https");
+        assert!(row["ssl-protocol"].starts_with("TLSv1."), "{}", row["ssl-protocol"]);
+        assert!(row["x-host-header"].starts_with("a.test:"));
+        assert!(row["date"].len() == 10 && row["time"].len() == 8);
+    }
+    // JSON lines for the other distribution, with the same field names.
+    s.client
+        .get(format!("{}/nothing-here", s.hf.https_base("spa.test")))
+        .send()
+        .await
+        .unwrap();
+    let json = log_lines(&s.hf.dir.path().join("data/logs/distributions/spa"), 1).await;
+    let v: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
+    assert_eq!(v["cs-uri-stem"], "/nothing-here");
+    assert_eq!(v["x-edge-location"], "homefront");
 }

@@ -1022,12 +1022,25 @@ fn compile_distributions(
                 caching_min_ttl,
             });
         }
+        let access_log = match d.access_log.as_deref() {
+            None => None,
+            Some("cloudfront") => Some(crate::telemetry::access_log::Format::CloudFront),
+            Some("json") => Some(crate::telemetry::access_log::Format::Json),
+            Some(other) => {
+                errors.at(
+                    &p(&at, &[k("access_log")]),
+                    format!("'{other}' is not a log format (cloudfront or json)"),
+                );
+                None
+            }
+        };
         out.push(Distribution {
             name,
             domains,
             default_root_object: d.default_root_object.clone(),
             behaviors,
             error_responses,
+            access_log,
         });
     }
     out

@@ -116,6 +116,8 @@ pub struct Distribution {
     pub behaviors: Vec<Behavior>,
     /// CloudFront's custom error responses, by origin status code.
     pub error_responses: Vec<ErrorResponse>,
+    /// Access log format, `None` = no access log.
+    pub access_log: Option<crate::telemetry::access_log::Format>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +170,7 @@ pub struct BucketConfig {
     /// CORS rules from YAML; they replace the stored rules at start. `None`: whatever
     /// PutBucketCors stored is kept.
     pub cors: Option<Vec<crate::origin::cors::CorsRule>>,
-    /// Write S3-format server access logs under `data_dir/logs/<bucket>/`.
+    /// Write S3-format server access logs under `data_dir/logs/buckets/<bucket>/`.
     pub access_log: bool,
 }
 

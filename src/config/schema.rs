@@ -179,6 +179,8 @@ pub struct RawDistribution {
     /// Error caching minimum TTL per status code (CloudFront's custom error responses).
     #[serde(default)]
     pub custom_error_responses: Vec<RawErrorResponse>,
+    /// Access log format: `cloudfront` (standard log format) or `json`; absent = off.
+    pub access_log: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,7 +213,7 @@ pub enum RawViewerProtocolPolicy {
 pub struct RawBucket {
     /// CORS rules, as PutBucketCors takes them; applied at start.
     pub cors: Option<Vec<RawCorsRule>>,
-    /// Server access logs in S3's format under `data_dir/logs/<bucket>/`.
+    /// Server access logs in S3's format under `data_dir/logs/buckets/<bucket>/`.
     #[serde(default)]
     pub access_log: bool,
 }

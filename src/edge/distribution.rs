@@ -81,6 +81,7 @@ mod tests {
             default_root_object: None,
             behaviors: vec![],
             error_responses: vec![],
+            access_log: None,
         }
     }
 

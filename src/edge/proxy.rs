@@ -29,6 +29,7 @@ use super::{ip, signed};
 use crate::cache::{DiskCache, EntryLabel};
 use crate::config::model::{Config, Credential, Origin, OriginKind};
 use crate::telemetry;
+use crate::telemetry::access_log::{AccessLogger, Record};
 use crate::util::Clock;
 
 /// `Via` value the edge adds to origin requests and viewer responses.
@@ -80,6 +81,8 @@ pub struct Edge {
     connector: Connector,
     /// Recently fetched error pages by (distribution, path); `None`: the page is missing.
     pages: Mutex<HashMap<(String, String), FetchedPage>>,
+    /// Access logs of the distributions that ask for them.
+    access_log: Option<Arc<AccessLogger>>,
 }
 
 /// When a page was fetched, and what came back.
@@ -99,13 +102,18 @@ const ERROR_PAGE_MAX: usize = 1 << 20;
 
 impl Edge {
     /// `cache`: the process's cache storage; `None` serves everything from the origin.
-    pub fn new(state: Arc<ArcSwap<EdgeState>>, cache: Option<&'static DiskCache>) -> Self {
+    pub fn new(
+        state: Arc<ArcSwap<EdgeState>>,
+        cache: Option<&'static DiskCache>,
+        access_log: Option<Arc<AccessLogger>>,
+    ) -> Self {
         Edge {
             state,
             ids: RequestIds::new(),
             cache,
             connector: Connector::new(None),
             pages: Mutex::new(HashMap::new()),
+            access_log,
         }
     }
 }
@@ -129,6 +137,10 @@ pub struct Ctx {
     /// A custom error page replaces the response body: sent once, then nothing.
     error_page: Option<Bytes>,
     error_page_active: bool,
+    /// When the request arrived, for the access log.
+    started: Instant,
+    started_at: u64,
+    first_byte: Option<Instant>,
 }
 
 impl Ctx {
@@ -155,6 +167,12 @@ impl ProxyHttp for Edge {
             stale_on_error: false,
             error_page: None,
             error_page_active: false,
+            started: Instant::now(),
+            started_at: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            first_byte: None,
         }
     }
 
@@ -479,6 +497,7 @@ impl ProxyHttp for Edge {
                 _ => "Miss",
             };
         }
+        ctx.first_byte = Some(Instant::now());
         self.apply_error_page(session, resp, ctx).await?;
         if ctx.key.is_some() {
             // Tell browser caches too: without it, a copy cached for an <img> is reused for a
@@ -588,6 +607,11 @@ impl ProxyHttp for Edge {
                     ];
                     cache.invalidate(dist, &paths);
                 }
+            }
+        }
+        if let (Some(logger), Some(state)) = (&self.access_log, &ctx.state) {
+            if let Some(format) = state.config.distributions.get(ctx.dist).and_then(|d| d.access_log) {
+                logger.log(format, access_record(session, ctx, dist, status));
             }
         }
         if let (Some(started), Some(origin)) = (ctx.origin_started, origin) {
@@ -739,6 +763,65 @@ impl Edge {
             session.write_response_body(Some(body), true).await?;
         }
         Ok(())
+    }
+}
+
+/// What the access log records of one finished request.
+fn access_record(session: &Session, ctx: &Ctx, dist: &str, status: u16) -> Record {
+    let req = session.req_header();
+    let h = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let resp = session.response_written();
+    let rh = |name: &str| {
+        resp.and_then(|r| r.headers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let peer = session.client_addr().and_then(|a| a.as_inet());
+    let ssl = session.digest().and_then(|d| d.ssl_digest.clone());
+    let header_bytes: usize = req
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + req.uri.to_string().len()
+        + 16;
+    let range = rh("content-range").and_then(|r| {
+        let (span, _) = r.strip_prefix("bytes ")?.split_once('/')?;
+        let (a, b) = span.split_once('-')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    });
+    Record {
+        distribution: dist.to_string(),
+        time: ctx.started_at,
+        sc_bytes: session.body_bytes_sent() as u64,
+        c_ip: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
+        c_port: peer.map(|a| a.port()).unwrap_or(0),
+        method: req.method.as_str().to_string(),
+        host: dist.to_string(),
+        uri_stem: req.uri.path().to_string(),
+        status,
+        referer: h("referer"),
+        user_agent: h("user-agent"),
+        query: req.uri.query().map(str::to_string),
+        cookie: cookie_header(req),
+        result: ctx.cache_result.to_string(),
+        request_id: ctx.request_id.clone(),
+        host_header: host_of(req),
+        protocol: if ssl.is_some() { "https" } else { "http" },
+        cs_bytes: (header_bytes + session.body_bytes_read()) as u64,
+        time_taken: ctx.started.elapsed().as_secs_f64(),
+        forwarded_for: h("x-forwarded-for"),
+        ssl_protocol: ssl.as_ref().map(|s| s.version.to_string()),
+        ssl_cipher: ssl.as_ref().map(|s| s.cipher.to_string()),
+        protocol_version: match req.version {
+            http::Version::HTTP_2 => "HTTP/2.0".into(),
+            http::Version::HTTP_10 => "HTTP/1.0".into(),
+            _ => "HTTP/1.1".into(),
+        },
+        time_to_first_byte: ctx.first_byte.map(|t| t.duration_since(ctx.started).as_secs_f64()),
+        content_type: rh("content-type"),
+        content_len: rh("content-length").and_then(|v| v.parse().ok()),
+        range,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Server access logs in S3's format, opt-in per bucket (`buckets.<name>.access_log: true`):
-//! one line per request, appended to `data_dir/logs/<bucket>/<YYYY-MM-DD-HH>.log` (one file
+//! one line per request, appended to `data_dir/logs/buckets/<bucket>/<YYYY-MM-DD-HH>.log` (one file
 //! per bucket per hour, UTC). Fields, space-separated, `-` when empty, as S3 writes them:
 //!
 //! ```text
@@ -47,7 +47,7 @@ pub struct Entry {
 }
 
 /// `(days since 1970-01-01)` → (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, u32, u32) {
+pub fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

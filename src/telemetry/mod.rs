@@ -1,7 +1,10 @@
-//! Prometheus metrics (names prefixed `homefront_`) and the `/metrics` endpoint.
+//! Prometheus metrics (names prefixed `homefront_`) and the `/metrics` endpoint; edge
+//! access logs in [`access_log`].
 //!
 //! All metrics live in the process-wide default registry, so modules register their own
 //! (the TLS module counts handshakes) and one endpoint serves them all.
+
+pub mod access_log;
 
 use std::convert::Infallible;
 use std::sync::LazyLock;
@@ -97,6 +100,16 @@ pub static CACHE_EVICTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registered once")
 });
 
+/// `homefront_access_log_dropped_total`: access log lines dropped because the writer fell
+/// behind (requests never wait for the log).
+pub static ACCESS_LOG_DROPPED: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "homefront_access_log_dropped_total",
+        "Access log lines dropped because the log writer fell behind."
+    )
+    .expect("metric registered once")
+});
+
 /// `homefront_build_info{version}` = 1.
 pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
@@ -115,6 +128,7 @@ pub fn init() {
     LazyLock::force(&ORIGIN_DURATION);
     LazyLock::force(&CACHE_BYTES);
     LazyLock::force(&CACHE_STALE);
+    LazyLock::force(&ACCESS_LOG_DROPPED);
     for tier in ["disk", "memory"] {
         CACHE_EVICTIONS.with_label_values(&[tier]).inc_by(0);
         CACHE_SIZE.with_label_values(&[tier]);
