@@ -11,6 +11,27 @@ admin: { listen: "127.0.0.1:{admin}" }
 origins:
   site: { bucket: site }
 distributions:
+  - name: api
+    domains: [api.test]
+    behaviors:
+      - path_pattern: "*"
+        origin: site
+        allowed_methods: [GET, HEAD, OPTIONS]
+        response_headers:
+          cors:
+            allow_origins: ["https://*.example.com"]
+            allow_methods: [GET, HEAD]
+            allow_headers: [content-type]
+            expose_headers: [ETag]
+            max_age: 10m
+          security:
+            hsts: { max_age: 1y, include_subdomains: true }
+            content_type_options: true
+            frame_options: DENY
+            referrer_policy: strict-origin-when-cross-origin
+            csp: "default-src 'self'"
+          add: { X-Served-By: homefront }
+          remove: [last-modified]
   - domains: ["*"]
     behaviors:
       - { path_pattern: "*", origin: site }
@@ -204,4 +225,81 @@ async fn a_plain_request_never_poisons_a_cors_request_through_the_cache() {
     );
     assert_eq!(get(Some("https://evil.test")).await.1, None);
     assert_eq!(get(None).await, ("Hit from homefront".into(), None));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_headers_policy_answers_cors_at_the_edge_and_adds_security_headers() {
+    let hf = Homefront::start(CONFIG);
+    hf.s3()
+        .put_object()
+        .bucket("site")
+        .key("data.json")
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let client = hf.client(&["api.test", "plain.test"]);
+    let url = format!("{}/data.json", hf.https_base("api.test"));
+    // Without the policy the origin's header is there.
+    let plain = client
+        .get(format!("{}/data.json", hf.https_base("plain.test")))
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().contains_key("last-modified"), "{:?}", plain.headers());
+    assert!(!plain.headers().contains_key("x-frame-options"));
+    let pre = client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "Content-Type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 200);
+    assert_eq!(pre.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(pre.headers()["access-control-allow-methods"], "GET, HEAD");
+    assert_eq!(pre.headers()["access-control-allow-headers"], "content-type");
+    assert_eq!(pre.headers()["access-control-max-age"], "600");
+    let denied = client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://evil.test")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+    assert!(!denied.headers().contains_key("access-control-allow-origin"));
+
+    // The bucket's own rule would answer https://admin.example.com only; the edge policy
+    // overrides it with its own decision, on misses and hits alike.
+    for expect in ["Miss from homefront", "Hit from homefront"] {
+        let r = client
+            .get(&url)
+            .header("origin", "https://cdn.example.com")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-cache"], expect);
+        assert_eq!(r.headers()["access-control-allow-origin"], "https://cdn.example.com");
+        assert_eq!(r.headers()["access-control-expose-headers"], "ETag");
+        assert_eq!(
+            r.headers()["strict-transport-security"],
+            "max-age=31536000; includeSubDomains"
+        );
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+        assert_eq!(r.headers()["referrer-policy"], "strict-origin-when-cross-origin");
+        assert_eq!(r.headers()["content-security-policy"], "default-src 'self'");
+        assert_eq!(r.headers()["x-served-by"], "homefront");
+        assert!(!r.headers().contains_key("last-modified"));
+    }
+    let r = client
+        .get(&url)
+        .header("origin", "https://evil.test")
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.headers().contains_key("access-control-allow-origin"));
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
 }

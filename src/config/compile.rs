@@ -344,6 +344,169 @@ fn compile_cache_policy(errors: &mut Errors<'_>, at: &[Seg], raw: Option<&RawCac
     }
 }
 
+const REFERRER_POLICIES: [&str; 8] = [
+    "no-referrer",
+    "no-referrer-when-downgrade",
+    "origin",
+    "origin-when-cross-origin",
+    "same-origin",
+    "strict-origin",
+    "strict-origin-when-cross-origin",
+    "unsafe-url",
+];
+
+fn compile_headers_policy(
+    errors: &mut Errors<'_>,
+    at: &[Seg],
+    raw: Option<&RawHeadersPolicy>,
+) -> Option<crate::edge::headers_policy::HeadersPolicy> {
+    use crate::edge::headers_policy::{CorsPolicy, HeadersPolicy};
+    let raw = raw?;
+    let mut out = HeadersPolicy {
+        security_override: true,
+        ..HeadersPolicy::default()
+    };
+    if let Some(c) = &raw.cors {
+        let cat = p(at, &[k("cors")]);
+        if c.allow_origins.is_empty() {
+            errors.at(&p(&cat, &[k("allow_origins")]), "list at least one origin (or \"*\")");
+        }
+        for (i, o) in c.allow_origins.iter().enumerate() {
+            if o != "*" && (o.matches('*').count() > 1 || !(o.starts_with("http://") || o.starts_with("https://"))) {
+                errors.at(
+                    &p(&cat, &[k("allow_origins"), Seg::Index(i)]),
+                    format!("'{o}' must be \"*\" or a scheme://host[:port] origin with at most one '*'"),
+                );
+            }
+        }
+        if c.allow_credentials && c.allow_origins.iter().any(|o| o == "*") {
+            errors.at(
+                &p(&cat, &[k("allow_credentials")]),
+                "browsers refuse credentials with Access-Control-Allow-Origin: *; list the origins instead",
+            );
+        }
+        let methods: Vec<String> = c
+            .allow_methods
+            .clone()
+            .unwrap_or_else(|| vec!["GET".into(), "HEAD".into()])
+            .iter()
+            .map(|m| m.to_ascii_uppercase())
+            .collect();
+        for (i, m) in methods.iter().enumerate() {
+            if !matches!(
+                m.as_str(),
+                "*" | "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE" | "OPTIONS"
+            ) {
+                errors.at(
+                    &p(&cat, &[k("allow_methods"), Seg::Index(i)]),
+                    format!("'{m}' is not an HTTP method"),
+                );
+            }
+        }
+        let max_age = c
+            .max_age
+            .as_ref()
+            .map(|t| duration_at(errors, &p(&cat, &[k("max_age")]), Some(t), Duration::ZERO).as_secs());
+        out.cors = Some(CorsPolicy {
+            allow_origins: c.allow_origins.clone(),
+            allow_methods: methods,
+            allow_headers: c.allow_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            expose_headers: c.expose_headers.clone(),
+            max_age,
+            allow_credentials: c.allow_credentials,
+            origin_override: c.origin_override.unwrap_or(true),
+        });
+    }
+    let value = |errors: &mut Errors<'_>, path: Vec<Seg>, v: &str| match HeaderValue::from_str(v) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            errors.at(&path, format!("'{v}' is not a valid header value"));
+            None
+        }
+    };
+    if let Some(sec) = &raw.security {
+        let sat = p(at, &[k("security")]);
+        out.security_override = sec.override_origin.unwrap_or(true);
+        if let Some(h) = &sec.hsts {
+            let age = duration_at(
+                errors,
+                &p(&sat, &[k("hsts"), k("max_age")]),
+                Some(&h.max_age),
+                Duration::ZERO,
+            );
+            let mut v = format!("max-age={}", age.as_secs());
+            if h.include_subdomains {
+                v.push_str("; includeSubDomains");
+            }
+            if h.preload {
+                v.push_str("; preload");
+            }
+            if let Some(v) = value(errors, p(&sat, &[k("hsts")]), &v) {
+                out.security
+                    .push((HeaderName::from_static("strict-transport-security"), v));
+            }
+        }
+        if sec.content_type_options {
+            out.security.push((
+                HeaderName::from_static("x-content-type-options"),
+                HeaderValue::from_static("nosniff"),
+            ));
+        }
+        if let Some(f) = &sec.frame_options {
+            let upper = f.to_ascii_uppercase();
+            if upper == "DENY" || upper == "SAMEORIGIN" {
+                if let Some(v) = value(errors, p(&sat, &[k("frame_options")]), &upper) {
+                    out.security.push((HeaderName::from_static("x-frame-options"), v));
+                }
+            } else {
+                errors.at(
+                    &p(&sat, &[k("frame_options")]),
+                    format!("'{f}' is not DENY or SAMEORIGIN"),
+                );
+            }
+        }
+        if let Some(r) = &sec.referrer_policy {
+            if REFERRER_POLICIES.contains(&r.as_str()) {
+                if let Some(v) = value(errors, p(&sat, &[k("referrer_policy")]), r) {
+                    out.security.push((HeaderName::from_static("referrer-policy"), v));
+                }
+            } else {
+                errors.at(
+                    &p(&sat, &[k("referrer_policy")]),
+                    format!("'{r}' is not a referrer policy ({})", REFERRER_POLICIES.join(", ")),
+                );
+            }
+        }
+        if let Some(c) = &sec.csp {
+            if let Some(v) = value(errors, p(&sat, &[k("csp")]), c) {
+                out.security
+                    .push((HeaderName::from_static("content-security-policy"), v));
+            }
+        }
+    }
+    for (name, v) in &raw.add.0 {
+        let hat = p(at, &[k("add"), k(name)]);
+        match HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
+            Ok(n) => {
+                if let Some(v) = value(errors, hat, v) {
+                    out.add.push((n, v));
+                }
+            }
+            Err(_) => errors.at(&hat, format!("'{name}' is not a header name")),
+        }
+    }
+    for (i, name) in raw.remove.iter().enumerate() {
+        match HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
+            Ok(n) => out.remove.push(n),
+            Err(_) => errors.at(
+                &p(at, &[k("remove"), Seg::Index(i)]),
+                format!("'{name}' is not a header name"),
+            ),
+        }
+    }
+    Some(out)
+}
+
 fn compile_tls(raw: &RawConfig, base: &Path, errors: &mut Errors<'_>) -> Tls {
     let mut tls = Tls::default();
     let Some(raw_tls) = &raw.tls else { return tls };
@@ -950,6 +1113,9 @@ fn compile_distributions(
                 }
             };
             let cache = Arc::new(compile_cache_policy(errors, &p(&bat, &[k("cache")]), b.cache.as_ref()));
+            let headers =
+                compile_headers_policy(errors, &p(&bat, &[k("response_headers")]), b.response_headers.as_ref())
+                    .map(Arc::new);
             if let (Some(path_pattern), Some(origin)) = (pattern, origin) {
                 behaviors.push(Behavior {
                     path_pattern_text: b.path_pattern.clone(),
@@ -959,6 +1125,7 @@ fn compile_distributions(
                     allowed_methods,
                     trusted_keys,
                     cache,
+                    headers,
                 });
             }
         }
@@ -1337,6 +1504,42 @@ mod tests {
         for bad in ["ab", "Site", "-site", "site-", "a..b", "s_te"] {
             assert!(check_bucket_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn response_headers_policies_are_checked() {
+        let with = |policy: &str| {
+            format!("origins:\n  app: {{ http: \"127.0.0.1:3000\" }}\ndistributions:\n  - domains: [\"*\"]\n    behaviors:\n      - {{ path_pattern: \"*\", origin: app, response_headers: {policy} }}\n")
+        };
+        let e = errs(&with("{ cors: { allow_origins: [\"*\"], allow_credentials: true } }"));
+        assert_has(&e, "response_headers.cors.allow_credentials");
+        assert_has(
+            &errs(&with("{ cors: { allow_origins: [example.com] } }")),
+            "scheme://host",
+        );
+        assert_has(
+            &errs(&with("{ security: { frame_options: ALLOW } }")),
+            "not DENY or SAMEORIGIN",
+        );
+        assert_has(
+            &errs(&with("{ security: { referrer_policy: everything } }")),
+            "not a referrer policy",
+        );
+        assert_has(
+            &errs(&with("{ security: { hsts: { max_age: forever } } }")),
+            "hsts.max_age",
+        );
+        assert_has(&errs(&with("{ add: { \"bad header\": x } }")), "not a header name");
+        let l = load_str(
+            "t.yaml",
+            &with("{ cors: { allow_origins: [\"https://a.test\"], max_age: 10m }, security: { hsts: { max_age: 1y, preload: true } } }"),
+            Path::new("/"),
+        )
+        .unwrap();
+        let h = l.config.distributions[0].behaviors[0].headers.clone().unwrap();
+        assert_eq!(h.cors.as_ref().unwrap().max_age, Some(600));
+        assert_eq!(h.cors.as_ref().unwrap().allow_methods, ["GET", "HEAD"]);
+        assert_eq!(h.security[0].1, "max-age=31536000; preload");
     }
 
     #[test]

@@ -156,6 +156,8 @@ pub struct Behavior {
     pub trusted_keys: Option<Arc<crate::edge::signed::TrustedKeys>>,
     /// TTLs and cache key (`behaviors[].cache`).
     pub cache: Arc<crate::edge::cache_policy::CachePolicy>,
+    /// `behaviors[].response_headers`; `None`: responses pass as the origin sent them.
+    pub headers: Option<Arc<crate::edge::headers_policy::HeadersPolicy>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -195,6 +195,58 @@ pub struct RawBehavior {
     pub trusted_key_groups: Option<Vec<String>>,
     /// TTLs and the cache key.
     pub cache: Option<RawCachePolicy>,
+    /// CORS, security and custom headers on responses.
+    pub response_headers: Option<RawHeadersPolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeadersPolicy {
+    pub cors: Option<RawCorsPolicy>,
+    pub security: Option<RawSecurityHeaders>,
+    #[serde(default)]
+    pub add: Ordered<String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCorsPolicy {
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<String>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    pub origin_override: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecurityHeaders {
+    pub hsts: Option<RawHsts>,
+    #[serde(default)]
+    pub content_type_options: bool,
+    pub frame_options: Option<String>,
+    pub referrer_policy: Option<String>,
+    pub csp: Option<String>,
+    /// Replace the origin's values (default true).
+    #[serde(rename = "override")]
+    pub override_origin: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHsts {
+    pub max_age: String,
+    #[serde(default)]
+    pub include_subdomains: bool,
+    #[serde(default)]
+    pub preload: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]

@@ -4,6 +4,7 @@ pub mod behavior;
 pub mod cache_policy;
 pub mod distribution;
 pub mod errors;
+pub mod headers_policy;
 pub mod ip;
 pub mod proxy;
 pub mod signed;

@@ -225,6 +225,26 @@ impl ProxyHttp for Edge {
             }
             ViewerOutcome::Deny(e) => return self.deny(session, ctx, e).await,
         }
+        // CORS preflight answered at the edge when the behavior's response headers policy
+        // has CORS (before the signature check: browsers send preflights without cookies).
+        if let (Some(cors), true) = (
+            behavior.headers.as_ref().and_then(|h| h.cors.as_ref()),
+            req.method == Method::OPTIONS,
+        ) {
+            let text = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
+            if let (Some(origin), Some(method)) = (text("origin"), text("access-control-request-method")) {
+                let answer = cors.preflight(origin, method, text("access-control-request-headers"));
+                ctx.cache_result = "Miss";
+                let mut resp = ResponseHeader::build(if answer.is_some() { 200 } else { 403 }, Some(8))?;
+                for (name, value) in answer.unwrap_or_default() {
+                    resp.insert_header(name, value)?;
+                }
+                resp.insert_header(header::CONTENT_LENGTH, "0")?;
+                self.decorate(&mut resp, ctx)?;
+                session.write_response_header(Box::new(resp), true).await?;
+                return Ok(true);
+            }
+        }
         // 4 access: signed URL or cookies against the behavior's trusted key groups.
         if let Some(keys) = &behavior.trusted_keys {
             let cookies = cookie_header(req);
@@ -499,6 +519,21 @@ impl ProxyHttp for Edge {
         }
         ctx.first_byte = Some(Instant::now());
         self.apply_error_page(session, resp, ctx).await?;
+        if let Some(policy) = ctx.behavior().and_then(|b| b.headers.clone()) {
+            let origin = session
+                .req_header()
+                .headers
+                .get(header::ORIGIN)
+                .and_then(|v| v.to_str().ok());
+            for change in super::headers_policy::changes(&policy, origin, &resp.headers) {
+                match change {
+                    super::headers_policy::Change::Set(n, v) => resp.insert_header(n, v)?,
+                    super::headers_policy::Change::Remove(n) => {
+                        resp.remove_header(&n);
+                    }
+                }
+            }
+        }
         if ctx.key.is_some() {
             // Tell browser caches too: without it, a copy cached for an <img> is reused for a
             // later fetch() with CORS, and the browser blocks it.

@@ -124,6 +124,7 @@ mod tests {
             viewer_protocol_policy: policy,
             allowed_methods: methods.to_vec(),
             cache: Default::default(),
+            headers: None,
             trusted_keys: None,
         }
     }
