@@ -408,3 +408,33 @@ async fn ranges_and_head_are_served_from_the_cached_object() {
         .unwrap();
     assert_eq!(r.status(), 416);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_urls_and_headers_get_cloudfront_limits() {
+    let hf = start_edge().await;
+    let long = format!("/{}", "a".repeat(9000));
+    let r = raw_http(
+        hf.ports.http,
+        &format!("GET {long} HTTP/1.1\r\nHost: open.test\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(r.starts_with("HTTP/1.1 414"), "{}", &r[..r.len().min(300)]);
+    assert!(r.contains("<Code>RequestURITooLong</Code>"));
+    let big = "b".repeat(7000);
+    let r = raw_http(
+        hf.ports.http,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: open.test\r\nX-A: {big}\r\nX-B: {big}\r\nX-C: {big}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(r.starts_with("HTTP/1.1 413"), "{}", &r[..r.len().min(300)]);
+    // Just under both limits is served.
+    let ok = raw_http(
+        hf.ports.http,
+        &format!(
+            "GET /nope?q={} HTTP/1.1\r\nHost: open.test\r\nX-A: {}\r\nConnection: close\r\n\r\n",
+            "a".repeat(8000),
+            "b".repeat(20_000)
+        ),
+    );
+    assert!(ok.starts_with("HTTP/1.1 404"), "{}", &ok[..ok.len().min(300)]);
+}

@@ -182,6 +182,10 @@ impl ProxyHttp for Edge {
         ctx.state = Some(state.clone());
         let is_https = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let req = session.req_header();
+        // CloudFront's limits, checked before anything else reads the request.
+        if let Some(e) = viewer::limits(req) {
+            return self.deny(session, ctx, e).await;
+        }
         let host = host_of(req).unwrap_or_default();
 
         // 1 distribution
