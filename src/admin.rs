@@ -142,6 +142,26 @@ fn authorized(req: &Request<hyper::body::Incoming>, token: &str) -> bool {
     given.len() == token.len() && openssl::memcmp::eq(given.as_bytes(), token.as_bytes())
 }
 
+fn unauthorized() -> Response<Full<Bytes>> {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        "send Authorization: Bearer <the token in admin.token_file>",
+    )
+}
+
+/// The body of an authorized request, or the answer to send instead (401, or 400 for a body
+/// that cannot be read or is too large).
+async fn authorized_body(req: Request<hyper::body::Incoming>, token: &str) -> Result<Bytes, Response<Full<Bytes>>> {
+    if !authorized(&req, token) {
+        return Err(unauthorized());
+    }
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, "InvalidBody", &e.to_string())),
+    }
+}
+
 async fn handle(
     req: Request<hyper::body::Incoming>,
     state: Arc<ArcSwap<EdgeState>>,
@@ -153,11 +173,7 @@ async fn handle(
         (&Method::GET, "/healthz") | (&Method::GET, "/readyz") => Response::new(Full::new(Bytes::from_static(b"ok\n"))),
         (&Method::POST, "/reload") => {
             if !authorized(&req, &token) {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "Unauthorized",
-                    "send Authorization: Bearer <the token in admin.token_file>",
-                );
+                return unauthorized();
             }
             // The reload reads files: off the async workers.
             let r = tokio::task::spawn_blocking(move || reloader.reload_and_log()).await;
@@ -171,16 +187,9 @@ async fn handle(
             }
         }
         (&Method::POST, "/invalidations") => {
-            if !authorized(&req, &token) {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "Unauthorized",
-                    "send Authorization: Bearer <the token in admin.token_file>",
-                );
-            }
-            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidBody", &e.to_string()),
+            let body = match authorized_body(req, &token).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
             };
             let inv = match parse_invalidation(&body) {
                 Ok(i) => i,
@@ -212,16 +221,9 @@ async fn handle(
             )
         }
         (&Method::POST, "/presign") => {
-            if !authorized(&req, &token) {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "Unauthorized",
-                    "send Authorization: Bearer <the token in admin.token_file>",
-                );
-            }
-            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidBody", &e.to_string()),
+            let body = match authorized_body(req, &token).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
             };
             let p = match parse_presign(&body) {
                 Ok(p) => p,

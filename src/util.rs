@@ -82,3 +82,12 @@ impl Clock {
         }
     }
 }
+
+/// `pattern` with at most one `*` (any run of characters) against `value`, as S3 and
+/// CloudFront match CORS origins and headers.
+pub fn one_star_match(pattern: &str, value: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == value,
+        Some((pre, post)) => value.len() >= pre.len() + post.len() && value.starts_with(pre) && value.ends_with(post),
+    }
+}

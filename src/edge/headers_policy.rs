@@ -30,12 +30,7 @@ pub struct CorsPolicy {
     pub origin_override: bool,
 }
 
-fn wildcard(pattern: &str, value: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == value,
-        Some((pre, post)) => value.len() >= pre.len() + post.len() && value.starts_with(pre) && value.ends_with(post),
-    }
-}
+use crate::util::one_star_match as wildcard;
 
 impl CorsPolicy {
     fn origin_allowed(&self, origin: &str) -> bool {

@@ -61,13 +61,7 @@ pub fn validate(rules: &[CorsRule]) -> Result<(), String> {
     Ok(())
 }
 
-/// `pattern` with at most one `*` against `value`.
-fn wildcard(pattern: &str, value: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == value,
-        Some((pre, post)) => value.len() >= pre.len() + post.len() && value.starts_with(pre) && value.ends_with(post),
-    }
-}
+use crate::util::one_star_match as wildcard;
 
 /// The headers S3 adds to an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
