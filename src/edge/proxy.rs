@@ -183,7 +183,9 @@ impl ProxyHttp for Edge {
         let is_https = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let req = session.req_header();
         // CloudFront's limits, checked before anything else reads the request.
-        if let Some(e) = viewer::limits(req) {
+        let raw = session.as_downstream().as_http1().map(|h1| h1.get_headers_raw_bytes());
+        let refused = viewer::limits(req).or_else(|| raw.and_then(|r| viewer::framing(&r)));
+        if let Some(e) = refused {
             return self.deny(session, ctx, e).await;
         }
         let host = host_of(req).unwrap_or_default();

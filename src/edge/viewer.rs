@@ -104,6 +104,55 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
+/// Request framing that HTTP/1.1 intermediaries disagree about (RFC 9112 §6.3), refused
+/// with 400 before anything is forwarded: Content-Length together with Transfer-Encoding,
+/// more than one Content-Length, a Content-Length that is not a number, or a
+/// Transfer-Encoding whose last coding is not a single `chunked`. Reads the raw header
+/// block as the client sent it (pingora drops Content-Length when both are present).
+pub fn framing(raw_header: &[u8]) -> Option<EdgeError> {
+    let bad = |m: &str| Some(EdgeError::new(400, "BadRequest", m.to_string()));
+    let text = String::from_utf8_lossy(raw_header);
+    let mut cl: Vec<String> = Vec::new();
+    let mut te: Vec<String> = Vec::new();
+    for line in text.split('\n').skip(1) {
+        let line = line.trim_end_matches('\r');
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        let value = value.trim().to_string();
+        match name.as_str() {
+            "content-length" => cl.push(value),
+            "transfer-encoding" => te.push(value),
+            _ => {}
+        }
+    }
+    if !cl.is_empty() && !te.is_empty() {
+        return bad("The request has both Content-Length and Transfer-Encoding.");
+    }
+    if cl.len() > 1 {
+        return bad("The request has more than one Content-Length.");
+    }
+    if let Some(v) = cl.first() {
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return bad("The request's Content-Length is not a number.");
+        }
+    }
+    if !te.is_empty() {
+        let codings: Vec<String> = te
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty())
+            .collect();
+        let chunked = codings.iter().filter(|c| *c == "chunked").count();
+        if codings.last().map(String::as_str) != Some("chunked") || chunked != 1 {
+            return bad("The request's Transfer-Encoding must end with a single chunked.");
+        }
+    }
+    None
+}
+
 /// Longest request URL (path and query) accepted, as CloudFront: 8,192 bytes.
 pub const MAX_URL: usize = 8192;
 /// Most bytes of request headers (names and values) accepted, as CloudFront: 20,480.
@@ -154,6 +203,24 @@ mod tests {
             headers: None,
             trusted_keys: None,
         }
+    }
+
+    #[test]
+    fn ambiguous_framing() {
+        let req = |headers: &str| {
+            framing(format!("POST / HTTP/1.1\r\nHost: a\r\n{headers}\r\n").as_bytes()).map(|e| e.status)
+        };
+        assert_eq!(req("Content-Length: 5\r\n"), None);
+        assert_eq!(req("Transfer-Encoding: chunked\r\n"), None);
+        assert_eq!(req("Transfer-Encoding: gzip, chunked\r\n"), None);
+        assert_eq!(req("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"), Some(400));
+        assert_eq!(req("content-length: 5\r\nContent-Length: 5\r\n"), Some(400));
+        assert_eq!(req("Content-Length: +5\r\n"), Some(400));
+        assert_eq!(req("Transfer-Encoding: chunked, identity\r\n"), Some(400));
+        assert_eq!(
+            req("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"),
+            Some(400)
+        );
     }
 
     #[test]
