@@ -167,7 +167,12 @@ async fn an_img_then_a_cors_fetch_of_the_same_url_works_through_the_cache() {
     let blocked = browse(&page("evil.test", "/fetch.html"));
     assert!(blocked.starts_with("fetch-blocked:"), "{blocked}");
 
-    let m = hf.metrics();
+    let m = hf
+        .metrics_when(|m| {
+            m.lines()
+                .any(|l| l.starts_with("homefront_requests_total{") && l.contains("cache=\"Hit\""))
+        })
+        .await;
     let hits = m
         .lines()
         .find(|l| l.starts_with("homefront_requests_total{") && l.contains("cache=\"Hit\""))

@@ -72,7 +72,9 @@ distributions:
     // Past max-age: served stale while it revalidates.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     client.get(&url).send().await.unwrap().text().await.unwrap();
-    let exposition = hf.metrics();
+    let exposition = hf
+        .metrics_when(|m| m.contains("homefront_cache_stale_served_total{"))
+        .await;
 
     let dash: serde_json::Value = serde_json::from_str(include_str!("../examples/grafana-dashboard.json")).unwrap();
     let mut queried = Vec::new();

@@ -230,6 +230,19 @@ impl Homefront {
         s3_client(self.ports.origin)
     }
 
+    /// Scrapes `/metrics` until `ready` holds (metrics are recorded after a response is
+    /// sent, so a scrape right after a request may miss it) or 10 s pass; returns the last.
+    pub async fn metrics_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = self.metrics();
+            if ready(&m) || Instant::now() > deadline {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn metrics(&self) -> String {
         raw_http(
             self.ports.metrics,
