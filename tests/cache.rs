@@ -155,6 +155,10 @@ distributions:
       - { path_pattern: "/c/*", origin: app, cache: { cookies: [lang] } }
       - { path_pattern: "/h/*", origin: app, cache: { headers: [X-Variant] } }
       - { path_pattern: "/nocache/*", origin: app, cache: { max_ttl: 0 } }
+      - path_pattern: "/or/*"
+        origin: app
+        cache: { query_strings: [v] }
+        origin_request: { query_strings: all, cookies: [session], origin: "https://cdn.example.com" }
       - path_pattern: "/w/*"
         origin: app
         allowed_methods: [GET, HEAD, OPTIONS, PUT, POST, PATCH, DELETE]
@@ -332,6 +336,33 @@ async fn cache_key_policies_host_and_scheme() {
         .unwrap();
     assert_eq!(plain.headers()["x-cache"], "Miss from homefront");
     assert_eq!(s.origin.hits("/n/a"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn origin_request_policy_forwards_without_keying_and_injects_origin() {
+    let s = setup().await;
+    s.origin
+        .set("/or/a", route(200, &[("cache-control", "max-age=600")], "x"));
+    let with_cookie = [("cookie", "session=abc; tracking=1")];
+    assert_eq!(s.get_with("/or/a?v=1&page=2", &with_cookie).await.1, "Miss");
+    let (uri, headers) = s.origin.last("/or/a");
+    assert_eq!(uri, "/or/a?v=1&page=2", "forwarded without being keyed");
+    assert_eq!(headers["cookie"], "session=abc");
+    assert_eq!(
+        headers["origin"], "https://cdn.example.com",
+        "injected when the viewer sent none"
+    );
+    assert_eq!(
+        s.get_with("/or/a?v=1&page=3", &[("cookie", "session=xyz")]).await.1,
+        "Hit"
+    );
+    assert_eq!(s.get("/or/a?v=2").await.1, "Miss", "v is keyed");
+    s.get_with("/or/a?v=3", &[("origin", "https://app.example.com")]).await;
+    assert_eq!(
+        s.origin.last("/or/a").1["origin"],
+        "https://app.example.com",
+        "the viewer's wins"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

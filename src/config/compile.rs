@@ -335,6 +335,8 @@ fn compile_cache_policy(errors: &mut Errors<'_>, at: &[Seg], raw: Option<&RawCac
         }
     }
     CachePolicy {
+        forward_query_strings: KeyList::None,
+        forward_cookies: KeyList::None,
         min_ttl,
         default_ttl,
         max_ttl,
@@ -1112,7 +1114,27 @@ fn compile_distributions(
                     Some(Arc::new(keys))
                 }
             };
-            let cache = Arc::new(compile_cache_policy(errors, &p(&bat, &[k("cache")]), b.cache.as_ref()));
+            let mut cache_policy = compile_cache_policy(errors, &p(&bat, &[k("cache")]), b.cache.as_ref());
+            let mut inject_origin = None;
+            if let Some(o) = &b.origin_request {
+                let oat = p(&bat, &[k("origin_request")]);
+                cache_policy.forward_query_strings =
+                    compile_key_list(errors, &p(&oat, &[k("query_strings")]), o.query_strings.as_ref());
+                cache_policy.forward_cookies = compile_key_list(errors, &p(&oat, &[k("cookies")]), o.cookies.as_ref());
+                if let Some(origin) = &o.origin {
+                    let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                        && !origin.contains(['?', '#', '*'])
+                        && origin.matches('/').count() == 2;
+                    match HeaderValue::from_str(origin) {
+                        Ok(v) if valid => inject_origin = Some(v),
+                        _ => errors.at(
+                            &p(&oat, &[k("origin")]),
+                            format!("'{origin}' must be an origin like https://cdn.example.com (scheme, host, optional port)"),
+                        ),
+                    }
+                }
+            }
+            let cache = Arc::new(cache_policy);
             let headers =
                 compile_headers_policy(errors, &p(&bat, &[k("response_headers")]), b.response_headers.as_ref())
                     .map(Arc::new);
@@ -1126,6 +1148,7 @@ fn compile_distributions(
                     trusted_keys,
                     cache,
                     headers,
+                    inject_origin,
                 });
             }
         }

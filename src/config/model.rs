@@ -158,6 +158,8 @@ pub struct Behavior {
     pub cache: Arc<crate::edge::cache_policy::CachePolicy>,
     /// `behaviors[].response_headers`; `None`: responses pass as the origin sent them.
     pub headers: Option<Arc<crate::edge::headers_policy::HeadersPolicy>>,
+    /// `origin_request.origin`: the Origin sent to the origin when the viewer sent none.
+    pub inject_origin: Option<HeaderValue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -197,6 +197,18 @@ pub struct RawBehavior {
     pub cache: Option<RawCachePolicy>,
     /// CORS, security and custom headers on responses.
     pub response_headers: Option<RawHeadersPolicy>,
+    /// What reaches the origin without entering the cache key.
+    pub origin_request: Option<RawOriginRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOriginRequest {
+    pub query_strings: Option<RawKeyList>,
+    pub cookies: Option<RawKeyList>,
+    /// Sent as `Origin` when the viewer sent none, so the origin always answers with CORS
+    /// headers.
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,6 +17,10 @@ pub struct CachePolicy {
     pub cookies: KeyList,
     /// Lower-cased request header names in the key (and forwarded).
     pub headers: Vec<HeaderName>,
+    /// Origin request policy: query strings and cookies forwarded to the origin without
+    /// entering the key (`behaviors[].origin_request`).
+    pub forward_query_strings: KeyList,
+    pub forward_cookies: KeyList,
 }
 
 impl Default for CachePolicy {
@@ -29,6 +33,8 @@ impl Default for CachePolicy {
             query_strings: KeyList::None,
             cookies: KeyList::None,
             headers: Vec::new(),
+            forward_query_strings: KeyList::None,
+            forward_cookies: KeyList::None,
         }
     }
 }
@@ -317,9 +323,11 @@ pub struct CacheKeyParts {
     pub primary: String,
     /// Path plus the keyed query string: what invalidation paths match against.
     pub path_and_query: String,
-    /// The query string forwarded to the origin (the keyed parameters, in viewer order).
+    /// The query string forwarded to the origin (the keyed parameters and those the origin
+    /// request policy adds, in viewer order).
     pub forward_query: Option<String>,
-    /// The Cookie header forwarded to the origin (the keyed cookies).
+    /// The Cookie header forwarded to the origin (keyed cookies and those the origin
+    /// request policy adds, sorted by name).
     pub forward_cookies: Option<String>,
 }
 
@@ -348,19 +356,26 @@ pub fn cache_key(policy: &CachePolicy, input: &KeyInput<'_>) -> CacheKeyParts {
     frame("p", input.path);
 
     let mut query_kept: Vec<&str> = Vec::new();
+    let mut query_sent: Vec<&str> = Vec::new();
     for pair in input.query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let name = pair.split('=').next().unwrap_or(pair);
         if input.signed && SIGNING_PARAMS.contains(&name) {
             continue;
         }
-        if policy.query_strings.admits(name) {
+        let keyed = policy.query_strings.admits(name);
+        if keyed {
             query_kept.push(pair);
         }
+        if keyed || policy.forward_query_strings.admits(name) {
+            query_sent.push(pair);
+        }
     }
-    let forward_query = (!query_kept.is_empty()).then(|| query_kept.join("&"));
-    frame("q", forward_query.as_deref().unwrap_or(""));
+    let keyed_query = (!query_kept.is_empty()).then(|| query_kept.join("&"));
+    frame("q", keyed_query.as_deref().unwrap_or(""));
+    let forward_query = (!query_sent.is_empty()).then(|| query_sent.join("&"));
 
     let mut cookies_kept: Vec<(&str, &str)> = Vec::new();
+    let mut cookies_sent: Vec<(&str, &str)> = Vec::new();
     for c in input.cookies.unwrap_or("").split(';') {
         let c = c.trim();
         if c.is_empty() {
@@ -370,19 +385,25 @@ pub fn cache_key(policy: &CachePolicy, input: &KeyInput<'_>) -> CacheKeyParts {
         if input.signed && is_signing_cookie(name) {
             continue;
         }
-        if policy.cookies.admits(name) {
+        let keyed = policy.cookies.admits(name);
+        if keyed {
             cookies_kept.push((name, value));
         }
+        if keyed || policy.forward_cookies.admits(name) {
+            cookies_sent.push((name, value));
+        }
     }
-    cookies_kept.sort();
-    let forward_cookies = (!cookies_kept.is_empty()).then(|| {
-        cookies_kept
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    });
-    frame("c", forward_cookies.as_deref().unwrap_or(""));
+    let join = |mut list: Vec<(&str, &str)>| {
+        list.sort();
+        (!list.is_empty()).then(|| {
+            list.iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    };
+    frame("c", join(cookies_kept).as_deref().unwrap_or(""));
+    let forward_cookies = join(cookies_sent);
 
     for name in &policy.headers {
         let values: Vec<&str> = input
@@ -395,7 +416,7 @@ pub fn cache_key(policy: &CachePolicy, input: &KeyInput<'_>) -> CacheKeyParts {
         frame("v", &values.join(","));
     }
 
-    let path_and_query = match &forward_query {
+    let path_and_query = match &keyed_query {
         Some(q) => format!("{}?{q}", input.path),
         None => input.path.to_string(),
     };
@@ -645,6 +666,22 @@ mod tests {
         assert_ne!(a.primary, n.primary);
         let a2 = key(&p, None, None, &[("origin", "https://a.example"), ("x-other", "1")]);
         assert_eq!(a.primary, a2.primary, "unnamed headers stay out");
+    }
+
+    #[test]
+    fn origin_request_policy_forwards_without_keying() {
+        let p = CachePolicy {
+            query_strings: KeyList::Whitelist(vec!["v".into()]),
+            forward_query_strings: KeyList::All,
+            forward_cookies: KeyList::Whitelist(vec!["session".into()]),
+            ..CachePolicy::default()
+        };
+        let a = key(&p, Some("v=1&page=2"), Some("session=abc; other=1"), &[]);
+        let b = key(&p, Some("v=1&page=3"), Some("session=xyz"), &[]);
+        assert_eq!(a.primary, b.primary, "forwarded-only values stay out of the key");
+        assert_eq!(a.path_and_query, "/a.jpg?v=1");
+        assert_eq!(a.forward_query.as_deref(), Some("v=1&page=2"));
+        assert_eq!(a.forward_cookies.as_deref(), Some("session=abc"));
     }
 
     #[test]

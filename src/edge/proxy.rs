@@ -366,8 +366,14 @@ impl ProxyHttp for Edge {
                 upstream.insert_header(header::ACCEPT_ENCODING, normalized)?;
             }
         }
+        if let Some(origin) = &behavior.inject_origin {
+            if upstream.headers.get(header::ORIGIN).is_none() {
+                upstream.insert_header(header::ORIGIN, origin.clone())?;
+            }
+        }
         if let Some(k) = &ctx.key {
-            // Only keyed cookies reach the origin of a caching behavior.
+            // Only keyed cookies (and those the origin request policy adds) reach the
+            // origin of a caching behavior.
             upstream.remove_header(&header::COOKIE);
             if let Some(c) = &k.forward_cookies {
                 upstream.insert_header(header::COOKIE, c.as_str())?;

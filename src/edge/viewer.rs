@@ -201,6 +201,7 @@ mod tests {
             allowed_methods: methods.to_vec(),
             cache: Default::default(),
             headers: None,
+            inject_origin: None,
             trusted_keys: None,
         }
     }
