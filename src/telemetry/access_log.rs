@@ -113,7 +113,7 @@ fn field(v: Option<&str>) -> String {
 
 /// (`2019-12-04`, `21:02:31`) in UTC.
 fn date_time(secs: u64) -> (String, String) {
-    let (y, m, d) = crate::origin::access_log::civil((secs / 86_400) as i64);
+    let (y, m, d) = crate::util::civil_from_days((secs / 86_400) as i64);
     let s = secs % 86_400;
     (
         format!("{y}-{m:02}-{d:02}"),
