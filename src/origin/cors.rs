@@ -94,6 +94,14 @@ pub fn preflight(rules: &[CorsRule], origin: &str, method: &str, request_headers
                 .iter()
                 .all(|h| r.allowed_headers.iter().any(|a| wildcard(&a.to_ascii_lowercase(), h)))
     })?;
+    let mut h = rule_headers(rule, origin, &requested);
+    h.push(("Vary", VARY.into()));
+    Some(CorsHeaders(h))
+}
+
+/// The headers a matching rule gives an answer; `requested` (a preflight's requested
+/// headers, already matched) are echoed.
+fn rule_headers(rule: &CorsRule, origin: &str, requested: &[String]) -> Vec<(&'static str, String)> {
     let (allow, credentials) = allow_origin(rule, origin);
     let mut h = vec![
         ("Access-Control-Allow-Origin", allow),
@@ -111,8 +119,7 @@ pub fn preflight(rules: &[CorsRule], origin: &str, method: &str, request_headers
     if credentials {
         h.push(("Access-Control-Allow-Credentials", "true".into()));
     }
-    h.push(("Vary", VARY.into()));
-    Some(CorsHeaders(h))
+    h
 }
 
 /// An actual request with an Origin: the CORS headers to add, or only `Vary` when no rule
@@ -121,21 +128,7 @@ pub fn actual(rules: &[CorsRule], origin: &str, method: &str) -> CorsHeaders {
     let rule = rules.iter().find(|r| {
         r.allowed_origins.iter().any(|o| wildcard(o, origin)) && r.allowed_methods.iter().any(|m| m == method)
     });
-    let mut h = Vec::new();
-    if let Some(rule) = rule {
-        let (allow, credentials) = allow_origin(rule, origin);
-        h.push(("Access-Control-Allow-Origin", allow));
-        h.push(("Access-Control-Allow-Methods", rule.allowed_methods.join(", ")));
-        if !rule.expose_headers.is_empty() {
-            h.push(("Access-Control-Expose-Headers", rule.expose_headers.join(", ")));
-        }
-        if let Some(age) = rule.max_age_seconds {
-            h.push(("Access-Control-Max-Age", age.to_string()));
-        }
-        if credentials {
-            h.push(("Access-Control-Allow-Credentials", "true".into()));
-        }
-    }
+    let mut h = rule.map(|r| rule_headers(r, origin, &[])).unwrap_or_default();
     h.push(("Vary", VARY.into()));
     CorsHeaders(h)
 }
