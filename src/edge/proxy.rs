@@ -183,7 +183,14 @@ impl ProxyHttp for Edge {
         let is_https = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let req = session.req_header();
         // CloudFront's limits, checked before anything else reads the request.
-        let raw = session.as_downstream().as_http1().map(|h1| h1.get_headers_raw_bytes());
+        // Only a request with body framing can frame it ambiguously; pingora keeps
+        // Transfer-Encoding (and every Content-Length) in the parsed headers, so the raw
+        // block is read only then, not on every GET.
+        let framed =
+            req.headers.contains_key(header::CONTENT_LENGTH) || req.headers.contains_key(header::TRANSFER_ENCODING);
+        let raw = framed
+            .then(|| session.as_downstream().as_http1().map(|h1| h1.get_headers_raw_bytes()))
+            .flatten();
         let refused = viewer::limits(req).or_else(|| raw.and_then(|r| viewer::framing(&r)));
         if let Some(e) = refused {
             return self.deny(session, ctx, e).await;
