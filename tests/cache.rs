@@ -250,6 +250,42 @@ async fn miss_then_hit_with_age_head_and_metrics() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_head_miss_over_http2_fills_the_cache_and_answers() {
+    let s = setup().await;
+    s.origin.set(
+        "/h2.txt",
+        route(200, &[("cache-control", "max-age=600")], "twelve bytes"),
+    );
+    // The origin is asked with GET (to fill the cache); the viewer's HTTP/2 HEAD must still
+    // get a header-only answer, not a reset stream.
+    let r = s.client.head(s.url("/h2.txt")).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-cache"], "Miss from homefront");
+    assert_eq!(r.headers()["content-length"], "12");
+    assert_eq!(s.get("/h2.txt").await, (200, "Hit".into(), "twelve bytes".into()));
+    assert_eq!(s.origin.hits("/h2.txt"), 1);
+    // The same from the bucket store, several times over.
+    let body = "x".repeat(897);
+    s.hf.s3()
+        .put_object()
+        .bucket("site")
+        .key("site/page.html")
+        .body(body.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let (ok, _, err) = invalidate_cli(&s, &["--distribution", "main", "/site/*"]);
+        assert!(ok, "{err}");
+        let r = s.client.head(s.url("/site/page.html")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-cache"], "Miss from homefront");
+        assert_eq!(r.headers()["content-length"], "897");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn ttl_follows_cache_control_within_min_and_max() {
     let s = setup().await;
     // min_ttl 1h: even no-store, no-cache, private and max-age=0 are cached.

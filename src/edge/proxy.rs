@@ -566,7 +566,7 @@ impl ProxyHttp for Edge {
 
     fn response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         _end_of_stream: bool,
         ctx: &mut Ctx,
@@ -574,6 +574,12 @@ impl ProxyHttp for Edge {
         if ctx.error_page_active {
             // The page goes out with the first body chunk; the origin's error body is dropped.
             *body = ctx.error_page.take();
+        }
+        if session.req_header().method == Method::HEAD {
+            // A HEAD miss is fetched from the origin with GET to fill the cache; the body
+            // goes to the cache only. Writing it to the viewer's already-ended HTTP/2 stream
+            // made pingora reset the stream (curl -I: "HTTP/2 stream was not closed cleanly").
+            *body = None;
         }
         Ok(None)
     }
