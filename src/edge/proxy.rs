@@ -537,6 +537,20 @@ impl ProxyHttp for Edge {
             };
         }
         ctx.first_byte = Some(Instant::now());
+        // RFC 9111 §4.4: a successful unsafe request invalidates the URL's entries, before
+        // its answer goes out, so the viewer's next GET cannot still see the old copy.
+        let method = &session.req_header().method;
+        let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
+        if unsafe_method && (200..400).contains(&resp.status.as_u16()) {
+            if let (Some(cache), Some(k), Some(state)) = (self.cache, &ctx.key, &ctx.state) {
+                let path = k.path_and_query.split('?').next().unwrap_or("/");
+                let paths = [
+                    cache_policy::InvalidationPath::Exact(path.to_string()),
+                    cache_policy::InvalidationPath::Prefix(format!("{path}?")),
+                ];
+                cache.invalidate(&state.config.distributions[ctx.dist].name, &paths);
+            }
+        }
         self.apply_error_page(session, resp, ctx).await?;
         if let Some(policy) = ctx.behavior().and_then(|b| b.headers.clone()) {
             let origin = session
@@ -654,19 +668,6 @@ impl ProxyHttp for Edge {
                 telemetry::CACHE_STALE
                     .with_label_values(&[dist, behavior, reason])
                     .inc();
-            }
-            // RFC 9111 §4.4: a successful unsafe request invalidates the URL's entries.
-            let method = &session.req_header().method;
-            let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
-            if unsafe_method && (200..400).contains(&status) {
-                if let (Some(cache), Some(k)) = (self.cache, &ctx.key) {
-                    let path = k.path_and_query.split('?').next().unwrap_or("/");
-                    let paths = [
-                        cache_policy::InvalidationPath::Exact(path.to_string()),
-                        cache_policy::InvalidationPath::Prefix(format!("{path}?")),
-                    ];
-                    cache.invalidate(dist, &paths);
-                }
             }
         }
         if let (Some(logger), Some(state)) = (&self.access_log, &ctx.state) {
