@@ -94,16 +94,7 @@ pub fn prepare(loaded: Loaded, seed_demo: bool) -> Result<Prepared, StartError> 
             let root = config.data_dir.join("buckets");
             let store = DiskStore::open(&root)
                 .map_err(|e| err(format!("cannot open the bucket store in {}: {e}", root.display())))?;
-            for (name, bucket) in &config.buckets {
-                store
-                    .ensure_bucket(name)
-                    .map_err(|e| err(format!("cannot create bucket {name:?} in {}: {e}", root.display())))?;
-                if let Some(rules) = &bucket.cors {
-                    store
-                        .set_bucket_cors(name, Some(rules.clone()))
-                        .map_err(|e| err(format!("cannot store the CORS rules of bucket {name:?}: {e:?}")))?;
-                }
-            }
+            apply_buckets(&store, &config).map_err(|e| err(format!("{e} (in {})", root.display())))?;
             if seed_demo && config.buckets.contains_key("site") {
                 seed(&store, "site")
                     .map_err(|e| err(format!("cannot seed the demo page into bucket \"site\": {e}")))?;
@@ -176,6 +167,26 @@ fn access_log(config: &Config) -> Option<Arc<crate::origin::access_log::AccessLo
 }
 
 /// Seeds the demo page unless the bucket already has content.
+/// Creates the configured buckets and applies their YAML settings (CORS rules, versioning).
+fn apply_buckets(store: &DiskStore, config: &Config) -> Result<(), String> {
+    for (name, bucket) in &config.buckets {
+        store
+            .ensure_bucket(name)
+            .map_err(|e| format!("cannot create bucket {name:?}: {e}"))?;
+        if let Some(rules) = &bucket.cors {
+            store
+                .set_bucket_cors(name, Some(rules.clone()))
+                .map_err(|e| format!("cannot store the CORS rules of bucket {name:?}: {e}"))?;
+        }
+        if let Some(state) = bucket.versioning {
+            store
+                .set_versioning(name, state)
+                .map_err(|e| format!("cannot set the versioning of bucket {name:?}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn seed(store: &DiskStore, bucket: &str) -> std::io::Result<()> {
     if !store.bucket_is_empty(bucket)? {
         return Ok(());
@@ -302,16 +313,7 @@ impl Reloader {
             self.certs.store(Arc::new(certs));
         }
         if let Some(store) = &self.store {
-            for (name, bucket) in &config.buckets {
-                store
-                    .ensure_bucket(name)
-                    .map_err(|e| format!("cannot create bucket {name:?}: {e}"))?;
-                if let Some(rules) = &bucket.cors {
-                    store
-                        .set_bucket_cors(name, Some(rules.clone()))
-                        .map_err(|e| format!("cannot store the CORS rules of bucket {name:?}: {e:?}"))?;
-                }
-            }
+            apply_buckets(store, &config)?;
         }
         if let Some(cache) = self.cache {
             cache.set_limits(config.cache.disk_size, config.cache.memory_size);

@@ -599,6 +599,10 @@ fn compile_buckets(raw: &RawConfig, errors: &mut Errors<'_>) -> BTreeMap<String,
             BucketConfig {
                 cors,
                 access_log: b.access_log,
+                versioning: b.versioning.map(|v| match v {
+                    RawVersioning::Enabled => crate::origin::store::Versioning::Enabled,
+                    RawVersioning::Suspended => crate::origin::store::Versioning::Suspended,
+                }),
             },
         );
     }

@@ -176,6 +176,8 @@ pub struct BucketConfig {
     pub cors: Option<Vec<crate::origin::cors::CorsRule>>,
     /// Write S3-format server access logs under `data_dir/logs/buckets/<bucket>/`.
     pub access_log: bool,
+    /// Versioning state set at start; `None`: whatever PutBucketVersioning stored is kept.
+    pub versioning: Option<crate::origin::store::Versioning>,
 }
 
 #[derive(Debug, Clone)]

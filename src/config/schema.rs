@@ -280,6 +280,15 @@ pub struct RawBucket {
     /// Server access logs in S3's format under `data_dir/logs/buckets/<bucket>/`.
     #[serde(default)]
     pub access_log: bool,
+    /// `enabled` | `suspended`, applied at start; absent: what PutBucketVersioning set.
+    pub versioning: Option<RawVersioning>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawVersioning {
+    Enabled,
+    Suspended,
 }
 
 #[derive(Debug, Deserialize)]

@@ -98,7 +98,13 @@ impl s3s::access::S3Access for PublicReadAccess {
         if let (true, s3s::path::S3Path::Object { bucket, key }) =
             (op == "GetObject" || op == "HeadObject", cx.s3_path())
         {
-            if self.store.anonymous_read_allowed(bucket, key) {
+            let version = cx.uri().query().and_then(|q| {
+                q.split('&')
+                    .find_map(|p| p.strip_prefix("versionId="))
+                    .and_then(|v| crate::edge::viewer::percent_decode(v.as_bytes()))
+                    .and_then(|v| String::from_utf8(v).ok())
+            });
+            if self.store.anonymous_read_allowed(bucket, key, version.as_deref()) {
                 return Ok(());
             }
         }

@@ -341,20 +341,8 @@ mod tests {
 
     fn meta() -> ObjectMeta {
         ObjectMeta {
-            key: String::new(),
-            size: 0,
-            etag: String::new(),
-            last_modified: 0,
             content_type: Some("application/octet-stream".into()),
-            cache_control: None,
-            content_disposition: None,
-            content_encoding: None,
-            content_language: None,
-            expires: None,
-            user_metadata: Default::default(),
-            tags: Default::default(),
-            public_read: false,
-            data_file: String::new(),
+            ..Default::default()
         }
     }
 
@@ -432,7 +420,7 @@ mod tests {
         md5s.update(md5::Md5::digest(&two));
         assert_eq!(m.etag, format!("{}-2", hex::encode(md5s.finalize())));
         assert_eq!(m.size, one.len() as u64 + 10);
-        let (_, mut f) = s.open_object("bkt", "big").unwrap();
+        let (_, mut f) = s.open_object("bkt", "big", None).unwrap();
         let mut all = Vec::new();
         std::io::Read::read_to_end(&mut f, &mut all).unwrap();
         assert_eq!(&all[..one.len()], &one[..]);

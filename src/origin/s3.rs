@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::cors::{self, CorsRule};
 use super::multipart::{self, MultipartError};
-use super::store::{DiskStore, ObjectMeta, StoreError};
+use super::store::{DiskStore, ObjectMeta, StoreError, Versioning};
 
 pub struct S3Api {
     pub store: Arc<DiskStore>,
@@ -22,6 +22,30 @@ fn map_err(e: StoreError) -> S3Error {
     match e {
         StoreError::NoSuchBucket => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
         StoreError::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
+        StoreError::NoSuchVersion => s3_error!(NoSuchVersion, "The specified version does not exist."),
+        StoreError::InvalidVersionId => s3_error!(InvalidArgument, "Invalid version id specified"),
+        StoreError::DeleteMarker { version_id, addressed } => {
+            let mut err = if addressed {
+                s3_error!(
+                    MethodNotAllowed,
+                    "The specified method is not allowed against this resource."
+                )
+            } else {
+                s3_error!(NoSuchKey, "The specified key does not exist.")
+            };
+            // As S3: the answer says the version read is a delete marker, and which.
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/xml"),
+            );
+            headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+            if let Ok(v) = http::HeaderValue::from_str(version_id.as_deref().unwrap_or("null")) {
+                headers.insert("x-amz-version-id", v);
+            }
+            err.set_headers(headers);
+            err
+        }
         StoreError::BucketNotEmpty => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
         StoreError::BucketExists => {
             s3_error!(
@@ -35,6 +59,15 @@ fn map_err(e: StoreError) -> S3Error {
             tracing::error!("bucket store I/O error: {e}");
             s3_error!(InternalError, "The bucket store could not complete the request.")
         }
+    }
+}
+
+/// The version id a response shows for `meta`: its id, `null` for the null version of a bucket
+/// that has had versioning, nothing in a bucket that never had.
+fn shown_version(store: &DiskStore, bucket: &str, meta: &ObjectMeta) -> Option<String> {
+    match &meta.version_id {
+        Some(id) => Some(id.clone()),
+        None => matches!(store.versioning(bucket), Ok(Some(_))).then(|| "null".to_string()),
     }
 }
 
@@ -116,6 +149,83 @@ fn list_page(
                 }
                 page.last = Some(meta.key.clone());
                 page.objects.push(to_object(meta));
+            }
+        }
+        if !more {
+            return Ok(page);
+        }
+    }
+}
+
+/// A ListObjectVersions page: versions and delete markers (each with whether it is the
+/// current version) and common prefixes, in key order, newest version first within a key.
+struct VersionPage {
+    versions: Vec<(Arc<ObjectMeta>, bool)>,
+    prefixes: Vec<String>,
+    truncated: bool,
+    /// Key (or prefix) and version id of the last entry returned, for the next markers.
+    last: Option<(String, Option<String>)>,
+}
+
+fn version_page(
+    store: &DiskStore,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    key_marker: Option<&str>,
+    version_marker: Option<&str>,
+    max: usize,
+) -> S3Result<VersionPage> {
+    let mut page = VersionPage {
+        versions: Vec::new(),
+        prefixes: Vec::new(),
+        truncated: false,
+        last: None,
+    };
+    // With a version-id-marker the marker's key is listed again, from after that version.
+    let version_marker = version_marker.filter(|_| key_marker.is_some());
+    let mut cursor = key_marker.map(str::to_string);
+    let mut inclusive = version_marker.is_some();
+    let mut count = 0;
+    loop {
+        let (batch, more) = store
+            .list_records(bucket, prefix, cursor.as_deref(), inclusive, 1000, |_| true)
+            .map_err(map_err)?;
+        inclusive = false;
+        for record in &batch {
+            cursor = Some(record.key.clone());
+            let rest = &record.key[prefix.len()..];
+            let group = delimiter
+                .filter(|d| !d.is_empty())
+                .and_then(|d| rest.find(d).map(|i| format!("{prefix}{}", &rest[..i + d.len()])));
+            if let Some(cp) = group {
+                if page.prefixes.last() == Some(&cp) || key_marker.is_some_and(|a| cp.as_str() <= a) {
+                    continue;
+                }
+                if count == max {
+                    page.truncated = true;
+                    return Ok(page);
+                }
+                count += 1;
+                page.last = Some((cp.clone(), None));
+                page.prefixes.push(cp);
+                continue;
+            }
+            let mut skip_to = version_marker.filter(|_| key_marker == Some(record.key.as_str()));
+            for (i, v) in record.versions().enumerate() {
+                if let Some(marker) = skip_to {
+                    if v.version_label() == marker {
+                        skip_to = None;
+                    }
+                    continue;
+                }
+                if count == max {
+                    page.truncated = true;
+                    return Ok(page);
+                }
+                count += 1;
+                page.last = Some((v.key.clone(), Some(v.version_label().to_string())));
+                page.versions.push((Arc::new(v.alone()), i == 0));
             }
         }
         if !more {
@@ -239,10 +349,6 @@ fn new_meta(h: ObjectHeaders<'_>) -> S3Result<ObjectMeta> {
         None => Default::default(),
     };
     Ok(ObjectMeta {
-        key: String::new(),
-        size: 0,
-        etag: String::new(),
-        last_modified: 0,
         content_type: content_type.cloned(),
         cache_control: cache_control.cloned(),
         content_disposition: content_disposition.cloned(),
@@ -258,7 +364,7 @@ fn new_meta(h: ObjectHeaders<'_>) -> S3Result<ObjectMeta> {
             .unwrap_or_default(),
         tags,
         public_read,
-        data_file: String::new(),
+        ..Default::default()
     })
 }
 
@@ -476,16 +582,23 @@ impl S3 for S3Api {
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = &req.input;
-        let meta = self.store.head(&input.bucket, &input.key).map_err(map_err)?;
+        let meta = self
+            .store
+            .head_version(&input.bucket, &input.key, input.version_id.as_deref())
+            .map_err(map_err)?;
         conditions!(meta, input)?;
         Ok(S3Response::new(object_output!(HeadObjectOutput, meta, {
             content_length: Some(meta.size as i64),
+            version_id: shown_version(&self.store, &input.bucket, &meta),
         })))
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        let (meta, file) = self.store.open_object(&input.bucket, &input.key).map_err(map_err)?;
+        let (meta, file) = self
+            .store
+            .open_object(&input.bucket, &input.key, input.version_id.as_deref())
+            .map_err(map_err)?;
         conditions!(meta, input)?;
         let (start, len, content_range) = match &input.range {
             None => (0, meta.size, None),
@@ -513,6 +626,7 @@ impl S3 for S3Api {
             content_length: Some(len as i64),
             content_range: content_range,
             tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
+            version_id: shown_version(&self.store, &input.bucket, &meta),
         })))
     }
 
@@ -566,6 +680,7 @@ impl S3 for S3Api {
             Ok(meta) => Ok(S3Response::new(PutObjectOutput {
                 e_tag: Some(ETag::Strong(meta.etag.clone())),
                 size: Some(meta.size as i64),
+                version_id: shown_version(&self.store, &input.bucket, &meta),
                 ..Default::default()
             })),
             Err(e) => {
@@ -576,15 +691,27 @@ impl S3 for S3Api {
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.store.delete(&req.input.bucket, &req.input.key).map_err(map_err)?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        let input = req.input;
+        let deleted = self
+            .store
+            .delete(&input.bucket, &input.key, input.version_id.as_deref())
+            .map_err(map_err)?;
+        Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: deleted.delete_marker.then_some(true),
+            version_id: deleted.version_id,
+            ..Default::default()
+        }))
     }
 
     async fn get_object_tagging(
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-        let meta = self.store.head(&req.input.bucket, &req.input.key).map_err(map_err)?;
+        let input = &req.input;
+        let meta = self
+            .store
+            .head_version(&input.bucket, &input.key, input.version_id.as_deref())
+            .map_err(map_err)?;
         let tag_set = meta
             .tags
             .iter()
@@ -595,7 +722,7 @@ impl S3 for S3Api {
             .collect();
         Ok(S3Response::new(GetObjectTaggingOutput {
             tag_set,
-            version_id: None,
+            version_id: shown_version(&self.store, &input.bucket, &meta),
         }))
     }
 
@@ -612,10 +739,15 @@ impl S3 for S3Api {
                 .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
                 .collect(),
         )?;
-        self.store
-            .update_meta(&input.bucket, &input.key, |m| m.tags = tags)
+        let meta = self
+            .store
+            .update_meta(&input.bucket, &input.key, input.version_id.as_deref(), |m| {
+                m.tags = tags.clone()
+            })
             .map_err(map_err)?;
-        Ok(S3Response::new(PutObjectTaggingOutput { version_id: None }))
+        Ok(S3Response::new(PutObjectTaggingOutput {
+            version_id: shown_version(&self.store, &input.bucket, &meta),
+        }))
     }
 
     async fn delete_object_tagging(
@@ -623,14 +755,23 @@ impl S3 for S3Api {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let input = req.input;
-        self.store
-            .update_meta(&input.bucket, &input.key, |m| m.tags.clear())
+        let meta = self
+            .store
+            .update_meta(&input.bucket, &input.key, input.version_id.as_deref(), |m| {
+                m.tags.clear()
+            })
             .map_err(map_err)?;
-        Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: None }))
+        Ok(S3Response::new(DeleteObjectTaggingOutput {
+            version_id: shown_version(&self.store, &input.bucket, &meta),
+        }))
     }
 
     async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
-        let meta = self.store.head(&req.input.bucket, &req.input.key).map_err(map_err)?;
+        let input = &req.input;
+        let meta = self
+            .store
+            .head_version(&input.bucket, &input.key, input.version_id.as_deref())
+            .map_err(map_err)?;
         Ok(S3Response::new(GetObjectAclOutput {
             owner: Some(owner()),
             grants: Some(grants(meta.public_read)),
@@ -648,7 +789,9 @@ impl S3 for S3Api {
         };
         let public_read = canned_public_read(acl.as_str())?;
         self.store
-            .update_meta(&input.bucket, &input.key, |m| m.public_read = public_read)
+            .update_meta(&input.bucket, &input.key, input.version_id.as_deref(), |m| {
+                m.public_read = public_read
+            })
             .map_err(map_err)?;
         Ok(S3Response::new(PutObjectAclOutput::default()))
     }
@@ -745,12 +888,21 @@ impl S3 for S3Api {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
-            match self.store.delete(&input.bucket, &obj.key) {
-                Ok(()) => {
+            match self.store.delete(&input.bucket, &obj.key, obj.version_id.as_deref()) {
+                Ok(d) => {
                     if !quiet {
+                        // A new delete marker is reported by its id; a version deleted by id
+                        // by the id asked for.
+                        let (version_id, marker_id) = match (&obj.version_id, d.delete_marker) {
+                            (None, true) => (None, d.version_id),
+                            (Some(_), true) => (d.version_id.clone(), d.version_id),
+                            (_, false) => (d.version_id, None),
+                        };
                         deleted.push(DeletedObject {
                             key: Some(obj.key),
-                            ..Default::default()
+                            version_id,
+                            delete_marker: d.delete_marker.then_some(true),
+                            delete_marker_version_id: marker_id,
                         });
                     }
                 }
@@ -760,7 +912,7 @@ impl S3 for S3Api {
                         code: Some(err.code().as_str().to_string()),
                         key: Some(obj.key),
                         message: err.message().map(str::to_string),
-                        version_id: None,
+                        version_id: obj.version_id,
                     });
                 }
             }
@@ -777,7 +929,7 @@ impl S3 for S3Api {
         let CopySource::Bucket {
             bucket: src_bucket,
             key: src_key,
-            ..
+            version_id: src_version,
         } = &input.copy_source
         else {
             return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported."));
@@ -786,14 +938,18 @@ impl S3 for S3Api {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if src_bucket.as_ref() == input.bucket && src_key.as_ref() == input.key && !replace {
+        // Copying an older version over the current one is how a version is restored.
+        if src_bucket.as_ref() == input.bucket && src_key.as_ref() == input.key && src_version.is_none() && !replace {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
             ));
         }
         super::store::check_key(&input.key).map_err(|b| map_err(StoreError::BadKey(b)))?;
-        let (src_meta, src_file) = self.store.open_object(src_bucket, src_key).map_err(map_err)?;
+        let (src_meta, src_file) = self
+            .store
+            .open_object(src_bucket, src_key, src_version.as_deref())
+            .map_err(map_err)?;
         let temp = self.store.temp_path(&input.bucket).map_err(map_err)?;
         let result = async {
             let mut from = tokio::fs::File::from_std(src_file);
@@ -842,6 +998,8 @@ impl S3 for S3Api {
                     last_modified: Some(timestamp(meta.last_modified)),
                     ..Default::default()
                 }),
+                copy_source_version_id: shown_version(&self.store, src_bucket, &src_meta),
+                version_id: shown_version(&self.store, &input.bucket, &meta),
                 ..Default::default()
             })),
             Err(e) => {
@@ -899,12 +1057,15 @@ impl S3 for S3Api {
         let CopySource::Bucket {
             bucket: src_bucket,
             key: src_key,
-            ..
+            version_id: src_version,
         } = &input.copy_source
         else {
             return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported."));
         };
-        let (meta, file) = self.store.open_object(src_bucket, src_key).map_err(map_err)?;
+        let (meta, file) = self
+            .store
+            .open_object(src_bucket, src_key, src_version.as_deref())
+            .map_err(map_err)?;
         // x-amz-copy-source-range: bytes=first-last (inclusive), within the source.
         let (start, len) = match &input.copy_source_range {
             None => (0, meta.size),
@@ -976,11 +1137,13 @@ impl S3 for S3Api {
         let meta = multipart::complete(&self.store, &input.bucket, &input.key, &input.upload_id, &listed)
             .await
             .map_err(map_mp)?;
+        let version_id = shown_version(&self.store, &input.bucket, &meta);
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             bucket: Some(input.bucket),
             key: Some(input.key),
             e_tag: Some(ETag::Strong(meta.etag.clone())),
+            version_id,
             ..Default::default()
         }))
     }
@@ -1120,6 +1283,118 @@ impl S3 for S3Api {
                 page.prefixes
                     .into_iter()
                     .map(|p| CommonPrefix { prefix: Some(p) })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let input = req.input;
+        let state = match input.versioning_configuration.status.as_ref().map(|s| s.as_str()) {
+            Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+            Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "The versioning Status must be Enabled or Suspended."
+                ))
+            }
+        };
+        self.store.set_versioning(&input.bucket, state).map_err(map_err)?;
+        Ok(S3Response::new(PutBucketVersioningOutput::default()))
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let state = self.store.versioning(&req.input.bucket).map_err(map_err)?;
+        Ok(S3Response::new(GetBucketVersioningOutput {
+            status: state.map(|s| {
+                BucketVersioningStatus::from_static(match s {
+                    Versioning::Enabled => BucketVersioningStatus::ENABLED,
+                    Versioning::Suspended => BucketVersioningStatus::SUSPENDED,
+                })
+            }),
+            mfa_delete: None,
+        }))
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let input = req.input;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let max = max_keys(input.max_keys);
+        let key_marker = input.key_marker.as_deref().filter(|k| !k.is_empty());
+        let page = version_page(
+            &self.store,
+            &input.bucket,
+            &prefix,
+            input.delimiter.as_deref(),
+            key_marker,
+            input.version_id_marker.as_deref().filter(|v| !v.is_empty()),
+            max,
+        )?;
+        let url = url_encoding(&input.encoding_type);
+        let mut versions = Vec::new();
+        let mut markers = Vec::new();
+        for (v, is_latest) in page.versions {
+            let key = enc(url, Some(v.key.clone()));
+            let version_id = Some(v.version_label().to_string());
+            let last_modified = Some(timestamp(v.last_modified));
+            if v.delete_marker {
+                markers.push(DeleteMarkerEntry {
+                    is_latest: Some(is_latest),
+                    key,
+                    last_modified,
+                    owner: Some(owner()),
+                    version_id,
+                });
+            } else {
+                versions.push(ObjectVersion {
+                    e_tag: Some(ETag::Strong(v.etag.clone())),
+                    is_latest: Some(is_latest),
+                    key,
+                    last_modified,
+                    owner: Some(owner()),
+                    size: Some(v.size as i64),
+                    storage_class: Some(ObjectVersionStorageClass::from_static(
+                        ObjectVersionStorageClass::STANDARD,
+                    )),
+                    version_id,
+                    ..Default::default()
+                });
+            }
+        }
+        let (next_key, next_version) = match (page.truncated, page.last) {
+            (true, Some((k, v))) => (Some(k), v),
+            _ => (None, None),
+        };
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            name: Some(input.bucket),
+            prefix: enc(url, Some(prefix)),
+            delimiter: enc(url, input.delimiter),
+            key_marker: enc(url, input.key_marker),
+            version_id_marker: input.version_id_marker,
+            next_key_marker: enc(url, next_key),
+            next_version_id_marker: next_version,
+            max_keys: Some(max as i32),
+            is_truncated: Some(page.truncated),
+            encoding_type: input.encoding_type,
+            versions: Some(versions),
+            delete_markers: Some(markers),
+            common_prefixes: Some(
+                page.prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(if url { url_encode(&p) } else { p }),
+                    })
                     .collect(),
             ),
             ..Default::default()

@@ -4,9 +4,11 @@
 //!
 //! ```text
 //! <bucket>/                      one directory per bucket (S3 bucket-name rules make it safe)
-//!   objects/<hh>/<hash>.meta     JSON: key, size, ETag, Last-Modified, Content-Type, Cache-Control,
-//!                                ..., user metadata, and the name of the data file
-//!   objects/<hh>/<hash>-<ver>.data   the object's bytes
+//!   bucket.json                  settings: canned ACL, CORS rules, versioning state
+//!   objects/<hh>/<hash>.meta     JSON: the key's current version (key, size, ETag, Last-Modified,
+//!                                Content-Type, ..., user metadata, version id, the name of its
+//!                                data file), older versions and delete markers in `noncurrent`
+//!   objects/<hh>/<hash>-<ver>.data   the bytes of one version
 //!   tmp/                         uploads in progress; emptied at start
 //!   uploads/<upload-id>/         multipart uploads: upload.json (key, metadata) and
 //!                                part-NNNNN + part-NNNNN.json (size, ETag), until completed
@@ -34,8 +36,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// What is stored beside each object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What is stored beside each object: one version of it. The `.meta` file of a key holds its
+/// current version, with the older ones (in a bucket that has had versioning) in `noncurrent`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectMeta {
     pub key: String,
     pub size: u64,
@@ -58,8 +61,110 @@ pub struct ObjectMeta {
     /// Canned ACL `public-read`: anyone may GET/HEAD it without a signature.
     #[serde(default)]
     pub public_read: bool,
-    /// File name of the data file in the same directory.
+    /// File name of the data file in the same directory (empty for a delete marker).
     pub data_file: String,
+    /// `None`: the `null` version (written while versioning was never enabled, or suspended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// A delete marker: no data; as the current version it makes the key read as deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_marker: bool,
+    /// Older versions, newest first; only on the record of the current version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub noncurrent: Vec<ObjectMeta>,
+}
+
+impl ObjectMeta {
+    /// Every version of the key, newest first: this record's current version, then the older.
+    pub fn versions(&self) -> impl Iterator<Item = &ObjectMeta> {
+        std::iter::once(self).chain(self.noncurrent.iter())
+    }
+
+    /// This version without the older ones.
+    pub fn alone(&self) -> ObjectMeta {
+        let mut m = self.clone();
+        m.noncurrent.clear();
+        m
+    }
+
+    /// The version id as S3 shows it: `null` for the null version.
+    pub fn version_label(&self) -> &str {
+        self.version_id.as_deref().unwrap_or("null")
+    }
+
+    fn is_version(&self, id: &str) -> bool {
+        self.version_label() == id
+    }
+
+    /// A record from versions listed newest first; `None` when there are none.
+    fn from_versions(versions: Vec<ObjectMeta>) -> Option<ObjectMeta> {
+        let mut it = versions.into_iter();
+        let mut current = it.next()?;
+        current.noncurrent = it.collect();
+        Some(current)
+    }
+
+    /// Every version of the record, each alone, newest first.
+    fn into_versions(self) -> Vec<ObjectMeta> {
+        let mut current = self;
+        let mut rest = std::mem::take(&mut current.noncurrent);
+        rest.insert(0, current);
+        rest
+    }
+}
+
+/// A bucket's versioning state, once it has been set (S3: a bucket never returns to
+/// unversioned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    Enabled,
+    Suspended,
+}
+
+/// What a DELETE did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// The version removed, or the version id of the delete marker created.
+    pub version_id: Option<String>,
+    /// A delete marker was created, or the version removed was one.
+    pub delete_marker: bool,
+}
+
+/// A change to a key's record, decided from the record as it was.
+enum Change<R> {
+    Keep(R),
+    /// New record, data files that no version names any more.
+    Put(Box<ObjectMeta>, Vec<String>, R),
+    Remove(Vec<String>, R),
+}
+
+/// `versionId` values we can have issued: `null` or our tokens; anything else is malformed.
+fn check_version_id(v: &str) -> Result<(), StoreError> {
+    if v == "null" || (!v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric())) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidVersionId)
+    }
+}
+
+/// Adds `new` as the current version on top of `old`: the null version it replaces (when
+/// `new` is null) leaves, its data file returned for removal.
+fn push_version(old: Option<&ObjectMeta>, new: ObjectMeta) -> (ObjectMeta, Vec<String>) {
+    let mut versions = old.map(|o| o.clone().into_versions()).unwrap_or_default();
+    let mut garbage = Vec::new();
+    if new.version_id.is_none() {
+        versions.retain(|v| {
+            if v.version_id.is_some() {
+                return true;
+            }
+            if !v.data_file.is_empty() {
+                garbage.push(v.data_file.clone());
+            }
+            false
+        });
+    }
+    versions.insert(0, new);
+    (ObjectMeta::from_versions(versions).unwrap_or_default(), garbage)
 }
 
 /// Why a key is refused.
@@ -115,6 +220,9 @@ struct BucketSettings {
     /// CORS rules (PutBucketCors or `buckets.<name>.cors`); `None`: CORS is not enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cors: Option<Vec<super::cors::CorsRule>>,
+    /// `None`: versioning was never enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    versioning: Option<Versioning>,
 }
 
 /// The bucket store on disk.
@@ -128,6 +236,14 @@ pub struct DiskStore {
 pub enum StoreError {
     NoSuchBucket,
     NoSuchKey,
+    NoSuchVersion,
+    InvalidVersionId,
+    /// The version read is a delete marker: `addressed` when the request named it by id
+    /// (S3: 405), else it is the current version (404 NoSuchKey).
+    DeleteMarker {
+        version_id: Option<String>,
+        addressed: bool,
+    },
     BucketNotEmpty,
     BucketExists,
     InvalidBucketName,
@@ -146,6 +262,9 @@ impl std::fmt::Display for StoreError {
         match self {
             StoreError::NoSuchBucket => f.write_str("no such bucket"),
             StoreError::NoSuchKey => f.write_str("no such key"),
+            StoreError::NoSuchVersion => f.write_str("no such version"),
+            StoreError::InvalidVersionId => f.write_str("invalid version id"),
+            StoreError::DeleteMarker { .. } => f.write_str("the version is a delete marker"),
             StoreError::BucketNotEmpty => f.write_str("bucket not empty"),
             StoreError::BucketExists => f.write_str("bucket exists"),
             StoreError::InvalidBucketName => f.write_str("invalid bucket name"),
@@ -233,15 +352,25 @@ impl DiskStore {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 if name.ends_with(".meta") {
-                    match std::fs::read(&path)
+                    let record = std::fs::read(&path)
                         .ok()
                         .and_then(|b| serde_json::from_slice::<ObjectMeta>(&b).ok())
-                    {
-                        Some(meta) if fan.join(&meta.data_file).is_file() && key_hash(&meta.key) + ".meta" == name => {
-                            referenced.insert(meta.data_file.clone());
+                        .filter(|m| key_hash(&m.key) + ".meta" == name);
+                    // Versions whose data file is gone cannot be served; the others stay.
+                    let versions: Vec<ObjectMeta> = record
+                        .map(|r| r.into_versions())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|v| v.delete_marker || (!v.data_file.is_empty() && fan.join(&v.data_file).is_file()))
+                        .collect();
+                    match ObjectMeta::from_versions(versions) {
+                        Some(meta) => {
+                            for v in meta.versions() {
+                                referenced.insert(v.data_file.clone());
+                            }
                             index.insert(meta.key.clone(), Arc::new(meta));
                         }
-                        _ => {
+                        None => {
                             tracing::warn!("bucket store: removing unreadable metadata {}", path.display());
                             let _ = std::fs::remove_file(&path);
                         }
@@ -321,12 +450,25 @@ impl DiskStore {
         Ok(self.settings(name)?.cors.clone())
     }
 
+    /// Turns versioning on or suspends it, persisted in `bucket.json`.
+    pub fn set_versioning(&self, name: &str, state: Versioning) -> Result<(), StoreError> {
+        self.update_settings(name, |s| s.versioning = Some(state))
+    }
+
+    /// The bucket's versioning state; `None` when it was never enabled.
+    pub fn versioning(&self, name: &str) -> Result<Option<Versioning>, StoreError> {
+        Ok(self.settings(name)?.versioning)
+    }
+
     /// May an unsigned request read this object? (Object or bucket is `public-read`.)
-    pub fn anonymous_read_allowed(&self, bucket: &str, key: &str) -> bool {
+    /// (The ACL of the version read decides: an older version keeps its own.)
+    pub fn anonymous_read_allowed(&self, bucket: &str, key: &str, version: Option<&str>) -> bool {
         if self.bucket_public_read(bucket).unwrap_or(false) {
             return true;
         }
-        self.head(bucket, key).map(|m| m.public_read).unwrap_or(false)
+        self.head_version(bucket, key, version)
+            .map(|m| m.public_read)
+            .unwrap_or(false)
     }
 
     pub fn bucket_exists(&self, name: &str) -> bool {
@@ -401,11 +543,53 @@ impl DiskStore {
         Ok(empty)
     }
 
+    /// The current version of `key`.
     pub fn head(&self, bucket: &str, key: &str) -> Result<Arc<ObjectMeta>, StoreError> {
+        self.head_version(bucket, key, None)
+    }
+
+    /// A version of `key`: the current one, or the one with id `version` (`null` names the
+    /// null version). A delete marker is an error ([`StoreError::DeleteMarker`]).
+    pub fn head_version(&self, bucket: &str, key: &str, version: Option<&str>) -> Result<Arc<ObjectMeta>, StoreError> {
         check_key(key).map_err(StoreError::BadKey)?;
+        if let Some(v) = version {
+            check_version_id(v)?;
+        }
         let b = self.bucket(bucket)?;
-        let meta = b.index.read().ok().and_then(|i| i.get(key).cloned());
-        meta.ok_or(StoreError::NoSuchKey)
+        let record = b.index.read().ok().and_then(|i| i.get(key).cloned());
+        let Some(record) = record else {
+            return Err(if version.is_some() {
+                StoreError::NoSuchVersion
+            } else {
+                StoreError::NoSuchKey
+            });
+        };
+        let Some(v) = version else {
+            if record.delete_marker {
+                return Err(StoreError::DeleteMarker {
+                    version_id: record.version_id.clone(),
+                    addressed: false,
+                });
+            }
+            return Ok(record);
+        };
+        let found = record.versions().position(|m| m.is_version(v));
+        match found {
+            None => Err(StoreError::NoSuchVersion),
+            Some(i) => {
+                let m = if i == 0 { &*record } else { &record.noncurrent[i - 1] };
+                if m.delete_marker {
+                    Err(StoreError::DeleteMarker {
+                        version_id: m.version_id.clone(),
+                        addressed: true,
+                    })
+                } else if i == 0 {
+                    Ok(record)
+                } else {
+                    Ok(Arc::new(m.alone()))
+                }
+            }
+        }
     }
 
     fn object_dir(&self, bucket: &str, key: &str) -> (PathBuf, String) {
@@ -413,11 +597,17 @@ impl DiskStore {
         (self.root.join(bucket).join("objects").join(&h[..2]), h)
     }
 
-    /// Opens the object's data for reading, with its metadata. Retries once if a concurrent
-    /// overwrite replaced the data file between the index lookup and the open.
-    pub fn open_object(&self, bucket: &str, key: &str) -> Result<(Arc<ObjectMeta>, std::fs::File), StoreError> {
+    /// Opens a version's data (see [`Self::head_version`]) for reading, with its metadata.
+    /// Retries once if a concurrent overwrite replaced the data file between the index lookup
+    /// and the open.
+    pub fn open_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<(Arc<ObjectMeta>, std::fs::File), StoreError> {
         for _ in 0..2 {
-            let meta = self.head(bucket, key)?;
+            let meta = self.head_version(bucket, key, version)?;
             let (dir, _) = self.object_dir(bucket, key);
             match std::fs::File::open(dir.join(&meta.data_file)) {
                 Ok(f) => return Ok((meta, f)),
@@ -440,8 +630,100 @@ impl DiskStore {
         Ok(self.root.join(bucket).join("tmp").join(random_token()))
     }
 
+    /// Changes the record of `key` crash-safely: `decide` sees the record as it is and says
+    /// what it becomes; the new `.meta` is written and fsynced outside the index lock, then
+    /// renamed into place (the commit) under it, provided nobody changed the record meanwhile
+    /// (else `decide` runs again on the newer one). Data files the change orphaned are
+    /// removed after the commit. Returns the new record and `decide`'s answer.
+    fn write_record<R>(
+        &self,
+        bucket: &str,
+        key: &str,
+        mut decide: impl FnMut(Option<&ObjectMeta>) -> Result<Change<R>, StoreError>,
+    ) -> Result<(Option<Arc<ObjectMeta>>, R), StoreError> {
+        let b = self.bucket(bucket)?;
+        let (dir, hash) = self.object_dir(bucket, key);
+        let meta_path = dir.join(format!("{hash}.meta"));
+        loop {
+            let old = b
+                .index
+                .read()
+                .map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?
+                .get(key)
+                .cloned();
+            let change = decide(old.as_deref())?;
+            let staged = match &change {
+                Change::Put(record, _, _) => {
+                    let json = serde_json::to_vec(record).map_err(|e| StoreError::Io(io::Error::other(e)))?;
+                    let tmp = self
+                        .root
+                        .join(bucket)
+                        .join("tmp")
+                        .join(format!("{}.meta", random_token()));
+                    use std::io::Write;
+                    let mut f = std::fs::File::create(&tmp)?;
+                    f.write_all(&json)?;
+                    f.sync_all()?;
+                    Some(tmp)
+                }
+                _ => None,
+            };
+            let mut index = b
+                .index
+                .write()
+                .map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
+            let unchanged = match (index.get(key), &old) {
+                (None, None) => true,
+                (Some(now), Some(then)) => Arc::ptr_eq(now, then),
+                _ => false,
+            };
+            if !unchanged {
+                drop(index);
+                if let Some(tmp) = staged {
+                    let _ = std::fs::remove_file(tmp);
+                }
+                continue;
+            }
+            let (record, garbage, out) = match change {
+                Change::Keep(out) => return Ok((old, out)),
+                Change::Put(record, garbage, out) => {
+                    let tmp = staged.unwrap_or_default();
+                    if let Err(e) = std::fs::rename(&tmp, &meta_path) {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e.into());
+                    }
+                    let record = Arc::new(*record);
+                    index.insert(key.to_string(), record.clone());
+                    (Some(record), garbage, out)
+                }
+                Change::Remove(garbage, out) => {
+                    match std::fs::remove_file(&meta_path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    index.remove(key);
+                    (None, garbage, out)
+                }
+            };
+            drop(index);
+            let _ = sync_dir(&dir);
+            for file in garbage {
+                let _ = std::fs::remove_file(dir.join(file));
+            }
+            return Ok((record, out));
+        }
+    }
+
+    /// A fresh version id when the bucket has versioning enabled; `None` (the null version)
+    /// otherwise.
+    fn new_version_id(&self, bucket: &str) -> Result<Option<String>, StoreError> {
+        Ok((self.versioning(bucket)? == Some(Versioning::Enabled)).then(random_token))
+    }
+
     /// Commits a fully written and fsynced temp file as `key` with `meta` (whose `key`,
-    /// `data_file` and `last_modified` are filled in here).
+    /// `data_file`, `last_modified` and `version_id` are filled in here). In a bucket with
+    /// versioning enabled it becomes a new version; otherwise it replaces the null version.
     pub fn commit(
         &self,
         bucket: &str,
@@ -450,94 +732,146 @@ impl DiskStore {
         mut meta: ObjectMeta,
     ) -> Result<Arc<ObjectMeta>, StoreError> {
         check_key(key).map_err(StoreError::BadKey)?;
-        let b = self.bucket(bucket)?;
+        let version_id = self.new_version_id(bucket)?;
         let (dir, hash) = self.object_dir(bucket, key);
         std::fs::create_dir_all(&dir)?;
         let data_file = format!("{hash}-{}.data", random_token());
         std::fs::rename(temp, dir.join(&data_file))?;
         meta.key = key.to_string();
-        meta.data_file = data_file;
+        meta.data_file = data_file.clone();
         meta.last_modified = now_secs();
-        let json = serde_json::to_vec(&meta).map_err(|e| StoreError::Io(io::Error::other(e)))?;
-        let meta_tmp = self
-            .root
-            .join(bucket)
-            .join("tmp")
-            .join(format!("{}.meta", random_token()));
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&meta_tmp)?;
-            f.write_all(&json)?;
-            f.sync_all()?;
-        }
-        // Hold the index lock across the commit so readers never see a half-switched object.
-        let mut index = b
-            .index
-            .write()
-            .map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
-        std::fs::rename(&meta_tmp, dir.join(format!("{hash}.meta")))?;
-        sync_dir(&dir)?;
-        let meta = Arc::new(meta);
-        let old = index.insert(key.to_string(), meta.clone());
-        drop(index);
-        if let Some(old) = old {
-            if old.data_file != meta.data_file {
-                let _ = std::fs::remove_file(dir.join(&old.data_file));
+        meta.version_id = version_id;
+        meta.delete_marker = false;
+        meta.noncurrent.clear();
+        let result = self.write_record(bucket, key, |old| {
+            let (record, garbage) = push_version(old, meta.clone());
+            Ok(Change::Put(Box::new(record), garbage, ()))
+        });
+        match result {
+            Ok((Some(record), ())) => Ok(record),
+            Ok((None, ())) => Err(StoreError::NoSuchKey),
+            Err(e) => {
+                let _ = std::fs::remove_file(dir.join(&data_file));
+                Err(e)
             }
         }
-        Ok(meta)
     }
 
-    /// Rewrites an object's metadata (same data), atomically: e.g. its tags.
+    /// Rewrites the metadata of a version (the current one when `version` is `None`), same
+    /// data, atomically: e.g. its tags.
     pub fn update_meta(
         &self,
         bucket: &str,
         key: &str,
-        change: impl FnOnce(&mut ObjectMeta),
+        version: Option<&str>,
+        change: impl Fn(&mut ObjectMeta),
     ) -> Result<Arc<ObjectMeta>, StoreError> {
         check_key(key).map_err(StoreError::BadKey)?;
-        let b = self.bucket(bucket)?;
-        let (dir, hash) = self.object_dir(bucket, key);
-        let mut index = b
-            .index
-            .write()
-            .map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
-        let mut meta = (**index.get(key).ok_or(StoreError::NoSuchKey)?).clone();
-        change(&mut meta);
-        let json = serde_json::to_vec(&meta).map_err(|e| StoreError::Io(io::Error::other(e)))?;
-        crate::util::write_file_atomic(&dir.join(format!("{hash}.meta")), &json, 0o644)?;
-        let meta = Arc::new(meta);
-        index.insert(key.to_string(), meta.clone());
-        Ok(meta)
-    }
-
-    /// Deletes `key`; deleting a missing key succeeds, as in S3.
-    pub fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
-        check_key(key).map_err(StoreError::BadKey)?;
-        let b = self.bucket(bucket)?;
-        let (dir, hash) = self.object_dir(bucket, key);
-        let mut index = b
-            .index
-            .write()
-            .map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
-        let Some(old) = index.remove(key) else { return Ok(()) };
-        if let Err(e) = std::fs::remove_file(dir.join(format!("{hash}.meta"))) {
-            index.insert(key.to_string(), old);
-            return Err(e.into());
+        if let Some(v) = version {
+            check_version_id(v)?;
         }
-        drop(index);
-        let _ = sync_dir(&dir);
-        let _ = std::fs::remove_file(dir.join(&old.data_file));
-        Ok(())
+        let (_, updated) = self.write_record(bucket, key, |old| {
+            let missing = if version.is_some() {
+                StoreError::NoSuchVersion
+            } else {
+                StoreError::NoSuchKey
+            };
+            let mut versions = old.ok_or(missing)?.clone().into_versions();
+            let i = match version {
+                None => 0,
+                Some(v) => versions
+                    .iter()
+                    .position(|m| m.is_version(v))
+                    .ok_or(StoreError::NoSuchVersion)?,
+            };
+            if versions[i].delete_marker {
+                return Err(StoreError::DeleteMarker {
+                    version_id: versions[i].version_id.clone(),
+                    addressed: version.is_some(),
+                });
+            }
+            change(&mut versions[i]);
+            let updated = Arc::new(versions[i].clone());
+            let record = ObjectMeta::from_versions(versions).unwrap_or_default();
+            Ok(Change::Put(Box::new(record), Vec::new(), updated))
+        })?;
+        Ok(updated)
     }
 
-    /// Keys after `after` (exclusive) starting with `prefix`, in order, at most `limit`.
-    /// Returns the entries and whether more follow.
-    pub fn list(
+    /// Deletes `key` as S3 does. Without `version`: unversioned, the object goes (deleting a
+    /// missing key succeeds); versioning enabled, a delete marker becomes the current version;
+    /// suspended, a null delete marker replaces the null version. With `version`: that version
+    /// goes for good (the next older one becomes current); a missing version succeeds.
+    pub fn delete(&self, bucket: &str, key: &str, version: Option<&str>) -> Result<Deleted, StoreError> {
+        check_key(key).map_err(StoreError::BadKey)?;
+        if let Some(v) = version {
+            check_version_id(v)?;
+        }
+        let versioning = self.versioning(bucket)?;
+        let (_, deleted) = self.write_record(bucket, key, |old| {
+            if let Some(v) = version {
+                let mut versions = old.map(|o| o.clone().into_versions()).unwrap_or_default();
+                let Some(i) = versions.iter().position(|m| m.is_version(v)) else {
+                    return Ok(Change::Keep(Deleted {
+                        version_id: Some(v.to_string()),
+                        delete_marker: false,
+                    }));
+                };
+                let gone = versions.remove(i);
+                let deleted = Deleted {
+                    version_id: Some(v.to_string()),
+                    delete_marker: gone.delete_marker,
+                };
+                let garbage = (!gone.data_file.is_empty())
+                    .then_some(gone.data_file)
+                    .into_iter()
+                    .collect();
+                return Ok(match ObjectMeta::from_versions(versions) {
+                    Some(record) => Change::Put(Box::new(record), garbage, deleted),
+                    None => Change::Remove(garbage, deleted),
+                });
+            }
+            match versioning {
+                None => {
+                    let Some(old) = old else {
+                        return Ok(Change::Keep(Deleted::default()));
+                    };
+                    let garbage = old
+                        .versions()
+                        .map(|m| m.data_file.clone())
+                        .filter(|f| !f.is_empty())
+                        .collect();
+                    Ok(Change::Remove(garbage, Deleted::default()))
+                }
+                Some(state) => {
+                    let marker = ObjectMeta {
+                        key: key.to_string(),
+                        last_modified: now_secs(),
+                        version_id: (state == Versioning::Enabled).then(random_token),
+                        delete_marker: true,
+                        ..Default::default()
+                    };
+                    let deleted = Deleted {
+                        version_id: Some(marker.version_label().to_string()),
+                        delete_marker: true,
+                    };
+                    let (record, garbage) = push_version(old, marker);
+                    Ok(Change::Put(Box::new(record), garbage, deleted))
+                }
+            }
+        })?;
+        Ok(deleted)
+    }
+
+    /// Records (a key's current version with its older ones) after `after` (exclusive, or
+    /// inclusive when `inclusive`) starting with `prefix`, in key order, at most `limit`,
+    /// those `keep` accepts. Returns them and whether more follow.
+    pub fn list_records(
         &self,
         bucket: &str,
         prefix: &str,
         after: Option<&str>,
+        inclusive: bool,
         limit: usize,
         mut keep: impl FnMut(&ObjectMeta) -> bool,
     ) -> Result<(Vec<Arc<ObjectMeta>>, bool), StoreError> {
@@ -547,6 +881,7 @@ impl DiskStore {
             .read()
             .map_err(|_| StoreError::Io(io::Error::other("index poisoned")))?;
         let start = match after {
+            Some(a) if a >= prefix && inclusive => std::ops::Bound::Included(a.to_string()),
             Some(a) if a >= prefix => std::ops::Bound::Excluded(a.to_string()),
             _ => std::ops::Bound::Included(prefix.to_string()),
         };
@@ -566,6 +901,20 @@ impl DiskStore {
         Ok((out, false))
     }
 
+    /// Current objects (keys whose current version is not a delete marker) after `after`
+    /// (exclusive) starting with `prefix`, in order, at most `limit`. Returns the entries and
+    /// whether more follow.
+    pub fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        mut keep: impl FnMut(&ObjectMeta) -> bool,
+    ) -> Result<(Vec<Arc<ObjectMeta>>, bool), StoreError> {
+        self.list_records(bucket, prefix, after, false, limit, |m| !m.delete_marker && keep(m))
+    }
+
     /// Writes `data` as an object through the same crash-safe path as a PUT.
     pub fn put_object_bytes(&self, bucket: &str, key: &str, content_type: &str, data: &[u8]) -> io::Result<()> {
         let to_io = |e: StoreError| match e {
@@ -580,20 +929,10 @@ impl DiskStore {
             f.sync_all()?;
         }
         let meta = ObjectMeta {
-            key: String::new(),
             size: data.len() as u64,
             etag: hex::encode(<md5::Md5 as md5::Digest>::digest(data)),
-            last_modified: 0,
             content_type: Some(content_type.to_string()),
-            cache_control: None,
-            content_disposition: None,
-            content_encoding: None,
-            content_language: None,
-            expires: None,
-            user_metadata: BTreeMap::new(),
-            tags: BTreeMap::new(),
-            public_read: false,
-            data_file: String::new(),
+            ..Default::default()
         };
         self.commit(bucket, key, &temp, meta).map_err(to_io)?;
         Ok(())
@@ -639,8 +978,8 @@ mod tests {
         assert_eq!((page[0].key.as_str(), more), ("a/b", true));
         let (pre, _) = s.list("site", "a/", None, 10, |_| true).unwrap();
         assert_eq!(pre.len(), 1);
-        s.delete("site", "a").unwrap();
-        s.delete("site", "a").unwrap();
+        s.delete("site", "a", None).unwrap();
+        s.delete("site", "a", None).unwrap();
         assert!(matches!(s.head("site", "a"), Err(StoreError::NoSuchKey)));
         assert!(matches!(s.head("nope", "a"), Err(StoreError::NoSuchBucket)));
         assert!(matches!(s.head("site", "../x"), Err(StoreError::BadKey(_))));
@@ -650,7 +989,7 @@ mod tests {
         let s = DiskStore::open(dir.path()).unwrap();
         let (all, _) = s.list("site", "", None, 10, |_| true).unwrap();
         assert_eq!(all.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["a/b", "b"]);
-        let (m, mut f) = s.open_object("site", "b").unwrap();
+        let (m, mut f) = s.open_object("site", "b", None).unwrap();
         let mut body = String::new();
         std::io::Read::read_to_string(&mut f, &mut body).unwrap();
         assert_eq!((m.size, body.as_str()), (1, "B"));
@@ -663,7 +1002,7 @@ mod tests {
         s.ensure_bucket("site").unwrap();
         s.put_object_bytes("site", "k", "text/plain", b"one").unwrap();
         s.put_object_bytes("site", "k", "text/plain", b"two!").unwrap();
-        let (m, _) = s.open_object("site", "k").unwrap();
+        let (m, _) = s.open_object("site", "k", None).unwrap();
         assert_eq!(m.size, 4);
         let (objdir, _) = s.object_dir("site", "k");
         assert_eq!(std::fs::read_dir(objdir).unwrap().count(), 2, "one .meta and one .data");
@@ -688,7 +1027,7 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path().join("site/tmp")).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(&objdir).unwrap().count(), 2);
         assert!(!dir.path().join("site/objects/zz/garbage.meta").exists());
-        let (m, _) = s.open_object("site", "k").unwrap();
+        let (m, _) = s.open_object("site", "k", None).unwrap();
         assert_eq!(m.size, 5);
     }
 
@@ -704,8 +1043,120 @@ mod tests {
         assert!(matches!(s.create_bucket("one"), Err(StoreError::BucketExists)));
         s.put_object_bytes("one", "x", "text/plain", b"x").unwrap();
         assert!(matches!(s.delete_bucket("one"), Err(StoreError::BucketNotEmpty)));
-        s.delete("one", "x").unwrap();
+        s.delete("one", "x", None).unwrap();
         s.delete_bucket("one").unwrap();
         assert!(s.list_buckets().is_empty());
+    }
+
+    fn read(s: &DiskStore, key: &str, version: Option<&str>) -> String {
+        let (_, mut f) = s.open_object("site", key, version).unwrap();
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut f, &mut body).unwrap();
+        body
+    }
+
+    #[test]
+    fn versioning_keeps_versions_delete_markers_and_the_null_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path()).unwrap();
+        s.ensure_bucket("site").unwrap();
+        s.put_object_bytes("site", "k", "text/plain", b"null-1").unwrap();
+        assert_eq!(s.versioning("site").unwrap(), None);
+        s.set_versioning("site", Versioning::Enabled).unwrap();
+        s.put_object_bytes("site", "k", "text/plain", b"v2").unwrap();
+        s.put_object_bytes("site", "k", "text/plain", b"v3").unwrap();
+        let v3 = s.head("site", "k").unwrap();
+        let ids: Vec<String> = v3.versions().map(|m| m.version_label().to_string()).collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(ids[2], "null", "the object from before versioning is the null version");
+        assert_eq!(read(&s, "k", None), "v3");
+        assert_eq!(read(&s, "k", Some(&ids[1])), "v2");
+        assert_eq!(read(&s, "k", Some("null")), "null-1");
+        assert!(matches!(
+            s.head_version("site", "k", Some("abc123")),
+            Err(StoreError::NoSuchVersion)
+        ));
+        assert!(matches!(
+            s.head_version("site", "k", Some("../x")),
+            Err(StoreError::InvalidVersionId)
+        ));
+
+        // DELETE adds a marker: the key reads as deleted and leaves listings, versions stay.
+        let d = s.delete("site", "k", None).unwrap();
+        assert!(d.delete_marker);
+        let marker = d.version_id.clone().unwrap();
+        assert!(matches!(
+            s.head("site", "k"),
+            Err(StoreError::DeleteMarker { addressed: false, .. })
+        ));
+        assert!(matches!(
+            s.head_version("site", "k", Some(&marker)),
+            Err(StoreError::DeleteMarker { addressed: true, .. })
+        ));
+        assert!(s.list("site", "", None, 10, |_| true).unwrap().0.is_empty());
+        assert_eq!(
+            s.list_records("site", "", None, false, 10, |_| true).unwrap().0.len(),
+            1
+        );
+        assert!(matches!(s.delete_bucket("site"), Err(StoreError::BucketNotEmpty)));
+        assert_eq!(read(&s, "k", Some(&ids[0])), "v3");
+
+        // Removing the marker by id brings v3 back; removing v3 by id makes v2 current.
+        let d = s.delete("site", "k", Some(&marker)).unwrap();
+        assert!(d.delete_marker);
+        assert_eq!(read(&s, "k", None), "v3");
+        s.delete("site", "k", Some(&ids[0])).unwrap();
+        assert_eq!(read(&s, "k", None), "v2");
+        let (objdir, _) = s.object_dir("site", "k");
+        assert_eq!(
+            std::fs::read_dir(&objdir).unwrap().count(),
+            3,
+            "one .meta and two .data"
+        );
+
+        // Suspended: writes replace the null version only.
+        s.set_versioning("site", Versioning::Suspended).unwrap();
+        s.put_object_bytes("site", "k", "text/plain", b"null-2").unwrap();
+        let now = s.head("site", "k").unwrap();
+        assert_eq!(
+            now.versions().map(|m| m.version_label()).collect::<Vec<_>>(),
+            ["null", ids[1].as_str()]
+        );
+        assert_eq!(read(&s, "k", Some("null")), "null-2");
+        assert_eq!(std::fs::read_dir(&objdir).unwrap().count(), 3, "null-1's data is gone");
+        let d = s.delete("site", "k", None).unwrap();
+        assert_eq!((d.version_id.as_deref(), d.delete_marker), (Some("null"), true));
+        assert_eq!(std::fs::read_dir(&objdir).unwrap().count(), 2, "null-2's data is gone");
+
+        // All of it survives a restart.
+        drop(s);
+        let s = DiskStore::open(dir.path()).unwrap();
+        assert_eq!(s.versioning("site").unwrap(), Some(Versioning::Suspended));
+        assert!(matches!(s.head("site", "k"), Err(StoreError::DeleteMarker { .. })));
+        assert_eq!(read(&s, "k", Some(&ids[1])), "v2");
+        // Deleting every version removes the key.
+        s.delete("site", "k", Some("null")).unwrap();
+        s.delete("site", "k", Some(&ids[1])).unwrap();
+        assert!(s
+            .list_records("site", "", None, false, 10, |_| true)
+            .unwrap()
+            .0
+            .is_empty());
+        assert_eq!(std::fs::read_dir(&objdir).unwrap().count(), 0);
+        s.delete_bucket("site").unwrap();
+    }
+
+    #[test]
+    fn metadata_from_before_versioning_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path()).unwrap();
+        s.ensure_bucket("site").unwrap();
+        s.put_object_bytes("site", "k", "text/plain", b"old").unwrap();
+        let (objdir, hash) = s.object_dir("site", "k");
+        let json = std::fs::read_to_string(objdir.join(format!("{hash}.meta"))).unwrap();
+        assert!(!json.contains("version_id") && !json.contains("noncurrent"), "{json}");
+        drop(s);
+        let s = DiskStore::open(dir.path()).unwrap();
+        assert_eq!(read(&s, "k", None), "old");
     }
 }
