@@ -219,3 +219,49 @@ async fn the_admin_api_hands_out_upload_urls() {
     assert_eq!(status, 400);
     assert!(v["message"].as_str().unwrap().contains("7 days"), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_truncated_upload_is_refused_and_leaves_nothing() {
+    let hf = Homefront::start(CONFIG);
+    // Large enough to be flushed to disk in the middle (every 8 MiB) before the cut.
+    let url = presign_cli(&hf, &["--method", "PUT", "s3://site/big.bin"]);
+    let path_and_query = url.splitn(4, '/').nth(3).unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", hf.ports.origin)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "PUT /{path_and_query} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n\r\n",
+        hf.ports.origin,
+        20 << 20
+    )
+    .unwrap();
+    s.write_all(&vec![7u8; 12 << 20]).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "a cut body is never a success: {answer}"
+    );
+    let err = hf
+        .s3()
+        .head_object()
+        .bucket("site")
+        .key("big.bin")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
+    // The partial data is removed, not left in tmp/ until the next start.
+    let tmp = hf.dir.path().join("data/buckets/site/tmp");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&tmp).unwrap().count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tmp/ still holds the partial upload"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -8,6 +8,7 @@ pub mod multipart;
 pub mod presign;
 pub mod s3;
 pub mod store;
+pub mod transfer;
 
 use std::sync::Arc;
 

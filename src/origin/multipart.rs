@@ -6,10 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use futures::StreamExt;
 use md5::Digest as _;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 use super::store::{check_key, random_token, DiskStore, ObjectMeta, StoreError};
 
@@ -138,7 +136,7 @@ pub struct PartTarget<'a> {
 pub async fn upload_part(
     store: &DiskStore,
     target: PartTarget<'_>,
-    mut body: s3s::dto::StreamingBlob,
+    body: s3s::dto::StreamingBlob,
     content_length: Option<i64>,
     content_md5: Option<&str>,
 ) -> Result<PartInfo, MultipartError> {
@@ -156,15 +154,11 @@ pub async fn upload_part(
     let (dir, _) = open_upload(store, bucket, key, upload_id)?;
     let temp = store.temp_path(bucket)?;
     let result = async {
-        let mut file = tokio::fs::File::create(&temp).await?;
-        let mut md5 = md5::Md5::new();
-        let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| MultipartError::Incomplete(format!("The upload was interrupted: {e}")))?;
-            md5.update(&chunk);
-            size += chunk.len() as u64;
-            file.write_all(&chunk).await?;
-        }
+        let received = super::transfer::receive(body, &temp).await.map_err(|e| match e {
+            super::transfer::ReceiveError::Interrupted(m) => MultipartError::Incomplete(m),
+            super::transfer::ReceiveError::Io(e) => MultipartError::from(e),
+        })?;
+        let (size, digest) = (received.size, received.md5);
         if let Some(expected) = content_length {
             if expected >= 0 && expected as u64 != size {
                 return Err(MultipartError::Incomplete(format!(
@@ -172,8 +166,6 @@ pub async fn upload_part(
                 )));
             }
         }
-        file.sync_all().await?;
-        let digest = md5.finalize();
         if let Some(sent) = content_md5 {
             if sent.trim() != openssl::base64::encode_block(&digest) {
                 return Err(MultipartError::BadDigest);

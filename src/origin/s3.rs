@@ -4,15 +4,14 @@
 use std::io::SeekFrom;
 use std::sync::Arc;
 
-use futures::StreamExt;
-use md5::Digest as _;
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::cors::{self, CorsRule};
 use super::multipart::{self, MultipartError};
 use super::store::{DiskStore, ObjectMeta, StoreError, Versioning};
+use super::transfer;
 
 pub struct S3Api {
     pub store: Arc<DiskStore>,
@@ -614,13 +613,7 @@ impl S3 for S3Api {
                 (range.start, range.end - range.start, Some(cr))
             }
         };
-        let mut file = tokio::fs::File::from_std(file);
-        if start > 0 {
-            file.seek(SeekFrom::Start(start))
-                .await
-                .map_err(|e| map_err(StoreError::Io(e)))?;
-        }
-        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024);
+        let stream = transfer::ReadAhead::new(file, start, len);
         Ok(S3Response::new(object_output!(GetObjectOutput, meta, {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(len as i64),
@@ -633,22 +626,16 @@ impl S3 for S3Api {
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
         super::store::check_key(&input.key).map_err(|b| map_err(StoreError::BadKey(b)))?;
-        let Some(mut body) = input.body else {
+        let Some(body) = input.body else {
             return Err(s3_error!(IncompleteBody, "The request body is missing."));
         };
         let temp = self.store.temp_path(&input.bucket).map_err(map_err)?;
         let result = async {
-            let mut file = tokio::fs::File::create(&temp)
-                .await
-                .map_err(|e| map_err(StoreError::Io(e)))?;
-            let mut md5 = md5::Md5::new();
-            let mut size: u64 = 0;
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| s3_error!(IncompleteBody, "The upload was interrupted: {e}"))?;
-                md5.update(&chunk);
-                size += chunk.len() as u64;
-                file.write_all(&chunk).await.map_err(|e| map_err(StoreError::Io(e)))?;
-            }
+            let received = transfer::receive(body, &temp).await.map_err(|e| match e {
+                transfer::ReceiveError::Interrupted(m) => s3_error!(IncompleteBody, "{m}"),
+                transfer::ReceiveError::Io(e) => map_err(StoreError::Io(e)),
+            })?;
+            let (size, digest) = (received.size, received.md5);
             if let Some(expected) = input.content_length {
                 if expected >= 0 && size != expected as u64 {
                     return Err(s3_error!(
@@ -657,8 +644,6 @@ impl S3 for S3Api {
                     ));
                 }
             }
-            file.sync_all().await.map_err(|e| map_err(StoreError::Io(e)))?;
-            let digest = md5.finalize();
             if let Some(sent) = &input.content_md5 {
                 let ours = openssl::base64::encode_block(&digest);
                 if sent.trim() != ours {
