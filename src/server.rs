@@ -333,6 +333,23 @@ impl Reloader {
         Ok(summary)
     }
 
+    /// Loads the running config's certificates again from disk (a renewal replaced them);
+    /// if they do not load (e.g. the key is not written yet), the ones in use stay.
+    pub fn reload_certs_and_log(&self) {
+        let state = self.state.load_full();
+        let specs = &state.config.tls.certificates;
+        if specs.is_empty() {
+            return;
+        }
+        match tls::CertStore::load(specs) {
+            Ok(certs) => {
+                self.certs.store(Arc::new(certs));
+                tracing::info!("certificates reloaded from disk");
+            }
+            Err(e) => tracing::error!("certificates changed on disk but do not load; the ones in use stay: {e}"),
+        }
+    }
+
     /// Logs the outcome of a reload.
     pub fn reload_and_log(&self) -> Result<String, String> {
         let r = self.reload();
@@ -361,6 +378,74 @@ impl BackgroundService for HangupReload {
             tokio::select! {
                 _ = hup.recv() => { let _ = self.0.reload_and_log(); }
                 _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Watches files by polling: the config file when `reload.watch` is on (a change reloads as
+/// SIGHUP does; a broken file is refused and the running config stays), and the certificate
+/// and key files always (a change loads them again, e.g. after a renewal).
+struct FileWatch(Arc<Reloader>);
+
+/// How often the watched files are looked at.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What identifies a file's version: inode, length and modification time (`None`: absent).
+fn fingerprint(paths: &[&Path]) -> Vec<Option<(u64, u64, std::time::SystemTime)>> {
+    use std::os::unix::fs::MetadataExt;
+    paths
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.ino(), m.len(), m.modified().ok()?))
+        })
+        .collect()
+}
+
+/// The watched files of a config: its own file (when watched) and its certificates.
+fn watched(config: &Config) -> (Vec<&Path>, Vec<&Path>) {
+    let own = if config.watch_config && config.source != crate::config::EMBEDDED_SOURCE {
+        vec![Path::new(&config.source)]
+    } else {
+        Vec::new()
+    };
+    let certs = config
+        .tls
+        .certificates
+        .iter()
+        .flat_map(|c| [c.cert.as_path(), c.key.as_path()])
+        .collect();
+    (own, certs)
+}
+
+#[async_trait]
+impl BackgroundService for FileWatch {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let state = self.0.state.load_full();
+        let (own, certs) = watched(&state.config);
+        let (mut last_own, mut last_certs) = (fingerprint(&own), fingerprint(&certs));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(WATCH_EVERY) => {}
+                _ = shutdown.changed() => return,
+            }
+            let state = self.0.state.load_full();
+            let (own, certs) = watched(&state.config);
+            let (now_own, now_certs) = (fingerprint(&own), fingerprint(&certs));
+            if now_own != last_own {
+                last_own = now_own;
+                let reloader = self.0.clone();
+                // A reload reads files and may create buckets: off the async workers.
+                let _ = tokio::task::spawn_blocking(move || reloader.reload_and_log()).await;
+                let state = self.0.state.load_full();
+                last_certs = fingerprint(&watched(&state.config).1);
+                continue;
+            }
+            if now_certs != last_certs {
+                last_certs = now_certs;
+                let reloader = self.0.clone();
+                let _ = tokio::task::spawn_blocking(move || reloader.reload_certs_and_log()).await;
             }
         }
     }
@@ -441,6 +526,7 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
         lock: Mutex::new(()),
     });
     server.add_service(background_service("homefront reload", HangupReload(reloader.clone())));
+    server.add_service(background_service("homefront file watch", FileWatch(reloader.clone())));
 
     if let (Some(listener), Some(store), Some(os)) = (origin_listener, store, &config.origin_server) {
         let creds: Vec<(String, String)> = os

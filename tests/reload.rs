@@ -178,3 +178,75 @@ async fn sighup_and_post_reload_apply_a_new_config_without_failing_a_request() {
         failures.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watched_config_file_reloads_itself_and_a_broken_one_is_refused() {
+    let app = start_echo_origin().await;
+    let watched = |v: &str| format!("reload: {{ watch: true }}\n{}", config(v));
+    let hf = Homefront::start(&watched("v1").replace("{app}", &app.to_string()));
+    let client = hf.client(&["site.test"]);
+    let base = hf.https_base("site.test");
+    assert_eq!(echo_uri(&client, &format!("{base}/v2/x")).await.unwrap().0, "/v2/x");
+
+    // Saved, no signal: live within a few polls.
+    write_config(&hf, app, &watched("v2"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while echo_uri(&client, &format!("{base}/v2/x")).await.unwrap().0 != "/next/v2/x" {
+        assert!(
+            Instant::now() < deadline,
+            "the edit was not picked up:\n{}",
+            hf.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A broken save: refused and logged; the running config stays.
+    write_config(
+        &hf,
+        app,
+        &watched("v2").replace("path_pattern: \"/v2/*\"", "path_pattern: \"/v2/*\", ttl: 5"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !hf.stderr().contains("config reload refused") {
+        assert!(Instant::now() < deadline, "no refusal logged:\n{}", hf.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        echo_uri(&client, &format!("{base}/v2/x")).await.unwrap().0,
+        "/next/v2/x"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renewed_certificate_files_are_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    make_cert(dir.path(), "site", &["site.test"]);
+    let app = start_echo_origin().await;
+    let cfg = config("v1").replace("{app}", &app.to_string()).replace(
+        "admin:",
+        "tls: { certificates: [ { domains: [site.test], cert: site.pem, key: site.key } ] }\nadmin:",
+    );
+    let hf = Homefront::start_in(dir, &cfg, &[]);
+    assert_eq!(handshake(hf.ports.https, "site.test", b"\x08http/1.1").0, "site.test");
+    // A renewal rewrites both files (here with a certificate whose subject differs, to tell
+    // them apart); no signal, no reload of the config.
+    make_cert(hf.dir.path(), "site", &["renewed.site.test", "site.test"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handshake(hf.ports.https, "site.test", b"\x08http/1.1").0 != "renewed.site.test" {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate is not served:\n{}",
+            hf.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Requests still work on the new certificate.
+    let client = hf.client(&["site.test"]);
+    assert_eq!(
+        echo_uri(&client, &format!("{}/a", hf.https_base("site.test")))
+            .await
+            .unwrap()
+            .0,
+        "/a"
+    );
+}

@@ -242,6 +242,7 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
         trusted_proxies,
         cache,
         admin,
+        watch_config: raw.reload.as_ref().is_some_and(|r| r.watch),
     };
     Loaded {
         config,

@@ -35,6 +35,8 @@ pub struct Config {
     pub cache: CacheStoreConfig,
     /// The admin API listener (invalidations); `None` turns it off.
     pub admin: Option<AdminConfig>,
+    /// Reload when the config file changes (`reload.watch`).
+    pub watch_config: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

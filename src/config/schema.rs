@@ -30,6 +30,16 @@ pub struct RawConfig {
     pub cache: Option<RawCacheStore>,
     /// The admin API (invalidations).
     pub admin: Option<RawAdmin>,
+    /// Live reload options.
+    pub reload: Option<RawReload>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReload {
+    /// Reload when the config file changes, as on SIGHUP (off by default).
+    #[serde(default)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Deserialize)]
