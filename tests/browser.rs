@@ -10,6 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::*;
+use md5::Digest as _;
 
 /// A small image (SVG, so that the test needs no image encoder).
 const IMAGE: &str =
@@ -38,40 +39,29 @@ origin_server:
     )
 }
 
-/// Serves `/img.html` (the image only) and `/fetch.html` (a CORS fetch of it) for any host.
-async fn start_pages(image_url: String) -> u16 {
+/// An HTTP/1.1 server on an ephemeral loopback port answering every request with the HTML
+/// that `page(path)` makes.
+async fn serve_pages<F, Fut>(page: F) -> u16
+where
+    F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = String> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let url = Arc::new(image_url);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let url = url.clone();
+            let page = page.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let url = url.clone();
+                    let html = page(req.uri().path().to_string());
                     async move {
-                        let html = match req.uri().path() {
-                            "/img.html" => format!(
-                                r#"<html><head><title>loading</title></head><body>
-<img src="{url}" onload="document.title='img-ok:'+this.naturalWidth" onerror="document.title='img-error'">
-</body></html>"#
-                            ),
-                            _ => format!(
-                                r#"<html><head><title>loading</title></head><body><script>
-fetch("{url}", {{ mode: "cors" }})
-  .then(r => r.blob())
-  .then(b => {{ document.title = "fetch-ok:" + b.size + ":" + b.type; }})
-  .catch(e => {{ document.title = "fetch-blocked:" + e.message; }});
-</script></body></html>"#
-                            ),
-                        };
                         Ok::<_, std::convert::Infallible>(
                             hyper::Response::builder()
                                 .header("content-type", "text/html")
-                                .body(http_body_util::Full::new(bytes::Bytes::from(html)))
+                                .body(http_body_util::Full::new(bytes::Bytes::from(html.await)))
                                 .unwrap(),
                         )
                     }
@@ -83,6 +73,32 @@ fetch("{url}", {{ mode: "cors" }})
         }
     });
     port
+}
+
+/// Serves `/img.html` (the image only) and `/fetch.html` (a CORS fetch of it) for any host.
+async fn start_pages(image_url: String) -> u16 {
+    let url = Arc::new(image_url);
+    serve_pages(move |path| {
+        let url = url.clone();
+        async move {
+            match path.as_str() {
+                "/img.html" => format!(
+                    r#"<html><head><title>loading</title></head><body>
+<img src="{url}" onload="document.title='img-ok:'+this.naturalWidth" onerror="document.title='img-error'">
+</body></html>"#
+                ),
+                _ => format!(
+                    r#"<html><head><title>loading</title></head><body><script>
+fetch("{url}", {{ mode: "cors" }})
+  .then(r => r.blob())
+  .then(b => {{ document.title = "fetch-ok:" + b.size + ":" + b.type; }})
+  .catch(e => {{ document.title = "fetch-blocked:" + e.message; }});
+</script></body></html>"#
+                ),
+            }
+        }
+    })
+    .await
 }
 
 fn chromium() -> String {
@@ -178,4 +194,84 @@ async fn an_img_then_a_cors_fetch_of_the_same_url_works_through_the_cache() {
         .find(|l| l.starts_with("homefront_requests_total{") && l.contains("cache=\"Hit\""))
         .unwrap_or_else(|| panic!("no cache hits counted:\n{m}"));
     assert!(hits.ends_with(" 1") || hits.ends_with(" 2"), "{hits}");
+}
+
+/// The backoffice upload: the app server asks the admin API for a presigned PUT URL (as a
+/// Lambda would on AWS) and puts it in the page; the browser PUTs the file straight to the
+/// bucket store, cross-origin, with the bucket's CORS rule allowing it; the file is then
+/// served through the edge.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_uploads_straight_to_the_bucket_store_with_a_presigned_put() {
+    let hf_ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let admin = hf_ports.admin;
+    let token_file = dir.path().join("data/secrets/admin.token");
+    let page_port = serve_pages(move |path| {
+        let token_file = token_file.clone();
+        async move {
+            if path != "/upload.html" {
+                return "<html><head><title>404</title></head></html>".to_string();
+            }
+            // The app server's side: a presigned PUT for this upload, from the admin API.
+            let token = std::fs::read_to_string(&token_file).unwrap();
+            let request = serde_json::json!({
+                "method": "PUT", "bucket": "site", "key": "uploads/note.txt",
+                "content_type": "text/plain", "expires": "5m"
+            });
+            let text = reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{admin}/presign"))
+                .bearer_auth(token.trim())
+                .body(request.to_string())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let url = answer["url"].as_str().unwrap().to_string();
+            format!(
+                r#"<html><head><title>loading</title></head><body><script>
+const file = new Blob(["written by the browser"], {{ type: "text/plain" }});
+fetch({url:?}, {{ method: "PUT", body: file, headers: {{ "Content-Type": "text/plain" }} }})
+  .then(r => {{ document.title = "put:" + r.status + ":" + (r.headers.get("ETag") || "no-etag"); }})
+  .catch(e => {{ document.title = "put-blocked:" + e.message; }});
+</script></body></html>"#
+            )
+        }
+    })
+    .await;
+    let config = config(page_port)
+        .replace(
+            "allowed_methods: [GET, HEAD]",
+            "allowed_methods: [GET, HEAD, PUT], expose_headers: [ETag]",
+        )
+        .replace("origins:\n", "admin: { listen: \"127.0.0.1:{admin}\" }\norigins:\n");
+    std::fs::write(dir.path().join("origin.key"), SECRET_KEY).unwrap();
+    std::fs::write(dir.path().join("homefront.yaml"), hf_ports.fill(&config, dir.path())).unwrap();
+    let args: Vec<String> = ["serve", "-c", "homefront.yaml"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut hf = Homefront::spawn_args(dir, &args, hf_ports);
+    hf.wait_port(hf.ports.https);
+    hf.wait_port(hf.ports.origin);
+    hf.wait_port(hf.ports.admin);
+
+    let title = browse(&format!("http://app.test:{page_port}/upload.html"));
+    let etag = hex::encode(md5::Md5::digest(b"written by the browser"));
+    assert_eq!(title, format!("put:200:\"{etag}\""), "{}", hf.stderr());
+    let client = hf.client(&["cdn.test"]);
+    let r = client
+        .get(format!("{}/uploads/note.txt", hf.https_base("cdn.test")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain");
+    assert_eq!(r.text().await.unwrap(), "written by the browser");
+
+    // A page from an origin the bucket does not allow cannot upload.
+    let blocked = browse(&format!("http://evil.test:{page_port}/upload.html"));
+    assert!(blocked.starts_with("put-blocked:"), "{blocked}");
 }

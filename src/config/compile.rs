@@ -1154,6 +1154,7 @@ fn compile_distributions(
                     cache,
                     headers,
                     inject_origin,
+                    compress: b.compress.unwrap_or(true),
                 });
             }
         }

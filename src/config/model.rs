@@ -162,6 +162,8 @@ pub struct Behavior {
     pub headers: Option<Arc<crate::edge::headers_policy::HeadersPolicy>>,
     /// `origin_request.origin`: the Origin sent to the origin when the viewer sent none.
     pub inject_origin: Option<HeaderValue>,
+    /// `compress`: gzip/br/zstd at the edge for viewers that accept it.
+    pub compress: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -209,6 +209,8 @@ pub struct RawBehavior {
     pub response_headers: Option<RawHeadersPolicy>,
     /// What reaches the origin without entering the cache key.
     pub origin_request: Option<RawOriginRequest>,
+    /// Compress responses at the edge (gzip, br, zstd) when the viewer accepts it; default true.
+    pub compress: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -261,7 +261,10 @@ pub fn variance_inputs(stored: &HeaderMap, req: &HeaderMap) -> Vec<(String, Stri
             .collect();
         let mut value = values.join(",");
         if name == "accept-encoding" {
-            value = normalize_accept_encoding(&value).to_string();
+            // What the origin saw, and the coding the edge gives this viewer (a Range
+            // request gets identity): one variant per pair.
+            let coding = super::compress::for_request(req).map_or("identity", |c| c.token());
+            value = format!("{}|{coding}", normalize_accept_encoding(&value));
         }
         if !value.is_empty() {
             out.push((name, value));

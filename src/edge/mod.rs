@@ -2,6 +2,7 @@
 
 pub mod behavior;
 pub mod cache_policy;
+pub mod compress;
 pub mod distribution;
 pub mod errors;
 pub mod headers_policy;

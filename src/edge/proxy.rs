@@ -141,6 +141,10 @@ pub struct Ctx {
     started: Instant,
     started_at: u64,
     first_byte: Option<Instant>,
+    /// The coding this viewer gets if the response is compressible (`behaviors[].compress`).
+    compress: Option<super::compress::Coding>,
+    /// Compressing the origin's body on its way to the cache and the viewer.
+    encoder: Option<super::compress::Encoder>,
 }
 
 impl Ctx {
@@ -173,6 +177,8 @@ impl ProxyHttp for Edge {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             first_byte: None,
+            compress: None,
+            encoder: None,
         }
     }
 
@@ -210,6 +216,9 @@ impl ProxyHttp for Edge {
             return self.deny(session, ctx, EdgeError::unknown_host()).await;
         };
         ctx.behavior = b_idx;
+        if behavior.compress && matches!(req.method, Method::GET | Method::HEAD) {
+            ctx.compress = super::compress::for_request(&req.headers);
+        }
 
         // 3 viewer rules
         let path_and_query = req
@@ -442,6 +451,73 @@ impl ProxyHttp for Edge {
             }
         }
         Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        use super::compress;
+        if !ctx.behavior().is_some_and(|b| b.compress) {
+            return Ok(());
+        }
+        let status = resp.status.as_u16();
+        if status == 304 {
+            // A revalidation of a compressed variant: its stored ETag stays weak.
+            if ctx.compress.is_some() {
+                if let Some(etag) = resp.headers.get(header::ETAG).and_then(|v| v.to_str().ok()) {
+                    let weak = compress::weak_etag(etag);
+                    resp.insert_header(header::ETAG, weak)?;
+                }
+            }
+            return Ok(());
+        }
+        if !compress::compressible(status, &resp.headers) {
+            return Ok(());
+        }
+        // Compressible for some viewer: every copy varies by Accept-Encoding.
+        let names = cache_policy::vary_names(&resp.headers);
+        if !names.iter().any(|n| n == "accept-encoding" || n == "*") {
+            resp.append_header(header::VARY, "Accept-Encoding")?;
+        }
+        let Some(coding) = ctx.compress else {
+            return Ok(());
+        };
+        let encoder = super::compress::Encoder::new(coding)
+            .map_err(|e| Error::explain(InternalError, format!("cannot start {}: {e}", coding.token())))?;
+        ctx.encoder = Some(encoder);
+        resp.insert_header(header::CONTENT_ENCODING, coding.token())?;
+        resp.remove_header(&header::CONTENT_LENGTH);
+        if let Some(etag) = resp.headers.get(header::ETAG).and_then(|v| v.to_str().ok()) {
+            let weak = compress::weak_etag(etag);
+            resp.insert_header(header::ETAG, weak)?;
+        }
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        if let Some(encoder) = ctx.encoder.as_mut() {
+            let input = body.as_deref().unwrap_or(&[]);
+            if !input.is_empty() || end_of_stream {
+                let out = encoder
+                    .encode(input, end_of_stream)
+                    .map_err(|e| Error::explain(InternalError, format!("compressing the response: {e}")))?;
+                *body = Some(out);
+            }
+            if end_of_stream {
+                // Finished: the encoder's trailer is out; nothing may follow it.
+                ctx.encoder = None;
+            }
+        }
+        Ok(None)
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {

@@ -202,6 +202,7 @@ mod tests {
             cache: Default::default(),
             headers: None,
             inject_origin: None,
+            compress: true,
             trusted_keys: None,
         }
     }
