@@ -338,6 +338,7 @@ fn compile_cache_policy(errors: &mut Errors<'_>, at: &[Seg], raw: Option<&RawCac
     CachePolicy {
         forward_query_strings: KeyList::None,
         forward_cookies: KeyList::None,
+        forward_headers: d.forward_headers.clone(),
         min_ttl,
         default_ttl,
         max_ttl,
@@ -1123,9 +1124,44 @@ fn compile_distributions(
             let mut inject_origin = None;
             if let Some(o) = &b.origin_request {
                 let oat = p(&bat, &[k("origin_request")]);
-                cache_policy.forward_query_strings =
-                    compile_key_list(errors, &p(&oat, &[k("query_strings")]), o.query_strings.as_ref());
-                cache_policy.forward_cookies = compile_key_list(errors, &p(&oat, &[k("cookies")]), o.cookies.as_ref());
+                // A preset first (CloudFront's managed policies), then what the fields say.
+                match o.preset.as_deref() {
+                    None => {}
+                    Some("cors-s3origin") => {
+                        cache_policy.forward_headers = KeyList::Whitelist(
+                            crate::edge::cache_policy::CORS_S3ORIGIN_HEADERS
+                                .iter()
+                                .map(|s| s.to_string())
+                                .collect(),
+                        );
+                    }
+                    Some("all-viewer") => {
+                        cache_policy.forward_query_strings = KeyList::All;
+                        cache_policy.forward_cookies = KeyList::All;
+                        cache_policy.forward_headers = KeyList::All;
+                    }
+                    Some(other) => errors.at(
+                        &p(&oat, &[k("preset")]),
+                        format!("'{other}' is not a preset: cors-s3origin or all-viewer"),
+                    ),
+                }
+                if o.query_strings.is_some() {
+                    cache_policy.forward_query_strings =
+                        compile_key_list(errors, &p(&oat, &[k("query_strings")]), o.query_strings.as_ref());
+                }
+                if o.cookies.is_some() {
+                    cache_policy.forward_cookies =
+                        compile_key_list(errors, &p(&oat, &[k("cookies")]), o.cookies.as_ref());
+                }
+                if o.headers.is_some() {
+                    let lower = |names: &Vec<String>| names.iter().map(|n| n.to_ascii_lowercase()).collect();
+                    cache_policy.forward_headers =
+                        match compile_key_list(errors, &p(&oat, &[k("headers")]), o.headers.as_ref()) {
+                            KeyList::Whitelist(n) => KeyList::Whitelist(lower(&n)),
+                            KeyList::AllExcept(n) => KeyList::AllExcept(lower(&n)),
+                            other => other,
+                        };
+                }
                 if let Some(origin) = &o.origin {
                     let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
                         && !origin.contains(['?', '#', '*'])

@@ -216,8 +216,14 @@ pub struct RawBehavior {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOriginRequest {
+    /// `cors-s3origin` | `all-viewer`: CloudFront's managed policies; the fields below
+    /// override what they set.
+    pub preset: Option<String>,
     pub query_strings: Option<RawKeyList>,
     pub cookies: Option<RawKeyList>,
+    /// Viewer headers forwarded without entering the key (default: Origin and the two
+    /// preflight headers, as CORS-S3Origin).
+    pub headers: Option<RawKeyList>,
     /// Sent as `Origin` when the viewer sent none, so the origin always answers with CORS
     /// headers.
     pub origin: Option<String>,

@@ -17,10 +17,58 @@ pub struct CachePolicy {
     pub cookies: KeyList,
     /// Lower-cased request header names in the key (and forwarded).
     pub headers: Vec<HeaderName>,
-    /// Origin request policy: query strings and cookies forwarded to the origin without
-    /// entering the key (`behaviors[].origin_request`).
+    /// Origin request policy: query strings, cookies and viewer headers forwarded to the
+    /// origin without entering the key (`behaviors[].origin_request`).
     pub forward_query_strings: KeyList,
     pub forward_cookies: KeyList,
+    /// Lower-cased names; default: CloudFront's CORS-S3Origin set (Origin and the two
+    /// preflight headers).
+    pub forward_headers: KeyList,
+}
+
+/// The viewer headers CloudFront's CORS-S3Origin policy forwards.
+pub const CORS_S3ORIGIN_HEADERS: [&str; 3] = [
+    "origin",
+    "access-control-request-method",
+    "access-control-request-headers",
+];
+
+/// Request headers the edge manages itself and always sends on (normalized, rewritten or
+/// needed to carry the request), whatever the origin request policy says.
+const ALWAYS_FORWARDED: &[&str] = &[
+    "host",
+    "accept-encoding",
+    "authorization",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "cookie",
+    "x-forwarded-for",
+    "via",
+];
+
+/// Viewer headers a cached request must not carry to the origin: those neither in the key,
+/// nor admitted by the origin request policy, nor managed by the edge. (An origin that sees
+/// a header the key ignores could answer differently per viewer, and the cache would replay
+/// one viewer's answer to the others.)
+pub fn headers_not_forwarded(policy: &CachePolicy, headers: &HeaderMap) -> Vec<HeaderName> {
+    let mut drop: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        let n = name.as_str();
+        let kept = ALWAYS_FORWARDED.contains(&n)
+            || policy.headers.iter().any(|h| h == name)
+            || policy.forward_headers.admits(n);
+        if !kept && !drop.contains(name) {
+            drop.push(name.clone());
+        }
+    }
+    drop
 }
 
 impl Default for CachePolicy {
@@ -35,6 +83,7 @@ impl Default for CachePolicy {
             headers: Vec::new(),
             forward_query_strings: KeyList::None,
             forward_cookies: KeyList::None,
+            forward_headers: KeyList::Whitelist(CORS_S3ORIGIN_HEADERS.iter().map(|s| s.to_string()).collect()),
         }
     }
 }
@@ -766,5 +815,44 @@ mod tests {
         assert!(InvalidationPath::parse("/*").unwrap().covers("/anything"));
         assert!(InvalidationPath::parse("images/*").is_err());
         assert!(InvalidationPath::parse("/a*/b").is_err());
+    }
+
+    #[test]
+    fn only_keyed_admitted_and_managed_headers_reach_the_origin() {
+        let mut h = HeaderMap::new();
+        for k in [
+            "host",
+            "accept-language",
+            "origin",
+            "x-debug",
+            "user-agent",
+            "accept-encoding",
+            "if-none-match",
+        ] {
+            h.append(HeaderName::from_static(k), http::HeaderValue::from_static("v"));
+        }
+        let names = |p: &CachePolicy| {
+            let mut v: Vec<String> = headers_not_forwarded(p, &h).iter().map(|n| n.to_string()).collect();
+            v.sort();
+            v
+        };
+        let default = CachePolicy::default();
+        assert_eq!(names(&default), ["accept-language", "user-agent", "x-debug"]);
+        let keyed = CachePolicy {
+            headers: vec![HeaderName::from_static("accept-language")],
+            forward_headers: KeyList::Whitelist(vec!["x-debug".into()]),
+            ..CachePolicy::default()
+        };
+        assert_eq!(names(&keyed), ["origin", "user-agent"]);
+        let all = CachePolicy {
+            forward_headers: KeyList::All,
+            ..CachePolicy::default()
+        };
+        assert!(names(&all).is_empty());
+        let except = CachePolicy {
+            forward_headers: KeyList::AllExcept(vec!["user-agent".into()]),
+            ..CachePolicy::default()
+        };
+        assert_eq!(names(&except), ["user-agent"]);
     }
 }

@@ -374,6 +374,13 @@ impl ProxyHttp for Edge {
             .parse()
             .map_err(|_| Error::explain(InternalError, "origin request target is not a valid URI"))?;
         upstream.set_uri(uri);
+        if ctx.key.is_some() && matches!(upstream.method, Method::GET | Method::HEAD) {
+            // The origin request policy: viewer headers outside the key and the policy stay
+            // at the edge.
+            for name in cache_policy::headers_not_forwarded(&behavior.cache, &upstream.headers) {
+                upstream.remove_header(&name);
+            }
+        }
         if session.cache.enabled() {
             // Full GETs only, with the stored entry's validators when revalidating.
             pingora::cache::filters::upstream::request_filter(upstream, session.cache.maybe_cache_meta());
