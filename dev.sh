@@ -26,6 +26,10 @@ case "${1:-}" in
     if ! command -v aws >/dev/null; then
       python3 -m pip install --quiet awscli || apt_install awscli
     fi
+    # The ACME test gets certificates from Pebble, the ACME test CA.
+    if ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null; then
+      apt_install pebble
+    fi
     # The CORS test drives a real browser.
     if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
       apt_install chromium

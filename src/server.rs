@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -82,12 +83,7 @@ pub fn prepare(loaded: Loaded, seed_demo: bool) -> Result<Prepared, StartError> 
         }
     }
 
-    let mut specs = config.tls.certificates.clone();
-    if specs.is_empty() {
-        let dir = config.data_dir.join("tls");
-        specs.push(tls::ensure_self_signed(&dir).map_err(|e| err(e.to_string()))?);
-    }
-    let certs = Arc::new(tls::CertStore::load(&specs).map_err(|e| err(e.to_string()))?);
+    let certs = Arc::new(tls::CertStore::load(&cert_specs(&config)?).map_err(|e| err(e.to_string()))?);
 
     let store = match &config.origin_server {
         Some(_) => {
@@ -308,10 +304,9 @@ impl Reloader {
             config.origin_server = old_c.origin_server.clone();
         }
         // Certificates: loaded again from disk (renewed files are picked up too).
-        if !config.tls.certificates.is_empty() {
-            let certs = tls::CertStore::load(&config.tls.certificates).map_err(|e| e.to_string())?;
-            self.certs.store(Arc::new(certs));
-        }
+        let specs = cert_specs(&config).map_err(|e| e.to_string())?;
+        let certs = tls::CertStore::load(&specs).map_err(|e| e.to_string())?;
+        self.certs.store(Arc::new(certs));
         if let Some(store) = &self.store {
             apply_buckets(store, &config)?;
         }
@@ -337,11 +332,14 @@ impl Reloader {
     /// if they do not load (e.g. the key is not written yet), the ones in use stay.
     pub fn reload_certs_and_log(&self) {
         let state = self.state.load_full();
-        let specs = &state.config.tls.certificates;
-        if specs.is_empty() {
-            return;
-        }
-        match tls::CertStore::load(specs) {
+        let specs = match cert_specs(&state.config) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("certificates changed on disk but cannot be used: {e}");
+                return;
+            }
+        };
+        match tls::CertStore::load(&specs) {
             Ok(certs) => {
                 self.certs.store(Arc::new(certs));
                 tracing::info!("certificates reloaded from disk");
@@ -392,7 +390,7 @@ struct FileWatch(Arc<Reloader>);
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What identifies a file's version: inode, length and modification time (`None`: absent).
-fn fingerprint(paths: &[&Path]) -> Vec<Option<(u64, u64, std::time::SystemTime)>> {
+fn fingerprint(paths: &[std::path::PathBuf]) -> Vec<Option<(u64, u64, std::time::SystemTime)>> {
     use std::os::unix::fs::MetadataExt;
     paths
         .iter()
@@ -404,17 +402,19 @@ fn fingerprint(paths: &[&Path]) -> Vec<Option<(u64, u64, std::time::SystemTime)>
 }
 
 /// The watched files of a config: its own file (when watched) and its certificates.
-fn watched(config: &Config) -> (Vec<&Path>, Vec<&Path>) {
+fn watched(config: &Config) -> (Vec<std::path::PathBuf>, Vec<std::path::PathBuf>) {
     let own = if config.watch_config && config.source != crate::config::EMBEDDED_SOURCE {
-        vec![Path::new(&config.source)]
+        vec![std::path::PathBuf::from(&config.source)]
     } else {
         Vec::new()
     };
+    let acme = config.tls.acme.as_ref().map(|a| a.spec());
     let certs = config
         .tls
         .certificates
         .iter()
-        .flat_map(|c| [c.cert.as_path(), c.key.as_path()])
+        .chain(acme.iter())
+        .flat_map(|c| [c.cert.clone(), c.key.clone()])
         .collect();
     (own, certs)
 }
@@ -446,6 +446,89 @@ impl BackgroundService for FileWatch {
                 last_certs = now_certs;
                 let reloader = self.0.clone();
                 let _ = tokio::task::spawn_blocking(move || reloader.reload_certs_and_log()).await;
+            }
+        }
+    }
+}
+
+/// The certificates to serve: the configured ones, then the ACME one once it exists, and the
+/// self-signed `localhost` one when there is nothing else (yet).
+fn cert_specs(config: &Config) -> Result<Vec<crate::config::model::CertificateSpec>, StartError> {
+    let mut specs = config.tls.certificates.clone();
+    if let Some(acme) = &config.tls.acme {
+        let spec = acme.spec();
+        if tls::CertStore::load(std::slice::from_ref(&spec)).is_ok() {
+            specs.push(spec);
+        }
+    }
+    if specs.is_empty() {
+        let dir = config.data_dir.join("tls");
+        specs.push(tls::ensure_self_signed(&dir).map_err(|e| err(e.to_string()))?);
+    }
+    Ok(specs)
+}
+
+/// Obtains the `tls.acme` certificate when it is missing, no longer names every configured
+/// domain, or is due for renewal (checked every minute), then serves it; retries failures
+/// with a growing delay (30 s doubling to an hour).
+struct AcmeRenewal {
+    reloader: Arc<Reloader>,
+    challenges: Arc<tls::acme::Challenges>,
+}
+
+#[async_trait]
+impl BackgroundService for AcmeRenewal {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut wait = Duration::ZERO;
+        let mut failures = 0u32;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+            wait = Duration::from_secs(60);
+            let state = self.reloader.state.load_full();
+            let Some(cfg) = state.config.tls.acme.clone() else {
+                continue;
+            };
+            let current = std::fs::read(cfg.spec().cert).ok();
+            let due = tls::acme::needs_certificate(
+                current.as_deref(),
+                &cfg.domains,
+                cfg.renew_before,
+                std::time::SystemTime::now(),
+            );
+            if !due {
+                continue;
+            }
+            tracing::info!(
+                "ACME: obtaining a certificate for {} from {}",
+                cfg.domains.join(", "),
+                cfg.directory
+            );
+            let result = tokio::select! {
+                r = tls::acme::obtain(&cfg, &self.challenges) => r,
+                _ = shutdown.changed() => return,
+            };
+            match result {
+                Ok(()) => {
+                    failures = 0;
+                    tracing::info!(
+                        "ACME: certificate for {} stored in {}",
+                        cfg.domains.join(", "),
+                        cfg.dir.display()
+                    );
+                    let reloader = self.reloader.clone();
+                    let _ = tokio::task::spawn_blocking(move || reloader.reload_certs_and_log()).await;
+                }
+                Err(e) => {
+                    failures += 1;
+                    wait = Duration::from_secs(30 << failures.min(7)).min(Duration::from_secs(3600));
+                    tracing::error!(
+                        "ACME: no certificate for {} ({e}); trying again in {wait:?}",
+                        cfg.domains.join(", ")
+                    );
+                }
             }
         }
     }
@@ -495,6 +578,7 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
         tracing::warn!("HOMEFRONT_FIXED_TIME is set: signed URLs are checked as if it were {t} (epoch seconds)");
     }
     let state = Arc::new(ArcSwap::from_pointee(EdgeState::new(config.clone(), clock)));
+    let acme = Arc::new(tls::acme::Challenges::default());
     let mut edge = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         Edge::new(
@@ -503,6 +587,7 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
             Some(Arc::new(crate::telemetry::access_log::AccessLogger::start(
                 config.data_dir.join("logs/distributions"),
             ))),
+            acme.clone(),
         ),
         "homefront edge",
     );
@@ -512,7 +597,7 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     }
     let certs = Arc::new(ArcSwap::new(certs));
     if let Some(addr) = config.listen.https {
-        let settings = tls::tls_settings(certs.clone()).map_err(|e| err(e.to_string()))?;
+        let settings = tls::tls_settings(certs.clone(), acme.clone()).map_err(|e| err(e.to_string()))?;
         edge.add_tls_with_settings(&addr.to_string(), None, settings);
         tracing::info!("edge listening on https://{addr} (HTTP/2 and HTTP/1.1)");
     }
@@ -527,6 +612,13 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     });
     server.add_service(background_service("homefront reload", HangupReload(reloader.clone())));
     server.add_service(background_service("homefront file watch", FileWatch(reloader.clone())));
+    server.add_service(background_service(
+        "homefront acme",
+        AcmeRenewal {
+            reloader: reloader.clone(),
+            challenges: acme,
+        },
+    ));
 
     if let (Some(listener), Some(store), Some(os)) = (origin_listener, store, &config.origin_server) {
         let creds: Vec<(String, String)> = os

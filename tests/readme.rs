@@ -28,6 +28,8 @@ fn the_reference_is_a_valid_config() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("certs")).unwrap();
     common::make_cert(&dir.path().join("certs"), "cdn", &["cdn.example.com", "*.example.com"]);
+    // The ACME example trusts a test CA from a file.
+    common::make_cert(dir.path(), "pebble-ca", &["ca.test"]);
     std::env::set_var("HOMEFRONT_CI_SECRET", "ci-secret");
     std::fs::create_dir_all(dir.path().join("keys")).unwrap();
     let rsa = openssl::rsa::Rsa::generate(2048).unwrap();

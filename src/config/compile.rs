@@ -200,7 +200,8 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
         .as_ref()
         .and_then(|m| socket_addr(errors, &[k("metrics"), k("listen")], &m.listen));
 
-    let tls = compile_tls(raw, base, errors);
+    let mut tls = compile_tls(raw, base, errors);
+    tls.acme = compile_acme(raw, base, &data_dir, errors);
     let buckets = compile_buckets(raw, errors);
     let (origin_server, secrets_to_generate) = compile_origin_server(raw, base, &data_dir, errors);
     let origins = compile_origins(raw, &buckets, origin_server.is_some(), errors);
@@ -554,6 +555,72 @@ fn compile_tls(raw: &RawConfig, base: &Path, errors: &mut Errors<'_>) -> Tls {
         tls.certificates.push(spec);
     }
     tls
+}
+
+fn compile_acme(raw: &RawConfig, base: &Path, data_dir: &Path, errors: &mut Errors<'_>) -> Option<AcmeConfig> {
+    let a = raw.tls.as_ref()?.acme.as_ref()?;
+    let at = [k("tls"), k("acme")];
+    let mut ok = true;
+    if !(a.directory.starts_with("https://") || a.directory.starts_with("http://")) {
+        errors.at(
+            &p(&at, &[k("directory")]),
+            format!("'{}' is not an http(s) URL", a.directory),
+        );
+        ok = false;
+    }
+    if a.domains.is_empty() {
+        errors.at(&p(&at, &[k("domains")]), "list at least one domain name");
+        ok = false;
+    }
+    for (j, d) in a.domains.iter().enumerate() {
+        if let Err(m) = check_domain(d, false) {
+            errors.at(&p(&at, &[k("domains"), Seg::Index(j)]), m);
+            ok = false;
+        } else if d.starts_with("*.") {
+            errors.at(
+                &p(&at, &[k("domains"), Seg::Index(j)]),
+                "wildcard names need the dns-01 challenge, which homefront does not do",
+            );
+            ok = false;
+        }
+    }
+    let challenge = match a.challenge.as_deref() {
+        None | Some("http-01") => AcmeChallenge::Http01,
+        Some("tls-alpn-01") => AcmeChallenge::TlsAlpn01,
+        Some(other) => {
+            errors.at(
+                &p(&at, &[k("challenge")]),
+                format!("'{other}' is not http-01 or tls-alpn-01"),
+            );
+            ok = false;
+            AcmeChallenge::Http01
+        }
+    };
+    let ca_file = a.ca_file.as_ref().map(|f| resolve(base, f));
+    if let Some(f) = &ca_file {
+        if !f.is_file() {
+            errors.at(
+                &p(&at, &[k("ca_file")]),
+                format!("CA file {} does not exist", f.display()),
+            );
+            ok = false;
+        }
+    }
+    let renew_before = duration_at(
+        errors,
+        &p(&at, &[k("renew_before")]),
+        a.renew_before.as_ref(),
+        Duration::from_secs(30 * 86_400),
+    );
+    ok.then(|| AcmeConfig {
+        directory: a.directory.clone(),
+        domains: a.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        email: a.email.clone(),
+        ca_file,
+        challenge,
+        renew_before,
+        dir: data_dir.join("acme"),
+    })
 }
 
 /// S3 bucket naming rules.

@@ -72,6 +72,38 @@ pub struct Tls {
     /// Certificates chosen by SNI. Empty: a self-signed certificate for `localhost` is
     /// generated under `data_dir/tls/` and kept across restarts.
     pub certificates: Vec<CertificateSpec>,
+    /// `tls.acme`: a certificate obtained and renewed automatically.
+    pub acme: Option<AcmeConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeConfig {
+    pub directory: String,
+    /// Lower-cased; the first names the files.
+    pub domains: Vec<String>,
+    pub email: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub challenge: AcmeChallenge,
+    pub renew_before: std::time::Duration,
+    /// `data_dir/acme`: the account, and the certificate and key.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    Http01,
+    TlsAlpn01,
+}
+
+impl AcmeConfig {
+    /// The obtained certificate and key, as the certificate store loads them.
+    pub fn spec(&self) -> CertificateSpec {
+        CertificateSpec {
+            domains: self.domains.clone(),
+            cert: self.dir.join(format!("{}.pem", self.domains[0])),
+            key: self.dir.join(format!("{}.key", self.domains[0])),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -155,6 +155,25 @@ pub struct RawMetrics {
 pub struct RawTls {
     #[serde(default)]
     pub certificates: Vec<RawCertificate>,
+    /// Certificates obtained and renewed automatically over ACME.
+    pub acme: Option<RawAcme>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcme {
+    /// The CA's directory URL (Let's Encrypt, or a test CA such as Pebble).
+    pub directory: String,
+    /// Names on the certificate; the edge must be reachable under them on port 80 (http-01)
+    /// or 443 (tls-alpn-01).
+    pub domains: Vec<String>,
+    pub email: Option<String>,
+    /// PEM file of a CA to trust for the directory's HTTPS (test CAs only).
+    pub ca_file: Option<String>,
+    /// `http-01` (default) | `tls-alpn-01`.
+    pub challenge: Option<String>,
+    /// Renew this long before expiry (default 30d).
+    pub renew_before: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

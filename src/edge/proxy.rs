@@ -83,6 +83,8 @@ pub struct Edge {
     pages: Mutex<HashMap<(String, String), FetchedPage>>,
     /// Access logs of the distributions that ask for them.
     access_log: Option<Arc<AccessLogger>>,
+    /// ACME HTTP-01 answers being validated right now.
+    acme: Arc<crate::tls::acme::Challenges>,
 }
 
 /// When a page was fetched, and what came back.
@@ -106,6 +108,7 @@ impl Edge {
         state: Arc<ArcSwap<EdgeState>>,
         cache: Option<&'static DiskCache>,
         access_log: Option<Arc<AccessLogger>>,
+        acme: Arc<crate::tls::acme::Challenges>,
     ) -> Self {
         Edge {
             state,
@@ -114,6 +117,7 @@ impl Edge {
             connector: Connector::new(None),
             pages: Mutex::new(HashMap::new()),
             access_log,
+            acme,
         }
     }
 }
@@ -202,6 +206,19 @@ impl ProxyHttp for Edge {
             return self.deny(session, ctx, e).await;
         }
         let host = host_of(req).unwrap_or_default();
+
+        // 0 an ACME HTTP-01 validation of a certificate being obtained (any host: the CA
+        // asks for the names it is about to certify).
+        if let Some(token) = req.uri.path().strip_prefix("/.well-known/acme-challenge/") {
+            if let Some(answer) = self.acme.http01(token) {
+                let mut resp = ResponseHeader::build(200, Some(2))?;
+                resp.insert_header(header::CONTENT_TYPE, "text/plain")?;
+                resp.insert_header(header::CONTENT_LENGTH, answer.len())?;
+                session.write_response_header(Box::new(resp), false).await?;
+                session.write_response_body(Some(Bytes::from(answer)), true).await?;
+                return Ok(true);
+            }
+        }
 
         // 1 distribution
         let Some(dist_idx) = state.router.route(&host) else {

@@ -22,6 +22,8 @@ use prometheus::{register_int_counter_vec, IntCounterVec};
 
 use crate::config::model::CertificateSpec;
 
+pub mod acme;
+
 /// A certificate problem, naming the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsError(pub String);
@@ -195,9 +197,11 @@ pub fn handshakes_total() -> u64 {
     HANDSHAKE_COUNT.load(Ordering::Relaxed)
 }
 
-/// Picks the certificate per handshake from a swappable store.
+/// Picks the certificate per handshake from a swappable store (or, for an ACME
+/// TLS-ALPN-01 validation, the challenge certificate).
 struct SniCallback {
     store: Arc<ArcSwap<CertStore>>,
+    acme: Arc<acme::Challenges>,
 }
 
 #[async_trait]
@@ -205,12 +209,20 @@ impl TlsAccept for SniCallback {
     async fn certificate_callback(&self, ssl: &mut SslRef) {
         let store = self.store.load();
         let sni = ssl.servername(NameType::HOST_NAME).map(str::to_string);
+        // TLS 1.3 negotiates ALPN before the certificate is chosen: a validation handshake
+        // (only `acme-tls/1` offered, and selected) gets the challenge certificate.
+        let challenge = (ssl.selected_alpn_protocol() == Some(acme::ACME_TLS_ALPN))
+            .then(|| sni.as_deref().and_then(|n| self.acme.tls_alpn01(n)))
+            .flatten();
         let idx = store.select_index(sni.as_deref());
         HANDSHAKE_COUNT.fetch_add(1, Ordering::Relaxed);
         HANDSHAKES
             .with_label_values(&[if idx.is_some() { "yes" } else { "no" }])
             .inc();
-        let cert = &store.certs[idx.unwrap_or(0)];
+        let cert = match &challenge {
+            Some(c) => c.as_ref(),
+            None => &store.certs[idx.unwrap_or(0)],
+        };
         let result = (|| {
             pingora::tls::ext::ssl_use_certificate(ssl, &cert.chain[0])?;
             for extra in &cert.chain[1..] {
@@ -226,11 +238,15 @@ impl TlsAccept for SniCallback {
 }
 
 /// Listener settings: certificate by SNI from `store`, TLS 1.2 and 1.3 only, h2 preferred
-/// by ALPN with HTTP/1.1 as the fallback.
-pub fn tls_settings(store: Arc<ArcSwap<CertStore>>) -> Result<TlsSettings, TlsError> {
+/// by ALPN with HTTP/1.1 as the fallback, and `acme-tls/1` while a TLS-ALPN-01 validation
+/// of that name is under way.
+pub fn tls_settings(store: Arc<ArcSwap<CertStore>>, acme: Arc<acme::Challenges>) -> Result<TlsSettings, TlsError> {
     LazyLock::force(&HANDSHAKES);
-    let mut settings = TlsSettings::with_callbacks(Box::new(SniCallback { store }))
-        .map_err(|e| TlsError(format!("cannot set up TLS: {e}")))?;
+    let mut settings = TlsSettings::with_callbacks(Box::new(SniCallback {
+        store,
+        acme: acme.clone(),
+    }))
+    .map_err(|e| TlsError(format!("cannot set up TLS: {e}")))?;
     settings
         .set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(|e| TlsError(format!("cannot set the TLS minimum version: {e}")))?;
@@ -238,6 +254,17 @@ pub fn tls_settings(store: Arc<ArcSwap<CertStore>>) -> Result<TlsSettings, TlsEr
         .set_max_proto_version(Some(SslVersion::TLS1_3))
         .map_err(|e| TlsError(format!("cannot set the TLS maximum version: {e}")))?;
     settings.enable_h2();
+    // Replaces the h2/http1.1 selection enable_h2 installed, adding acme-tls/1.
+    settings.set_alpn_select_callback(move |ssl, offered| {
+        let sni = ssl.servername(NameType::HOST_NAME);
+        let validating = sni.is_some_and(|n| acme.tls_alpn01(n).is_some());
+        let ours: &[u8] = if validating {
+            b"\x0aacme-tls/1\x02h2\x08http/1.1"
+        } else {
+            b"\x02h2\x08http/1.1"
+        };
+        openssl::ssl::select_next_proto(ours, offered).ok_or(openssl::ssl::AlpnError::NOACK)
+    });
     Ok(settings)
 }
 
