@@ -204,7 +204,7 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
     tls.acme = compile_acme(raw, base, &data_dir, errors);
     let buckets = compile_buckets(raw, errors);
     let (origin_server, secrets_to_generate) = compile_origin_server(raw, base, &data_dir, errors);
-    let origins = compile_origins(raw, &buckets, origin_server.is_some(), errors);
+    let origins = compile_origins(raw, &buckets, origin_server.is_some(), base, errors);
     let key_groups = compile_key_groups(raw, base, errors);
     let distributions = compile_distributions(raw, &origins, &key_groups, errors);
     let mut trusted_proxies = Vec::new();
@@ -815,6 +815,7 @@ fn compile_origins(
     raw: &RawConfig,
     buckets: &BTreeMap<String, BucketConfig>,
     has_store: bool,
+    base: &Path,
     errors: &mut Errors<'_>,
 ) -> Origins {
     let mut out = BTreeMap::new();
@@ -830,8 +831,9 @@ fn compile_origins(
                 format!("origin name '{name}' may only use letters, digits, '_' and '-'"),
             );
         }
-        let kind = match (&o.bucket, &o.http) {
-            (Some(bucket), None) => {
+        let kind = match (&o.bucket, &o.http, &o.s3) {
+            (None, None, Some(s3)) => compile_s3_origin(s3, o.sni.as_deref(), base, &p(&at, &[k("s3")]), errors),
+            (Some(bucket), None, None) => {
                 if !buckets.contains_key(bucket) {
                     errors.at(
                         &p(&at, &[k("bucket")]),
@@ -849,7 +851,7 @@ fn compile_origins(
                 }
                 Some(OriginKind::Bucket { bucket: bucket.clone() })
             }
-            (None, Some(OneOrMany(list))) => match list.as_slice() {
+            (None, Some(OneOrMany(list)), None) => match list.as_slice() {
                 [one] => parse_upstream(one, o.sni.as_deref())
                     .map_err(|m| errors.at(&p(&at, &[k("http")]), m))
                     .ok(),
@@ -866,10 +868,28 @@ fn compile_origins(
                 }
             },
             _ => {
-                errors.at(&at, "an origin is exactly one of `bucket: NAME` or `http: ADDRESS`");
+                errors.at(
+                    &at,
+                    "an origin is exactly one of `bucket: NAME`, `http: ADDRESS` or `s3: { endpoint, bucket, ... }`",
+                );
                 None
             }
         };
+        let signing = match o.signing.as_deref() {
+            None | Some("always") => Signing::Always,
+            Some("never") => Signing::Never,
+            Some("no-override") => Signing::NoOverride,
+            Some(other) => {
+                errors.at(
+                    &p(&at, &[k("signing")]),
+                    format!("'{other}' is not always, never or no-override"),
+                );
+                Signing::Always
+            }
+        };
+        if o.signing.is_some() && o.http.is_some() {
+            errors.at(&p(&at, &[k("signing")]), "signing applies to bucket and s3 origins");
+        }
         let origin_path = match &o.origin_path {
             Some(t) => check_origin_path(t)
                 .map_err(|m| errors.at(&p(&at, &[k("origin_path")]), m))
@@ -902,6 +922,7 @@ fn compile_origins(
                     Arc::new(Origin {
                         name: name.clone(),
                         kind,
+                        signing,
                         origin_path,
                         custom_headers,
                     }),
@@ -910,6 +931,145 @@ fn compile_origins(
         }
     }
     out
+}
+
+/// An `s3:` origin: endpoint, addressing style, region and the credential the edge signs
+/// with (its secret from a file or an environment variable, never inline).
+fn compile_s3_origin(
+    s3: &RawS3Origin,
+    sni: Option<&str>,
+    base: &Path,
+    at: &[Seg],
+    errors: &mut Errors<'_>,
+) -> Option<OriginKind> {
+    let mut ok = true;
+    if !(s3.endpoint.starts_with("http://") || s3.endpoint.starts_with("https://")) {
+        errors.at(
+            &p(at, &[k("endpoint")]),
+            format!("'{}' must start with http:// or https://", s3.endpoint),
+        );
+        ok = false;
+    }
+    if check_bucket_name(&s3.bucket).is_err() && !s3.bucket.is_empty() {
+        // Other services allow names S3 does not (uppercase, underscores): only refuse what
+        // cannot be a path segment.
+        if s3.bucket.contains(['/', '?', '#']) {
+            errors.at(&p(at, &[k("bucket")]), format!("'{}' is not a bucket name", s3.bucket));
+            ok = false;
+        }
+    }
+    if s3.bucket.is_empty() {
+        errors.at(&p(at, &[k("bucket")]), "give the bucket name");
+        ok = false;
+    }
+    let virtual_host = match s3.style.as_deref() {
+        None | Some("path") => false,
+        Some("virtual") => true,
+        Some(other) => {
+            errors.at(&p(at, &[k("style")]), format!("'{other}' is not path or virtual"));
+            ok = false;
+            false
+        }
+    };
+    let region = s3.region.clone().unwrap_or_else(|| "us-east-1".to_string());
+    let secret = match (&s3.secret_access_key_file, &s3.secret_access_key_env) {
+        (Some(f), None) => {
+            let path = resolve(base, f);
+            match std::fs::read_to_string(&path) {
+                Ok(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+                Ok(_) => {
+                    errors.at(
+                        &p(at, &[k("secret_access_key_file")]),
+                        format!("{} is empty", path.display()),
+                    );
+                    None
+                }
+                Err(e) => {
+                    errors.at(
+                        &p(at, &[k("secret_access_key_file")]),
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                    None
+                }
+            }
+        }
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            _ => {
+                errors.at(
+                    &p(at, &[k("secret_access_key_env")]),
+                    format!("environment variable {var} is not set or empty"),
+                );
+                None
+            }
+        },
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            errors.at(at, "give the secret in a file or an environment variable, not both");
+            None
+        }
+    };
+    let credential = match (&s3.access_key_id, secret) {
+        (Some(id), Some(secret)) => Some(Credential {
+            access_key_id: id.clone(),
+            secret_access_key: secret,
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            if s3.secret_access_key_file.is_none() && s3.secret_access_key_env.is_none() {
+                errors.at(
+                    at,
+                    "access_key_id needs its secret: secret_access_key_file or secret_access_key_env",
+                );
+            }
+            ok = false;
+            None
+        }
+        (None, Some(_)) => {
+            errors.at(at, "the secret needs its access_key_id");
+            ok = false;
+            None
+        }
+    };
+    let endpoint = match parse_upstream(&s3.endpoint, sni) {
+        Ok(OriginKind::Http { address, tls, sni }) => Some((address, tls, sni)),
+        Ok(_) => None,
+        Err(m) => {
+            errors.at(&p(at, &[k("endpoint")]), m);
+            None
+        }
+    };
+    let (address, tls, sni) = endpoint?;
+    if !ok {
+        return None;
+    }
+    // Host as the service expects it: with the port only when the endpoint names one.
+    let authority = s3
+        .endpoint
+        .split_once("://")
+        .map(|(_, r)| r.trim_end_matches('/'))
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let host = if virtual_host {
+        format!("{}.{authority}", s3.bucket)
+    } else {
+        authority
+    };
+    let sni = if virtual_host && tls {
+        format!("{}.{sni}", s3.bucket)
+    } else {
+        sni
+    };
+    Some(OriginKind::S3 {
+        address,
+        tls,
+        sni,
+        host,
+        bucket: s3.bucket.clone(),
+        virtual_host,
+        region,
+        credential,
+    })
 }
 
 /// `127.0.0.1:3000`, `http://app:3000`, `https://10.0.0.5:8443` (port defaults 80/443).

@@ -119,6 +119,8 @@ pub struct CertificateSpec {
 pub struct Origin {
     pub name: String,
     pub kind: OriginKind,
+    /// How requests to S3-style origins (bucket, s3) are signed.
+    pub signing: Signing,
     /// Prefix added before the viewer path (`/build`); empty or starts with `/`, no trailing `/`.
     pub origin_path: String,
     /// Headers added to every request to this origin.
@@ -136,6 +138,28 @@ pub enum OriginKind {
         tls: bool,
         sni: String,
     },
+    /// A bucket of an S3-compatible service, signed with SigV4 by the edge.
+    S3 {
+        address: SocketAddr,
+        tls: bool,
+        sni: String,
+        /// The Host header sent and signed: the endpoint's, or `bucket.` + it (virtual style).
+        host: String,
+        bucket: String,
+        virtual_host: bool,
+        region: String,
+        /// `None`: nothing to sign with (requests go unsigned, for public buckets).
+        credential: Option<Credential>,
+    },
+}
+
+/// CloudFront's origin access control signing behaviors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signing {
+    Always,
+    Never,
+    /// Sign unless the viewer sent its own Authorization, which then goes through.
+    NoOverride,
 }
 
 #[derive(Debug, Clone)]

@@ -189,6 +189,12 @@ pub struct RawCertificate {
 pub struct RawOrigin {
     /// A bucket of the built-in store.
     pub bucket: Option<String>,
+    /// A bucket of an S3-compatible service elsewhere (MinIO, Ceph RGW, Garage, AWS S3).
+    pub s3: Option<RawS3Origin>,
+    /// How requests to a bucket or s3 origin are signed: `always` (default), `never`,
+    /// `no-override` (a viewer's own Authorization goes through unchanged), as CloudFront's
+    /// origin access control.
+    pub signing: Option<String>,
     /// One upstream: `127.0.0.1:3000`, `http://host:port` or `https://host:port`.
     pub http: Option<OneOrMany>,
     /// TLS server name for `https://` upstreams (default: the upstream's host).
@@ -196,6 +202,21 @@ pub struct RawOrigin {
     pub origin_path: Option<String>,
     #[serde(default)]
     pub custom_headers: Ordered<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3Origin {
+    /// `https://s3.us-east-1.amazonaws.com`, `http://minio.lan:9000`, ...
+    pub endpoint: String,
+    pub bucket: String,
+    /// Default `us-east-1`.
+    pub region: Option<String>,
+    /// `path` (default: `endpoint/bucket/key`) | `virtual` (`bucket.endpoint/key`).
+    pub style: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key_file: Option<String>,
+    pub secret_access_key_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,7 +27,7 @@ use super::sigv4;
 use super::viewer::{self, ViewerOutcome};
 use super::{ip, signed};
 use crate::cache::{DiskCache, EntryLabel};
-use crate::config::model::{Config, Credential, Origin, OriginKind};
+use crate::config::model::{Config, Credential, Origin, OriginKind, Signing};
 use crate::telemetry;
 use crate::telemetry::access_log::{AccessLogger, Record};
 use crate::util::Clock;
@@ -333,7 +333,9 @@ impl ProxyHttp for Edge {
 
         // 6 origin request target
         let origin = &behavior.origin;
-        if matches!(origin.kind, OriginKind::Bucket { .. }) && !matches!(req.method, Method::GET | Method::HEAD) {
+        if matches!(origin.kind, OriginKind::Bucket { .. } | OriginKind::S3 { .. })
+            && !matches!(req.method, Method::GET | Method::HEAD)
+        {
             // The edge only reads buckets: its credential must never carry a viewer's write.
             return self
                 .deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied"))
@@ -347,7 +349,7 @@ impl ProxyHttp for Edge {
         ctx.upstream_target = match &origin.kind {
             // The query string is not forwarded to bucket origins: it would select other S3
             // operations (a keyed query string is only in the cache key).
-            OriginKind::Bucket { .. } => target,
+            OriginKind::Bucket { .. } | OriginKind::S3 { .. } => target,
             OriginKind::Http { .. } => {
                 let mut t = target;
                 // A caching behavior forwards the keyed query string only (anything else
@@ -443,21 +445,27 @@ impl ProxyHttp for Edge {
         }
 
         match &behavior.origin.kind {
-            OriginKind::Bucket { .. } => {
-                // Viewer credentials and S3 control headers never reach the store.
-                upstream.remove_header(&header::AUTHORIZATION);
+            OriginKind::Bucket { .. } | OriginKind::S3 { .. } => {
+                // Viewer credentials and S3 control headers never reach the bucket, unless
+                // the origin's signing is no-override and the viewer signed the request.
+                let keep_viewer = behavior.origin.signing == Signing::NoOverride
+                    && upstream.headers.contains_key(header::AUTHORIZATION);
                 upstream.remove_header(&header::COOKIE);
-                let amz: Vec<_> = upstream
-                    .headers
-                    .keys()
-                    .filter(|n| n.as_str().starts_with("x-amz-"))
-                    .cloned()
-                    .collect();
-                for name in amz {
-                    upstream.remove_header(&name);
+                if !keep_viewer {
+                    upstream.remove_header(&header::AUTHORIZATION);
+                    let amz: Vec<_> = upstream
+                        .headers
+                        .keys()
+                        .filter(|n| n.as_str().starts_with("x-amz-"))
+                        .cloned()
+                        .collect();
+                    for name in amz {
+                        upstream.remove_header(&name);
+                    }
                 }
                 upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
-                sign_for_bucket_store(upstream, &state)?;
+                let sign = !keep_viewer && behavior.origin.signing != Signing::Never;
+                sign_for_origin(upstream, &behavior.origin, &state, sign)?;
             }
             OriginKind::Http { .. } => {
                 // TLS offload: the app sees the viewer's Host and learns the scheme here.
@@ -484,6 +492,30 @@ impl ProxyHttp for Edge {
         ctx: &mut Ctx,
     ) -> Result<()> {
         use super::compress;
+        if resp.status.as_u16() == 403 {
+            // A bucket refusing the edge's own signature is a configuration error: say so
+            // where the operator looks (the viewer gets the bucket's 403 as it is).
+            if let Some(origin) = ctx.behavior().map(|b| b.origin.clone()) {
+                let signed_by = match &origin.kind {
+                    OriginKind::S3 {
+                        credential: Some(c), ..
+                    } if origin.signing != Signing::Never => Some(c.access_key_id.clone()),
+                    OriginKind::Bucket { .. } if origin.signing != Signing::Never => ctx
+                        .state
+                        .as_ref()
+                        .and_then(|s| s.bucket_store.as_ref())
+                        .map(|(_, c)| c.access_key_id.clone()),
+                    _ => None,
+                };
+                if let Some(key_id) = signed_by {
+                    tracing::warn!(
+                        "origin {} answered 403 to a request the edge signed as {key_id}: check that credential's secret and the bucket's policy (request {})",
+                        origin.name,
+                        ctx.request_id
+                    );
+                }
+            }
+        }
         if !ctx.behavior().is_some_and(|b| b.compress) {
             return Ok(());
         }
@@ -867,7 +899,10 @@ impl Edge {
             req.insert_header(name.clone(), value.clone()).ok()?;
         }
         match &origin.kind {
-            OriginKind::Bucket { .. } => sign_for_bucket_store(&mut req, state).ok()?,
+            OriginKind::Bucket { .. } | OriginKind::S3 { .. } => {
+                let sign = origin.signing != Signing::Never;
+                sign_for_origin(&mut req, origin, state, sign).ok()?
+            }
             OriginKind::Http { .. } => req.insert_header(header::HOST, host).ok()?,
         }
         let (mut http, _) = self.connector.get_http_session(&*peer).await.ok()?;
@@ -992,6 +1027,9 @@ fn origin_target(origin: &Origin, object_path: &str) -> Option<String> {
     let key = format!("{}{}", origin.origin_path, object_path);
     match &origin.kind {
         OriginKind::Bucket { bucket } => (key.len() > 1).then(|| format!("/{bucket}{key}")),
+        OriginKind::S3 {
+            bucket, virtual_host, ..
+        } => (key.len() > 1).then(|| if *virtual_host { key } else { format!("/{bucket}{key}") }),
         OriginKind::Http { .. } => Some(key),
     }
 }
@@ -1006,7 +1044,9 @@ fn origin_peer(state: &EdgeState, behavior: &crate::config::model::Behavior) -> 
                 .ok_or_else(|| Error::explain(InternalError, "bucket origin without a bucket store"))?;
             HttpPeer::new(*addr, false, String::new())
         }
-        OriginKind::Http { address, tls, sni } => HttpPeer::new(*address, *tls, sni.clone()),
+        OriginKind::Http { address, tls, sni } | OriginKind::S3 { address, tls, sni, .. } => {
+            HttpPeer::new(*address, *tls, sni.clone())
+        }
     };
     peer.options.connection_timeout = Some(Duration::from_secs(10));
     peer.options.read_timeout = Some(Duration::from_secs(30));
@@ -1014,9 +1054,26 @@ fn origin_peer(state: &EdgeState, behavior: &crate::config::model::Behavior) -> 
 }
 
 /// Signs a request to the built-in bucket store with SigV4 (the edge's own credential).
-fn sign_for_bucket_store(req: &mut RequestHeader, state: &EdgeState) -> Result<()> {
-    let (addr, cred) = state.bucket_store.as_ref().ok_or_else(|| Error::new(InternalError))?;
-    let host = addr.to_string();
+/// Sets the Host an S3-style origin expects and, when `sign`, signs the request with SigV4
+/// (the built-in store with the first `origin_server` credential, an `s3` origin with its own).
+fn sign_for_origin(req: &mut RequestHeader, origin: &Origin, state: &EdgeState, sign: bool) -> Result<()> {
+    let (host, region, cred) = match &origin.kind {
+        OriginKind::Bucket { .. } => {
+            let (addr, cred) = state.bucket_store.as_ref().ok_or_else(|| Error::new(InternalError))?;
+            (addr.to_string(), "us-east-1", Some(cred))
+        }
+        OriginKind::S3 {
+            host,
+            region,
+            credential,
+            ..
+        } => (host.clone(), region.as_str(), credential.as_ref()),
+        OriginKind::Http { .. } => return Ok(()),
+    };
+    req.insert_header(header::HOST, host.as_str())?;
+    let Some(cred) = cred.filter(|_| sign) else {
+        return Ok(());
+    };
     let sig = sigv4::sign(
         &sigv4::SignInput {
             method: req.method.as_str(),
@@ -1025,14 +1082,13 @@ fn sign_for_bucket_store(req: &mut RequestHeader, state: &EdgeState) -> Result<(
             host: &host,
             extra_headers: &[],
             payload_hash: sigv4::UNSIGNED_PAYLOAD,
-            region: "us-east-1",
+            region,
             service: "s3",
         },
         &cred.access_key_id,
         &cred.secret_access_key,
         SystemTime::now(),
     );
-    req.insert_header(header::HOST, host)?;
     req.insert_header("x-amz-date", sig.amz_date)?;
     req.insert_header("x-amz-content-sha256", sigv4::UNSIGNED_PAYLOAD)?;
     req.insert_header(header::AUTHORIZATION, sig.authorization)?;

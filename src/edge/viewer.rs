@@ -194,6 +194,7 @@ mod tests {
             origin: Arc::new(Origin {
                 name: "o".into(),
                 kind: OriginKind::Bucket { bucket: "b".into() },
+                signing: crate::config::model::Signing::Always,
                 origin_path: String::new(),
                 custom_headers: vec![],
             }),
