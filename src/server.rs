@@ -451,6 +451,64 @@ impl BackgroundService for FileWatch {
     }
 }
 
+/// Active health checks of `http` origins' upstreams, for the running config's pools.
+struct HealthChecks(Arc<Reloader>);
+
+#[async_trait]
+impl BackgroundService for HealthChecks {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // (pool address, due time): pools are rebuilt on reload, so they are told apart by
+        // identity and checked as soon as they appear.
+        let mut due: std::collections::HashMap<usize, tokio::time::Instant> = Default::default();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = shutdown.changed() => return,
+            }
+            let state = self.0.state.load_full();
+            let now = tokio::time::Instant::now();
+            let mut live = std::collections::HashSet::new();
+            for origin in &state.config.origins {
+                let Some(pool) = state.pools.get(&origin.name) else {
+                    continue;
+                };
+                let Some(spec) = pool.health_check.clone() else {
+                    continue;
+                };
+                let id = Arc::as_ptr(pool) as usize;
+                live.insert(id);
+                if due.get(&id).is_some_and(|t| *t > now) {
+                    continue;
+                }
+                due.insert(id, now + spec.interval);
+                let timeout = origin
+                    .timeouts
+                    .connect
+                    .min(spec.interval)
+                    .max(Duration::from_millis(100));
+                for (i, upstream) in pool.upstreams.iter().enumerate() {
+                    let (pool, upstream, spec) = (pool.clone(), upstream.clone(), spec.clone());
+                    tokio::spawn(async move {
+                        let up = crate::edge::pool::check(&upstream, &spec, timeout).await;
+                        let label = upstream.address.to_string();
+                        telemetry::ORIGIN_HEALTHY
+                            .with_label_values(&[pool.origin.as_str(), label.as_str()])
+                            .set(i64::from(up));
+                        if pool.set_healthy(i, up) {
+                            if up {
+                                tracing::info!(origin = %pool.origin, upstream = %label, "upstream healthy again");
+                            } else {
+                                tracing::warn!(origin = %pool.origin, upstream = %label, "upstream marked down by its health check");
+                            }
+                        }
+                    });
+                }
+            }
+            due.retain(|id, _| live.contains(id));
+        }
+    }
+}
+
 /// The certificates to serve: the configured ones, then the ACME one once it exists, and the
 /// self-signed `localhost` one when there is nothing else (yet).
 fn cert_specs(config: &Config) -> Result<Vec<crate::config::model::CertificateSpec>, StartError> {
@@ -612,6 +670,10 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     });
     server.add_service(background_service("homefront reload", HangupReload(reloader.clone())));
     server.add_service(background_service("homefront file watch", FileWatch(reloader.clone())));
+    server.add_service(background_service(
+        "homefront health checks",
+        HealthChecks(reloader.clone()),
+    ));
     server.add_service(background_service(
         "homefront acme",
         AcmeRenewal {

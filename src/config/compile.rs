@@ -831,6 +831,16 @@ fn compile_origins(
                 format!("origin name '{name}' may only use letters, digits, '_' and '-'"),
             );
         }
+        if o.group.is_some() {
+            if o.bucket.is_some() || o.http.is_some() || o.s3.is_some() {
+                errors.at(
+                    &at,
+                    "a group names its member origins; it has no bucket, http or s3 of its own",
+                );
+            }
+            // Groups are put together below, once their members exist.
+            continue;
+        }
         let kind = match (&o.bucket, &o.http, &o.s3) {
             (None, None, Some(s3)) => compile_s3_origin(s3, o.sni.as_deref(), base, &p(&at, &[k("s3")]), errors),
             (Some(bucket), None, None) => {
@@ -851,22 +861,59 @@ fn compile_origins(
                 }
                 Some(OriginKind::Bucket { bucket: bucket.clone() })
             }
-            (None, Some(OneOrMany(list)), None) => match list.as_slice() {
-                [one] => parse_upstream(one, o.sni.as_deref())
-                    .map_err(|m| errors.at(&p(&at, &[k("http")]), m))
-                    .ok(),
-                [] => {
+            (None, Some(OneOrMany(list)), None) => {
+                let mut upstreams = Vec::new();
+                if list.is_empty() {
                     errors.at(&p(&at, &[k("http")]), "give the upstream address");
-                    None
                 }
-                _ => {
-                    errors.at(
-                        &p(&at, &[k("http")]),
-                        "several upstreams need load balancing, which is not supported yet: give one address",
-                    );
-                    None
+                for (j, one) in list.iter().enumerate() {
+                    let uat = if list.len() > 1 {
+                        p(&at, &[k("http"), Seg::Index(j)])
+                    } else {
+                        p(&at, &[k("http")])
+                    };
+                    match parse_upstream(one, o.sni.as_deref()) {
+                        Ok(u) if upstreams.contains(&u) => errors.at(&uat, format!("'{one}' is listed twice")),
+                        Ok(u) => upstreams.push(u),
+                        Err(m) => errors.at(&uat, m),
+                    }
                 }
-            },
+                let balance = match o.balance.as_deref() {
+                    None | Some("round-robin") => Balance::RoundRobin,
+                    Some("least-connections") => Balance::LeastConnections,
+                    Some("consistent-hash") => Balance::ConsistentHash,
+                    Some(other) => {
+                        errors.at(
+                            &p(&at, &[k("balance")]),
+                            format!("'{other}' is not round-robin, least-connections or consistent-hash"),
+                        );
+                        Balance::RoundRobin
+                    }
+                };
+                let health_check = o.health_check.as_ref().map(|h| {
+                    let hat = p(&at, &[k("health_check")]);
+                    if let Some(path) = &h.path {
+                        if !path.starts_with('/') || path.contains(char::is_whitespace) {
+                            errors.at(&p(&hat, &[k("path")]), format!("'{path}' is not a path like /healthz"));
+                        }
+                    }
+                    HealthCheckSpec {
+                        path: h.path.clone(),
+                        interval: duration_at(
+                            errors,
+                            &p(&hat, &[k("interval")]),
+                            h.interval.as_ref(),
+                            Duration::from_secs(5),
+                        )
+                        .max(Duration::from_millis(100)),
+                    }
+                });
+                (!upstreams.is_empty()).then_some(OriginKind::Http {
+                    upstreams,
+                    balance,
+                    health_check,
+                })
+            }
             _ => {
                 errors.at(
                     &at,
@@ -890,6 +937,17 @@ fn compile_origins(
         if o.signing.is_some() && o.http.is_some() {
             errors.at(&p(&at, &[k("signing")]), "signing applies to bucket and s3 origins");
         }
+        if o.http.is_none() {
+            for (key, set) in [
+                ("balance", o.balance.is_some()),
+                ("health_check", o.health_check.is_some()),
+            ] {
+                if set {
+                    errors.at(&p(&at, &[k(key)]), format!("{key} applies to http origins"));
+                }
+            }
+        }
+        let timeouts = compile_timeouts(o, &at, errors);
         let origin_path = match &o.origin_path {
             Some(t) => check_origin_path(t)
                 .map_err(|m| errors.at(&p(&at, &[k("origin_path")]), m))
@@ -923,6 +981,7 @@ fn compile_origins(
                         name: name.clone(),
                         kind,
                         signing,
+                        timeouts,
                         origin_path,
                         custom_headers,
                     }),
@@ -930,7 +989,86 @@ fn compile_origins(
             );
         }
     }
+    compile_groups(raw, &mut out, errors);
     out
+}
+
+/// Connect and response timeouts and connection attempts, within CloudFront's ranges.
+fn compile_timeouts(o: &RawOrigin, at: &[Seg], errors: &mut Errors<'_>) -> OriginTimeouts {
+    let d = OriginTimeouts::default();
+    let mut ranged = |key: &str, text: Option<&String>, default: Duration, max: u64| {
+        let v = duration_at(errors, &p(at, &[k(key)]), text, default);
+        if text.is_some() && !(Duration::from_secs(1)..=Duration::from_secs(max)).contains(&v) {
+            errors.at(&p(at, &[k(key)]), format!("must be between 1s and {max}s"));
+        }
+        v
+    };
+    let connect = ranged("connect_timeout", o.connect_timeout.as_ref(), d.connect, 10);
+    let response = ranged("response_timeout", o.response_timeout.as_ref(), d.response, 60);
+    let attempts = o.connection_attempts.unwrap_or(d.attempts);
+    if !(1..=3).contains(&attempts) {
+        errors.at(&p(at, &[k("connection_attempts")]), "must be 1, 2 or 3");
+    }
+    OriginTimeouts {
+        connect,
+        response,
+        attempts: attempts.clamp(1, 3),
+    }
+}
+
+/// Origin groups, once the origins they name exist: two different origins, neither a group.
+fn compile_groups(raw: &RawConfig, out: &mut Origins, errors: &mut Errors<'_>) {
+    for (i, (name, o)) in raw.origins.0.iter().enumerate() {
+        let Some(g) = &o.group else { continue };
+        let at = [k("origins"), k(name), k("group")];
+        let member = |key: &str, errors: &mut Errors<'_>| -> Option<Arc<Origin>> {
+            let target = if key == "primary" { &g.primary } else { &g.secondary };
+            match out.get(target) {
+                Some((_, m)) => Some(m.clone()),
+                None => {
+                    errors.at(
+                        &p(&at, &[k(key)]),
+                        format!("'{target}' is not an origin (groups cannot be members)"),
+                    );
+                    None
+                }
+            }
+        };
+        let primary = member("primary", errors);
+        let secondary = member("secondary", errors);
+        if g.primary == g.secondary {
+            errors.at(&at, "primary and secondary must be different origins");
+        }
+        let failover_on = g.failover_on.clone().unwrap_or_else(|| vec![500, 502, 503, 504]);
+        for (j, s) in failover_on.iter().enumerate() {
+            if !(400..=599).contains(s) {
+                errors.at(
+                    &p(&at, &[k("failover_on"), Seg::Index(j)]),
+                    format!("{s} is not a 4xx or 5xx status"),
+                );
+            }
+        }
+        if let (Some(primary), Some(secondary)) = (primary, secondary) {
+            out.insert(
+                name.clone(),
+                (
+                    i,
+                    Arc::new(Origin {
+                        name: name.clone(),
+                        kind: OriginKind::Group {
+                            primary,
+                            secondary,
+                            failover_on,
+                        },
+                        signing: Signing::Always,
+                        origin_path: String::new(),
+                        custom_headers: Vec::new(),
+                        timeouts: OriginTimeouts::default(),
+                    }),
+                ),
+            );
+        }
+    }
 }
 
 /// An `s3:` origin: endpoint, addressing style, region and the credential the edge signs
@@ -1032,8 +1170,7 @@ fn compile_s3_origin(
         }
     };
     let endpoint = match parse_upstream(&s3.endpoint, sni) {
-        Ok(OriginKind::Http { address, tls, sni }) => Some((address, tls, sni)),
-        Ok(_) => None,
+        Ok(Upstream { address, tls, sni }) => Some((address, tls, sni)),
         Err(m) => {
             errors.at(&p(at, &[k("endpoint")]), m);
             None
@@ -1073,7 +1210,7 @@ fn compile_s3_origin(
 }
 
 /// `127.0.0.1:3000`, `http://app:3000`, `https://10.0.0.5:8443` (port defaults 80/443).
-fn parse_upstream(text: &str, sni: Option<&str>) -> Result<OriginKind, String> {
+fn parse_upstream(text: &str, sni: Option<&str>) -> Result<Upstream, String> {
     let (tls, rest) = if let Some(r) = text.strip_prefix("https://") {
         (true, r)
     } else if let Some(r) = text.strip_prefix("http://") {
@@ -1102,7 +1239,7 @@ fn parse_upstream(text: &str, sni: Option<&str>) -> Result<OriginKind, String> {
         .map(|(h, _)| h.trim_matches(['[', ']']))
         .unwrap_or("")
         .to_string();
-    Ok(OriginKind::Http {
+    Ok(Upstream {
         address,
         tls,
         sni: sni.map(str::to_string).unwrap_or(host),
@@ -1617,7 +1754,7 @@ mod tests {
         let b = &c.distributions[0].behaviors[0];
         assert_eq!(b.allowed_methods, [Method::GET, Method::HEAD]);
         assert_eq!(b.viewer_protocol_policy, ViewerProtocolPolicy::AllowAll);
-        assert!(matches!(b.origin.kind, OriginKind::Http { tls: false, .. }));
+        assert!(matches!(&b.origin.kind, OriginKind::Http { upstreams, .. } if !upstreams[0].tls));
     }
 
     #[test]
@@ -1736,20 +1873,55 @@ mod tests {
         let l = load_str("t", &text.replace(", Host: evil", ""), Path::new("/")).unwrap();
         let o = &l.config.origins[0];
         assert_eq!(o.origin_path, "/v1");
-        assert!(matches!(&o.kind, OriginKind::Http { tls: true, sni, .. } if sni == "app.internal"));
+        assert!(
+            matches!(&o.kind, OriginKind::Http { upstreams, .. } if upstreams[0].tls && upstreams[0].sni == "app.internal")
+        );
         assert_eq!(o.custom_headers[0].0.as_str(), "x-a");
     }
 
     #[test]
-    fn several_upstreams_are_refused_for_now() {
+    fn pools_groups_and_timeouts_compile_and_errors_are_located() {
+        let pool = MINIMAL.replace(
+            "http: \"127.0.0.1:3000\"",
+            "http: [\"127.0.0.1:3000\", \"127.0.0.1:3001\"], balance: least-connections, health_check: { path: /healthz, interval: 2s }, connect_timeout: 2s, response_timeout: 5s, connection_attempts: 2",
+        );
+        let c = load_str("t", &pool, Path::new("/")).unwrap().config;
+        let o = c.origins.iter().find(|o| o.name == "app").unwrap();
+        match &o.kind {
+            OriginKind::Http {
+                upstreams,
+                balance,
+                health_check,
+            } => {
+                assert_eq!(upstreams.len(), 2);
+                assert_eq!(*balance, Balance::LeastConnections);
+                assert_eq!(health_check.as_ref().unwrap().interval, Duration::from_secs(2));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            o.timeouts,
+            OriginTimeouts {
+                connect: Duration::from_secs(2),
+                response: Duration::from_secs(5),
+                attempts: 2
+            }
+        );
         let e = errs(&MINIMAL.replace(
             "http: \"127.0.0.1:3000\"",
-            "http: [\"127.0.0.1:3000\", \"127.0.0.1:3001\"]",
+            "http: [\"127.0.0.1:3000\", \"127.0.0.1:3000\"], balance: fastest, connect_timeout: 30s, connection_attempts: 5",
         ));
-        assert!(
-            e[0].contains("origins.app.http: several upstreams need load balancing"),
-            "{e:#?}"
+        assert_has(&e, "origins.app.http[1]: '127.0.0.1:3000' is listed twice");
+        assert_has(&e, "origins.app.balance");
+        assert_has(&e, "origins.app.connect_timeout: must be between 1s and 10s");
+        assert_has(&e, "origins.app.connection_attempts");
+        let group = MINIMAL.replace(
+            "origins:\n",
+            "origins:\n  both: { group: { primary: app, secondary: nope, failover_on: [503, 200] } }\n",
         );
+        let e = errs(&group);
+        assert_has(&e, "origins.both.group.secondary: 'nope' is not an origin");
+        assert_has(&e, "origins.both.group.failover_on[1]: 200 is not a 4xx or 5xx status");
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn undocumented_keys(text: &str) -> Result<Vec<String>, ConfigErrors> {
     compile::undocumented_keys(text)
 }
 
-/// `30s`, `10m`, `2h`, `1d`, `1w`, `1y` (365 days) or plain seconds.
+/// `250ms`, `30s`, `10m`, `2h`, `1d`, `1w`, `1y` (365 days) or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -117,6 +117,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         ));
     }
     let n: u64 = digits.parse().map_err(|_| format!("'{s}' is too large a duration"))?;
+    if unit.trim() == "ms" {
+        return Ok(Duration::from_millis(n));
+    }
     let mult: u64 = match unit.trim() {
         "" | "s" => 1,
         "m" => 60,
@@ -124,7 +127,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "d" => 86_400,
         "w" => 7 * 86_400,
         "y" => 365 * 86_400,
-        other => return Err(format!("'{s}': unknown unit '{other}' (use s, m, h, d, w or y)")),
+        other => return Err(format!("'{s}': unknown unit '{other}' (use ms, s, m, h, d, w or y)")),
     };
     n.checked_mul(mult)
         .map(Duration::from_secs)
@@ -178,6 +181,7 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("1y"), Ok(Duration::from_secs(31_536_000)));

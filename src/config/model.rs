@@ -125,6 +125,52 @@ pub struct Origin {
     pub origin_path: String,
     /// Headers added to every request to this origin.
     pub custom_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Connect and response timeouts, connection attempts.
+    pub timeouts: OriginTimeouts,
+}
+
+/// CloudFront's origin timeouts: connect 1–10 s (default 10), response 1–60 s (default 30),
+/// 1–3 connection attempts (default 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OriginTimeouts {
+    pub connect: std::time::Duration,
+    pub response: std::time::Duration,
+    pub attempts: u8,
+}
+
+impl Default for OriginTimeouts {
+    fn default() -> Self {
+        OriginTimeouts {
+            connect: std::time::Duration::from_secs(10),
+            response: std::time::Duration::from_secs(30),
+            attempts: 3,
+        }
+    }
+}
+
+/// One server of an `http` origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub address: SocketAddr,
+    pub tls: bool,
+    pub sni: String,
+}
+
+/// How an `http` origin with several upstreams spreads requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    LeastConnections,
+    /// By the request path (ketama): one object keeps going to one upstream.
+    ConsistentHash,
+}
+
+/// Active health checks of an `http` origin's upstreams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    /// `GET path` must answer 2xx/3xx; `None`: a TCP connect is enough.
+    pub path: Option<String>,
+    pub interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -132,11 +178,18 @@ pub enum OriginKind {
     /// A bucket of the built-in store, reached over plain HTTP at `origin_server.listen`,
     /// each request signed with SigV4 using the first `origin_server` credential.
     Bucket { bucket: String },
-    /// One upstream HTTP(S) server (TLS offload for an app server).
+    /// HTTP(S) servers (TLS offload for app servers), spread by `balance`.
     Http {
-        address: SocketAddr,
-        tls: bool,
-        sni: String,
+        upstreams: Vec<Upstream>,
+        balance: Balance,
+        health_check: Option<HealthCheckSpec>,
+    },
+    /// An origin group: requests go to `primary`; GET/HEAD/OPTIONS fail over to `secondary`
+    /// when the primary cannot be reached, times out, or answers one of `failover_on`.
+    Group {
+        primary: Arc<Origin>,
+        secondary: Arc<Origin>,
+        failover_on: Vec<u16>,
     },
     /// A bucket of an S3-compatible service, signed with SigV4 by the edge.
     S3 {

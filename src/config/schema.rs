@@ -191,6 +191,19 @@ pub struct RawOrigin {
     pub bucket: Option<String>,
     /// A bucket of an S3-compatible service elsewhere (MinIO, Ceph RGW, Garage, AWS S3).
     pub s3: Option<RawS3Origin>,
+    /// `round-robin` (default) | `least-connections` | `consistent-hash`, for several `http`
+    /// upstreams.
+    pub balance: Option<String>,
+    /// Active health checks of `http` upstreams.
+    pub health_check: Option<RawHealthCheck>,
+    /// 1s..10s, default 10s.
+    pub connect_timeout: Option<String>,
+    /// 1s..60s, default 30s.
+    pub response_timeout: Option<String>,
+    /// 1..3, default 3.
+    pub connection_attempts: Option<u8>,
+    /// An origin group: `{ primary: NAME, secondary: NAME, failover_on: [500, 502, 503, 504] }`.
+    pub group: Option<RawOriginGroup>,
     /// How requests to a bucket or s3 origin are signed: `always` (default), `never`,
     /// `no-override` (a viewer's own Authorization goes through unchanged), as CloudFront's
     /// origin access control.
@@ -202,6 +215,25 @@ pub struct RawOrigin {
     pub origin_path: Option<String>,
     #[serde(default)]
     pub custom_headers: Ordered<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    /// `GET` this path (2xx/3xx is healthy); absent: a TCP connect.
+    pub path: Option<String>,
+    /// Default 5s.
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOriginGroup {
+    pub primary: String,
+    pub secondary: String,
+    /// Statuses of the primary that send the request to the secondary (default 500, 502,
+    /// 503, 504).
+    pub failover_on: Option<Vec<u16>>,
 }
 
 #[derive(Debug, Deserialize)]

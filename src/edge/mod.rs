@@ -7,6 +7,7 @@ pub mod distribution;
 pub mod errors;
 pub mod headers_policy;
 pub mod ip;
+pub mod pool;
 pub mod proxy;
 pub mod signed;
 pub mod sigv4;

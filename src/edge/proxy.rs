@@ -49,6 +49,8 @@ pub struct EdgeState {
     pub bucket_store: Option<(SocketAddr, Credential)>,
     /// The time signed URLs are checked against.
     pub clock: Clock,
+    /// Upstream health and load of each `http` origin, by origin name.
+    pub pools: HashMap<String, Arc<super::pool::Pool>>,
 }
 
 impl EdgeState {
@@ -59,12 +61,33 @@ impl EdgeState {
             .origin_server
             .as_ref()
             .and_then(|s| s.credentials.first().map(|c| (s.listen, c.clone())));
+        let pools = config
+            .origins
+            .iter()
+            .filter_map(|o| match &o.kind {
+                OriginKind::Http {
+                    upstreams,
+                    balance,
+                    health_check,
+                } => Some((
+                    o.name.clone(),
+                    Arc::new(super::pool::Pool::new(
+                        &o.name,
+                        upstreams.clone(),
+                        *balance,
+                        health_check.clone(),
+                    )),
+                )),
+                _ => None,
+            })
+            .collect();
         EdgeState {
             config,
             router,
             https_port,
             bucket_store,
             clock,
+            pools,
         }
     }
 }
@@ -149,6 +172,54 @@ pub struct Ctx {
     compress: Option<super::compress::Coding>,
     /// Compressing the origin's body on its way to the cache and the viewer.
     encoder: Option<super::compress::Encoder>,
+    /// The origin requests go to now: the behavior's, or a member of its group.
+    origin: Option<Arc<Origin>>,
+    /// The object path and the query an HTTP origin gets, to build the target again after a
+    /// failover.
+    object_path: String,
+    http_query: Option<String>,
+    /// Upstreams of the current origin that failed to connect; attempts made to it.
+    tried: Vec<usize>,
+    attempts: u8,
+    /// The pool upstream in use (its in-flight count is held until the exchange ends).
+    upstream: Option<(Arc<super::pool::Pool>, usize)>,
+    /// The group's secondary is in use.
+    failed_over: bool,
+}
+
+impl Ctx {
+    fn release_upstream(&mut self) {
+        if let Some((pool, i)) = self.upstream.take() {
+            pool.release(i);
+        }
+    }
+
+    fn upstream_label(&self) -> String {
+        self.upstream
+            .as_ref()
+            .map(|(p, i)| p.upstreams[*i].address.to_string())
+            .unwrap_or_else(|| "-".into())
+    }
+
+    /// Switches a group's requests to its secondary, once: GET, HEAD and OPTIONS only.
+    fn fail_over(&mut self, method: &Method) -> bool {
+        if self.failed_over || !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            return false;
+        }
+        let Some(OriginKind::Group { secondary, .. }) = self.behavior().map(|b| b.origin.kind.clone()) else {
+            return false;
+        };
+        let Some(target) = target_for(&secondary, &self.object_path, self.http_query.as_deref()) else {
+            return false;
+        };
+        self.release_upstream();
+        self.failed_over = true;
+        self.origin = Some(secondary);
+        self.tried.clear();
+        self.attempts = 0;
+        self.upstream_target = target;
+        true
+    }
 }
 
 impl Ctx {
@@ -183,6 +254,13 @@ impl ProxyHttp for Edge {
             first_byte: None,
             compress: None,
             encoder: None,
+            origin: None,
+            object_path: String::new(),
+            http_query: None,
+            tried: Vec::new(),
+            attempts: 0,
+            upstream: None,
+            failed_over: false,
         }
     }
 
@@ -331,8 +409,11 @@ impl ProxyHttp for Edge {
             ));
         }
 
-        // 6 origin request target
-        let origin = &behavior.origin;
+        // 6 origin request target (a group starts with its primary)
+        let origin = match &behavior.origin.kind {
+            OriginKind::Group { primary, .. } => primary.clone(),
+            _ => behavior.origin.clone(),
+        };
         if matches!(origin.kind, OriginKind::Bucket { .. } | OriginKind::S3 { .. })
             && !matches!(req.method, Method::GET | Method::HEAD)
         {
@@ -341,43 +422,109 @@ impl ProxyHttp for Edge {
                 .deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied"))
                 .await;
         }
-        let Some(target) = origin_target(origin, &object_path) else {
+        // A caching behavior forwards the keyed query string only (anything else could
+        // change the answer without changing the key); signing parameters never reach the
+        // origin. Bucket origins get none (it would select other S3 operations).
+        let http_query = match (&ctx.key, req.uri.query()) {
+            (Some(k), _) => k.forward_query.clone(),
+            (None, Some(q)) if signed_behavior && signed::has_signing_params(q) => signed::strip_signing_params(q),
+            (None, other) => other.map(str::to_string),
+        };
+        let Some(target) = target_for(&origin, &object_path, http_query.as_deref()) else {
             return self
                 .deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied"))
                 .await;
         };
-        ctx.upstream_target = match &origin.kind {
-            // The query string is not forwarded to bucket origins: it would select other S3
-            // operations (a keyed query string is only in the cache key).
-            OriginKind::Bucket { .. } | OriginKind::S3 { .. } => target,
-            OriginKind::Http { .. } => {
-                let mut t = target;
-                // A caching behavior forwards the keyed query string only (anything else
-                // could change the answer without changing the key); signing parameters
-                // never reach the origin.
-                let query = match (&ctx.key, req.uri.query()) {
-                    (Some(k), _) => k.forward_query.as_deref().map(std::borrow::Cow::Borrowed),
-                    (None, Some(q)) if signed_behavior && signed::has_signing_params(q) => {
-                        signed::strip_signing_params(q).map(std::borrow::Cow::Owned)
-                    }
-                    (None, other) => other.map(std::borrow::Cow::Borrowed),
-                };
-                if let Some(q) = query {
-                    t.push('?');
-                    t.push_str(&q);
-                }
-                t
-            }
-        };
+        ctx.upstream_target = target;
+        ctx.object_path = object_path.into_owned();
+        ctx.http_query = http_query;
+        ctx.origin = Some(origin);
         Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let behavior = ctx.behavior().ok_or_else(|| Error::new(InternalError))?;
-        let state = ctx.state.as_ref().ok_or_else(|| Error::new(InternalError))?;
-        let peer = origin_peer(state, behavior)?;
-        ctx.origin_started = Some(Instant::now());
+        let state = ctx.state.clone().ok_or_else(|| Error::new(InternalError))?;
+        let origin = ctx.origin.clone().ok_or_else(|| Error::new(InternalError))?;
+        ctx.release_upstream();
+        let (peer, upstream) = origin_peer(&state, &origin, ctx.object_path.as_bytes(), &ctx.tried)?;
+        if let Some((pool, i)) = upstream {
+            pool.acquire(i);
+            ctx.upstream = Some((pool, i));
+        }
+        ctx.attempts += 1;
+        telemetry::ORIGIN_REQUESTS
+            .with_label_values(&[origin.name.as_str(), ctx.upstream_label().as_str()])
+            .inc();
+        ctx.origin_started.get_or_insert_with(Instant::now);
         Ok(peer)
+    }
+
+    /// A connection to the origin failed: that upstream is marked down, and the request
+    /// tries again (another upstream, the same one for a single server) up to the origin's
+    /// connection attempts, then the group's secondary.
+    fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+        let origin = ctx.origin.clone();
+        let upstream = ctx.upstream_label();
+        if let Some((pool, i)) = ctx.upstream.take() {
+            pool.release(i);
+            if pool.set_healthy(i, false) {
+                tracing::warn!(origin = %pool.origin, upstream = %upstream, error = %e, "upstream marked down: it refused a connection");
+                telemetry::ORIGIN_HEALTHY
+                    .with_label_values(&[pool.origin.as_str(), upstream.as_str()])
+                    .set(0);
+            }
+            ctx.tried.push(i);
+        }
+        let Some(origin) = origin else { return e };
+        let reason = if matches!(e.etype(), ConnectTimedout) {
+            "timeout"
+        } else {
+            "connect"
+        };
+        telemetry::ORIGIN_FAILURES
+            .with_label_values(&[origin.name.as_str(), upstream.as_str(), reason])
+            .inc();
+        if ctx.attempts < origin.timeouts.attempts {
+            e.set_retry(true);
+        } else if ctx.fail_over(&session.req_header().method) {
+            tracing::warn!(origin = %origin.name, error = %e, "origin group: failing over to the secondary");
+            e.set_retry(true);
+        }
+        e
+    }
+
+    /// The origin failed after connecting (timeout, reset): a group fails over to its
+    /// secondary if nothing has gone to the viewer yet.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        mut e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let origin = ctx.origin.as_ref().map(|o| o.name.clone()).unwrap_or_default();
+        let reason = if matches!(e.etype(), ReadTimedout | WriteTimedout) {
+            "timeout"
+        } else {
+            "error"
+        };
+        telemetry::ORIGIN_FAILURES
+            .with_label_values(&[origin.as_str(), ctx.upstream_label().as_str(), reason])
+            .inc();
+        e = e.more_context(format!("peer: {peer}"));
+        // As pingora's default: a reused connection that broke may be retried, if the
+        // request can be sent again.
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        if session.response_written().is_none() && ctx.fail_over(&session.req_header().method) {
+            tracing::warn!(origin = %origin, error = %e, "origin group: failing over to the secondary");
+            e.set_retry(true);
+        }
+        e
     }
 
     async fn upstream_request_filter(
@@ -387,6 +534,7 @@ impl ProxyHttp for Edge {
         ctx: &mut Ctx,
     ) -> Result<()> {
         let behavior = ctx.behavior().ok_or_else(|| Error::new(InternalError))?.clone();
+        let origin = ctx.origin.clone().ok_or_else(|| Error::new(InternalError))?;
         let state = ctx.state.clone().ok_or_else(|| Error::new(InternalError))?;
         let uri: Uri = ctx
             .upstream_target
@@ -440,16 +588,16 @@ impl ProxyHttp for Edge {
         };
         upstream.insert_header(header::VIA, via)?;
         upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
-        for (name, value) in &behavior.origin.custom_headers {
+        for (name, value) in &origin.custom_headers {
             upstream.insert_header(name.clone(), value.clone())?;
         }
 
-        match &behavior.origin.kind {
+        match &origin.kind {
             OriginKind::Bucket { .. } | OriginKind::S3 { .. } => {
                 // Viewer credentials and S3 control headers never reach the bucket, unless
                 // the origin's signing is no-override and the viewer signed the request.
-                let keep_viewer = behavior.origin.signing == Signing::NoOverride
-                    && upstream.headers.contains_key(header::AUTHORIZATION);
+                let keep_viewer =
+                    origin.signing == Signing::NoOverride && upstream.headers.contains_key(header::AUTHORIZATION);
                 upstream.remove_header(&header::COOKIE);
                 if !keep_viewer {
                     upstream.remove_header(&header::AUTHORIZATION);
@@ -464,8 +612,8 @@ impl ProxyHttp for Edge {
                     }
                 }
                 upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
-                let sign = !keep_viewer && behavior.origin.signing != Signing::Never;
-                sign_for_origin(upstream, &behavior.origin, &state, sign)?;
+                let sign = !keep_viewer && origin.signing != Signing::Never;
+                sign_for_origin(upstream, &origin, &state, sign)?;
             }
             OriginKind::Http { .. } => {
                 // TLS offload: the app sees the viewer's Host and learns the scheme here.
@@ -481,21 +629,42 @@ impl ProxyHttp for Edge {
                     }
                 }
             }
+            OriginKind::Group { .. } => return Err(Error::explain(InternalError, "a group is not reached directly")),
         }
         Ok(())
     }
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         use super::compress;
+        // An origin group's primary answering a failover status: the secondary gets the
+        // request (GET, HEAD, OPTIONS), this answer never reaches the viewer or the cache.
+        let status = resp.status.as_u16();
+        let failover_on = match ctx.behavior().map(|b| &b.origin.kind) {
+            Some(OriginKind::Group { failover_on, .. }) => failover_on.contains(&status),
+            _ => false,
+        };
+        if failover_on && !ctx.failed_over {
+            let primary = ctx.origin.as_ref().map(|o| o.name.clone()).unwrap_or_default();
+            let upstream = ctx.upstream_label();
+            if ctx.fail_over(&session.req_header().method) {
+                telemetry::ORIGIN_FAILURES
+                    .with_label_values(&[primary.as_str(), upstream.as_str(), "status"])
+                    .inc();
+                tracing::warn!(origin = %primary, status, "origin group: the primary answered {status}, failing over to the secondary");
+                let mut e = Error::explain(HTTPStatus(status), format!("origin {primary} answered {status}"));
+                e.set_retry(true);
+                return Err(e);
+            }
+        }
         if resp.status.as_u16() == 403 {
             // A bucket refusing the edge's own signature is a configuration error: say so
             // where the operator looks (the viewer gets the bucket's 403 as it is).
-            if let Some(origin) = ctx.behavior().map(|b| b.origin.clone()) {
+            if let Some(origin) = ctx.origin.clone() {
                 let signed_by = match &origin.kind {
                     OriginKind::S3 {
                         credential: Some(c), ..
@@ -608,7 +777,7 @@ impl ProxyHttp for Edge {
         };
         // The bucket store never sees the viewer's Authorization (the edge signs), so only
         // HTTP origins answer authorized requests.
-        let authorization = matches!(behavior.origin.kind, OriginKind::Http { .. })
+        let authorization = matches!(ctx.origin.as_ref().map(|o| &o.kind), Some(OriginKind::Http { .. }))
             && session.req_header().headers.contains_key(header::AUTHORIZATION);
         let now = SystemTime::now();
         let dist = &state.config.distributions[ctx.dist];
@@ -731,7 +900,10 @@ impl ProxyHttp for Edge {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        // Both members of an origin group failed: a gateway timeout, as CloudFront.
+        let group_exhausted = ctx.failed_over && e.esource() == &ErrorSource::Upstream;
         let status = match e.etype() {
+            _ if group_exhausted => 504,
             HTTPStatus(code) => *code,
             ConnectTimedout | ReadTimedout | WriteTimedout => 504,
             _ => match e.esource() {
@@ -744,13 +916,19 @@ impl ProxyHttp for Edge {
             },
         };
         if status > 0 {
-            let origin = ctx.behavior().map(|b| b.origin.name.clone()).unwrap_or_default();
-            tracing::warn!(request_id = %ctx.request_id, origin = %origin, status, error = %e, "request failed");
+            let origin = ctx.origin.as_ref().map(|o| o.name.clone()).unwrap_or_default();
+            let upstream = ctx.upstream_label();
+            tracing::warn!(request_id = %ctx.request_id, origin = %origin, upstream = %upstream, status, error = %e, "request failed");
             let err = match status {
                 502 => EdgeError::new(
                     502,
                     "BadGateway",
                     "The edge could not connect to the origin or the origin sent an invalid response.",
+                ),
+                504 if group_exhausted => EdgeError::new(
+                    504,
+                    "GatewayTimeout",
+                    "Neither origin of the group could answer the request.",
                 ),
                 504 => EdgeError::new(504, "GatewayTimeout", "The origin did not answer in time."),
                 400 => EdgeError::new(400, "BadRequest", "The request could not be parsed."),
@@ -766,11 +944,13 @@ impl ProxyHttp for Edge {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+        ctx.release_upstream();
+        let origin_name = ctx.origin.as_ref().map(|o| o.name.clone());
         let (dist, behavior, origin) = match (ctx.state.as_ref(), ctx.behavior()) {
             (Some(s), Some(b)) => (
                 s.config.distributions[ctx.dist].name.as_str(),
                 b.path_pattern_text.as_str(),
-                Some(b.origin.name.as_str()),
+                origin_name.as_deref(),
             ),
             (Some(s), None) if ctx.dist < s.config.distributions.len() => {
                 (s.config.distributions[ctx.dist].name.as_str(), "-", None)
@@ -890,9 +1070,12 @@ impl Edge {
     async fn fetch_page(&self, state: &EdgeState, dist_idx: usize, host: &str, path: &str) -> Option<ErrorPage> {
         let dist = state.config.distributions.get(dist_idx)?;
         let (_, behavior) = behavior::select(dist, path)?;
-        let origin = &behavior.origin;
+        let origin = match &behavior.origin.kind {
+            OriginKind::Group { primary, .. } => primary,
+            _ => &behavior.origin,
+        };
         let target = origin_target(origin, path)?;
-        let peer = origin_peer(state, behavior).ok()?;
+        let (peer, _) = origin_peer(state, origin, path.as_bytes(), &[]).ok()?;
         let mut req = RequestHeader::build(Method::GET, target.as_bytes(), None).ok()?;
         req.insert_header(header::VIA, VIA).ok()?;
         for (name, value) in &origin.custom_headers {
@@ -903,7 +1086,7 @@ impl Edge {
                 let sign = origin.signing != Signing::Never;
                 sign_for_origin(&mut req, origin, state, sign).ok()?
             }
-            OriginKind::Http { .. } => req.insert_header(header::HOST, host).ok()?,
+            OriginKind::Http { .. } | OriginKind::Group { .. } => req.insert_header(header::HOST, host).ok()?,
         }
         let (mut http, _) = self.connector.get_http_session(&*peer).await.ok()?;
         http.write_request_header(Box::new(req)).await.ok()?;
@@ -1031,12 +1214,33 @@ fn origin_target(origin: &Origin, object_path: &str) -> Option<String> {
             bucket, virtual_host, ..
         } => (key.len() > 1).then(|| if *virtual_host { key } else { format!("/{bucket}{key}") }),
         OriginKind::Http { .. } => Some(key),
+        OriginKind::Group { .. } => None,
     }
 }
 
-/// Where a behavior's requests go.
-fn origin_peer(state: &EdgeState, behavior: &crate::config::model::Behavior) -> Result<Box<HttpPeer>> {
-    let mut peer = match &behavior.origin.kind {
+/// The request target for `origin`: the object path under its origin path, plus the query
+/// string for HTTP origins (bucket origins get none: it would select other S3 operations).
+fn target_for(origin: &Origin, object_path: &str, http_query: Option<&str>) -> Option<String> {
+    let mut t = origin_target(origin, object_path)?;
+    if let (OriginKind::Http { .. }, Some(q)) = (&origin.kind, http_query) {
+        t.push('?');
+        t.push_str(q);
+    }
+    Some(t)
+}
+
+/// Where a request to `origin` goes: the bucket store, the s3 endpoint, or the upstream of
+/// an http origin its pool picks for `key` among those not `tried` (any upstream again when
+/// all were), with the origin's timeouts.
+#[allow(clippy::type_complexity)]
+fn origin_peer(
+    state: &EdgeState,
+    origin: &Origin,
+    key: &[u8],
+    tried: &[usize],
+) -> Result<(Box<HttpPeer>, Option<(Arc<super::pool::Pool>, usize)>)> {
+    let mut upstream = None;
+    let mut peer = match &origin.kind {
         OriginKind::Bucket { .. } => {
             let (addr, _) = state
                 .bucket_store
@@ -1044,13 +1248,28 @@ fn origin_peer(state: &EdgeState, behavior: &crate::config::model::Behavior) -> 
                 .ok_or_else(|| Error::explain(InternalError, "bucket origin without a bucket store"))?;
             HttpPeer::new(*addr, false, String::new())
         }
-        OriginKind::Http { address, tls, sni } | OriginKind::S3 { address, tls, sni, .. } => {
-            HttpPeer::new(*address, *tls, sni.clone())
+        OriginKind::S3 { address, tls, sni, .. } => HttpPeer::new(*address, *tls, sni.clone()),
+        OriginKind::Http { .. } => {
+            let pool = state
+                .pools
+                .get(&origin.name)
+                .ok_or_else(|| Error::explain(InternalError, "http origin without its pool"))?;
+            let i = pool
+                .pick(key, tried)
+                .or_else(|| pool.pick(key, &[]))
+                .ok_or_else(|| Error::explain(InternalError, "http origin without upstreams"))?;
+            let u = &pool.upstreams[i];
+            upstream = Some((pool.clone(), i));
+            HttpPeer::new(u.address, u.tls, u.sni.clone())
+        }
+        OriginKind::Group { .. } => {
+            return Err(Error::explain(InternalError, "a group is not reached directly"));
         }
     };
-    peer.options.connection_timeout = Some(Duration::from_secs(10));
-    peer.options.read_timeout = Some(Duration::from_secs(30));
-    Ok(Box::new(peer))
+    peer.options.connection_timeout = Some(origin.timeouts.connect);
+    peer.options.total_connection_timeout = Some(origin.timeouts.connect);
+    peer.options.read_timeout = Some(origin.timeouts.response);
+    Ok((Box::new(peer), upstream))
 }
 
 /// Signs a request to the built-in bucket store with SigV4 (the edge's own credential).
@@ -1068,7 +1287,7 @@ fn sign_for_origin(req: &mut RequestHeader, origin: &Origin, state: &EdgeState, 
             credential,
             ..
         } => (host.clone(), region.as_str(), credential.as_ref()),
-        OriginKind::Http { .. } => return Ok(()),
+        OriginKind::Http { .. } | OriginKind::Group { .. } => return Ok(()),
     };
     req.insert_header(header::HOST, host.as_str())?;
     let Some(cred) = cred.filter(|_| sign) else {

@@ -195,6 +195,7 @@ mod tests {
                 name: "o".into(),
                 kind: OriginKind::Bucket { bucket: "b".into() },
                 signing: crate::config::model::Signing::Always,
+                timeouts: Default::default(),
                 origin_path: String::new(),
                 custom_headers: vec![],
             }),

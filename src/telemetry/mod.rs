@@ -49,6 +49,38 @@ pub static ORIGIN_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     .expect("metric registered once")
 });
 
+/// `homefront_origin_failures_total{origin, upstream, reason}`: origin exchanges that failed
+/// (`connect`, `timeout`, `status` for a group's failover statuses, `error` otherwise).
+pub static ORIGIN_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "homefront_origin_failures_total",
+        "Failed exchanges with origins, by origin, upstream and reason (connect, timeout, status, error).",
+        &["origin", "upstream", "reason"]
+    )
+    .expect("metric registered once")
+});
+
+/// `homefront_origin_upstream_healthy{origin, upstream}`: 1 while an upstream passes its
+/// health checks, 0 while it is marked down.
+pub static ORIGIN_HEALTHY: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "homefront_origin_upstream_healthy",
+        "Whether an upstream of an http origin is healthy (1) or marked down (0).",
+        &["origin", "upstream"]
+    )
+    .expect("metric registered once")
+});
+
+/// `homefront_origin_requests_total{origin, upstream}`: requests sent to origins.
+pub static ORIGIN_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "homefront_origin_requests_total",
+        "Requests sent to origins (each attempt), by origin and upstream.",
+        &["origin", "upstream"]
+    )
+    .expect("metric registered once")
+});
+
 /// `homefront_cache_bytes_total{distribution, behavior, source}`: body bytes sent to viewers
 /// from the cache (`cache`) or fetched from the origin (`origin`).
 pub static CACHE_BYTES: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -126,6 +158,9 @@ pub fn init() {
     LazyLock::force(&REQUESTS);
     LazyLock::force(&RESPONSE_BYTES);
     LazyLock::force(&ORIGIN_DURATION);
+    LazyLock::force(&ORIGIN_FAILURES);
+    LazyLock::force(&ORIGIN_HEALTHY);
+    LazyLock::force(&ORIGIN_REQUESTS);
     LazyLock::force(&CACHE_BYTES);
     LazyLock::force(&CACHE_STALE);
     LazyLock::force(&ACCESS_LOG_DROPPED);

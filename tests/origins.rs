@@ -1,0 +1,215 @@
+//! HTTP origins with several upstreams and origin groups: requests spread over the
+//! upstreams, an upstream killed mid-load costs no request (the refused connection is
+//! retried on the other, and the health check keeps it out), a group fails over to its
+//! secondary when the primary answers 503 or is down, and 504 when both fail.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// An HTTP/1.1 server answering `<name>`, with `status` for paths containing `/group/`.
+/// Dropping the handle stops it and closes every connection it holds.
+struct Upstream {
+    port: u16,
+    served: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn upstream(name: &'static str, status: u16) -> Upstream {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let counter = counter.clone();
+            conns.spawn(async move {
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let counter = counter.clone();
+                    async move {
+                        let code = if req.uri().path().contains("/group/") {
+                            status
+                        } else {
+                            200
+                        };
+                        if req.uri().path() != "/healthz" {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .status(code)
+                                .header("content-type", "text/plain")
+                                .body(http_body_util::Full::new(bytes::Bytes::from(name)))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Upstream { port, served, task }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_upstream_costs_no_request() {
+    let a = upstream("a", 200).await;
+    let b = upstream("b", 200).await;
+    let config = format!(
+        r#"
+listen: {{ http: "127.0.0.1:{{http}}" }}
+metrics: {{ listen: "127.0.0.1:{{metrics}}" }}
+origins:
+  app:
+    http: ["127.0.0.1:{}", "127.0.0.1:{}"]
+    health_check: {{ path: /healthz, interval: 200ms }}
+    connect_timeout: 1s
+distributions:
+  - domains: ["*"]
+    behaviors:
+      - {{ path_pattern: "*", origin: app, cache: {{ max_ttl: 0 }} }}
+"#,
+        a.port, b.port
+    );
+    let hf = Homefront::start(&config);
+    let client = hf.client(&["app.test"]);
+    let url = format!("{}/page", hf.http_base("app.test"));
+
+    // Round-robin: both serve.
+    for _ in 0..40 {
+        assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    }
+    let (sa, sb) = (a.served.load(Ordering::Relaxed), b.served.load(Ordering::Relaxed));
+    assert!(sa >= 15 && sb >= 15, "round-robin: a {sa}, b {sb}");
+
+    // A bounded load from 8 clients; `a` dies after the first few hundred requests.
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for _ in 0..8 {
+        let (client, url, done) = (client.clone(), url.clone(), done.clone());
+        load.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for _ in 0..400 {
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => {}
+                    Ok(r) => failures.push(format!("status {}", r.status())),
+                    Err(e) => failures.push(e.to_string()),
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            failures
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while done.load(Ordering::Relaxed) < 300 {
+        assert!(Instant::now() < deadline, "the load does not progress");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let served_by_a = a.served.load(Ordering::Relaxed);
+    drop(a);
+    let mut failures = Vec::new();
+    for t in load {
+        failures.extend(t.await.unwrap());
+    }
+    assert_eq!(done.load(Ordering::Relaxed), 3200);
+    assert!(
+        failures.is_empty(),
+        "{} of 3200 requests failed: {:?}\n{}",
+        failures.len(),
+        &failures[..failures.len().min(5)],
+        hf.stderr()
+    );
+    assert!(served_by_a > 0);
+
+    // The health check has it down; the metrics say so.
+    let m = hf
+        .metrics_when(|m| m.contains("homefront_origin_upstream_healthy{origin=\"app\""))
+        .await;
+    let down = m
+        .lines()
+        .filter(|l| l.starts_with("homefront_origin_upstream_healthy{origin=\"app\"") && l.ends_with(" 0"))
+        .count();
+    assert_eq!(down, 1, "{m}");
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_fails_over_to_its_secondary_and_gives_504_when_both_fail() {
+    let primary = upstream("primary", 503).await;
+    let secondary = upstream("secondary", 200).await;
+    let dead = free_port();
+    let config = format!(
+        r#"
+listen: {{ http: "127.0.0.1:{{http}}" }}
+metrics: {{ listen: "127.0.0.1:{{metrics}}" }}
+origins:
+  primary: {{ http: "127.0.0.1:{}" }}
+  secondary: {{ http: "127.0.0.1:{}" }}
+  gone: {{ http: "127.0.0.1:{dead}", connect_timeout: 1s, connection_attempts: 1 }}
+  main: {{ group: {{ primary: primary, secondary: secondary }} }}
+  doomed: {{ group: {{ primary: primary, secondary: gone }} }}
+  unreachable: {{ group: {{ primary: gone, secondary: secondary }} }}
+distributions:
+  - domains: ["*"]
+    behaviors:
+      - {{ path_pattern: "/doomed/*", origin: doomed, cache: {{ max_ttl: 0 }} }}
+      - {{ path_pattern: "/down/*", origin: unreachable, cache: {{ max_ttl: 0 }} }}
+      - {{ path_pattern: "*", origin: main, cache: {{ max_ttl: 0 }}, allowed_methods: [GET, HEAD, OPTIONS, PUT, POST, PATCH, DELETE] }}
+"#,
+        primary.port, secondary.port
+    );
+    let hf = Homefront::start(&config);
+    let client = hf.client(&["app.test"]);
+    let base = hf.http_base("app.test");
+
+    // The primary answers other paths itself.
+    let r = client.get(format!("{base}/page")).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (200, "primary".to_string())
+    );
+    // 503 from the primary: the secondary answers.
+    let r = client.get(format!("{base}/group/x")).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (200, "secondary".to_string())
+    );
+    // The primary cannot be reached at all: the secondary answers.
+    let r = client.get(format!("{base}/down/group/x")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Not for writes: a POST gets the primary's answer.
+    let r = client.post(format!("{base}/group/x")).body("x").send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    // Primary 503 and secondary down: 504, XML, X-Cache Error.
+    let r = client.get(format!("{base}/doomed/group/x")).send().await.unwrap();
+    assert_eq!(r.status(), 504);
+    assert_eq!(r.headers()["x-cache"], "Error from homefront");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("<Code>GatewayTimeout</Code>"), "{body}");
+
+    let m = hf
+        .metrics_when(|m| m.contains("homefront_origin_failures_total{origin=\"primary\""))
+        .await;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("homefront_origin_failures_total{origin=\"primary\"")
+                && l.contains("reason=\"status\"")),
+        "{m}"
+    );
+}
