@@ -31,6 +31,9 @@ fn the_reference_is_a_valid_config() {
     // The ACME example trusts a test CA from a file.
     common::make_cert(dir.path(), "pebble-ca", &["ca.test"]);
     std::env::set_var("HOMEFRONT_CI_SECRET", "ci-secret");
+    std::env::set_var("MEDIA_SECRET", "media-secret");
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    std::fs::write(dir.path().join("secrets/minio.key"), "minio-secret").unwrap();
     std::fs::create_dir_all(dir.path().join("keys")).unwrap();
     let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
     std::fs::write(dir.path().join("keys/media.pub.pem"), rsa.public_key_to_pem().unwrap()).unwrap();
@@ -41,7 +44,11 @@ fn the_reference_is_a_valid_config() {
     assert_eq!(c.distributions[0].behaviors.len(), 3);
     assert!(c.distributions[0].behaviors[0].trusted_keys.is_some());
     assert_eq!(c.trusted_proxies.len(), 2);
-    assert_eq!(c.origins.len(), 2);
+    assert_eq!(c.origins.len(), 6);
+    assert!(c
+        .origins
+        .iter()
+        .any(|o| matches!(o.kind, homefront::config::model::OriginKind::Group { .. })));
     assert_eq!(
         loaded.secrets_to_generate.len(),
         1,

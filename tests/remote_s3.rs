@@ -133,3 +133,82 @@ async fn the_edge_signs_for_a_remote_bucket_that_refuses_everyone_else() {
         (200, b"\xff\xd8 a cat".to_vec())
     );
 }
+
+/// `examples/edge-cluster.yaml` as the README's scaling section describes it: two edges from
+/// the same file in front of two bucket-store nodes; both edges serve, and keep serving when
+/// the first node stops.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cluster_example_serves_through_two_edges_and_survives_a_node() {
+    let node1 = start_remote();
+    let node2 = start_remote();
+    for node in [&node1, &node2] {
+        s3_client_as(node.ports.origin, "remotekey", REMOTE_SECRET)
+            .put_object()
+            .bucket("media")
+            .key("video/intro.txt")
+            .body(b"replicated".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/edge-cluster.yaml")).unwrap();
+    // This machine's addresses, the test credential, no ACME (no public CA here).
+    let config = example
+        .replace("\"0.0.0.0:80\"", "\"127.0.0.1:{http}\"")
+        .replace("\"0.0.0.0:443\"", "\"127.0.0.1:{https}\"")
+        .replace("\"127.0.0.1:9100\"", "\"127.0.0.1:{metrics}\"")
+        .replace("\"127.0.0.1:9101\"", "\"127.0.0.1:{admin}\"")
+        .replace("10.0.0.11:9000", &format!("127.0.0.1:{}", node1.ports.origin))
+        .replace("10.0.0.12:9000", &format!("127.0.0.1:{}", node2.ports.origin))
+        .replace("edge-reader", "remotekey")
+        .replace(
+            "cache: { disk_size: 50GiB, memory_size: 1GiB }",
+            "cache: { disk_size: 1GiB, memory_size: 64MiB }",
+        );
+    let acme_start = config.find("tls:\n").unwrap();
+    let acme_end = config.find("origins:").unwrap();
+    let config = format!("{}{}", &config[..acme_start], &config[acme_end..]);
+    let edges: Vec<Homefront> = (0..2)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+            std::fs::write(dir.path().join("secrets/s3.key"), REMOTE_SECRET).unwrap();
+            Homefront::start_in(dir, &config, &[])
+        })
+        .collect();
+    let fetch = |edge: &Homefront, path: &str| {
+        let client = edge.client(&["cdn.example.com"]);
+        let url = format!("{}{path}", edge.https_base("cdn.example.com"));
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    for edge in &edges {
+        assert_eq!(fetch(edge, "/video/intro.txt").await, (200, "replicated".to_string()));
+    }
+    // node1 stops: what is not cached yet comes from node2.
+    drop(node1);
+    s3_client_as(node2.ports.origin, "remotekey", REMOTE_SECRET)
+        .put_object()
+        .bucket("media")
+        .key("video/new.txt")
+        .body(b"after the failure".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    for edge in &edges {
+        assert_eq!(
+            fetch(edge, "/video/new.txt").await,
+            (200, "after the failure".to_string())
+        );
+        assert_eq!(fetch(edge, "/video/intro.txt").await, (200, "replicated".to_string()));
+    }
+    let uncached = edges[0]
+        .client(&["cdn.example.com"])
+        .get(format!("{}/video/other.txt", edges[0].https_base("cdn.example.com")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uncached.status(), 404, "node2 answers for what it does not have");
+}
