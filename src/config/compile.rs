@@ -1880,6 +1880,51 @@ mod tests {
     }
 
     #[test]
+    fn s3_origins_in_path_and_virtual_style() {
+        std::env::set_var("HF_TEST_S3_SECRET", "s3cret");
+        let cfg = |style: &str| {
+            MINIMAL.replace(
+                "app: { http: \"127.0.0.1:3000\" }",
+                &format!("app: {{ s3: {{ endpoint: \"https://127.0.0.1:9443\", bucket: media, region: eu-west-1, style: {style}, access_key_id: k, secret_access_key_env: HF_TEST_S3_SECRET }}, signing: no-override }}"),
+            )
+        };
+        for (style, host, sni) in [
+            ("path", "127.0.0.1:9443", "127.0.0.1"),
+            ("virtual", "media.127.0.0.1:9443", "media.127.0.0.1"),
+        ] {
+            let c = load_str("t", &cfg(style), Path::new("/")).unwrap().config;
+            let o = &c.origins[0];
+            assert_eq!(o.signing, Signing::NoOverride);
+            match &o.kind {
+                OriginKind::S3 {
+                    host: h,
+                    sni: s,
+                    tls,
+                    region,
+                    credential,
+                    virtual_host,
+                    ..
+                } => {
+                    assert_eq!(
+                        (h.as_str(), s.as_str(), *tls, region.as_str()),
+                        (host, sni, true, "eu-west-1")
+                    );
+                    assert_eq!(*virtual_host, style == "virtual");
+                    assert_eq!(credential.as_ref().unwrap().secret_access_key, "s3cret");
+                    assert!(!format!("{o:?}").contains("s3cret"), "secrets never in debug output");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let e = errs(&cfg("sideways").replace("HF_TEST_S3_SECRET", "HF_TEST_S3_UNSET"));
+        assert_has(&e, "origins.app.s3.style: 'sideways' is not path or virtual");
+        assert_has(
+            &e,
+            "origins.app.s3.secret_access_key_env: environment variable HF_TEST_S3_UNSET",
+        );
+    }
+
+    #[test]
     fn pools_groups_and_timeouts_compile_and_errors_are_located() {
         let pool = MINIMAL.replace(
             "http: \"127.0.0.1:3000\"",
