@@ -170,6 +170,7 @@ distributions:
     behaviors:
       - {{ path_pattern: "/doomed/*", origin: doomed, cache: {{ max_ttl: 0 }} }}
       - {{ path_pattern: "/down/*", origin: unreachable, cache: {{ max_ttl: 0 }} }}
+      - {{ path_pattern: "/cached/*", origin: main }}
       - {{ path_pattern: "*", origin: main, cache: {{ max_ttl: 0 }}, allowed_methods: [GET, HEAD, OPTIONS, PUT, POST, PATCH, DELETE] }}
 "#,
         primary.port, secondary.port
@@ -190,6 +191,15 @@ distributions:
         (r.status().as_u16(), r.text().await.unwrap()),
         (200, "secondary".to_string())
     );
+    // Through the cache: the secondary's answer is stored, the primary's 503 never.
+    for expect in ["Miss from homefront", "Hit from homefront"] {
+        let r = client.get(format!("{base}/cached/group/y")).send().await.unwrap();
+        assert_eq!(r.headers()["x-cache"], expect);
+        assert_eq!(
+            (r.status().as_u16(), r.text().await.unwrap()),
+            (200, "secondary".to_string())
+        );
+    }
     // The primary cannot be reached at all: the secondary answers.
     let r = client.get(format!("{base}/down/group/x")).send().await.unwrap();
     assert_eq!(r.status(), 200);
