@@ -723,48 +723,24 @@ fn compile_origin_server(
             );
         }
         let secret = match (&c.secret_access_key_file, &c.secret_access_key_env) {
-            (Some(f), None) => {
-                let path = resolve(base, f);
-                match std::fs::read_to_string(&path) {
-                    Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
-                    Ok(_) => {
-                        errors.at(
-                            &p(&at, &[k("secret_access_key_file")]),
-                            format!("{} is empty", path.display()),
-                        );
-                        String::new()
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.starts_with(data_dir) => {
-                        to_generate.push((i, path));
-                        String::new()
-                    }
-                    Err(e) => {
-                        errors.at(
-                            &p(&at, &[k("secret_access_key_file")]),
-                            format!("cannot read {}: {e}", path.display()),
-                        );
-                        String::new()
-                    }
+            (Some(f), None) => secret_from_file(&resolve(base, f), &at, errors, |path| {
+                // Missing inside data_dir: `serve` generates it.
+                let generate = path.starts_with(data_dir);
+                if generate {
+                    to_generate.push((i, path.to_path_buf()));
                 }
-            }
-            (None, Some(var)) => match std::env::var(var) {
-                Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
-                _ => {
-                    errors.at(
-                        &p(&at, &[k("secret_access_key_env")]),
-                        format!("environment variable {var} is not set or empty"),
-                    );
-                    String::new()
-                }
-            },
+                generate
+            }),
+            (None, Some(var)) => secret_from_env(var, &at, errors),
             _ => {
                 errors.at(
                     &at,
                     "give exactly one of secret_access_key_file and secret_access_key_env",
                 );
-                String::new()
+                None
             }
-        };
+        }
+        .unwrap_or_default();
         credentials.push(Credential {
             access_key_id: c.access_key_id.clone(),
             secret_access_key: secret,
@@ -1071,6 +1047,44 @@ fn compile_groups(raw: &RawConfig, out: &mut Origins, errors: &mut Errors<'_>) {
     }
 }
 
+/// A secret access key from `secret_access_key_file` (trimmed; an error at `at` when it is
+/// empty or unreadable). A missing file that `generate` takes on (it will be generated) is
+/// no error: `None`.
+fn secret_from_file(
+    path: &Path,
+    at: &[Seg],
+    errors: &mut Errors<'_>,
+    generate: impl FnOnce(&Path) -> bool,
+) -> Option<String> {
+    let at = p(at, &[k("secret_access_key_file")]);
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Ok(_) => {
+            errors.at(&at, format!("{} is empty", path.display()));
+            None
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && generate(path) => None,
+        Err(e) => {
+            errors.at(&at, format!("cannot read {}: {e}", path.display()));
+            None
+        }
+    }
+}
+
+/// A secret access key from the environment variable `secret_access_key_env` names.
+fn secret_from_env(var: &str, at: &[Seg], errors: &mut Errors<'_>) -> Option<String> {
+    match std::env::var(var) {
+        Ok(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        _ => {
+            errors.at(
+                &p(at, &[k("secret_access_key_env")]),
+                format!("environment variable {var} is not set or empty"),
+            );
+            None
+        }
+    }
+}
+
 /// An `s3:` origin: endpoint, addressing style, region and the credential the edge signs
 /// with (its secret from a file or an environment variable, never inline).
 fn compile_s3_origin(
@@ -1111,36 +1125,8 @@ fn compile_s3_origin(
     };
     let region = s3.region.clone().unwrap_or_else(|| "us-east-1".to_string());
     let secret = match (&s3.secret_access_key_file, &s3.secret_access_key_env) {
-        (Some(f), None) => {
-            let path = resolve(base, f);
-            match std::fs::read_to_string(&path) {
-                Ok(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-                Ok(_) => {
-                    errors.at(
-                        &p(at, &[k("secret_access_key_file")]),
-                        format!("{} is empty", path.display()),
-                    );
-                    None
-                }
-                Err(e) => {
-                    errors.at(
-                        &p(at, &[k("secret_access_key_file")]),
-                        format!("cannot read {}: {e}", path.display()),
-                    );
-                    None
-                }
-            }
-        }
-        (None, Some(var)) => match std::env::var(var) {
-            Ok(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-            _ => {
-                errors.at(
-                    &p(at, &[k("secret_access_key_env")]),
-                    format!("environment variable {var} is not set or empty"),
-                );
-                None
-            }
-        },
+        (Some(f), None) => secret_from_file(&resolve(base, f), at, errors, |_| false),
+        (None, Some(var)) => secret_from_env(var, at, errors),
         (None, None) => None,
         (Some(_), Some(_)) => {
             errors.at(at, "give the secret in a file or an environment variable, not both");
