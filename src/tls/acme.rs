@@ -17,7 +17,6 @@ use instant_acme::{
     RetryPolicy,
 };
 use openssl::asn1::{Asn1Object, Asn1OctetString, Asn1Time};
-use openssl::bn::{BigNum, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
@@ -99,35 +98,21 @@ pub fn needs_certificate(cert_pem: Option<&[u8]>, domains: &[String], renew_befo
 /// domain as its only name, and the critical id-pe-acmeIdentifier extension holding the
 /// SHA-256 digest of the key authorization.
 pub fn alpn_challenge_cert(domain: &str, digest: &[u8]) -> Result<LoadedCert, openssl::error::ErrorStack> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_text("CN", domain)?;
-    let name = name.build();
-    let mut b = X509::builder()?;
-    b.set_version(2)?;
-    let mut serial = BigNum::new()?;
-    serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
-    b.set_serial_number(serial.to_asn1_integer()?.as_ref())?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(&name)?;
-    b.set_pubkey(&key)?;
-    b.set_not_before(Asn1Time::days_from_now(0)?.as_ref())?;
-    b.set_not_after(Asn1Time::days_from_now(7)?.as_ref())?;
-    let san = SubjectAlternativeName::new()
-        .dns(domain)
-        .build(&b.x509v3_context(None, None))?;
-    b.append_extension(san)?;
-    // extnValue = DER OCTET STRING of the 32-byte digest.
-    let mut der = vec![0x04, digest.len() as u8];
-    der.extend_from_slice(digest);
-    let oid = Asn1Object::from_str("1.3.6.1.5.5.7.1.31")?;
-    let value = Asn1OctetString::new_from_bytes(&der)?;
-    b.append_extension(X509Extension::new_from_der(&oid, true, &value)?)?;
-    b.sign(&key, MessageDigest::sha256())?;
+    let (cert, key) = super::self_signed(&[("CN", domain)], 7, |b| {
+        let san = SubjectAlternativeName::new()
+            .dns(domain)
+            .build(&b.x509v3_context(None, None))?;
+        b.append_extension(san)?;
+        // extnValue = DER OCTET STRING of the 32-byte digest.
+        let mut der = vec![0x04, digest.len() as u8];
+        der.extend_from_slice(digest);
+        let oid = Asn1Object::from_str("1.3.6.1.5.5.7.1.31")?;
+        let value = Asn1OctetString::new_from_bytes(&der)?;
+        b.append_extension(X509Extension::new_from_der(&oid, true, &value)?)
+    })?;
     Ok(LoadedCert {
         domains: vec![domain.to_string()],
-        chain: vec![b.build()],
+        chain: vec![cert],
         key,
     })
 }

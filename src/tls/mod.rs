@@ -149,35 +149,46 @@ pub fn ensure_self_signed(dir: &Path) -> Result<CertificateSpec, TlsError> {
 }
 
 fn generate_self_signed(name: &str) -> Result<(Vec<u8>, Vec<u8>), openssl::error::ErrorStack> {
+    let (cert, key) = self_signed(&[("CN", name), ("O", "homefront self-signed")], 825, |b| {
+        b.append_extension(BasicConstraints::new().build()?)?;
+        b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+        let san = SubjectAlternativeName::new()
+            .dns(name)
+            .ip("127.0.0.1")
+            .ip("::1")
+            .build(&b.x509v3_context(None, None))?;
+        b.append_extension(san)
+    })?;
+    Ok((cert.to_pem()?, key.private_key_to_pem_pkcs8()?))
+}
+
+/// A fresh P-256 key and a certificate it signs itself: `subject` entries (issuer alike),
+/// a random serial, valid from now for `days`, with the extensions `extend` appends.
+pub(crate) fn self_signed(
+    subject: &[(&str, &str)],
+    days: u32,
+    extend: impl FnOnce(&mut openssl::x509::X509Builder) -> Result<(), openssl::error::ErrorStack>,
+) -> Result<(X509, PKey<Private>), openssl::error::ErrorStack> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
     let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
-    let mut subject = X509NameBuilder::new()?;
-    subject.append_entry_by_text("CN", name)?;
-    subject.append_entry_by_text("O", "homefront self-signed")?;
-    let subject = subject.build();
+    let mut name = X509NameBuilder::new()?;
+    for (field, value) in subject {
+        name.append_entry_by_text(field, value)?;
+    }
+    let name = name.build();
     let mut serial = BigNum::new()?;
     serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
     let mut b = X509::builder()?;
     b.set_version(2)?;
-    let serial = serial.to_asn1_integer()?;
-    b.set_serial_number(&serial)?;
-    b.set_subject_name(&subject)?;
-    b.set_issuer_name(&subject)?;
+    b.set_serial_number(serial.to_asn1_integer()?.as_ref())?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
     b.set_pubkey(&key)?;
-    let not_before = Asn1Time::days_from_now(0)?;
-    let not_after = Asn1Time::days_from_now(825)?;
-    b.set_not_before(&not_before)?;
-    b.set_not_after(&not_after)?;
-    b.append_extension(BasicConstraints::new().build()?)?;
-    b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
-    let san = SubjectAlternativeName::new()
-        .dns(name)
-        .ip("127.0.0.1")
-        .ip("::1")
-        .build(&b.x509v3_context(None, None))?;
-    b.append_extension(san)?;
+    b.set_not_before(Asn1Time::days_from_now(0)?.as_ref())?;
+    b.set_not_after(Asn1Time::days_from_now(days)?.as_ref())?;
+    extend(&mut b)?;
     b.sign(&key, MessageDigest::sha256())?;
-    Ok((b.build().to_pem()?, key.private_key_to_pem_pkcs8()?))
+    Ok((b.build(), key))
 }
 
 /// `homefront_tls_handshakes_total{sni_matched}`: certificate selections during handshakes.
