@@ -97,6 +97,15 @@ fn to_object(meta: &ObjectMeta) -> Object {
     }
 }
 
+/// The common prefix a listing groups `key` under: `prefix` plus what follows it up to and
+/// including the first `delimiter`; `None` when there is no delimiter after the prefix.
+fn common_prefix(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<String> {
+    let rest = &key[prefix.len()..];
+    delimiter
+        .filter(|d| !d.is_empty())
+        .and_then(|d| rest.find(d).map(|i| format!("{prefix}{}", &rest[..i + d.len()])))
+}
+
 /// A listing page: objects and common prefixes (grouped by `delimiter`), in key order.
 struct Page {
     objects: Vec<Object>,
@@ -127,10 +136,7 @@ fn list_page(
             .map_err(map_err)?;
         for meta in &batch {
             cursor = Some(meta.key.clone());
-            let rest = &meta.key[prefix.len()..];
-            let group = delimiter
-                .filter(|d| !d.is_empty())
-                .and_then(|d| rest.find(d).map(|i| format!("{prefix}{}", &rest[..i + d.len()])));
+            let group = common_prefix(&meta.key, prefix, delimiter);
             if let Some(cp) = group {
                 if page.prefixes.last() == Some(&cp) || after.is_some_and(|a| cp.as_str() <= a) {
                     continue;
@@ -193,10 +199,7 @@ fn version_page(
         inclusive = false;
         for record in &batch {
             cursor = Some(record.key.clone());
-            let rest = &record.key[prefix.len()..];
-            let group = delimiter
-                .filter(|d| !d.is_empty())
-                .and_then(|d| rest.find(d).map(|i| format!("{prefix}{}", &rest[..i + d.len()])));
+            let group = common_prefix(&record.key, prefix, delimiter);
             if let Some(cp) = group {
                 if page.prefixes.last() == Some(&cp) || key_marker.is_some_and(|a| cp.as_str() <= a) {
                     continue;

@@ -147,6 +147,33 @@ fn check_version_id(v: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Which version of a key's record (`None`: no such key) a request reads, as its index in
+/// [`ObjectMeta::versions`]: the current one without `version`, else the one with that id.
+/// Missing: NoSuchKey (NoSuchVersion when an id was given); a delete marker: DeleteMarker.
+fn select_version(record: Option<&ObjectMeta>, version: Option<&str>) -> Result<usize, StoreError> {
+    let missing = if version.is_some() {
+        StoreError::NoSuchVersion
+    } else {
+        StoreError::NoSuchKey
+    };
+    let record = record.ok_or(missing)?;
+    let (i, m) = match version {
+        None => (0, record),
+        Some(v) => record
+            .versions()
+            .enumerate()
+            .find(|(_, m)| m.is_version(v))
+            .ok_or(StoreError::NoSuchVersion)?,
+    };
+    if m.delete_marker {
+        return Err(StoreError::DeleteMarker {
+            version_id: m.version_id.clone(),
+            addressed: version.is_some(),
+        });
+    }
+    Ok(i)
+}
+
 /// Adds `new` as the current version on top of `old`: the null version it replaces (when
 /// `new` is null) leaves, its data file returned for removal.
 fn push_version(old: Option<&ObjectMeta>, new: ObjectMeta) -> (ObjectMeta, Vec<String>) {
@@ -557,38 +584,11 @@ impl DiskStore {
         }
         let b = self.bucket(bucket)?;
         let record = b.index.read().ok().and_then(|i| i.get(key).cloned());
-        let Some(record) = record else {
-            return Err(if version.is_some() {
-                StoreError::NoSuchVersion
-            } else {
-                StoreError::NoSuchKey
-            });
-        };
-        let Some(v) = version else {
-            if record.delete_marker {
-                return Err(StoreError::DeleteMarker {
-                    version_id: record.version_id.clone(),
-                    addressed: false,
-                });
-            }
-            return Ok(record);
-        };
-        let found = record.versions().position(|m| m.is_version(v));
-        match found {
-            None => Err(StoreError::NoSuchVersion),
-            Some(i) => {
-                let m = if i == 0 { &*record } else { &record.noncurrent[i - 1] };
-                if m.delete_marker {
-                    Err(StoreError::DeleteMarker {
-                        version_id: m.version_id.clone(),
-                        addressed: true,
-                    })
-                } else if i == 0 {
-                    Ok(record)
-                } else {
-                    Ok(Arc::new(m.alone()))
-                }
-            }
+        let i = select_version(record.as_deref(), version)?;
+        match record {
+            Some(record) if i == 0 => Ok(record),
+            Some(record) => Ok(Arc::new(record.noncurrent[i - 1].alone())),
+            None => Err(StoreError::NoSuchKey),
         }
     }
 
@@ -771,25 +771,8 @@ impl DiskStore {
             check_version_id(v)?;
         }
         let (_, updated) = self.write_record(bucket, key, |old| {
-            let missing = if version.is_some() {
-                StoreError::NoSuchVersion
-            } else {
-                StoreError::NoSuchKey
-            };
-            let mut versions = old.ok_or(missing)?.clone().into_versions();
-            let i = match version {
-                None => 0,
-                Some(v) => versions
-                    .iter()
-                    .position(|m| m.is_version(v))
-                    .ok_or(StoreError::NoSuchVersion)?,
-            };
-            if versions[i].delete_marker {
-                return Err(StoreError::DeleteMarker {
-                    version_id: versions[i].version_id.clone(),
-                    addressed: version.is_some(),
-                });
-            }
+            let i = select_version(old, version)?;
+            let mut versions = old.ok_or(StoreError::NoSuchKey)?.clone().into_versions();
             change(&mut versions[i]);
             let updated = Arc::new(versions[i].clone());
             let record = ObjectMeta::from_versions(versions).unwrap_or_default();
