@@ -185,6 +185,8 @@ pub struct Ctx {
     upstream: Option<(Arc<super::pool::Pool>, usize)>,
     /// The group's secondary is in use.
     failed_over: bool,
+    /// The access key id the edge signed this origin request with, if it signed it.
+    signed_as: Option<String>,
 }
 
 impl Ctx {
@@ -214,6 +216,7 @@ impl Ctx {
         };
         self.release_upstream();
         self.failed_over = true;
+        self.signed_as = None;
         self.origin = Some(secondary);
         self.tried.clear();
         self.attempts = 0;
@@ -261,6 +264,7 @@ impl ProxyHttp for Edge {
             attempts: 0,
             upstream: None,
             failed_over: false,
+            signed_as: None,
         }
     }
 
@@ -613,7 +617,7 @@ impl ProxyHttp for Edge {
                 }
                 upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
                 let sign = !keep_viewer && origin.signing != Signing::Never;
-                sign_for_origin(upstream, &origin, &state, sign)?;
+                ctx.signed_as = sign_for_origin(upstream, &origin, &state, sign)?;
             }
             OriginKind::Http { .. } => {
                 // TLS offload: the app sees the viewer's Host and learns the scheme here.
@@ -664,25 +668,12 @@ impl ProxyHttp for Edge {
         if resp.status.as_u16() == 403 {
             // A bucket refusing the edge's own signature is a configuration error: say so
             // where the operator looks (the viewer gets the bucket's 403 as it is).
-            if let Some(origin) = ctx.origin.clone() {
-                let signed_by = match &origin.kind {
-                    OriginKind::S3 {
-                        credential: Some(c), ..
-                    } if origin.signing != Signing::Never => Some(c.access_key_id.clone()),
-                    OriginKind::Bucket { .. } if origin.signing != Signing::Never => ctx
-                        .state
-                        .as_ref()
-                        .and_then(|s| s.bucket_store.as_ref())
-                        .map(|(_, c)| c.access_key_id.clone()),
-                    _ => None,
-                };
-                if let Some(key_id) = signed_by {
-                    tracing::warn!(
-                        "origin {} answered 403 to a request the edge signed as {key_id}: check that credential's secret and the bucket's policy (request {})",
-                        origin.name,
-                        ctx.request_id
-                    );
-                }
+            if let (Some(origin), Some(key_id)) = (&ctx.origin, &ctx.signed_as) {
+                tracing::warn!(
+                    "origin {} answered 403 to a request the edge signed as {key_id}: check that credential's secret and the bucket's policy (request {})",
+                    origin.name,
+                    ctx.request_id
+                );
             }
         }
         if !ctx.behavior().is_some_and(|b| b.compress) {
@@ -1084,7 +1075,7 @@ impl Edge {
         match &origin.kind {
             OriginKind::Bucket { .. } | OriginKind::S3 { .. } => {
                 let sign = origin.signing != Signing::Never;
-                sign_for_origin(&mut req, origin, state, sign).ok()?
+                sign_for_origin(&mut req, origin, state, sign).ok()?;
             }
             OriginKind::Http { .. } | OriginKind::Group { .. } => req.insert_header(header::HOST, host).ok()?,
         }
@@ -1275,7 +1266,8 @@ fn origin_peer(
 /// Signs a request to the built-in bucket store with SigV4 (the edge's own credential).
 /// Sets the Host an S3-style origin expects and, when `sign`, signs the request with SigV4
 /// (the built-in store with the first `origin_server` credential, an `s3` origin with its own).
-fn sign_for_origin(req: &mut RequestHeader, origin: &Origin, state: &EdgeState, sign: bool) -> Result<()> {
+/// Returns the access key id it signed with.
+fn sign_for_origin(req: &mut RequestHeader, origin: &Origin, state: &EdgeState, sign: bool) -> Result<Option<String>> {
     let (host, region, cred) = match &origin.kind {
         OriginKind::Bucket { .. } => {
             let (addr, cred) = state.bucket_store.as_ref().ok_or_else(|| Error::new(InternalError))?;
@@ -1287,11 +1279,11 @@ fn sign_for_origin(req: &mut RequestHeader, origin: &Origin, state: &EdgeState, 
             credential,
             ..
         } => (host.clone(), region.as_str(), credential.as_ref()),
-        OriginKind::Http { .. } | OriginKind::Group { .. } => return Ok(()),
+        OriginKind::Http { .. } | OriginKind::Group { .. } => return Ok(None),
     };
     req.insert_header(header::HOST, host.as_str())?;
     let Some(cred) = cred.filter(|_| sign) else {
-        return Ok(());
+        return Ok(None);
     };
     let sig = sigv4::sign(
         &sigv4::SignInput {
@@ -1311,7 +1303,7 @@ fn sign_for_origin(req: &mut RequestHeader, origin: &Origin, state: &EdgeState, 
     req.insert_header("x-amz-date", sig.amz_date)?;
     req.insert_header("x-amz-content-sha256", sigv4::UNSIGNED_PAYLOAD)?;
     req.insert_header(header::AUTHORIZATION, sig.authorization)?;
-    Ok(())
+    Ok(Some(cred.access_key_id.clone()))
 }
 
 /// All Cookie headers joined with `; ` (HTTP/2 clients send one header per cookie).
