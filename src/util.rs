@@ -83,6 +83,16 @@ impl Clock {
     }
 }
 
+/// The names an `Access-Control-Request-Headers` value lists, trimmed and lower-cased.
+pub fn requested_headers(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or("")
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
 /// `pattern` with at most one `*` (any run of characters) against `value`, as S3 and
 /// CloudFront match CORS origins and headers.
 pub fn one_star_match(pattern: &str, value: &str) -> bool {

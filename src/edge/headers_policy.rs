@@ -65,12 +65,7 @@ impl CorsPolicy {
         {
             return None;
         }
-        let requested: Vec<String> = request_headers
-            .unwrap_or("")
-            .split(',')
-            .map(|h| h.trim().to_ascii_lowercase())
-            .filter(|h| !h.is_empty())
-            .collect();
+        let requested = crate::util::requested_headers(request_headers);
         let any_header = self.allow_headers.iter().any(|h| h == "*");
         if !any_header && !requested.iter().all(|h| self.allow_headers.contains(h)) {
             return None;

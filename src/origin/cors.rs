@@ -81,12 +81,7 @@ fn allow_origin(rule: &CorsRule, origin: &str) -> (String, bool) {
 
 /// An OPTIONS preflight: the answer's headers, or `None` for 403 AccessForbidden.
 pub fn preflight(rules: &[CorsRule], origin: &str, method: &str, request_headers: Option<&str>) -> Option<CorsHeaders> {
-    let requested: Vec<String> = request_headers
-        .unwrap_or("")
-        .split(',')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .filter(|h| !h.is_empty())
-        .collect();
+    let requested = crate::util::requested_headers(request_headers);
     let rule = rules.iter().find(|r| {
         r.allowed_origins.iter().any(|o| wildcard(o, origin))
             && r.allowed_methods.iter().any(|m| m == method)
