@@ -178,15 +178,7 @@ origin_server:
   credentials: [ {{ access_key_id: testkey, secret_access_key_file: origin.key }} ]
 "#
     );
-    std::fs::write(dir.path().join("origin.key"), SECRET_KEY).unwrap();
-    std::fs::write(dir.path().join("homefront.yaml"), ports.fill(&config, dir.path())).unwrap();
-    let args: Vec<String> = ["serve", "-c", "homefront.yaml"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut hf = Homefront::spawn_args(dir, &args, ports);
-    hf.wait_port(hf.ports.https);
-    hf.wait_port(hf.ports.origin);
+    let mut hf = Homefront::start_on(dir, ports, &config, &[("origin.key", SECRET_KEY.as_bytes())], &[]);
 
     // Until the CA has issued, the self-signed certificate is served; then Pebble's.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -242,7 +234,7 @@ origin_server:
 
     // After a restart the stored certificate is served at once, with no new order.
     hf.crash();
-    hf.restart(&args);
+    hf.restart(&["serve".into(), "-c".into(), "homefront.yaml".into()]);
     hf.wait_port(hf.ports.https);
     let again = served_cert(hf.ports.https, "shop.acme.test");
     assert_eq!(again.to_der().unwrap(), served.to_der().unwrap());

@@ -147,20 +147,13 @@ async fn an_img_then_a_cors_fetch_of_the_same_url_works_through_the_cache() {
     let hf_ports = Ports::new();
     let image_url = format!("https://cdn.test:{}/img/cat.svg", hf_ports.https);
     let page_port = start_pages(image_url).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("origin.key"), SECRET_KEY).unwrap();
-    std::fs::write(
-        dir.path().join("homefront.yaml"),
-        hf_ports.fill(&config(page_port), dir.path()),
-    )
-    .unwrap();
-    let args: Vec<String> = ["serve", "-c", "homefront.yaml"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut hf = Homefront::spawn_args(dir, &args, hf_ports);
-    hf.wait_port(hf.ports.https);
-    hf.wait_port(hf.ports.origin);
+    let hf = Homefront::start_on(
+        tempfile::tempdir().unwrap(),
+        hf_ports,
+        &config(page_port),
+        &[("origin.key", SECRET_KEY.as_bytes())],
+        &[],
+    );
     hf.s3()
         .put_object()
         .bucket("site")
@@ -247,16 +240,7 @@ fetch({url:?}, {{ method: "PUT", body: file, headers: {{ "Content-Type": "text/p
             "allowed_methods: [GET, HEAD, PUT], expose_headers: [ETag]",
         )
         .replace("origins:\n", "admin: { listen: \"127.0.0.1:{admin}\" }\norigins:\n");
-    std::fs::write(dir.path().join("origin.key"), SECRET_KEY).unwrap();
-    std::fs::write(dir.path().join("homefront.yaml"), hf_ports.fill(&config, dir.path())).unwrap();
-    let args: Vec<String> = ["serve", "-c", "homefront.yaml"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut hf = Homefront::spawn_args(dir, &args, hf_ports);
-    hf.wait_port(hf.ports.https);
-    hf.wait_port(hf.ports.origin);
-    hf.wait_port(hf.ports.admin);
+    let hf = Homefront::start_on(dir, hf_ports, &config, &[("origin.key", SECRET_KEY.as_bytes())], &[]);
 
     let title = browse(&format!("http://app.test:{page_port}/upload.html"));
     let etag = hex::encode(md5::Md5::digest(b"written by the browser"));

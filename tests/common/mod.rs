@@ -94,13 +94,25 @@ impl Homefront {
         extra_files: &[(&str, &[u8])],
         env: &[(&str, &str)],
     ) -> Homefront {
+        Self::start_on(dir, Ports::new(), template, extra_files, env)
+    }
+
+    /// Like [`Homefront::start_in_env`], on ports chosen beforehand (when a page, a peer or
+    /// the config itself must know them first).
+    pub fn start_on(
+        dir: tempfile::TempDir,
+        ports: Ports,
+        template: &str,
+        extra_files: &[(&str, &[u8])],
+        env: &[(&str, &str)],
+    ) -> Homefront {
         for (name, data) in extra_files {
             if let Some(parent) = dir.path().join(name).parent() {
                 std::fs::create_dir_all(parent).unwrap();
             }
             std::fs::write(dir.path().join(name), data).unwrap();
         }
-        let ports = Ports::new();
+
         let cfg = dir.path().join("homefront.yaml");
         std::fs::write(&cfg, ports.fill(template, dir.path())).unwrap();
         let log = dir.path().join("homefront.log");
