@@ -16,19 +16,16 @@ secs=${1:-10}
 rounds=${2:-3}
 conns=${3:-32}
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+source benches/load/lib.sh
 need wrk wrk
 need nginx nginx-light
 nginx=$(command -v nginx)
-cargo build --release --bin homefront >/dev/null 2>&1 || cargo build --release --bin homefront
-bin=$PWD/target/release/homefront
+build_homefront
 
 work=$(mktemp -d)
 pids=()
 trap 'kill -INT "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-origin=$(port); hf=$(port); ng=$(port)
-mkdir -p "$work/www" "$work/nginx-cache" "$work/logs"
+mkdir -p "$work/www"
 # A JavaScript-like file: repetitive, as real bundles are, with varying identifiers.
 python3 - "$work/www/app.js" <<'PY'
 import random, sys
@@ -43,60 +40,9 @@ while size < 102400:
 open(sys.argv[1], "w").write("".join(out)[:102400])
 PY
 
-cat > "$work/homefront.yaml" <<YAML
-listen: { https: "127.0.0.1:$hf" }
-cache: { disk_size: 1GiB, memory_size: 256MiB }
-origins:
-  www: { http: "127.0.0.1:$origin" }
-distributions:
-  - domains: ["*"]
-    behaviors:
-      - { path_pattern: "*", origin: www }
-YAML
-(cd "$work" && HOMEFRONT_LOG=warn exec taskset -c 0 "$bin" serve -c homefront.yaml > homefront.log 2>&1) &
-pids+=($!)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$hf) 2>/dev/null && break; sleep 0.1; done
-
-# nginx uses homefront's generated self-signed certificate: same TLS work on both sides.
-cat > "$work/nginx.conf" <<NGINX
-user root;
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  keepalive_requests 1000000;
-  proxy_cache_path $work/nginx-cache keys_zone=edge:64m max_size=1g inactive=1h use_temp_path=off;
-  types { application/javascript js; }
-  server {
-    listen 127.0.0.1:$origin;
-    root $work/www;
-    add_header Cache-Control "max-age=3600";
-  }
-  server {
-    listen 127.0.0.1:$ng ssl;
-    ssl_certificate $work/data/tls/localhost.pem;
-    ssl_certificate_key $work/data/tls/localhost.key;
-    gzip on;
-    gzip_comp_level 6;
-    gzip_types application/javascript;
-    gzip_proxied any;
-    gzip_vary on;
-    location / {
-      proxy_pass http://127.0.0.1:$origin;
-      proxy_cache edge;
-      proxy_cache_lock on;
-      add_header X-Cache \$upstream_cache_status;
-    }
-  }
-}
-NGINX
-taskset -c 0 "$nginx" -c "$work/nginx.conf" -e "$work/logs/error.log" &
-pids+=($!)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$ng) 2>/dev/null && break; sleep 0.1; done
+NGINX_HTTP_EXTRA='types { application/javascript js; }'
+NGINX_EDGE_EXTRA='gzip on; gzip_comp_level 6; gzip_types application/javascript; gzip_proxied any; gzip_vary on;'
+start_edges
 
 gz=(-H "Accept-Encoding: gzip")
 f=app.js

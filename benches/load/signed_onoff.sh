@@ -13,14 +13,13 @@ cd "$(dirname "$0")/../.."
 secs=${1:-10}
 rounds=${2:-3}
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+source benches/load/lib.sh
+need wrk wrk
 command -v aws >/dev/null || python3 -m pip install --quiet awscli
-cargo build --release --bin homefront >/dev/null 2>&1 || cargo build --release --bin homefront
-bin=$PWD/target/release/homefront
+build_homefront
 
 work=$(mktemp -d)
 trap 'kill -INT $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 https=$(port); origin=$(port)
 mkdir -p "$work/keys"
 cp tests/vectors/keys/trusted-rsa.pub.pem "$work/keys/"
@@ -44,7 +43,7 @@ origin_server:
 YAML
 (cd "$work" && HOMEFRONT_LOG=warn exec taskset -c 0 "$bin" serve -c homefront.yaml > server.log 2>&1) &
 pid=$!
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$https) 2>/dev/null && break; sleep 0.1; done
+wait_port "$https"
 
 head -c 1024 /dev/urandom > "$work/obj"
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret-0123456789 AWS_DEFAULT_REGION=us-east-1

@@ -13,11 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 parent=${1:-/tmp}
-cargo build --release --bin homefront >/dev/null 2>&1 || cargo build --release --bin homefront
-bin=$PWD/target/release/homefront
+source benches/load/lib.sh
+build_homefront
 work=$(mktemp -d "$parent/hf-store-bench.XXXXXX")
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(port)
 echo "bench-secret-0123456789" > "$work/origin.key"
 cat > "$work/homefront.yaml" <<YAML
 data_dir: ./data
@@ -31,14 +31,14 @@ YAML
 sed -i 's/origins: { site: { bucket: bench } }/origins: { site: { bucket: bench } }/' "$work/homefront.yaml"
 (cd "$work" && HOMEFRONT_LOG=warn exec "$bin" origin -c homefront.yaml > server.log 2>&1) &
 pid=$!
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+wait_port "$port"
 
 now() { date +%s.%N; }
 mbps() { python3 -c "print(f'{$1/1048576/($3-$2):.1f}')"; }
 
 # nginx (sendfile) serving the store's own data files: what HTTP over loopback with curl can
 # carry on this machine, measured beside our GET in the same run.
-nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+nport=$(port)
 command -v nginx >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq nginx-light >/dev/null 2>&1 || true; }
 if command -v nginx >/dev/null; then
   mkdir -p "$work/data/buckets/bench/objects"
