@@ -26,7 +26,11 @@ impl Drop for Upstream {
 }
 
 async fn upstream(name: &'static str, status: u16) -> Upstream {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    upstream_on(0, name, status).await
+}
+
+async fn upstream_on(port: u16, name: &'static str, status: u16) -> Upstream {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let served = Arc::new(AtomicUsize::new(0));
     let counter = served.clone();
@@ -222,4 +226,39 @@ distributions:
                 && l.contains("reason=\"status\"")),
         "{m}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_health_checks_a_failed_upstream_gets_requests_again_once_back() {
+    let a = upstream("a", 200).await;
+    let b = upstream("b", 200).await;
+    let a_port = a.port;
+    let config = format!(
+        r#"
+listen: {{ http: "127.0.0.1:{{http}}" }}
+origins:
+  app: {{ http: ["127.0.0.1:{}", "127.0.0.1:{}"] }}
+distributions:
+  - domains: ["*"]
+    behaviors:
+      - {{ path_pattern: "*", origin: app, cache: {{ max_ttl: 0 }} }}
+"#,
+        a.port, b.port
+    );
+    let hf = Homefront::start(&config);
+    let client = hf.client(&["app.test"]);
+    let url = format!("{}/page", hf.http_base("app.test"));
+    drop(a);
+    // Down: its requests go to b.
+    for _ in 0..20 {
+        assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    }
+    // Back on the same port: with no health check to mark it up again, it must never have
+    // been taken out for good.
+    let a = upstream_on(a_port, "a", 200).await;
+    for _ in 0..20 {
+        assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    }
+    assert!(a.served.load(Ordering::Relaxed) > 0, "a gets requests again");
+    drop(b);
 }

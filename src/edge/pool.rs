@@ -2,11 +2,13 @@
 //! has in flight, and which one a request goes to (round-robin, least connections, or
 //! consistent hashing by path with pingora's ketama ring).
 //!
-//! Health comes from two sides: active checks (a TCP connect, or `GET path` answering
-//! 2xx/3xx, every `interval`), and the requests themselves (an upstream that refuses a
-//! connection is marked down at once and the request tries the next one). A down upstream
-//! is tried again when a check passes; if every upstream is down, requests still try them
-//! (better a chance than a certain failure).
+//! Health comes from two sides when the origin has a health check: active checks (a TCP
+//! connect, or `GET path` answering 2xx/3xx, every `interval`), and the requests themselves
+//! (an upstream that refuses a connection is marked down at once). A down upstream is tried
+//! again when a check passes; without a health check nothing is ever marked down (nothing
+//! could mark it up again), and a refused connection only sends that request to the next
+//! upstream. If every upstream is down, requests still try them (better a chance than a
+//! certain failure).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -471,7 +471,9 @@ impl ProxyHttp for Edge {
         let upstream = ctx.upstream_label();
         if let Some((pool, i)) = ctx.upstream.take() {
             pool.release(i);
-            if pool.set_healthy(i, false) {
+            // Only an active health check can bring it back: without one, this request
+            // moves on to another upstream but the next ones still try this one.
+            if pool.health_check.is_some() && pool.set_healthy(i, false) {
                 tracing::warn!(origin = %pool.origin, upstream = %upstream, error = %e, "upstream marked down: it refused a connection");
                 telemetry::ORIGIN_HEALTHY
                     .with_label_values(&[pool.origin.as_str(), upstream.as_str()])
