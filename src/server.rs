@@ -637,7 +637,7 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     }
     let state = Arc::new(ArcSwap::from_pointee(EdgeState::new(config.clone(), clock)));
     let acme = Arc::new(tls::acme::Challenges::default());
-    let mut edge = pingora::proxy::http_proxy_service_with_name(
+    let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         Edge::new(
             state.clone(),
@@ -647,7 +647,11 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
             ))),
             acme.clone(),
         ),
-        "homefront edge",
+    );
+    // Connection limits and timeouts around the proxy (`limits`).
+    let mut edge = pingora::services::listening::Service::new(
+        "homefront edge".to_string(),
+        crate::edge::conn::Guard::new(proxy, state.clone()),
     );
     if let Some(addr) = config.listen.http {
         edge.add_tcp(&addr.to_string());

@@ -17,42 +17,6 @@ distributions:
       - { path_pattern: "*", origin: app, allowed_methods: [GET, HEAD, OPTIONS, PUT, POST, PATCH, DELETE], cache: { max_ttl: 0 } }
 "#;
 
-/// Counts whole requests (header and complete body) reaching an origin that answers 200.
-async fn counting_origin() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(AtomicUsize::new(0));
-    let s = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let s = s.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let s = s.clone();
-                    async move {
-                        use http_body_util::BodyExt;
-                        // Only whole requests count: a body cut off by the edge is not one.
-                        if req.into_body().collect().await.is_ok() {
-                            s.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
-                            bytes::Bytes::from_static(b"ok"),
-                        )))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    (port, seen)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn ambiguous_framing_is_refused_and_never_forwarded() {
     use std::sync::atomic::Ordering;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 
@@ -37,6 +38,62 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// Reload when the config file changes (`reload.watch`).
     pub watch_config: bool,
+    /// What the edge accepts from viewers (`limits`).
+    pub limits: Limits,
+}
+
+/// Request size limits, timeouts and per-client limits at the edge (`limits`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_header_size: usize,
+    pub max_url_length: usize,
+    pub max_headers: usize,
+    pub max_body_size: u64,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub per_client: PerClientLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // CloudFront's limits for viewer requests.
+            max_header_size: 20_480,
+            max_url_length: 8_192,
+            max_headers: 100,
+            // S3's largest single PUT.
+            max_body_size: 5 << 30,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            per_client: PerClientLimits::default(),
+        }
+    }
+}
+
+/// Limits per client IP address; 0 means no limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerClientLimits {
+    pub max_connections: u32,
+    pub requests_per_second: u32,
+    pub burst: u32,
+    /// Clients the limits never apply to (loopback by default).
+    pub exempt: Vec<crate::edge::ip::Cidr>,
+}
+
+impl Default for PerClientLimits {
+    fn default() -> Self {
+        PerClientLimits {
+            max_connections: 256,
+            requests_per_second: 1000,
+            burst: 2000,
+            exempt: ["127.0.0.0/8", "::1"]
+                .iter()
+                .filter_map(|c| crate::edge::ip::Cidr::parse(c))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,42 @@ pub struct RawConfig {
     pub admin: Option<RawAdmin>,
     /// Live reload options.
     pub reload: Option<RawReload>,
+    /// What the edge accepts from viewers: request sizes, timeouts, per-client limits.
+    pub limits: Option<RawLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Request line and headers together, in bytes (e.g. `20KiB`).
+    pub max_header_size: Option<String>,
+    /// The request target (path and query), in bytes.
+    pub max_url_length: Option<String>,
+    /// Number of request header fields.
+    pub max_headers: Option<usize>,
+    /// Request body, in bytes (e.g. `5GiB`).
+    pub max_body_size: Option<String>,
+    /// Time a request header may take once its first byte has arrived.
+    pub header_timeout: Option<String>,
+    /// Time a connection may wait for its next request.
+    pub idle_timeout: Option<String>,
+    /// Time the edge waits for the next piece of a request body.
+    pub body_timeout: Option<String>,
+    /// Limits per client IP address.
+    pub per_client: Option<RawPerClient>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPerClient {
+    /// Open connections at once (0: no limit).
+    pub max_connections: Option<u32>,
+    /// Sustained requests per second (0: no limit).
+    pub requests_per_second: Option<u32>,
+    /// Requests allowed in a burst above the sustained rate.
+    pub burst: Option<u32>,
+    /// Clients (IP addresses or CIDR ranges) the per-client limits never apply to.
+    pub exempt: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

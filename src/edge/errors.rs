@@ -9,6 +9,8 @@ pub struct EdgeError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429s).
+    pub retry_after: Option<u64>,
 }
 
 impl EdgeError {
@@ -17,6 +19,7 @@ impl EdgeError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 

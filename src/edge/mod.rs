@@ -3,10 +3,12 @@
 pub mod behavior;
 pub mod cache_policy;
 pub mod compress;
+pub mod conn;
 pub mod distribution;
 pub mod errors;
 pub mod headers_policy;
 pub mod ip;
+pub mod limits;
 pub mod pool;
 pub mod proxy;
 pub mod signed;

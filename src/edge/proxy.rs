@@ -25,7 +25,7 @@ use super::distribution::Router;
 use super::errors::EdgeError;
 use super::sigv4;
 use super::viewer::{self, ViewerOutcome};
-use super::{ip, signed};
+use super::{ip, limits, signed};
 use crate::cache::{DiskCache, EntryLabel};
 use crate::config::model::{Config, Credential, Origin, OriginKind, Signing};
 use crate::telemetry;
@@ -108,6 +108,14 @@ pub struct Edge {
     access_log: Option<Arc<AccessLogger>>,
     /// ACME HTTP-01 answers being validated right now.
     acme: Arc<crate::tls::acme::Challenges>,
+    /// Per-client request rates (`limits.per_client`).
+    rate: limits::RequestRate,
+}
+
+/// Milliseconds on a monotonic clock, for rate limits.
+fn monotonic_ms() -> u64 {
+    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    START.elapsed().as_millis() as u64
 }
 
 /// When a page was fetched, and what came back.
@@ -139,6 +147,7 @@ impl Edge {
             cache,
             connector: Connector::new(None),
             pages: Mutex::new(HashMap::new()),
+            rate: limits::RequestRate::default(),
             access_log,
             acme,
         }
@@ -187,6 +196,9 @@ pub struct Ctx {
     failed_over: bool,
     /// The access key id the edge signed this origin request with, if it signed it.
     signed_as: Option<String>,
+    /// `limits.max_body_size`, and the body bytes read so far.
+    body_limit: u64,
+    body_read: u64,
 }
 
 impl Ctx {
@@ -265,11 +277,17 @@ impl ProxyHttp for Edge {
             upstream: None,
             failed_over: false,
             signed_as: None,
+            body_limit: u64::MAX,
+            body_read: 0,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // The request's header is in: its deadline (`limits.header_timeout`) is met.
+        super::conn::header_received(session.as_downstream().stream());
         let state = self.state.load_full();
+        session.set_read_timeout(Some(state.config.limits.body_timeout));
+        ctx.body_limit = state.config.limits.max_body_size;
         ctx.request_id = self.ids.next();
         ctx.state = Some(state.clone());
         let is_https = session.digest().is_some_and(|d| d.ssl_digest.is_some());
@@ -283,9 +301,36 @@ impl ProxyHttp for Edge {
         let raw = framed
             .then(|| session.as_downstream().as_http1().map(|h1| h1.get_headers_raw_bytes()))
             .flatten();
-        let refused = viewer::limits(req).or_else(|| raw.and_then(|r| viewer::framing(&r)));
+        let limits = &state.config.limits;
+        let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+        let head = limits::check_head(
+            limits,
+            target,
+            req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+        );
+        let declared = req
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        let refused = head
+            .and_then(|()| declared.map_or(Ok(()), |n| limits::check_body(limits, n)))
+            .err()
+            .or_else(|| raw.and_then(|r| viewer::framing(&r)));
         if let Some(e) = refused {
+            // The body (if any) is not read: the connection cannot carry another request.
+            session.set_keepalive(None);
             return self.deny(session, ctx, e).await;
+        }
+        // Per-client request rate, by the client behind any trusted proxy.
+        if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
+            let xff = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            let client = ip::client_ip(peer, xff, &state.config.trusted_proxies);
+            if let Err(retry_after) = self.rate.take(&limits.per_client, client, monotonic_ms()) {
+                crate::telemetry::limited("requests");
+                let mut e = limits::too_many("requests");
+                e.retry_after = Some(retry_after);
+                return self.deny(session, ctx, e).await;
+            }
         }
         let host = host_of(req).unwrap_or_default();
 
@@ -892,12 +937,33 @@ impl ProxyHttp for Edge {
         Ok(None)
     }
 
+    /// A body without a Content-Length (chunked) is counted as it streams: past
+    /// `limits.max_body_size` the request ends with 413 and the origin request is cut off.
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(b) = body {
+            ctx.body_read += b.len() as u64;
+            if ctx.body_read > ctx.body_limit {
+                session.set_keepalive(None);
+                return Error::e_explain(HTTPStatus(413), "request body over limits.max_body_size");
+            }
+        }
+        Ok(())
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         // Both members of an origin group failed: a gateway timeout, as CloudFront.
         let group_exhausted = ctx.failed_over && e.esource() == &ErrorSource::Upstream;
         let status = match e.etype() {
             _ if group_exhausted => 504,
             HTTPStatus(code) => *code,
+            // The viewer stopped sending its body (`limits.body_timeout`).
+            ReadTimedout if e.esource() == &ErrorSource::Downstream => 408,
             ConnectTimedout | ReadTimedout | WriteTimedout => 504,
             _ => match e.esource() {
                 ErrorSource::Upstream => 502,
@@ -925,6 +991,8 @@ impl ProxyHttp for Edge {
                 ),
                 504 => EdgeError::new(504, "GatewayTimeout", "The origin did not answer in time."),
                 400 => EdgeError::new(400, "BadRequest", "The request could not be parsed."),
+                408 => EdgeError::new(408, "RequestTimeout", "The request body did not arrive in time."),
+                413 => limits::body_too_large(ctx.body_limit),
                 s => EdgeError::new(s, "InternalError", "The edge could not complete the request."),
             };
             let _ = self.write_error(session, ctx, &err).await;
@@ -1128,6 +1196,9 @@ impl Edge {
         let mut resp = ResponseHeader::build(err.status, Some(5))?;
         resp.insert_header(header::CONTENT_TYPE, "text/xml")?;
         resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+        if let Some(s) = err.retry_after {
+            resp.insert_header(header::RETRY_AFTER, s.to_string())?;
+        }
         self.decorate(&mut resp, ctx)?;
         let head_only = session.req_header().method == Method::HEAD;
         session.write_response_header(Box::new(resp), head_only).await?;

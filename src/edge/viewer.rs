@@ -153,33 +153,6 @@ pub fn framing(raw_header: &[u8]) -> Option<EdgeError> {
     None
 }
 
-/// Longest request URL (path and query) accepted, as CloudFront: 8,192 bytes.
-pub const MAX_URL: usize = 8192;
-/// Most bytes of request headers (names and values) accepted, as CloudFront: 20,480.
-pub const MAX_HEADERS: usize = 20_480;
-
-/// CloudFront's request limits: `414` for a URL over 8,192 bytes, `413` (with CloudFront's
-/// message) for headers over 20,480 bytes.
-pub fn limits(req: &pingora::http::RequestHeader) -> Option<EdgeError> {
-    let url = req.uri.path_and_query().map(|p| p.as_str().len()).unwrap_or(0);
-    if url > MAX_URL {
-        return Some(EdgeError::new(
-            414,
-            "RequestURITooLong",
-            "The request URL is longer than 8192 bytes.",
-        ));
-    }
-    let headers: usize = req.headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
-    if headers > MAX_HEADERS {
-        return Some(EdgeError::new(
-            413,
-            "RequestHeaderSectionTooLarge",
-            "The request headers are larger than 20480 bytes.",
-        ));
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,20 +198,6 @@ mod tests {
             req("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"),
             Some(400)
         );
-    }
-
-    #[test]
-    fn request_limits() {
-        let mut req =
-            pingora::http::RequestHeader::build("GET", format!("/{}", "a".repeat(8191)).as_bytes(), None).unwrap();
-        assert!(limits(&req).is_none(), "8192 bytes is allowed");
-        req.set_uri(format!("/{}", "a".repeat(8192)).parse().unwrap());
-        assert_eq!(limits(&req).map(|e| e.status), Some(414));
-        let mut req = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
-        req.insert_header("x-big", "b".repeat(20_000)).unwrap();
-        assert!(limits(&req).is_none());
-        req.insert_header("x-more", "b".repeat(1_000)).unwrap();
-        assert_eq!(limits(&req).map(|e| e.status), Some(413));
     }
 
     #[test]

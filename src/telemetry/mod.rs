@@ -142,6 +142,33 @@ pub static ACCESS_LOG_DROPPED: LazyLock<prometheus::IntCounter> = LazyLock::new(
     .expect("metric registered once")
 });
 
+/// `homefront_edge_limited_total{reason}`: requests and connections refused or cut off by
+/// the edge's `limits`.
+pub static LIMITED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "homefront_edge_limited_total",
+        "Viewer requests and connections refused or closed by the edge's limits, by reason.",
+        &["reason"]
+    )
+    .expect("metric registered once")
+});
+
+/// Counts one request or connection stopped by a limit.
+pub fn limited(reason: &str) {
+    LIMITED.with_label_values(&[reason]).inc();
+}
+
+/// `homefront_cache_discarded_total{reason}`: cache entries found unreadable or corrupt and
+/// discarded (served from the origin instead), and entries that could not be written.
+pub static CACHE_DISCARDED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "homefront_cache_discarded_total",
+        "Edge cache entries discarded: found corrupt or unreadable, or failed to write (e.g. disk full).",
+        &["reason"]
+    )
+    .expect("metric registered once")
+});
+
 /// `homefront_build_info{version}` = 1.
 pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
@@ -164,6 +191,12 @@ pub fn init() {
     LazyLock::force(&CACHE_BYTES);
     LazyLock::force(&CACHE_STALE);
     LazyLock::force(&ACCESS_LOG_DROPPED);
+    for reason in ["connections", "requests", "header_timeout"] {
+        LIMITED.with_label_values(&[reason]).inc_by(0);
+    }
+    for reason in ["corrupt", "write_failed"] {
+        CACHE_DISCARDED.with_label_values(&[reason]).inc_by(0);
+    }
     for tier in ["disk", "memory"] {
         CACHE_EVICTIONS.with_label_values(&[tier]).inc_by(0);
         CACHE_SIZE.with_label_values(&[tier]);
