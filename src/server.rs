@@ -63,6 +63,20 @@ pub struct Prepared {
 
 /// Everything `serve` must do to `data_dir` before listening: create it, generate missing
 /// secrets, make or load certificates, open the bucket store and its buckets, seed the demo.
+/// Everything homefront keeps is under `data_dir`: find out now, by writing there, rather
+/// than fail on the first upload or cache fill.
+fn check_writable(dir: &std::path::Path) -> Result<(), StartError> {
+    let probe = dir.join(format!(".homefront-write-check-{}", std::process::id()));
+    let written = std::fs::write(&probe, b"ok");
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(|e| {
+        err(format!(
+            "data_dir {} is not writable by this user: {e} (homefront keeps its buckets, cache, certificates and secrets there)",
+            dir.display()
+        ))
+    })
+}
+
 pub fn prepare(loaded: Loaded, seed_demo: bool) -> Result<Prepared, StartError> {
     let Loaded {
         mut config,
@@ -70,6 +84,7 @@ pub fn prepare(loaded: Loaded, seed_demo: bool) -> Result<Prepared, StartError> 
     } = loaded;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| err(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
+    check_writable(&config.data_dir)?;
 
     for (idx, path) in secrets_to_generate {
         let secret = generate_secret(&path)?;

@@ -767,6 +767,50 @@ async fn restart_keeps_hits_and_a_damaged_file_is_never_served() {
     let (status, xc, body) = s.get("/big").await;
     assert_eq!((status, xc.as_str()), (200, "Miss"));
     assert!(body == big, "fetched again, intact");
+    // Both damaged entries were counted.
+    let m = s.hf.metrics();
+    assert!(
+        m.contains("homefront_cache_discarded_total{reason=\"corrupt\"} 2"),
+        "{}",
+        m.lines()
+            .filter(|l| l.contains("discarded"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // A meta file cut short or replaced by garbage is skipped at start, counted, and the
+    // object fetched again; homefront starts as usual.
+    let mut metas = 0;
+    for shard in std::fs::read_dir(&cache).unwrap().flatten() {
+        if shard.file_name() == "tmp" {
+            continue;
+        }
+        for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            if f.file_name().to_string_lossy().ends_with(".meta") {
+                let data = std::fs::read(f.path()).unwrap();
+                let damaged = if metas == 0 {
+                    data[..7].to_vec()
+                } else {
+                    vec![0xff; data.len()]
+                };
+                std::fs::write(f.path(), damaged).unwrap();
+                metas += 1;
+            }
+        }
+    }
+    assert_eq!(metas, 2);
+    let Setup { mut hf, origin, client } = s;
+    hf.crash();
+    hf.restart(&args);
+    hf.wait_port(hf.ports.https);
+    let s = Setup { hf, origin, client };
+    assert_eq!(s.get("/small").await, (200, "Miss".into(), "small body".into()));
+    assert_eq!(s.get("/small").await.1, "Hit");
+    let m = s.hf.metrics();
+    assert!(
+        m.contains("homefront_cache_discarded_total{reason=\"corrupt\"} 2"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -152,6 +152,14 @@ fn hex(key: &HashBinary) -> String {
     hex::encode(key)
 }
 
+/// A cache entry that could not be written (the disk is full, say): counted and logged; the
+/// response still goes to the viewer, only uncached.
+fn write_failed(what: &'static str, e: io::Error) -> Box<Error> {
+    telemetry::CACHE_DISCARDED.with_label_values(&["write_failed"]).inc();
+    tracing::warn!("cache: {what}: {e}; the response is served without caching it");
+    internal(what, e)
+}
+
 fn corrupt(what: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.into())
 }
@@ -300,6 +308,9 @@ impl DiskCache {
             }
         }
         if discarded > 0 {
+            telemetry::CACHE_DISCARDED
+                .with_label_values(&["corrupt"])
+                .inc_by(discarded as u64);
             tracing::warn!("cache: discarded {discarded} damaged entries in {}", dir.display());
         }
         found.sort_by_key(|(t, _, _)| *t);
@@ -570,6 +581,7 @@ impl Storage for DiskCache {
             Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
+                telemetry::CACHE_DISCARDED.with_label_values(&["corrupt"]).inc();
                 tracing::warn!("cache: discarding entry {}: {e}", hex(&k));
                 self.remove_entry(&k);
                 return Ok(None);
@@ -808,6 +820,7 @@ impl HandleHit for FileHit {
             if self.pos >= self.end {
                 let h = self.crc.take().unwrap_or_default();
                 if h.finalize() != self.expected_crc {
+                    telemetry::CACHE_DISCARDED.with_label_values(&["corrupt"]).inc();
                     tracing::warn!("cache: entry {} is damaged; dropped", hex(&self.key));
                     self.cache.remove_entry(&self.key);
                     return Error::e_explain(InternalError, "cached body is damaged");
@@ -896,7 +909,7 @@ impl HandleMiss for Miss {
         .await
         .map_err(|e| internal("cache write task", e))?;
         self.file = Some(file);
-        r.map_err(|e| internal("cannot write a cache file", e))
+        r.map_err(|e| write_failed("cannot write a cache file", e))
     }
 
     async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
@@ -932,7 +945,7 @@ impl HandleMiss for Miss {
             Ok(n) => n,
             Err(e) => {
                 let _ = fs::remove_file(cache.body_path(&key, gen));
-                return Err(internal("cannot store a cache entry", e));
+                return Err(write_failed("cannot store a cache entry", e));
             }
         };
         self.finished = true;

@@ -5,7 +5,7 @@ use std::io::SeekFrom;
 use std::sync::Arc;
 
 use s3s::dto::*;
-use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, S3};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::cors::{self, CorsRule};
@@ -54,11 +54,28 @@ fn map_err(e: StoreError) -> S3Error {
         }
         StoreError::InvalidBucketName => s3_error!(InvalidBucketName, "The specified bucket is not valid."),
         StoreError::BadKey(b) => s3_error!(InvalidArgument, "Invalid object key: {}", b.0),
+        StoreError::Io(e) if is_disk_full(&e) => {
+            tracing::error!("bucket store: the disk is full: {e}");
+            let mut err = S3Error::with_message(
+                S3ErrorCode::Custom("InsufficientStorage".into()),
+                "The bucket store's disk is full; nothing was stored.",
+            );
+            err.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+            err
+        }
         StoreError::Io(e) => {
             tracing::error!("bucket store I/O error: {e}");
             s3_error!(InternalError, "The bucket store could not complete the request.")
         }
     }
+}
+
+/// Out of space or over a quota (ENOSPC, EDQUOT).
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// The version id a response shows for `meta`: its id, `null` for the null version of a bucket

@@ -106,6 +106,19 @@ impl Homefront {
         extra_files: &[(&str, &[u8])],
         env: &[(&str, &str)],
     ) -> Homefront {
+        Self::start_wrapped(dir, ports, template, extra_files, env, &[])
+    }
+
+    /// Like [`Homefront::start_on`], with `homefront serve -c FILE` run by `wrapper` (a
+    /// command that execs its arguments, e.g. `unshare` setting up mounts first).
+    pub fn start_wrapped(
+        dir: tempfile::TempDir,
+        ports: Ports,
+        template: &str,
+        extra_files: &[(&str, &[u8])],
+        env: &[(&str, &str)],
+        wrapper: &[String],
+    ) -> Homefront {
         for (name, data) in extra_files {
             if let Some(parent) = dir.path().join(name).parent() {
                 std::fs::create_dir_all(parent).unwrap();
@@ -116,7 +129,15 @@ impl Homefront {
         let cfg = dir.path().join("homefront.yaml");
         std::fs::write(&cfg, ports.fill(template, dir.path())).unwrap();
         let log = dir.path().join("homefront.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_homefront"))
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_homefront"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_homefront")),
+        };
+        let child = command
             .arg("serve")
             .arg("-c")
             .arg(&cfg)
