@@ -652,7 +652,7 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     }
     let state = Arc::new(ArcSwap::from_pointee(EdgeState::new(config.clone(), clock)));
     let acme = Arc::new(tls::acme::Challenges::default());
-    let proxy = pingora::proxy::http_proxy(
+    let mut proxy = pingora::proxy::http_proxy(
         &server.configuration,
         Edge::new(
             state.clone(),
@@ -663,6 +663,11 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
             acme.clone(),
         ),
     );
+    // An idle HTTP/2 connection closes as an idle HTTP/1.1 one does (this one is read at
+    // start; the HTTP/1.1 limits follow reloads).
+    let mut options = pingora::apps::HttpServerOptions::default();
+    options.h2_idle_timeout = Some(config.limits.idle_timeout);
+    proxy.server_options = Some(options);
     // Connection limits and timeouts around the proxy (`limits`).
     let mut edge = pingora::services::listening::Service::new(
         "homefront edge".to_string(),
