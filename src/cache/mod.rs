@@ -75,8 +75,49 @@ struct DiskEntry {
 
 struct MemEntry {
     tick: u64,
-    meta: Arc<(Vec<u8>, Vec<u8>)>,
+    meta: Arc<MemMeta>,
     body: Bytes,
+}
+
+/// A memory-tier entry's meta, kept parsed: a hit then costs a clone of the response header
+/// instead of decompressing it (pingora stores it zstd-compressed; that decode was a quarter
+/// of the instructions of a small hit).
+struct MemMeta {
+    internal: Vec<u8>,
+    header: pingora::http::ResponseHeader,
+    /// Bytes of the serialized meta, for the tier's size limit.
+    size: u64,
+}
+
+impl MemMeta {
+    fn parse(internal: Vec<u8>, header: &[u8]) -> Result<MemMeta> {
+        let meta = CacheMeta::deserialize(&internal, header)?;
+        Ok(MemMeta::from_parsed(internal, header.len(), &meta))
+    }
+
+    fn from_parsed(internal: Vec<u8>, header_len: usize, meta: &CacheMeta) -> MemMeta {
+        MemMeta {
+            size: (internal.len() + header_len) as u64,
+            header: meta.response_header_copy(),
+            internal,
+        }
+    }
+
+    /// The `CacheMeta` pingora gets on a hit: the internal part decoded (small, cheap), with
+    /// the parsed header put in place of a serialized empty one.
+    fn to_cache_meta(&self) -> Result<CacheMeta> {
+        static EMPTY_HEADER: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+            let now = std::time::SystemTime::now();
+            let header = pingora::http::ResponseHeader::build(200, Some(0)).expect("a bare 200 header");
+            CacheMeta::new(now, now, 0, 0, header)
+                .serialize()
+                .map(|(_, h)| h)
+                .unwrap_or_default()
+        });
+        let mut meta = CacheMeta::deserialize(&self.internal, &EMPTY_HEADER)?;
+        *meta.response_header_mut() = self.header.clone();
+        Ok(meta)
+    }
 }
 
 #[derive(Default)]
@@ -88,9 +129,31 @@ struct Index {
     mem: HashMap<HashBinary, MemEntry>,
     mem_lru: BTreeMap<u64, HashBinary>,
     mem_bytes: u64,
+    /// Invalidations so far, and the latest ones (number, distribution, paths): a fill that
+    /// started before one that covers it is not stored when it finishes.
+    invalidations: u64,
+    recent_invalidations: std::collections::VecDeque<(u64, String, Vec<InvalidationPath>)>,
 }
 
+/// Invalidations remembered for fills still in flight; an older fill is not stored.
+const RECENT_INVALIDATIONS: usize = 256;
+
 impl Index {
+    /// Whether an invalidation after number `since` covers `label`.
+    fn invalidated_since(&self, since: u64, label: &EntryLabel) -> bool {
+        if since == self.invalidations {
+            return false;
+        }
+        let oldest_known = self.recent_invalidations.front().map_or(u64::MAX, |(n, _, _)| *n);
+        if since + 1 < oldest_known {
+            return true;
+        }
+        self.recent_invalidations
+            .iter()
+            .filter(|(n, _, _)| *n > since)
+            .any(|(_, d, paths)| *d == label.distribution && paths.iter().any(|p| p.covers(&label.path)))
+    }
+
     fn next_tick(&mut self) -> u64 {
         self.tick += 1;
         self.tick
@@ -127,7 +190,7 @@ impl Index {
 }
 
 fn mem_size(m: &MemEntry) -> u64 {
-    (m.body.len() + m.meta.0.len() + m.meta.1.len()) as u64
+    m.body.len() as u64 + m.meta.size
 }
 
 /// Sizes and counts per tier, for metrics and tests.
@@ -491,6 +554,13 @@ impl DiskCache {
                 .map(|(k, _)| *k)
                 .collect();
             let out = keys.iter().filter_map(|k| i.remove(k).map(|e| (*k, e.gen))).collect();
+            i.invalidations += 1;
+            let n = i.invalidations;
+            i.recent_invalidations
+                .push_back((n, distribution.to_string(), paths.to_vec()));
+            if i.recent_invalidations.len() > RECENT_INVALIDATIONS {
+                i.recent_invalidations.pop_front();
+            }
             self.publish(&i);
             out
         };
@@ -500,7 +570,7 @@ impl DiskCache {
         doomed.len()
     }
 
-    fn insert_mem(&self, i: &mut Index, key: HashBinary, meta: Arc<(Vec<u8>, Vec<u8>)>, body: Bytes) {
+    fn insert_mem(&self, i: &mut Index, key: HashBinary, meta: Arc<MemMeta>, body: Bytes) {
         i.remove_mem(&key);
         let t = i.next_tick();
         let m = MemEntry { tick: t, meta, body };
@@ -538,8 +608,7 @@ impl Storage for DiskCache {
             hit
         };
         if let Some((meta, body)) = hit {
-            let meta = CacheMeta::deserialize(&meta.0, &meta.1)?;
-            return Ok(Some((meta, Box::new(MemHit::new(body)))));
+            return Ok(Some((meta.to_cache_meta()?, Box::new(MemHit::new(body)))));
         }
         // Disk tier.
         let Some((gen, body_len, body_crc, verified)) = ({
@@ -596,7 +665,8 @@ impl Storage for DiskCache {
                         e.verified = true;
                     }
                     if body_len <= mem_max {
-                        self.insert_mem(&mut i, k, Arc::new((mf.internal, mf.header)), bytes.clone());
+                        let mem_meta = MemMeta::from_parsed(mf.internal, mf.header.len(), &meta);
+                        self.insert_mem(&mut i, k, Arc::new(mem_meta), bytes.clone());
                     }
                 }
                 self.evict();
@@ -633,7 +703,9 @@ impl Storage for DiskCache {
                 .map_err(|e| internal("cache write task", e))?
                 .map_err(|e| internal("cannot create a cache file", e))?
         };
+        let started_after = self.lock().invalidations;
         Ok(Box::new(Miss {
+            started_after,
             cache: self,
             key: key.combined_bin(),
             label: EntryLabel::from_tag(&key.user_tag),
@@ -698,11 +770,17 @@ impl Storage for DiskCache {
         if let Some((old, new)) = size_change {
             i.disk_bytes = i.disk_bytes - old + new;
         }
-        if let Some(m) = i.mem.get_mut(&k) {
-            let old = (m.meta.0.len() + m.meta.1.len()) as u64;
-            m.meta = Arc::new((mf.internal, mf.header));
-            let new = (m.meta.0.len() + m.meta.1.len()) as u64;
-            i.mem_bytes = i.mem_bytes - old + new;
+        let index = &mut *i;
+        if let Some(m) = index.mem.get_mut(&k) {
+            match MemMeta::parse(mf.internal, &mf.header) {
+                Ok(parsed) => {
+                    index.mem_bytes = index.mem_bytes - m.meta.size + parsed.size;
+                    m.meta = Arc::new(parsed);
+                }
+                Err(_) => {
+                    index.remove_mem(&k);
+                }
+            }
         }
         Ok(true)
     }
@@ -870,6 +948,8 @@ impl HandleHit for FileHit {
 
 /// Writes a new entry: body to a temp file as it streams, then both files into place.
 struct Miss {
+    /// The number of invalidations when the fill started.
+    started_after: u64,
     cache: &'static DiskCache,
     key: HashBinary,
     label: EntryLabel,
@@ -950,8 +1030,25 @@ impl HandleMiss for Miss {
         };
         self.finished = true;
         let size = self.len + meta_len;
+        let mem_meta = match self.mem_buf.take() {
+            Some(buf) if self.len <= cache.mem_object_max() => {
+                MemMeta::parse(mf.internal, &mf.header).ok().map(|m| (m, buf))
+            }
+            _ => None,
+        };
         let replaced = {
             let mut i = cache.lock();
+            if i.invalidated_since(self.started_after, &mf.label) {
+                // Invalidated while it was being fetched: not stored, as CloudFront.
+                let old = i.remove(&key);
+                cache.publish(&i);
+                drop(i);
+                if let Some(old) = old {
+                    let _ = fs::remove_file(cache.body_path(&key, old.gen));
+                }
+                cache.delete_files(&key, gen);
+                return Ok(MissFinishType::Created(0));
+            }
             let old = i.remove(&key);
             let t = i.next_tick();
             i.disk_bytes += size;
@@ -968,10 +1065,8 @@ impl HandleMiss for Miss {
                     label: Arc::new(mf.label),
                 },
             );
-            if let Some(buf) = self.mem_buf.take() {
-                if self.len <= cache.mem_object_max() {
-                    cache.insert_mem(&mut i, key, Arc::new((mf.internal, mf.header)), Bytes::from(buf));
-                }
+            if let Some((mem_meta, buf)) = mem_meta {
+                cache.insert_mem(&mut i, key, Arc::new(mem_meta), Bytes::from(buf));
             }
             cache.publish(&i);
             old
@@ -1091,6 +1186,39 @@ mod tests {
         assert_eq!(c.invalidate("other", &[InvalidationPath::parse("/*").unwrap()]), 0);
         let leftovers = fs::read_dir(dir.path().join("tmp")).unwrap().count();
         assert_eq!(leftovers, 0);
+    }
+
+    #[tokio::test]
+    async fn a_fill_invalidated_while_in_flight_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = leak(DiskCache::open(dir.path(), 1 << 30, 1 << 20).unwrap());
+        let span = pingora::cache::trace::Span::inactive().handle();
+        let body = b"fetched before the invalidation";
+        let mut m = c
+            .get_miss_handler(&key("/a/x"), &meta(body.len()), &span)
+            .await
+            .unwrap();
+        let mut other = c
+            .get_miss_handler(&key("/b/y"), &meta(body.len()), &span)
+            .await
+            .unwrap();
+        m.write_body(Bytes::from_static(body), false).await.unwrap();
+        other.write_body(Bytes::from_static(body), false).await.unwrap();
+        c.invalidate("d0", &[InvalidationPath::parse("/a/*").unwrap()]);
+        m.finish().await.unwrap();
+        other.finish().await.unwrap();
+        assert_eq!(get(c, "/a/x").await, None, "the invalidated fill was stored");
+        assert_eq!(
+            get(c, "/b/y").await.as_deref(),
+            Some(&body[..]),
+            "a fill it does not cover is kept"
+        );
+        // A fill that starts after the invalidation is stored as usual.
+        put(c, "/a/x", body).await;
+        assert_eq!(get(c, "/a/x").await.as_deref(), Some(&body[..]));
+        // Nothing is left of the dropped fill on disk.
+        let c2 = leak(DiskCache::open(dir.path(), 1 << 30, 1 << 20).unwrap());
+        assert_eq!(c2.stats().disk_entries, 2);
     }
 
     #[tokio::test]
