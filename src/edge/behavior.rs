@@ -167,7 +167,10 @@ mod tests {
         assert!(m("/private/*", "/private/*secret.pdf"));
         assert!(m("images/*", "/images/*\n/images/a.jpgimages/a.jpg"));
         assert!(m("/a*b", "/a*xb"));
-        assert!(glob_match(b"https://cdn.example.test/x/*", b"https://cdn.example.test/x/*y"));
+        assert!(glob_match(
+            b"https://cdn.example.test/x/*",
+            b"https://cdn.example.test/x/*y"
+        ));
     }
 
     #[test]
