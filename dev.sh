@@ -2,6 +2,7 @@
 # Developer entry point; installs what is missing on a fresh Debian machine, then runs.
 #   ./dev.sh serve [ARGS]   build (release) and run `homefront serve` on the embedded default
 #   ./dev.sh test           run the whole test suite (unit, integration, aws cli)
+#   ./dev.sh fuzz [SECONDS] run every fuzz target for SECONDS (default 60) from fuzz/seeds/
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -40,8 +41,12 @@ case "${1:-}" in
     fi
     exec cargo test "$@"
     ;;
+  fuzz)
+    shift
+    exec fuzz/run.sh "${1:-60}"
+    ;;
   *)
-    echo "usage: ./dev.sh serve [ARGS] | ./dev.sh test [CARGO TEST ARGS]" >&2
+    echo "usage: ./dev.sh serve [ARGS] | ./dev.sh test [CARGO TEST ARGS] | ./dev.sh fuzz [SECONDS]" >&2
     exit 2
     ;;
 esac

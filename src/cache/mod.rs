@@ -231,18 +231,20 @@ fn internal(context: &'static str, e: impl std::fmt::Display) -> Box<Error> {
     Error::explain(InternalError, format!("{context}: {e}"))
 }
 
-/// The parsed meta file.
-struct MetaFile {
-    gen: u64,
-    body_len: u64,
-    body_crc: u32,
-    label: EntryLabel,
-    internal: Vec<u8>,
-    header: Vec<u8>,
+/// The parsed meta file. Public only for the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaFile {
+    pub gen: u64,
+    pub body_len: u64,
+    pub body_crc: u32,
+    pub label: EntryLabel,
+    pub internal: Vec<u8>,
+    pub header: Vec<u8>,
 }
 
 impl MetaFile {
-    fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut rest = Vec::with_capacity(64 + self.internal.len() + self.header.len());
         rest.extend_from_slice(&self.gen.to_le_bytes());
         rest.extend_from_slice(&self.body_len.to_le_bytes());
@@ -263,7 +265,7 @@ impl MetaFile {
         out
     }
 
-    fn decode(data: &[u8]) -> io::Result<MetaFile> {
+    pub fn decode(data: &[u8]) -> io::Result<MetaFile> {
         if data.len() < 8 || &data[..4] != MAGIC {
             return Err(corrupt("not a homefront cache meta file"));
         }

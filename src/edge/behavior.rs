@@ -77,12 +77,13 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
+        // A star first: it is a wildcard even where the text holds a `*` itself.
+        if p < pattern.len() && pattern[p] == b'*' {
             star = Some((p, t));
             p += 1;
+        } else if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
         } else if let Some((sp, st)) = star {
             p = sp + 1;
             t = st + 1;
@@ -157,6 +158,19 @@ mod tests {
         assert!(!m("/a*b*c", "/aXbYbZ"));
         assert!(m("/*a*a*a*", "/aaa"));
         assert!(!m("/*a*a*a*a", "/aaa"));
+    }
+
+    #[test]
+    fn a_star_in_the_path_does_not_disarm_the_pattern_star() {
+        // Found by the `pattern` fuzz target: the `*` was taken as a literal when the path
+        // held one at its place, so `/private/*x` escaped a `/private/*` behavior.
+        assert!(m("/private/*", "/private/*secret.pdf"));
+        assert!(m("images/*", "/images/*\n/images/a.jpgimages/a.jpg"));
+        assert!(m("/a*b", "/a*xb"));
+        assert!(glob_match(
+            b"https://cdn.example.test/x/*",
+            b"https://cdn.example.test/x/*y"
+        ));
     }
 
     #[test]

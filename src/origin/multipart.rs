@@ -64,8 +64,10 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Upload ids are 24 hex digits we made; anything else cannot name a directory.
-fn valid_upload_id(id: &str) -> bool {
+/// Upload ids are 24 hex digits we made; anything else cannot name a directory. Public only
+/// for the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub fn valid_upload_id(id: &str) -> bool {
     id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 

@@ -592,7 +592,10 @@ impl DiskStore {
         }
     }
 
-    fn object_dir(&self, bucket: &str, key: &str) -> (PathBuf, String) {
+    /// The directory of `key`'s files and the hash they are named by. Public only for the
+    /// fuzz targets (`fuzz/`).
+    #[doc(hidden)]
+    pub fn object_dir(&self, bucket: &str, key: &str) -> (PathBuf, String) {
         let h = key_hash(key);
         (self.root.join(bucket).join("objects").join(&h[..2]), h)
     }
