@@ -369,6 +369,19 @@ async fn an_unreachable_origin_is_a_502_with_an_xml_body() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_502_that_ends_its_connection_says_connection_close() {
+    let hf = start_edge().await;
+    // A keep-alive request (HTTP/1.1, no Connection header) to the origin that is down. The
+    // edge closes the connection after a failed proxy; a response that said keep-alive would
+    // have the client send its next request (say a POST, which it must not retry) into it.
+    let resp = raw_http(hf.ports.http, "GET /dead/x HTTP/1.1\r\nHost: site.test\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 502"), "{resp}");
+    let head = resp.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    assert!(head.contains("\r\nconnection: close"), "{resp}");
+    assert!(!head.contains("keep-alive"), "{resp}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn ranges_and_head_are_served_from_the_cached_object() {
     let hf = start_edge().await;
     let client = hf.client(&["site.test"]);

@@ -995,6 +995,10 @@ impl ProxyHttp for Edge {
                 413 => limits::body_too_large(ctx.body_limit),
                 s => EdgeError::new(s, "InternalError", "The edge could not complete the request."),
             };
+            // The connection is not reused after a failed proxy (below): say so, or an
+            // HTTP/1.1 client sends its next request (maybe a POST it must not retry) into a
+            // connection that is being closed. pingora's own error responses do the same.
+            session.set_keepalive(None);
             let _ = self.write_error(session, ctx, &err).await;
         }
         FailToProxy {
