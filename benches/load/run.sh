@@ -46,7 +46,8 @@
 # downloads of the 100 MiB object, MEM_DURATION ($DURATION) seconds of it, SLOW_RATE (1M)
 # curl --limit-rate of the slow downloaders, MEM_LIMIT_MIB (200) homefront's RSS budget for
 # them, SERVER_CPU (0), CLIENT_CPU (1), SCENARIOS (all: "hit1k hit100k hit10m h2hit1k tlsnew
-# miss1k memory"), KEEP_WORK (unset; set to keep the temp dir).
+# miss1k memory"), KEEP_WORK (unset; set to keep the temp dir), HOLD (unset; set to start and
+# warm everything, print the URLs and wait until interrupted, for profiling by hand).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -84,9 +85,12 @@ build_homefront
 
 work=$(mktemp -d /tmp/homefront-bench.XXXXXX)
 pids=()
+hf_pid=
 cleanup() {
   local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  # SIGINT stops homefront at once (SIGTERM would give connections a 5 s grace period).
+  [ -z "$hf_pid" ] || kill -INT "$hf_pid" 2>/dev/null || true
+  for p in "${pids[@]}"; do [ "$p" = "$hf_pid" ] || kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if [ -n "${KEEP_WORK:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
@@ -249,6 +253,10 @@ procs() {
 }
 reset_hwm() { local p; for p in $(procs "$@"); do echo 5 > "/proc/$p/clear_refs"; done; }
 hwm_kib() { local p t=0 v; for p in $(procs "$@"); do v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status"); t=$((t + v)); done; echo "$t"; }
+# CPU time (clock ticks, all threads) of a server's processes, and "busy total" ticks of CPU $1.
+cpu_ticks() { local p t=0; for p in $(procs "$@"); do t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done; echo "$t"; }
+cpu_line() { awk -v c="cpu$1" '$1==c {print $2+$3+$4+$7+$8+$9 "," $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+threads_named() { local p t=0; for p in $(procs "$1"); do t=$((t + $(cat /proc/"$p"/task/*/comm | grep -c "^$2"))); done; echo "$t"; }
 threads_of() { local p t=0; for p in $(procs "$@"); do t=$((t + $(ls "/proc/$p/task" | wc -l))); done; echo "$t"; }
 
 # Every server process is on SERVER_CPU (threads included).
@@ -289,6 +297,14 @@ for s in "${servers[@]}"; do
 done
 declare -A warm_hwm
 for s in "${servers[@]}"; do warm_hwm[$s]=$(hwm_kib "$s" tls); done
+if [ -n "${HOLD:-}" ]; then
+  for s in "${servers[@]}"; do echo "$s: $(http_url "$s") $(tls_url "$s") pids $(procs "$s" tls | tr '\n' ' ')"; done
+  echo "origin: http://127.0.0.1:$origin; work dir $work; warmed and holding until interrupted (HOLD)"
+  sleep infinity &
+  pids+=($!)
+  wait $! || true
+  exit 0
+fi
 
 # ---------------------------------------------------------------- runners
 cat > "$work/report.lua" <<'LUA'
@@ -299,19 +315,21 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout + e.status, summary.requests))
 end
 LUA
-# Prints "req/s p50_us p99_us errors".
+# Each runner drives the URL given and leaves the client's output in $work/client.out; its
+# parser then prints "req/s p50_us p99_us errors".
 wrk_run() {
-  local out
-  out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$work/report.lua" "$@")
-  awk '$1=="RESULT" {print $2, $3, $4, $5}' <<<"$out"
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$work/report.lua" "$@" > "$work/client.out"
 }
+wrk_run_parse() { awk '$1=="RESULT" {print $2, $3, $4, $5}' "$work/client.out"; }
 h2_run() {
-  local out rps fails
   rm -f "$work/h2.log"
-  out=$(taskset -c "$CLIENT_CPU" h2load -t1 -c"$CONNS" -m"$H2_STREAMS" -D "$DURATION" --log-file="$work/h2.log" "$1")
-  grep -q "Application protocol: h2" <<<"$out" || { echo "h2load did not negotiate h2 with $1:" >&2; echo "$out" >&2; exit 1; }
-  rps=$(awk '/^finished in/ {print $4}' <<<"$out")
-  fails=$(awk '/^requests:/ {print $10 + $12 + $14}' <<<"$out")
+  taskset -c "$CLIENT_CPU" h2load -t1 -c"$CONNS" -m"$H2_STREAMS" -D "$DURATION" --log-file="$work/h2.log" "$1" > "$work/client.out"
+}
+h2_run_parse() {
+  local rps fails
+  grep -q "Application protocol: h2" "$work/client.out" || { echo "h2load did not negotiate h2:" >&2; cat "$work/client.out" >&2; exit 1; }
+  rps=$(awk '/^finished in/ {print $4}' "$work/client.out")
+  fails=$(awk '/^requests:/ {print $10 + $12 + $14}' "$work/client.out")
   python3 - "$work/h2.log" "$rps" "$fails" <<'PY'
 import sys
 d = sorted(int(l.split('\t')[2]) for l in open(sys.argv[1]) if l.strip())
@@ -333,11 +351,23 @@ run_scenario() {
       args=()
       for a in "$@"; do args+=("${a//\{\}/$base}"); done
       reset_hwm "$s" "$kind"
-      res=$("$runner" "${args[@]}")
+      t0=$(cpu_ticks "$s" "$kind"); s0=$(cpu_line "$SERVER_CPU"); c0=$(cpu_line "$CLIENT_CPU")
+      "$runner" "${args[@]}"
+      t1=$(cpu_ticks "$s" "$kind"); s1=$(cpu_line "$SERVER_CPU"); c1=$(cpu_line "$CLIENT_CPU")
+      res=$("${runner}_parse")
       hwm=$(hwm_kib "$s" "$kind")
       [ -n "$res" ] || { echo "$name: no result from $runner for $s" >&2; exit 1; }
-      printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$s" "$r" "${res// /$'\t'}" "$hwm" >> "$results"
-      log "$name round $r $s: req/s p50_us p99_us errors = $res, peak RSS ${hwm} KiB"
+      # Server CPU: its processes' share of the run; others: what else kept SERVER_CPU busy;
+      # client: how busy CLIENT_CPU was (wrk/h2load and, in the miss row, the origin).
+      cpu=$(python3 -c "
+t0, t1 = $t0, $t1
+(sb0, st0), (sb1, st1) = ($s0), ($s1)
+(cb0, ct0), (cb1, ct1) = ($c0), ($c1)
+tot = max(st1 - st0, 1)
+srv = (t1 - t0) / tot * 100
+print(f'{srv:.0f}\t{max(0, (sb1 - sb0) / tot * 100 - srv):.0f}\t{(cb1 - cb0) / max(ct1 - ct0, 1) * 100:.0f}')")
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$s" "$r" "${res// /$'\t'}" "$hwm" "$cpu" >> "$results"
+      log "$name round $r $s: req/s p50_us p99_us errors = $res, peak RSS ${hwm} KiB, CPU % server/others/client ${cpu//$'\t'//}"
     done
   done
 }
@@ -383,10 +413,11 @@ for r in $(seq "$ROUNDS"); do
     done
     sleep "$MEM_DURATION"
     slow=$(hwm_kib "$s")
+    thr=$(threads_of "$s")
     kill "${cpids[@]}" 2>/dev/null || true
     wait "${cpids[@]}" 2>/dev/null || true
-    printf '%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$fast" "$rate" "$slow" >> "$mem"
-    log "memory round $r $s: ${MEM_CLIENTS} fast downloads peak ${fast} KiB ($rate/s), ${MEM_CLIENTS} slow peak ${slow} KiB"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$fast" "$rate" "$slow" "$thr" >> "$mem"
+    log "memory round $r $s: ${MEM_CLIENTS} fast downloads peak ${fast} KiB ($rate/s), ${MEM_CLIENTS} slow peak ${slow} KiB, $thr threads"
   done
 done
 
@@ -398,15 +429,18 @@ import os, sys, collections
 E = os.environ
 rows = collections.defaultdict(list)
 for l in open(sys.argv[1]):
-    name, server, rnd, rps, p50, p99, errs, hwm = l.rstrip('\n').split('\t')
-    rows[(name, server)].append(dict(rps=float(rps), p50=int(p50), p99=int(p99), errs=int(errs), hwm=int(hwm)))
+    name, server, rnd, rps, p50, p99, errs, hwm, srv, oth, cli = l.rstrip('\n').split('\t')
+    rows[(name, server)].append(dict(rps=float(rps), p50=int(p50), p99=int(p99), errs=int(errs), hwm=int(hwm),
+                                     srv=int(srv), oth=int(oth), cli=int(cli)))
 mem = collections.defaultdict(list)
 for l in open(sys.argv[2]):
-    server, rnd, fast, rate, slow = l.rstrip('\n').split('\t')
-    mem[server].append(dict(fast=int(fast), rate=rate, slow=int(slow)))
+    server, rnd, fast, rate, slow, thr = l.rstrip('\n').split('\t')
+    mem[server].append(dict(fast=int(fast), rate=rate, slow=int(slow), thr=int(thr)))
 tls = dict(l.rstrip('\n').split('\t') for l in open(sys.argv[3]))
 
 servers = ["homefront", "nginx", "varnish"]
+# A run where foreign processes took more than this share of the server CPU gets a note.
+OTHERS_NOTE = 5
 scen = [
     ("hit1k", "cache hit 1 KiB", f"HTTP/1.1, wrk -c{E['CONNS']}", False),
     ("hit100k", "cache hit 100 KiB", f"HTTP/1.1, wrk -c{E['CONNS']}", False),
@@ -419,8 +453,8 @@ ms = lambda us: f"{us / 1000:.2f}"
 mib = lambda kib: f"{kib / 1024:.0f}"
 def fmt_rps(v):
     return f"{v:,.0f}"
-print("| scenario | server | req/s | p50 ms | p99 ms | peak RSS MiB | spread | homefront / best peer |")
-print("|---|---|--:|--:|--:|--:|--:|--:|")
+print("| scenario | server | req/s | p50 ms | p99 ms | peak RSS MiB | CPU % server / client | spread | homefront / best peer |")
+print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
 notes = []
 peak = collections.defaultdict(int)
 for key, title, client, tls_row in scen:
@@ -434,6 +468,10 @@ for key, title, client, tls_row in scen:
                  hwm=max(x["hwm"] for x in runs), errs=sum(x["errs"] for x in runs))
         best[s] = b
         peak[s] = max(peak[s], b["hwm"])
+    oth = {s: max(x["oth"] for x in rows[(key, s)]) for s in servers}
+    if max(oth.values()) > OTHERS_NOTE:
+        notes.append(f"{title}: other processes took up to " + ", ".join(f"{oth[s]}%" for s in servers)
+                     + " of the server CPU while " + ", ".join(servers) + " ran")
     peer = max(("nginx", "varnish"), key=lambda s: best[s]["rps"])
     ratio = best["homefront"]["rps"] / best[peer]["rps"] if best[peer]["rps"] else float("nan")
     for i, s in enumerate(servers):
@@ -442,7 +480,7 @@ for key, title, client, tls_row in scen:
         errs = f" ({b['errs']} errors)" if b["errs"] else ""
         if b["errs"]:
             notes.append(f"{title}: {name} had {b['errs']} wrk/h2load errors or non-2xx answers over its rounds")
-        print(f"| {title + ' (' + client + ')' if i == 0 else ''} | {name} | {fmt_rps(b['rps'])}{errs} | {ms(b['p50'])} | {ms(b['p99'])} | {mib(b['hwm'])} | {b['spread'] * 100:.0f}% | "
+        print(f"| {title + ' (' + client + ')' if i == 0 else ''} | {name} | {fmt_rps(b['rps'])}{errs} | {ms(b['p50'])} | {ms(b['p99'])} | {mib(b['hwm'])} | {b['srv']} / {b['cli']} | {b['spread'] * 100:.0f}% | "
               f"{f'{ratio:.2f} (vs {peer})' if i == 0 else ''} |")
 print()
 n = E["MEM_CLIENTS"]
@@ -453,8 +491,8 @@ if mem:
           f"(fast: wrk -c{n}, each download restarting when done; slow: {n} curl --limit-rate {E['SLOW_RATE']}). "
           "Peak RSS: the highest over the rounds; throughput: wrk's, of that round.")
     print()
-    print("| server | peak RSS MiB, fast | throughput, fast | peak RSS MiB, slow | homefront / lowest peer |")
-    print("|---|--:|--:|--:|--:|")
+    print("| server | peak RSS MiB, fast | throughput, fast | peak RSS MiB, slow | threads, slow | homefront / lowest peer |")
+    print("|---|--:|--:|--:|--:|--:|")
     worst = {s: max(max(x["fast"], x["slow"]) for x in mem[s]) for s in servers}
     low = min(("nginx", "varnish"), key=lambda s: worst[s])
     for s in servers:
@@ -463,7 +501,8 @@ if mem:
         rate = max(m, key=lambda x: x["fast"])["rate"]
         peak[s] = max(peak[s], f, sl)
         r = f"{worst['homefront'] / worst[low]:.1f} (vs {low})" if s == "homefront" else ""
-        print(f"| {s} | {mib(f)} | {rate}/s | {mib(sl)} | {r} |")
+        thr = max(x["thr"] for x in m)
+        print(f"| {s} | {mib(f)} | {rate}/s | {mib(sl)} | {thr} | {r} |")
     hf = worst["homefront"] / 1024
     limit = float(E["MEM_LIMIT_MIB"])
     print()
@@ -481,8 +520,9 @@ for n in notes:
 PY
 
 echo
-echo "Best of $ROUNDS alternating rounds of ${DURATION}s per server and scenario; spread = (best - worst) / best req/s."
+echo "Best of $ROUNDS alternating rounds of ${DURATION}s per server and scenario (latencies: that round's); spread = (best - worst) / best req/s."
+echo "CPU %: server = its processes' CPU time over the run (100 = all of CPU $SERVER_CPU); client = how busy CPU $CLIENT_CPU was. A row whose client is near 100 while the server is well below is bounded by the client, not the server."
 echo "CPU sets: servers (homefront; nginx master+worker; varnishd, hitch) on CPU $SERVER_CPU; client (wrk/h2load, 1 thread) and origin nginx (1 worker) on CPU $CLIENT_CPU."
-echo "homefront: $hf_threads threads at the end of the run (1 pingora worker per service: pinned to 1 CPU, it sizes itself to 1)."
+echo "homefront: $hf_threads threads at the end of the run, $(threads_named homefront 'homefront edge') of them the edge's (pingora sizes its worker pool to the CPUs it may use; tokio's blocking pool, which reads the disk cache, adds threads under load and drops them when idle)."
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); $(awk '/^MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo); Linux $(uname -r); load average before the table: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "homefront $(git describe --always --dirty 2>/dev/null || echo '?'); $("$nginx" -v 2>&1 | sed 's/.*: //'); $(varnishd -V 2>&1 | head -1 | sed 's/ revision.*/)/'); $(hitch --version 2>&1 | head -1); wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}'); $(h2load --version 2>&1 | head -1)"
