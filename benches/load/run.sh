@@ -64,6 +64,9 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 SCENARIOS=${SCENARIOS:-hit1k hit100k hit10m h2hit1k tlsnew miss1k memory}
 
 source benches/load/lib.sh
+export DEBIAN_FRONTEND=noninteractive
+need cmake cmake   # pingora builds zlib-ng with it
+need openssl openssl
 need wrk wrk
 need nginx nginx-light
 need varnishd varnish
