@@ -160,7 +160,8 @@ http {
 NGINX
 taskset -c "$CLIENT_CPU" "$nginx" -c "$work/origin.conf" -e "$work/logs/origin-error.log" &
 pids+=($!)
-up "$origin" $! "origin nginx" "$work/logs/origin-error.log"
+origin_pid=$!
+up "$origin" "$origin_pid" "origin nginx" "$work/logs/origin-error.log"
 
 # ---------------------------------------------------------------- nginx edge
 cat > "$work/nginx.conf" <<NGINX
@@ -247,6 +248,7 @@ tls_url() { case $1 in homefront) echo "https://127.0.0.1:$hf_tls" ;; nginx) ech
 procs() {
   case $1 in
     homefront) echo "$hf_pid" ;;
+    origin) echo "$origin_pid" $(pgrep -P "$origin_pid") ;;
     nginx) echo "$ng_pid" $(pgrep -P "$ng_pid") ;;
     varnish)
       pgrep -P "$vd_pid" -x cache-main
@@ -258,6 +260,13 @@ reset_hwm() { local p; for p in $(procs "$@"); do echo 5 > "/proc/$p/clear_refs"
 hwm_kib() { local p t=0 v; for p in $(procs "$@"); do v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status"); t=$((t + v)); done; echo "$t"; }
 # CPU time (clock ticks, all threads) of a server's processes, and "busy total" ticks of CPU $1.
 cpu_ticks() { local p t=0; for p in $(procs "$@"); do t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done; echo "$t"; }
+# Sets $child_cpu to the CPU seconds used by this shell's finished children (the clients run
+# as such); called in this shell, never in a $(...) subshell, which would count its own.
+child_cpu() {
+  times > "$work/times"
+  child_cpu=$(awk 'NR==2 {split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2]}' "$work/times")
+}
+clk=$(getconf CLK_TCK)
 cpu_line() { awk -v c="cpu$1" '$1==c {print $2+$3+$4+$7+$8+$9 "," $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 threads_named() { local p t=0; for p in $(procs "$1"); do t=$((t + $(cat /proc/"$p"/task/*/comm | grep -c "^$2"))); done; echo "$t"; }
 threads_of() { local p t=0; for p in $(procs "$@"); do t=$((t + $(ls "/proc/$p/task" | wc -l))); done; echo "$t"; }
@@ -354,23 +363,25 @@ run_scenario() {
       args=()
       for a in "$@"; do args+=("${a//\{\}/$base}"); done
       reset_hwm "$s" "$kind"
-      t0=$(cpu_ticks "$s" "$kind"); s0=$(cpu_line "$SERVER_CPU"); c0=$(cpu_line "$CLIENT_CPU")
+      t0=$(cpu_ticks "$s" "$kind"); o0=$(cpu_ticks origin); s0=$(cpu_line "$SERVER_CPU"); c0=$(cpu_line "$CLIENT_CPU"); child_cpu; w0=$child_cpu
       "$runner" "${args[@]}"
-      t1=$(cpu_ticks "$s" "$kind"); s1=$(cpu_line "$SERVER_CPU"); c1=$(cpu_line "$CLIENT_CPU")
+      t1=$(cpu_ticks "$s" "$kind"); o1=$(cpu_ticks origin); s1=$(cpu_line "$SERVER_CPU"); c1=$(cpu_line "$CLIENT_CPU"); child_cpu; w1=$child_cpu
       res=$("${runner}_parse")
       hwm=$(hwm_kib "$s" "$kind")
       [ -n "$res" ] || { echo "$name: no result from $runner for $s" >&2; exit 1; }
-      # Server CPU: its processes' share of the run; others: what else kept SERVER_CPU busy;
-      # client: how busy CLIENT_CPU was (wrk/h2load and, in the miss row, the origin).
+      # Shares of the run's wall time (CPU ticks): the server's processes; the client
+      # (wrk/h2load); other processes on SERVER_CPU; and on CLIENT_CPU, besides the client and
+      # the origin.
       cpu=$(python3 -c "
-t0, t1 = $t0, $t1
 (sb0, st0), (sb1, st1) = ($s0), ($s1)
 (cb0, ct0), (cb1, ct1) = ($c0), ($c1)
-tot = max(st1 - st0, 1)
-srv = (t1 - t0) / tot * 100
-print(f'{srv:.0f}\t{max(0, (sb1 - sb0) / tot * 100 - srv):.0f}\t{(cb1 - cb0) / max(ct1 - ct0, 1) * 100:.0f}')")
+wall = max(st1 - st0, 1)
+srv = ($t1 - $t0) / wall * 100
+cli = ($w1 - $w0) * $clk / wall * 100
+org = ($o1 - $o0) / wall * 100
+print(f'{srv:.0f}\t{cli:.0f}\t{max(0, (sb1 - sb0) / wall * 100 - srv):.0f}\t{max(0, (cb1 - cb0) / max(ct1 - ct0, 1) * 100 - cli - org):.0f}')")
       printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$s" "$r" "${res// /$'\t'}" "$hwm" "$cpu" >> "$results"
-      log "$name round $r $s: req/s p50_us p99_us errors = $res, peak RSS ${hwm} KiB, CPU % server/others/client ${cpu//$'\t'//}"
+      log "$name round $r $s: req/s p50_us p99_us errors = $res, peak RSS ${hwm} KiB, CPU % server/client/others on server CPU/others on client CPU ${cpu//$'\t'//}"
     done
   done
 }
@@ -432,9 +443,9 @@ import os, sys, collections
 E = os.environ
 rows = collections.defaultdict(list)
 for l in open(sys.argv[1]):
-    name, server, rnd, rps, p50, p99, errs, hwm, srv, oth, cli = l.rstrip('\n').split('\t')
+    name, server, rnd, rps, p50, p99, errs, hwm, srv, cli, oth, othc = l.rstrip('\n').split('\t')
     rows[(name, server)].append(dict(rps=float(rps), p50=int(p50), p99=int(p99), errs=int(errs), hwm=int(hwm),
-                                     srv=int(srv), oth=int(oth), cli=int(cli)))
+                                     srv=int(srv), cli=int(cli), oth=int(oth), othc=int(othc)))
 mem = collections.defaultdict(list)
 for l in open(sys.argv[2]):
     server, rnd, fast, rate, slow, thr = l.rstrip('\n').split('\t')
@@ -442,7 +453,7 @@ for l in open(sys.argv[2]):
 tls = dict(l.rstrip('\n').split('\t') for l in open(sys.argv[3]))
 
 servers = ["homefront", "nginx", "varnish"]
-# A run where foreign processes took more than this share of the server CPU gets a note.
+# A run where foreign processes took more than this share of the server or client CPU gets a note.
 OTHERS_NOTE = 5
 scen = [
     ("hit1k", "cache hit 1 KiB", f"HTTP/1.1, wrk -c{E['CONNS']}", False),
@@ -472,9 +483,11 @@ for key, title, client, tls_row in scen:
         best[s] = b
         peak[s] = max(peak[s], b["hwm"])
     oth = {s: max(x["oth"] for x in rows[(key, s)]) for s in servers}
-    if max(oth.values()) > OTHERS_NOTE:
-        notes.append(f"{title}: other processes took up to " + ", ".join(f"{oth[s]}%" for s in servers)
-                     + " of the server CPU while " + ", ".join(servers) + " ran")
+    othc = {s: max(x["othc"] for x in rows[(key, s)]) for s in servers}
+    if max(oth.values()) > OTHERS_NOTE or max(othc.values()) > OTHERS_NOTE:
+        notes.append(f"{title}: other processes took up to " + "/".join(f"{oth[s]}" for s in servers)
+                     + "% of the server CPU and " + "/".join(f"{othc[s]}" for s in servers)
+                     + "% of the client CPU while " + "/".join(servers) + " ran")
     peer = max(("nginx", "varnish"), key=lambda s: best[s]["rps"])
     ratio = best["homefront"]["rps"] / best[peer]["rps"] if best[peer]["rps"] else float("nan")
     for i, s in enumerate(servers):
@@ -524,7 +537,7 @@ PY
 
 echo
 echo "Best of $ROUNDS alternating rounds of ${DURATION}s per server and scenario (latencies: that round's); spread = (best - worst) / best req/s."
-echo "CPU %: server = its processes' CPU time over the run (100 = all of CPU $SERVER_CPU); client = how busy CPU $CLIENT_CPU was. A row whose client is near 100 while the server is well below is bounded by the client, not the server."
+echo "CPU %: the CPU time of the server's processes (on CPU $SERVER_CPU) and of the client (on CPU $CLIENT_CPU) over the run; 100 = a whole CPU. A row whose client is near 100 while the server is well below is bounded by the client, not the server."
 echo "CPU sets: servers (homefront; nginx master+worker; varnishd, hitch) on CPU $SERVER_CPU; client (wrk/h2load, 1 thread) and origin nginx (1 worker) on CPU $CLIENT_CPU."
 echo "homefront: $hf_threads threads at the end of the run, $(threads_named homefront 'homefront edge') of them the edge's (pingora sizes its worker pool to the CPUs it may use; tokio's blocking pool, which reads the disk cache, adds threads under load and drops them when idle)."
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); $(awk '/^MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo); Linux $(uname -r); load average before the table: $(cut -d' ' -f1-3 /proc/loadavg)"
