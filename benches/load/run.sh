@@ -4,7 +4,8 @@
 #   benches/load/run.sh                       # DURATION=10 s per run, ROUNDS=2
 #   DURATION=2 ROUNDS=1 benches/load/run.sh   # a quick check
 #
-# Installs from Debian when missing: nginx, varnish, hitch, wrk, h2load (nghttp2-client).
+# Installs from Debian when missing: nginx, varnish, hitch, wrk, h2load (nghttp2-client)
+# (their packages may start system services; the run uses its own instances on free ports).
 # Builds homefront (release) and copies the binary, so a build elsewhere cannot swap it mid-run.
 #
 # What runs, all on loopback:
@@ -38,8 +39,14 @@
 # Each scenario runs the servers in turn (homefront, nginx, varnish) ROUNDS times, alternating;
 # the table shows each server's best round (highest requests/s) with that round's latencies,
 # and the spread of requests/s over the rounds. Peak RSS is VmHWM, reset before each run
-# (/proc/PID/clear_refs) and read after it, summed over the server's processes (nginx:
-# master + worker; varnish: the varnishd child, + hitch's processes in TLS rows).
+# (/proc/PID/clear_refs) and read after it, summed over the server's processes (nginx: master,
+# worker, cache manager (and cache loader while it lives); varnish: the varnishd child (the
+# manager only supervises), + hitch's processes in the TLS rows).
+#
+# CPU columns: the CPU time of the server's processes and of the client over each run (100 =
+# one whole CPU). Notes under the table say when other processes took the server's or the
+# client's CPU: numbers from such runs compare scheduling luck more than servers, so run it
+# on an otherwise idle machine.
 #
 # Environment (defaults): DURATION (10) seconds per run, ROUNDS (2), CONNS (32) connections,
 # H2_STREAMS (10) concurrent streams per HTTP/2 connection, MEM_CLIENTS (100) concurrent
@@ -88,9 +95,11 @@ build_homefront
 
 work=$(mktemp -d /tmp/homefront-bench.XXXXXX)
 pids=()
+cpids=()
 hf_pid=
 cleanup() {
   local p
+  [ "${#cpids[@]}" = 0 ] || kill "${cpids[@]}" 2>/dev/null || true
   # SIGINT stops homefront at once (SIGTERM would give connections a 5 s grace period).
   [ -z "$hf_pid" ] || kill -INT "$hf_pid" 2>/dev/null || true
   for p in "${pids[@]}"; do [ "$p" = "$hf_pid" ] || kill -TERM "$p" 2>/dev/null || true; done
@@ -147,7 +156,7 @@ http {
   keepalive_requests 1000000;
   keepalive_timeout 300s;
   server {
-    listen 127.0.0.1:$origin reuseport;
+    listen 127.0.0.1:$origin;
     root $work/www;
     location / { add_header Cache-Control "max-age=3600"; }
     location /nocache/ {
@@ -256,10 +265,20 @@ procs() {
       ;;
   esac
 }
-reset_hwm() { local p; for p in $(procs "$@"); do echo 5 > "/proc/$p/clear_refs"; done; }
-hwm_kib() { local p t=0 v; for p in $(procs "$@"); do v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status"); t=$((t + v)); done; echo "$t"; }
-# CPU time (clock ticks, all threads) of a server's processes, and "busy total" ticks of CPU $1.
-cpu_ticks() { local p t=0; for p in $(procs "$@"); do t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done; echo "$t"; }
+# Processes and threads may end while these read them (nginx's cache loader, tokio's idle
+# blocking threads): what is gone counts as nothing.
+reset_hwm() { local p; for p in $(procs "$@"); do echo 5 2>/dev/null > "/proc/$p/clear_refs" || true; done; }
+hwm_kib() {
+  local p t=0 v
+  for p in $(procs "$@"); do v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null || true); t=$((t + ${v:-0})); done
+  echo "$t"
+}
+# CPU time (clock ticks, all threads) of a server's processes.
+cpu_ticks() {
+  local p t=0 v
+  for p in $(procs "$@"); do v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}' || true); t=$((t + ${v:-0})); done
+  echo "$t"
+}
 # Sets $child_cpu to the CPU seconds used by this shell's finished children (the clients run
 # as such); called in this shell, never in a $(...) subshell, which would count its own.
 child_cpu() {
@@ -267,9 +286,10 @@ child_cpu() {
   child_cpu=$(awk 'NR==2 {split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2]}' "$work/times")
 }
 clk=$(getconf CLK_TCK)
+# "busy,total" clock ticks of CPU $1 since boot.
 cpu_line() { awk -v c="cpu$1" '$1==c {print $2+$3+$4+$7+$8+$9 "," $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
-threads_named() { local p t=0; for p in $(procs "$1"); do t=$((t + $(cat /proc/"$p"/task/*/comm | grep -c "^$2"))); done; echo "$t"; }
-threads_of() { local p t=0; for p in $(procs "$@"); do t=$((t + $(ls "/proc/$p/task" | wc -l))); done; echo "$t"; }
+threads_named() { local p n t=0; for p in $(procs "$1"); do n=$({ cat /proc/"$p"/task/*/comm 2>/dev/null || true; } | grep -c "^$2" || true); t=$((t + n)); done; echo "$t"; }
+threads_of() { local p n t=0; for p in $(procs "$@"); do n=$(ls "/proc/$p/task" 2>/dev/null | wc -l); t=$((t + n)); done; echo "$t"; }
 
 # Every server process is on SERVER_CPU (threads included).
 for s in "${servers[@]}"; do
@@ -352,7 +372,8 @@ PY
 
 results=$work/results.tsv
 : > "$results"
-# run_scenario NAME LABEL KIND(http|tls) RUNNER ARGS... ; "{}" in ARGS is replaced by the base URL.
+# run_scenario NAME KIND(http|tls) RUNNER ARGS...: ROUNDS rounds of each server in turn; "{}"
+# in ARGS is replaced by the server's base URL (plain or TLS, by KIND).
 run_scenario() {
   local name=$1 kind=$2 runner=$3 r s base a args res hwm
   shift 3
@@ -430,6 +451,7 @@ for r in $(seq "$ROUNDS"); do
     thr=$(threads_of "$s")
     kill "${cpids[@]}" 2>/dev/null || true
     wait "${cpids[@]}" 2>/dev/null || true
+    cpids=()
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$fast" "$rate" "$slow" "$thr" >> "$mem"
     log "memory round $r $s: ${MEM_CLIENTS} fast downloads peak ${fast} KiB ($rate/s), ${MEM_CLIENTS} slow peak ${slow} KiB, $thr threads"
   done
