@@ -9,10 +9,10 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 # Waits (up to 10 s) until something listens on loopback port $1.
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; }
 
-# Builds the release binary; sets $bin (under $CARGO_TARGET_DIR when that is set).
+# Builds the release binary (into $CARGO_TARGET_DIR when set); sets $bin.
 build_homefront() {
   cargo build --release --bin homefront >/dev/null 2>&1 || cargo build --release --bin homefront
-  bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/homefront
+  bin=$(realpath "${CARGO_TARGET_DIR:-$PWD/target}")/release/homefront
 }
 
 # homefront's edge cache and nginx proxy_cache (on disk, one worker) side by side over HTTPS
