@@ -1431,10 +1431,38 @@ impl RequestIds {
     }
 
     fn next(&self) -> String {
-        format!(
-            "{:016x}{:016x}",
-            self.prefix,
-            self.counter.fetch_add(1, Ordering::Relaxed)
-        )
+        // 32 hex digits, written directly (`format!` was most of this function's cost).
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut out = [0u8; 32];
+        for (i, v) in [self.prefix, n].into_iter().enumerate() {
+            for j in 0..16 {
+                out[i * 16 + j] = HEX[((v >> (60 - 4 * j)) & 0xf) as usize];
+            }
+        }
+        out.iter().map(|&b| b as char).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_32_hex_digits_and_distinct() {
+        let ids = RequestIds::new();
+        let a = ids.next();
+        let b = ids.next();
+        assert_ne!(a, b);
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 32);
+            let (prefix, n) = id.split_at(16);
+            assert_eq!(u64::from_str_radix(prefix, 16).unwrap(), ids.prefix);
+            assert!(u64::from_str_radix(n, 16).is_ok());
+        }
+        assert_eq!(
+            u64::from_str_radix(&b[16..], 16).unwrap(),
+            u64::from_str_radix(&a[16..], 16).unwrap() + 1
+        );
     }
 }
