@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 
 /// CloudFront's standard log fields, in order.
 pub const FIELDS: [&str; 33] = [
@@ -183,39 +185,45 @@ pub fn header() -> String {
     format!("#Version: 1.0\n#Fields: {}\n", FIELDS.join(" "))
 }
 
-/// Hands records to the writer thread.
+/// Records waiting for the writer at most; more are dropped (and counted).
+const QUEUE: usize = 65_536;
+
+/// Hands records to the writer thread. The queue grows with what waits in it: a bounded
+/// channel of this size reserved ~35 MiB up front, even with no access log configured.
 pub struct AccessLogger {
-    tx: SyncSender<(Format, Record)>,
+    tx: Sender<(Format, Record)>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl AccessLogger {
     /// Starts the writer thread for logs under `dir`.
     pub fn start(dir: PathBuf) -> AccessLogger {
-        let (tx, rx) = sync_channel(65_536);
+        let (tx, rx) = channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let count = queued.clone();
         let spawned = std::thread::Builder::new()
             .name("homefront access log".into())
-            .spawn(move || writer(dir, rx));
+            .spawn(move || writer(dir, rx, count));
         if let Err(e) = spawned {
             tracing::error!("cannot start the access log writer: {e}");
         }
-        AccessLogger { tx }
+        AccessLogger { tx, queued }
     }
 
     /// Never blocks: a full queue drops the record and counts it.
     pub fn log(&self, format: Format, record: Record) {
-        match self.tx.try_send((format, record)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                super::ACCESS_LOG_DROPPED.inc();
-            }
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= QUEUE || self.tx.send((format, record)).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            super::ACCESS_LOG_DROPPED.inc();
         }
     }
 }
 
-fn writer(dir: PathBuf, rx: Receiver<(Format, Record)>) {
+fn writer(dir: PathBuf, rx: Receiver<(Format, Record)>, queued: Arc<AtomicUsize>) {
     // Open file per distribution, with the hour it is for.
     let mut files: HashMap<String, (String, File)> = HashMap::new();
     while let Ok((format, r)) = rx.recv() {
+        queued.fetch_sub(1, Ordering::Relaxed);
         let ext = match format {
             Format::CloudFront => "log",
             Format::Json => "jsonl",
