@@ -1007,6 +1007,12 @@ impl ProxyHttp for Edge {
         }
     }
 
+    /// A failure the edge answered itself is logged once, by `fail_to_proxy` (with the
+    /// request id, origin and upstream); pingora's own line would repeat it at ERROR level.
+    fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, _error: &Error) -> bool {
+        !ctx.request_id.is_empty()
+    }
+
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
         ctx.release_upstream();
