@@ -53,7 +53,7 @@ for target in $targets; do
   [ "$target" = config ] && flags+=(-max_len=16384)
   echo "fuzz: $target for ${seconds}s"
   status=0
-  "target/$triple/release/$target" "${flags[@]}" "$corpus" >"$log" 2>&1 || status=$?
+  "${CARGO_TARGET_DIR:-target}/$triple/release/$target" "${flags[@]}" "$corpus" >"$log" 2>&1 || status=$?
   grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true
   grep -E '^stat::number_of_executed_units' "$log" || true
   if [ "$status" -ne 0 ]; then
