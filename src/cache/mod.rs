@@ -91,15 +91,12 @@ struct MemMeta {
 }
 
 impl MemMeta {
-    fn parse(internal: Vec<u8>, header: &[u8]) -> Result<MemMeta> {
-        let meta = CacheMeta::deserialize(&internal, header)?;
-        Ok(MemMeta::from_parsed(internal, header.len(), &meta))
-    }
-
-    fn from_parsed(internal: Vec<u8>, header_len: usize, meta: &CacheMeta) -> MemMeta {
+    /// From the serialized internal meta, the serialized header's length, and the header as
+    /// pingora already had it parsed (no second decode).
+    fn new(internal: Vec<u8>, header_len: usize, header: pingora::http::ResponseHeader) -> MemMeta {
         MemMeta {
             size: (internal.len() + header_len) as u64,
-            header: meta.response_header_copy(),
+            header,
             internal,
         }
     }
@@ -668,7 +665,7 @@ impl Storage for DiskCache {
                         e.verified = true;
                     }
                     if body_len <= mem_max {
-                        let mem_meta = MemMeta::from_parsed(mf.internal, mf.header.len(), &meta);
+                        let mem_meta = MemMeta::new(mf.internal, mf.header.len(), meta.response_header_copy());
                         self.insert_mem(&mut i, k, Arc::new(mem_meta), bytes.clone());
                     }
                 }
@@ -713,6 +710,7 @@ impl Storage for DiskCache {
             key: key.combined_bin(),
             label: EntryLabel::from_tag(&key.user_tag),
             meta: Some((internal_meta, header)),
+            header: Some(meta.response_header_copy()),
             tmp,
             file: Some(file),
             len: 0,
@@ -775,15 +773,9 @@ impl Storage for DiskCache {
         }
         let index = &mut *i;
         if let Some(m) = index.mem.get_mut(&k) {
-            match MemMeta::parse(mf.internal, &mf.header) {
-                Ok(parsed) => {
-                    index.mem_bytes = index.mem_bytes - m.meta.size + parsed.size;
-                    m.meta = Arc::new(parsed);
-                }
-                Err(_) => {
-                    index.remove_mem(&k);
-                }
-            }
+            let updated = MemMeta::new(mf.internal, mf.header.len(), meta.response_header_copy());
+            index.mem_bytes = index.mem_bytes - m.meta.size + updated.size;
+            m.meta = Arc::new(updated);
         }
         Ok(true)
     }
@@ -968,6 +960,8 @@ struct Miss {
     key: HashBinary,
     label: EntryLabel,
     meta: Option<(Vec<u8>, Vec<u8>)>,
+    /// The response header, parsed, for the memory tier.
+    header: Option<pingora::http::ResponseHeader>,
     tmp: PathBuf,
     file: Option<File>,
     len: u64,
@@ -1045,9 +1039,10 @@ impl HandleMiss for Miss {
         self.finished = true;
         let size = self.len + meta_len;
         let mem_meta = match self.mem_buf.take() {
-            Some(buf) if self.len <= cache.mem_object_max() => {
-                MemMeta::parse(mf.internal, &mf.header).ok().map(|m| (m, buf))
-            }
+            Some(buf) if self.len <= cache.mem_object_max() => self
+                .header
+                .take()
+                .map(|header| (MemMeta::new(mf.internal, mf.header.len(), header), buf)),
             _ => None,
         };
         let replaced = {
