@@ -321,10 +321,13 @@ impl ProxyHttp for Edge {
             session.set_keepalive(None);
             return self.deny(session, ctx, e).await;
         }
-        // Per-client request rate, by the client behind any trusted proxy.
-        if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
+        // The client: the peer, or the one behind a trusted proxy (rate limits, signed URLs).
+        let client = session.client_addr().and_then(|a| a.as_inet()).map(|peer| {
             let xff = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-            let client = ip::client_ip(peer, xff, &state.config.trusted_proxies);
+            ip::client_ip(peer.ip(), xff, &state.config.trusted_proxies)
+        });
+        // Per-client request rate.
+        if let Some(client) = client {
             if let Err(retry_after) = self.rate.take(&limits.per_client, client, monotonic_ms()) {
                 crate::telemetry::limited("requests");
                 let mut e = limits::too_many("requests");
@@ -414,11 +417,7 @@ impl ProxyHttp for Edge {
         // 4 access: signed URL or cookies against the behavior's trusted key groups.
         if let Some(keys) = &behavior.trusted_keys {
             let cookies = cookie_header(req);
-            let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-            let xff = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-            let client_ip = peer
-                .map(|p| ip::client_ip(p, xff, &state.config.trusted_proxies))
-                .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+            let client_ip = client.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
             let viewer_req = signed::ViewerRequest {
                 scheme: if is_https { "https" } else { "http" },
                 host: &host,
