@@ -58,38 +58,42 @@ fn peer_ip(stream: &Stream) -> Option<IpAddr> {
 #[async_trait]
 impl ServerApp for Guard {
     async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
-        let limits = self.state.load().config.limits.clone();
-        let _slot = match peer_ip(&stream) {
-            Some(ip) => match self.connections.enter(&limits.per_client, ip) {
-                Some(slot) => Some(slot),
-                None => {
-                    crate::telemetry::limited("connections");
-                    if !matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-                        let err = too_many("connections");
-                        let body = err.body();
-                        let head = format!(
-                            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        );
-                        let _ = stream.write_all(head.as_bytes()).await;
-                        let _ = stream.write_all(&body).await;
-                        let _ = stream.flush().await;
-                    }
-                    Shutdown::shutdown(stream.as_mut()).await;
-                    return None;
-                }
-            },
-            None => None,
+        // What this connection needs of the live limits (the config is not held meanwhile).
+        let (idle_timeout, header_timeout, slot) = {
+            let state = self.state.load();
+            let limits = &state.config.limits;
+            let slot = peer_ip(&stream).map(|ip| self.connections.enter(&limits.per_client, ip));
+            (limits.idle_timeout, limits.header_timeout, slot)
         };
+        // `Some(None)`: the client already has its connections open.
+        if matches!(slot, Some(None)) {
+            crate::telemetry::limited("connections");
+            if !matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+                let body = too_many("connections").body();
+                let head = format!(
+                    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+                let _ = stream.flush().await;
+            }
+            Shutdown::shutdown(stream.as_mut()).await;
+            return None;
+        }
+        // Held until the connection ends.
+        let _slot = slot.flatten();
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return ServerApp::process_new(&self.proxy, stream, shutdown).await;
         }
 
         // HTTP/1.1, as pingora's own loop, with our idle timeout and header deadline.
-        let idle = Some(limits.idle_timeout.as_secs().max(1));
-        let guarded: Stream = Box::new(Guarded::new(stream, limits.header_timeout));
+        // pingora keeps an HTTP/1.1 connection open forever once a request asked for
+        // keep-alive; the wait for each next request is bounded here.
+        let keepalive = || (!*shutdown.borrow()).then(|| idle_timeout.as_secs().max(1));
+        let guarded: Stream = Box::new(Guarded::new(stream, header_timeout));
         let mut session = ServerSession::new_http1(guarded);
-        session.set_keepalive(if *shutdown.borrow() { None } else { idle });
+        session.set_keepalive(keepalive());
         session.set_keepalive_reuses_remaining(self.proxy.server_options().and_then(|o| o.keepalive_request_limit));
         let mut result = self.proxy.process_new_http(session, shutdown).await;
         while let Some((stream, settings)) = result.map(|r| r.consume()) {
@@ -100,9 +104,7 @@ impl ServerApp for Guard {
             if let Some(settings) = settings {
                 settings.apply_to_session(&mut session);
             }
-            // pingora keeps an HTTP/1.1 connection open forever once a request asked for
-            // keep-alive; the wait for the next request is bounded here.
-            session.set_keepalive(if *shutdown.borrow() { None } else { idle });
+            session.set_keepalive(keepalive());
             result = self.proxy.process_new_http(session, shutdown).await;
         }
         None
