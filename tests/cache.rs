@@ -191,6 +191,34 @@ async fn setup() -> Setup {
 }
 
 impl Setup {
+    /// `kill -9`, then `homefront serve` again on the same directory and ports.
+    fn crash_and_restart(&mut self) {
+        let args: Vec<String> = ["serve", "-c", "homefront.yaml"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        self.hf.crash();
+        self.hf.restart(&args);
+        self.hf.wait_port(self.hf.ports.https);
+    }
+
+    /// The cache's entry files whose names end with `suffix`, in every shard.
+    fn cache_files(&self, suffix: &str) -> Vec<std::path::PathBuf> {
+        let cache = self.hf.dir.path().join("data/cache");
+        let mut out = Vec::new();
+        for shard in std::fs::read_dir(&cache).unwrap().flatten() {
+            if shard.file_name() == "tmp" {
+                continue;
+            }
+            for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+                if f.file_name().to_string_lossy().ends_with(suffix) {
+                    out.push(f.path());
+                }
+            }
+        }
+        out
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.hf.https_base("a.test"))
     }
@@ -717,16 +745,8 @@ async fn restart_keeps_hits_and_a_damaged_file_is_never_served() {
         .set("/big", route(200, &[("cache-control", "max-age=600")], &big));
     s.get("/small").await;
     s.get("/big").await;
-    let Setup { hf, origin, client } = s;
-    let args: Vec<String> = ["serve", "-c", "homefront.yaml"]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    let mut hf = hf;
-    hf.crash();
-    hf.restart(&args);
-    hf.wait_port(hf.ports.https);
-    let s = Setup { hf, origin, client };
+    let mut s = s;
+    s.crash_and_restart();
     assert_eq!(s.get("/small").await, (200, "Hit".into(), "small body".into()));
     let (status, xc, body) = s.get("/big").await;
     assert_eq!((status, xc.as_str()), (200, "Hit"));
@@ -734,27 +754,14 @@ async fn restart_keeps_hits_and_a_damaged_file_is_never_served() {
     assert_eq!(s.origin.hits("/small"), 1);
 
     // Damage every stored body (one flipped byte), restart: both are fetched again, intact.
-    let cache = s.hf.dir.path().join("data/cache");
-    let mut damaged = 0;
-    for shard in std::fs::read_dir(&cache).unwrap().flatten() {
-        if shard.file_name() == "tmp" {
-            continue;
-        }
-        for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
-            if f.file_name().to_string_lossy().ends_with(".body") {
-                let mut data = std::fs::read(f.path()).unwrap();
-                data[3] ^= 0x20;
-                std::fs::write(f.path(), data).unwrap();
-                damaged += 1;
-            }
-        }
+    let bodies = s.cache_files(".body");
+    assert_eq!(bodies.len(), 2);
+    for path in &bodies {
+        let mut data = std::fs::read(path).unwrap();
+        data[3] ^= 0x20;
+        std::fs::write(path, data).unwrap();
     }
-    assert_eq!(damaged, 2);
-    let Setup { mut hf, origin, client } = s;
-    hf.crash();
-    hf.restart(&args);
-    hf.wait_port(hf.ports.https);
-    let s = Setup { hf, origin, client };
+    s.crash_and_restart();
     assert_eq!(s.get("/small").await, (200, "Miss".into(), "small body".into()));
     // The large body is checked as it streams: the damaged copy is cut off and dropped,
     // never delivered whole; the next request fetches it again.
@@ -780,30 +787,18 @@ async fn restart_keeps_hits_and_a_damaged_file_is_never_served() {
 
     // A meta file cut short or replaced by garbage is skipped at start, counted, and the
     // object fetched again; homefront starts as usual.
-    let mut metas = 0;
-    for shard in std::fs::read_dir(&cache).unwrap().flatten() {
-        if shard.file_name() == "tmp" {
-            continue;
-        }
-        for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
-            if f.file_name().to_string_lossy().ends_with(".meta") {
-                let data = std::fs::read(f.path()).unwrap();
-                let damaged = if metas == 0 {
-                    data[..7].to_vec()
-                } else {
-                    vec![0xff; data.len()]
-                };
-                std::fs::write(f.path(), damaged).unwrap();
-                metas += 1;
-            }
-        }
+    let metas = s.cache_files(".meta");
+    assert_eq!(metas.len(), 2);
+    for (i, path) in metas.iter().enumerate() {
+        let data = std::fs::read(path).unwrap();
+        let damaged = if i == 0 {
+            data[..7].to_vec()
+        } else {
+            vec![0xff; data.len()]
+        };
+        std::fs::write(path, damaged).unwrap();
     }
-    assert_eq!(metas, 2);
-    let Setup { mut hf, origin, client } = s;
-    hf.crash();
-    hf.restart(&args);
-    hf.wait_port(hf.ports.https);
-    let s = Setup { hf, origin, client };
+    s.crash_and_restart();
     assert_eq!(s.get("/small").await, (200, "Miss".into(), "small body".into()));
     assert_eq!(s.get("/small").await.1, "Hit");
     let m = s.hf.metrics();
