@@ -736,7 +736,7 @@ async fn invalidation_with_wildcards_from_the_cli_and_the_api() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_keeps_hits_and_a_damaged_file_is_never_served() {
-    let s = setup().await;
+    let mut s = setup().await;
     // Larger than what is read whole (1 MiB): streamed from its file.
     let big: String = (0..1_500_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
     s.origin
@@ -745,7 +745,6 @@ async fn restart_keeps_hits_and_a_damaged_file_is_never_served() {
         .set("/big", route(200, &[("cache-control", "max-age=600")], &big));
     s.get("/small").await;
     s.get("/big").await;
-    let mut s = s;
     s.crash_and_restart();
     assert_eq!(s.get("/small").await, (200, "Hit".into(), "small body".into()));
     let (status, xc, body) = s.get("/big").await;

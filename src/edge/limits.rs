@@ -294,11 +294,7 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(r.take(&l, a, 0), Ok(()));
         assert_eq!(r.take(&l, a, 0), Err(1));
-        let slow = PerClientLimits {
-            requests_per_second: 1,
-            burst: 1,
-            ..per_client(0, 1, 1)
-        };
-        assert_eq!(r.take(&slow, a, 500), Err(1));
+        // Half a token after 500 ms: still a whole second to wait, rounded up.
+        assert_eq!(r.take(&l, a, 500), Err(1));
     }
 }
