@@ -652,17 +652,17 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     }
     let state = Arc::new(ArcSwap::from_pointee(EdgeState::new(config.clone(), clock)));
     let acme = Arc::new(tls::acme::Challenges::default());
-    let mut proxy = pingora::proxy::http_proxy(
-        &server.configuration,
-        Edge::new(
-            state.clone(),
-            cache,
-            Some(Arc::new(crate::telemetry::access_log::AccessLogger::start(
-                config.data_dir.join("logs/distributions"),
-            ))),
-            acme.clone(),
-        ),
+    let edge_proxy = Edge::new(
+        state.clone(),
+        cache,
+        Some(Arc::new(crate::telemetry::access_log::AccessLogger::start(
+            config.data_dir.join("logs/distributions"),
+        ))),
+        acme.clone(),
     );
+    // Memory-tier hits are answered before pingora's proxy (`edge::hit`).
+    let hits = edge_proxy.hits();
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, edge_proxy);
     // An idle HTTP/2 connection closes as an idle HTTP/1.1 one does (this one is read at
     // start; the HTTP/1.1 limits follow reloads).
     let mut options = pingora::apps::HttpServerOptions::default();
@@ -671,7 +671,7 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     // Connection limits and timeouts around the proxy (`limits`).
     let mut edge = pingora::services::listening::Service::new(
         "homefront edge".to_string(),
-        crate::edge::conn::Guard::new(proxy, state.clone()),
+        crate::edge::conn::Guard::new(proxy, hits, state.clone()),
     );
     if let Some(addr) = config.listen.http {
         edge.add_tcp(&addr.to_string());

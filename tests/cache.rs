@@ -940,3 +940,219 @@ async fn access_logs_in_cloudfront_format_and_json_lines() {
     assert_eq!(v["cs-uri-stem"], "/nothing-here");
     assert_eq!(v["x-edge-location"], "homefront");
 }
+
+/// One HTTP/1.1 response read off a raw connection: status, headers (lowercase names, in
+/// order) and body (by Content-Length; none for HEAD).
+struct H1 {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl H1 {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The headers without those that differ between any two answers (the time, the
+    /// entry's age in seconds, the request id).
+    fn stable_headers(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "date" | "age" | "x-amz-cf-id"))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Reads `heads.len()` responses from `r` (`heads[i]`: the i-th answers a HEAD).
+fn read_h1(r: &mut impl std::io::BufRead, heads: &[bool]) -> Vec<H1> {
+    let mut out = Vec::new();
+    for head in heads {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let status = line
+            .split(' ')
+            .nth(1)
+            .unwrap_or_else(|| panic!("status line {line:?}"))
+            .parse()
+            .unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let mut l = String::new();
+            r.read_line(&mut l).unwrap();
+            let l = l.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (n, v) = l.split_once(':').unwrap();
+            headers.push((n.to_ascii_lowercase(), v.trim().to_string()));
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        let mut body = vec![0; if *head { 0 } else { len }];
+        r.read_exact(&mut body).unwrap();
+        out.push(H1 { status, headers, body });
+    }
+    out
+}
+
+/// Sends `requests` on one HTTP/1.1 connection in a single write (pipelined) and reads their
+/// answers.
+fn pipelined(port: u16, requests: &[&str]) -> Vec<H1> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(requests.concat().as_bytes()).unwrap();
+    let heads: Vec<bool> = requests.iter().map(|r| r.starts_with("HEAD ")).collect();
+    read_h1(&mut std::io::BufReader::new(s), &heads)
+}
+
+fn hit_path_count(m: &str) -> u64 {
+    m.lines()
+        .find_map(|l| l.strip_prefix("homefront_edge_hit_path_total "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no homefront_edge_hit_path_total in {m}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hit_path_answers_as_the_full_path_does() {
+    let s = setup().await;
+    let port = s.hf.ports.http;
+    s.origin.set(
+        "/same.txt",
+        Route {
+            etag: Some("\"v1\"".into()),
+            ..route(
+                200,
+                &[("cache-control", "max-age=600"), ("x-from", "origin")],
+                "same body",
+            )
+        },
+    );
+    s.origin
+        .set("/other.txt", route(200, &[("cache-control", "no-store")], "other"));
+    let get = |extra: &str| format!("GET /same.txt HTTP/1.1\r\nHost: a.test\r\n{extra}\r\n");
+    let miss = pipelined(port, &[&get("")]);
+    assert_eq!(miss[0].get("x-cache"), Some("Miss from homefront"));
+    assert_eq!(hit_path_count(&s.hf.metrics()), 0);
+
+    // The same entry, by the hit path and (a precondition that does not match) the full one.
+    let by_hit_path = &pipelined(port, &[&get("")])[0];
+    let by_proxy = &pipelined(port, &[&get("If-None-Match: \"other\"\r\n")])[0];
+    let m = s.hf.metrics_when(|m| hit_path_count(m) == 1).await;
+    assert_eq!(hit_path_count(&m), 1, "only the plain GET took the hit path");
+    assert_eq!(by_hit_path.status, 200);
+    assert_eq!(by_hit_path.get("x-cache"), Some("Hit from homefront"));
+    assert_eq!(by_hit_path.body, b"same body");
+    assert_eq!(by_hit_path.stable_headers(), by_proxy.stable_headers());
+    assert_eq!(by_hit_path.body, by_proxy.body);
+    for r in [by_hit_path, by_proxy] {
+        assert!(r.get("age").unwrap().parse::<u64>().is_ok());
+        assert_eq!(r.get("x-amz-cf-id").unwrap().len(), 32);
+        assert!(r.get("date").unwrap().ends_with(" GMT"));
+    }
+    assert_ne!(by_hit_path.get("x-amz-cf-id"), by_proxy.get("x-amz-cf-id"));
+
+    // Pipelined: hit path, full path (a miss), HEAD by the hit path, and a last request that
+    // closes; each answered in order on the one connection.
+    let answers = pipelined(
+        port,
+        &[
+            &get(""),
+            "GET /other.txt HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            "HEAD /same.txt HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            &get("Connection: close\r\n"),
+        ],
+    );
+    let results: Vec<_> = answers.iter().map(|a| (a.status, a.get("x-cache").unwrap())).collect();
+    assert_eq!(
+        results,
+        [
+            (200, "Hit from homefront"),
+            (200, "Miss from homefront"),
+            (200, "Hit from homefront"),
+            (200, "Hit from homefront")
+        ]
+    );
+    assert_eq!(answers[0].body, b"same body");
+    assert_eq!(answers[1].body, b"other");
+    assert_eq!(answers[2].get("content-length"), Some("9"));
+    assert_eq!(answers[2].stable_headers(), by_hit_path.stable_headers());
+    assert_eq!(answers[3].get("connection"), Some("close"));
+    assert_eq!(answers[0].get("connection"), Some("keep-alive"));
+    let m = s.hf.metrics_when(|m| hit_path_count(m) == 4).await;
+    assert_eq!(hit_path_count(&m), 4);
+
+    // Another variant (a CORS request's Origin) is not the primary slot's: full path.
+    let cors = &pipelined(port, &[&get("Origin: https://app.test\r\n")])[0];
+    assert_eq!(cors.get("x-cache"), Some("Miss from homefront"));
+    assert_eq!(s.origin.hits("/same.txt"), 2);
+    // Each request was counted once, whichever path served it, and logged.
+    let hits = r#"homefront_requests_total{behavior="*",cache="Hit",distribution="main",status_class="2xx"} 5"#;
+    let m = s.hf.metrics_when(|m| m.contains(hits)).await;
+    assert!(m.contains(hits), "{m}");
+    assert_eq!(hit_path_count(&m), 4);
+    let lines = log_lines(&s.hf.dir.path().join("data/logs/distributions/main"), 8).await;
+    let id = by_hit_path.get("x-amz-cf-id").unwrap();
+    let line = lines
+        .iter()
+        .find(|l| l.contains(id))
+        .unwrap_or_else(|| panic!("no log line for {id}: {lines:?}"));
+    assert!(
+        line.contains("\tHit\t") && line.contains("\t/same.txt\t200\t"),
+        "{line}"
+    );
+
+    // An invalidation reaches the hit path at once.
+    let (ok, out, err) = invalidate_cli(&s, &["--distribution", "main", "/same.txt"]);
+    assert!(ok, "{out}{err}");
+    let after = &pipelined(port, &[&get("")])[0];
+    assert_eq!(after.get("x-cache"), Some("Miss from homefront"));
+    assert_eq!(s.origin.hits("/same.txt"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hit_path_serves_http2_streams_too() {
+    let s = setup().await;
+    s.origin
+        .set("/h2.txt", route(200, &[("cache-control", "max-age=600")], "over h2"));
+    let get = |extra: Option<(&str, &str)>| {
+        let mut rb = s.client.get(s.url("/h2.txt"));
+        if let Some((n, v)) = extra {
+            rb = rb.header(n, v);
+        }
+        rb.send()
+    };
+    let miss = get(None).await.unwrap();
+    assert_eq!(miss.version(), reqwest::Version::HTTP_2);
+    assert_eq!(miss.headers()["x-cache"], "Miss from homefront");
+    miss.text().await.unwrap();
+    let stable = |r: &reqwest::Response| {
+        let mut h: Vec<(String, String)> = r
+            .headers()
+            .iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "date" | "age" | "x-amz-cf-id"))
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        h.sort();
+        h
+    };
+    let by_hit_path = get(None).await.unwrap();
+    let by_proxy = get(Some(("if-none-match", "\"nope\""))).await.unwrap();
+    assert_eq!(stable(&by_hit_path), stable(&by_proxy));
+    assert_eq!(by_hit_path.headers()["x-cache"], "Hit from homefront");
+    assert!(by_hit_path.headers().contains_key("age"));
+    assert_eq!(by_hit_path.text().await.unwrap(), "over h2");
+    assert_eq!(by_proxy.text().await.unwrap(), "over h2");
+    let head = s.client.head(s.url("/h2.txt")).send().await.unwrap();
+    assert_eq!(head.headers()["content-length"], "7");
+    assert_eq!(head.headers()["x-cache"], "Hit from homefront");
+    assert_eq!(head.bytes().await.unwrap().len(), 0);
+    let m = s.hf.metrics_when(|m| hit_path_count(m) == 2).await;
+    assert_eq!(hit_path_count(&m), 2, "the plain GET and the HEAD");
+    assert_eq!(s.origin.hits("/h2.txt"), 1);
+}

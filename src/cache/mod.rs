@@ -19,6 +19,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -88,33 +89,78 @@ struct MemMeta {
     header: pingora::http::ResponseHeader,
     /// Bytes of the serialized meta, for the tier's size limit.
     size: u64,
+    /// What the hit path reads of the internal meta, decoded once.
+    fresh_until: SystemTime,
+    epoch: SystemTime,
+    variance: Option<HashBinary>,
 }
 
 impl MemMeta {
     /// From the serialized internal meta, the serialized header's length, and the header as
     /// pingora already had it parsed (no second decode).
     fn new(internal: Vec<u8>, header_len: usize, header: pingora::http::ResponseHeader) -> MemMeta {
+        // An internal meta that does not decode makes the entry stale at once: the hit path
+        // leaves it to pingora, whose lookup reports the error.
+        let (fresh_until, epoch, variance) = decode_internal(&internal)
+            .map(|m| (m.fresh_until(), m.epoch(), m.variance()))
+            .unwrap_or((SystemTime::UNIX_EPOCH, SystemTime::UNIX_EPOCH, None));
         MemMeta {
             size: (internal.len() + header_len) as u64,
             header,
             internal,
+            fresh_until,
+            epoch,
+            variance,
         }
     }
 
     /// The `CacheMeta` pingora gets on a hit: the internal part decoded (small, cheap), with
     /// the parsed header put in place of a serialized empty one.
     fn to_cache_meta(&self) -> Result<CacheMeta> {
-        static EMPTY_HEADER: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
-            let now = std::time::SystemTime::now();
-            let header = pingora::http::ResponseHeader::build(200, Some(0)).expect("a bare 200 header");
-            CacheMeta::new(now, now, 0, 0, header)
-                .serialize()
-                .map(|(_, h)| h)
-                .unwrap_or_default()
-        });
-        let mut meta = CacheMeta::deserialize(&self.internal, &EMPTY_HEADER)?;
+        let mut meta = decode_internal(&self.internal)?;
         *meta.response_header_mut() = self.header.clone();
         Ok(meta)
+    }
+}
+
+/// A serialized internal meta, decoded with an empty response header.
+fn decode_internal(internal: &[u8]) -> Result<CacheMeta> {
+    static EMPTY_HEADER: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        let now = SystemTime::now();
+        let header = pingora::http::ResponseHeader::build(200, Some(0)).expect("a bare 200 header");
+        CacheMeta::new(now, now, 0, 0, header)
+            .serialize()
+            .map(|(_, h)| h)
+            .unwrap_or_default()
+    });
+    CacheMeta::deserialize(internal, &EMPTY_HEADER)
+}
+
+/// A memory-tier entry as the edge's hit path reads it (`DiskCache::memory_entry`).
+pub struct MemoryEntry {
+    meta: Arc<MemMeta>,
+    pub body: Bytes,
+}
+
+impl MemoryEntry {
+    /// The stored response header.
+    pub fn header(&self) -> &pingora::http::ResponseHeader {
+        &self.meta.header
+    }
+
+    /// Fresh at `now` (pingora's rule: until `fresh_until`, inclusive).
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        self.meta.fresh_until >= now
+    }
+
+    /// Seconds since the entry was stored or last revalidated (pingora's `Age`).
+    pub fn age(&self, now: SystemTime) -> u64 {
+        now.duration_since(self.meta.epoch).unwrap_or_default().as_secs()
+    }
+
+    /// The variance the entry was stored for (pingora's `CacheMeta::variance`).
+    pub fn variance(&self) -> Option<HashBinary> {
+        self.meta.variance
     }
 }
 
@@ -591,6 +637,18 @@ impl DiskCache {
         fs::rename(&tmp, self.meta_path(key))?;
         fsync_dir(&self.shard(key));
         Ok(data.len() as u64)
+    }
+}
+
+impl DiskCache {
+    /// The memory-tier entry in `primary`'s slot (the key without variance, where pingora
+    /// looks first), for the edge's hit path; it counts as a use for the tier's LRU.
+    /// Entries on disk only are `None`: pingora's lookup reads them.
+    pub fn memory_entry(&self, primary: &HashBinary) -> Option<MemoryEntry> {
+        let mut i = self.lock();
+        let (meta, body) = i.mem.get(primary).map(|m| (m.meta.clone(), m.body.clone()))?;
+        i.touch(primary);
+        Some(MemoryEntry { meta, body })
     }
 }
 

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use pingora::apps::{HttpServerApp, ServerApp};
+use bytes::BytesMut;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
+use pingora::http::RequestHeader;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::TlsRef;
@@ -27,9 +29,10 @@ use pingora::protocols::{
 };
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
+use super::hit::{Hits, Served};
 use super::limits::{too_many, Connections};
 use super::proxy::{Edge, EdgeState};
 
@@ -38,14 +41,26 @@ pub struct Guard {
     proxy: Arc<HttpProxy<Edge>>,
     state: Arc<ArcSwap<EdgeState>>,
     connections: Arc<Connections>,
+    /// Memory-tier hits answered without pingora's proxy (`None` without a cache).
+    hits: Option<Arc<Hits>>,
+    /// HTTP/2 connections: pingora's connection handling, each stream offered to the hit
+    /// path first.
+    h2: Arc<HitFirst>,
 }
 
 impl Guard {
-    pub fn new(proxy: HttpProxy<Edge>, state: Arc<ArcSwap<EdgeState>>) -> Guard {
+    pub fn new(proxy: HttpProxy<Edge>, hits: Option<Hits>, state: Arc<ArcSwap<EdgeState>>) -> Guard {
+        let proxy = Arc::new(proxy);
+        let hits = hits.map(Arc::new);
         Guard {
-            proxy: Arc::new(proxy),
+            h2: Arc::new(HitFirst {
+                proxy: proxy.clone(),
+                hits: hits.clone(),
+            }),
+            proxy,
             state,
             connections: Arc::new(Connections::default()),
+            hits,
         }
     }
 }
@@ -84,28 +99,78 @@ impl ServerApp for Guard {
         // Held until the connection ends.
         let _slot = slot.flatten();
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            return ServerApp::process_new(&self.proxy, stream, shutdown).await;
+            return ServerApp::process_new(&self.h2, stream, shutdown).await;
         }
 
-        // HTTP/1.1, as pingora's own loop, with our idle timeout and header deadline.
-        // pingora keeps an HTTP/1.1 connection open forever once a request asked for
-        // keep-alive; the wait for each next request is bounded here.
-        let keepalive = || (!*shutdown.borrow()).then(|| idle_timeout.as_secs().max(1));
-        let guarded: Stream = Box::new(Guarded::new(stream, header_timeout));
-        let mut session = ServerSession::new_http1(guarded);
-        session.set_keepalive(keepalive());
-        session.set_keepalive_reuses_remaining(self.proxy.server_options().and_then(|o| o.keepalive_request_limit));
-        let mut result = self.proxy.process_new_http(session, shutdown).await;
-        while let Some((stream, settings)) = result.map(|r| r.consume()) {
-            // The next request's header gets its own deadline.
-            let mut guarded = stream.into_any().downcast::<Guarded>().ok()?;
-            guarded.expect_request();
-            let mut session = ServerSession::new_http1(guarded);
-            if let Some(settings) = settings {
-                settings.apply_to_session(&mut session);
+        // HTTP/1.1: pingora's request loop, run here with our idle timeout and header
+        // deadline (pingora keeps an HTTP/1.1 connection open forever once a request asked
+        // for keep-alive). Each request header is read and parsed here first: a hit in the
+        // memory tier is answered by the hit path; anything else goes to pingora with the
+        // bytes read so far replayed ahead of the stream.
+        let peer = peer_addr(&stream);
+        let ssl = stream.get_ssl_digest();
+        let is_https = ssl.is_some();
+        let mut guarded = Box::new(Guarded::new(stream, header_timeout));
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut settings: Option<HttpPersistentSettings> = None;
+        let mut first = true;
+        loop {
+            let shutting_down = *shutdown.borrow();
+            if shutting_down && !first && buf.is_empty() {
+                break;
             }
-            session.set_keepalive(keepalive());
-            result = self.proxy.process_new_http(session, shutdown).await;
+            guarded.expect_request();
+            let head = read_head(&mut guarded, &mut buf, idle_timeout).await;
+            if let (Head::Parsed(req, len), Some(hits)) = (&head, &self.hits) {
+                if let Some(mut served) = hits.serve(req, peer, is_https) {
+                    guarded.header_done();
+                    let keepalive = !shutting_down && !asks_close(req);
+                    let sent = match write_hit(&mut guarded, &mut served, keepalive).await {
+                        Ok(sent) => sent,
+                        Err(_) => break,
+                    };
+                    hits.done(&served, req, peer, ssl.clone(), sent);
+                    let _ = buf.split_to(*len);
+                    if !keepalive {
+                        Shutdown::shutdown(&mut *guarded).await;
+                        break;
+                    }
+                    first = false;
+                    continue;
+                }
+            }
+            if matches!(head, Head::Closed) {
+                break;
+            }
+            // pingora serves it. It is given this request's bytes only: with more (the
+            // next pipelined request), it would answer this one and close the connection.
+            // A body's framing is pingora's to read, so a request with one gets all.
+            let take = match &head {
+                Head::Parsed(req, len) if !has_body(req) => *len,
+                _ => buf.len(),
+            };
+            guarded.replay(buf.split_to(take));
+            let mut session = ServerSession::new_http1(guarded);
+            match settings.take() {
+                Some(s) => s.apply_to_session(&mut session),
+                None => session.set_keepalive_reuses_remaining(
+                    self.proxy.server_options().and_then(|o| o.keepalive_request_limit),
+                ),
+            }
+            session.set_keepalive((!shutting_down).then(|| idle_timeout.as_secs().max(1)));
+            let result = self.proxy.process_new_http(session, shutdown).await;
+            let Some((stream, next)) = result.map(|r| r.consume()) else {
+                break;
+            };
+            settings = next;
+            guarded = stream.into_any().downcast::<Guarded>().ok()?;
+            // Whatever of the replay pingora did not read comes before what is buffered.
+            let mut unread = guarded.take_replay();
+            if !unread.is_empty() {
+                unread.extend_from_slice(&buf);
+                buf = unread;
+            }
+            first = false;
         }
         None
     }
@@ -113,6 +178,199 @@ impl ServerApp for Guard {
     async fn cleanup(&self) {
         self.proxy.http_cleanup().await;
     }
+}
+
+/// The app pingora's HTTP/2 connection handling runs for each stream: the hit path first,
+/// then the proxy. (pingora's h2 accept loop, with its GOAWAY and idle handling, is only
+/// reachable through an `HttpServerApp`.)
+pub struct HitFirst {
+    proxy: Arc<HttpProxy<Edge>>,
+    hits: Option<Arc<Hits>>,
+}
+
+#[async_trait]
+impl HttpServerApp for HitFirst {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if let (ServerSession::H2(h2), Some(hits)) = (&mut session, &self.hits) {
+            let peer = h2.client_addr().and_then(|a| a.as_inet()).copied();
+            let ssl = h2.digest().and_then(|d| d.ssl_digest.clone());
+            if let Some(served) = hits.serve(h2.req_header(), peer, ssl.is_some()) {
+                let body = served.body.clone().filter(|b| !b.is_empty());
+                let sent = body.as_ref().map_or(0, |b| b.len());
+                let written = match h2.write_response_header_ref(&served.header, body.is_none()) {
+                    Ok(()) => match body {
+                        Some(b) => h2.write_body(b, true).await,
+                        None => Ok(()),
+                    },
+                    Err(e) => Err(e),
+                };
+                if written.is_ok() {
+                    hits.done(&served, h2.req_header(), peer, ssl, sent);
+                }
+                // An HTTP/2 stream is never reused; the connection goes on.
+                return None;
+            }
+        }
+        self.proxy.process_new_http(session, shutdown).await
+    }
+
+    fn h2_options(&self) -> Option<pingora::protocols::http::v2::server::H2Options> {
+        self.proxy.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&pingora::apps::HttpServerOptions> {
+        self.proxy.server_options()
+    }
+
+    async fn http_cleanup(&self) {
+        self.proxy.http_cleanup().await;
+    }
+}
+
+fn peer_addr(stream: &Stream) -> Option<SocketAddr> {
+    let digest = stream.get_socket_digest()?;
+    digest.peer_addr()?.as_inet().copied()
+}
+
+/// A request header longer than this is left to pingora (and its limits).
+const HEAD_MAX: usize = 64 * 1024;
+/// Header fields the hit path parses; a request with more goes to pingora.
+const MAX_FIELDS: usize = 128;
+
+/// How the next request on an HTTP/1.1 connection arrived.
+enum Head {
+    /// The connection ended, failed or stayed idle before a request.
+    Closed,
+    /// A whole request header, parsed, and its length at the front of the buffer.
+    Parsed(Box<RequestHeader>, usize),
+    /// Something for pingora: malformed, not HTTP/1.1, too large, or cut short.
+    Other,
+}
+
+/// What [`parse_head`] made of the bytes so far.
+#[derive(Debug)]
+pub enum Parse {
+    Partial,
+    Done(Box<RequestHeader>, usize),
+    Other,
+}
+
+/// An HTTP/1.1 request header at the start of `buf`, as httparse reads it strictly; anything
+/// it does not accept, and any other HTTP version, is `Other` (pingora's parser decides).
+pub fn parse_head(buf: &[u8]) -> Parse {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut parsed = httparse::Request::new(&mut fields);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parse::Partial,
+        Err(_) => return Parse::Other,
+    };
+    if parsed.version != Some(1) {
+        return Parse::Other;
+    }
+    let (Some(method), Some(path)) = (parsed.method, parsed.path) else {
+        return Parse::Other;
+    };
+    let Ok(mut req) = RequestHeader::build_no_case(method, path.as_bytes(), Some(parsed.headers.len())) else {
+        return Parse::Other;
+    };
+    req.set_version(http::Version::HTTP_11);
+    for field in parsed.headers.iter() {
+        let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(field.name.as_bytes()),
+            http::HeaderValue::from_bytes(field.value),
+        ) else {
+            return Parse::Other;
+        };
+        if req.append_header(name, value).is_err() {
+            return Parse::Other;
+        }
+    }
+    Parse::Done(Box::new(req), len)
+}
+
+/// Reads until `buf` starts with a whole request header. The wait for its first byte is
+/// bounded by `idle`; the rest by the stream's header deadline.
+async fn read_head(stream: &mut Guarded, buf: &mut BytesMut, idle: Duration) -> Head {
+    loop {
+        if !buf.is_empty() {
+            match parse_head(buf) {
+                Parse::Done(req, len) => return Head::Parsed(req, len),
+                Parse::Other => return Head::Other,
+                Parse::Partial if buf.len() > HEAD_MAX => return Head::Other,
+                Parse::Partial => {}
+            }
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        let read = if buf.is_empty() {
+            match tokio::time::timeout(idle, stream.read_buf(buf)).await {
+                Ok(r) => r,
+                Err(_) => return Head::Closed,
+            }
+        } else {
+            stream.read_buf(buf).await
+        };
+        match read {
+            Ok(0) if buf.is_empty() => return Head::Closed,
+            // Cut short: pingora answers what it can of it.
+            Ok(0) => return Head::Other,
+            Ok(_) => {}
+            Err(_) => return Head::Closed,
+        }
+    }
+}
+
+/// The request has a body (its framing is left to pingora).
+fn has_body(req: &RequestHeader) -> bool {
+    req.headers.contains_key(http::header::CONTENT_LENGTH) || req.headers.contains_key(http::header::TRANSFER_ENCODING)
+}
+
+/// `Connection: close` from the viewer.
+fn asks_close(req: &RequestHeader) -> bool {
+    req.headers.get_all(http::header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
+}
+
+/// Bodies up to this size go out in the same write as the header.
+const INLINE_BODY: usize = 16 * 1024;
+
+/// Writes a hit as pingora's HTTP/1.1 session would (its `Date`, and `Connection` as the
+/// connection goes on or not); returns the body bytes written.
+async fn write_hit(stream: &mut Guarded, served: &mut Served, keepalive: bool) -> io::Result<usize> {
+    let header = &mut served.header;
+    let date = pingora::protocols::http::date::get_cached_date();
+    let connection = if keepalive { "keep-alive" } else { "close" };
+    header
+        .insert_header(http::header::DATE, date)
+        .and_then(|_| header.insert_header(http::header::CONNECTION, connection))
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let body = served.body.as_deref().unwrap_or_default();
+    let mut out = BytesMut::with_capacity(512 + if body.len() <= INLINE_BODY { body.len() } else { 0 });
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(header.status.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(header.get_reason_phrase().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    header.header_to_h1_wire(&mut out);
+    out.extend_from_slice(b"\r\n");
+    if body.len() <= INLINE_BODY {
+        out.extend_from_slice(body);
+        stream.write_all(&out).await?;
+    } else {
+        stream.write_all(&out).await?;
+        stream.write_all(body).await?;
+    }
+    stream.flush().await?;
+    Ok(body.len())
 }
 
 /// A viewer's HTTP/1.1 stream with a deadline for each request header: once the first byte
@@ -124,6 +382,8 @@ pub struct Guarded {
     header_timeout: Duration,
     awaiting_header: AtomicBool,
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Bytes already read from `inner` (by the hit path's parser), read again first.
+    replay: BytesMut,
 }
 
 impl Guarded {
@@ -133,7 +393,20 @@ impl Guarded {
             header_timeout,
             awaiting_header: AtomicBool::new(true),
             deadline: None,
+            replay: BytesMut::new(),
         }
+    }
+
+    fn header_done(&self) {
+        self.awaiting_header.store(false, Ordering::Release);
+    }
+
+    fn replay(&mut self, bytes: BytesMut) {
+        self.replay = bytes;
+    }
+
+    fn take_replay(&mut self) -> BytesMut {
+        std::mem::take(&mut self.replay)
     }
 
     fn expect_request(&mut self) {
@@ -156,6 +429,11 @@ fn header_timed_out() -> io::Error {
 impl AsyncRead for Guarded {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         if !this.awaiting_header.load(Ordering::Acquire) {
             this.deadline = None;
             return Pin::new(&mut this.inner).poll_read(cx, buf);
@@ -272,5 +550,87 @@ impl Peek for Guarded {
 impl fmt::Debug for Guarded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guarded").field("inner", &self.inner).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(buf: &[u8]) -> (Box<RequestHeader>, usize) {
+        match parse_head(buf) {
+            Parse::Done(req, len) => (req, len),
+            other => panic!("{other:?} for {:?}", String::from_utf8_lossy(buf)),
+        }
+    }
+
+    #[test]
+    fn a_request_header_is_parsed_and_its_length_given() {
+        let (req, len) = done(b"GET /a/b.css?v=1 HTTP/1.1\r\nHost: cdn.test\r\nAccept-Encoding: gzip\r\n\r\n");
+        assert_eq!(req.method, http::Method::GET);
+        assert_eq!(req.uri.path(), "/a/b.css");
+        assert_eq!(req.uri.query(), Some("v=1"));
+        assert_eq!(req.version, http::Version::HTTP_11);
+        assert_eq!(req.headers.get("host").unwrap(), "cdn.test");
+        assert_eq!(req.headers.get("accept-encoding").unwrap(), "gzip");
+        assert_eq!(len, 68);
+    }
+
+    #[test]
+    fn a_pipelined_request_after_the_first_is_left_in_the_buffer() {
+        let first = b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut both = first.to_vec();
+        both.extend_from_slice(b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n");
+        let (req, len) = done(&both);
+        assert_eq!(req.uri.path(), "/1");
+        assert_eq!(len, first.len());
+        let (req, _) = done(&both[len..]);
+        assert_eq!(req.uri.path(), "/2");
+    }
+
+    #[test]
+    fn a_header_cut_short_is_partial() {
+        for cut in [&b"G"[..], b"GET / HTTP/1.1\r\n", b"GET / HTTP/1.1\r\nHost: a\r\n"] {
+            assert!(matches!(parse_head(cut), Parse::Partial), "{cut:?}");
+        }
+    }
+
+    #[test]
+    fn what_httparse_refuses_and_other_versions_go_to_pingora() {
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_FIELDS {
+            many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        for other in [
+            &b"GET / HTTP/1.0\r\nHost: a\r\n\r\n"[..],
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHo st: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
+            b"\x16\x03\x01\x00\xa5\x01\x00\x00",
+            &many,
+        ] {
+            assert!(
+                matches!(parse_head(other), Parse::Other),
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+
+    #[test]
+    fn connection_close_is_found_among_other_tokens() {
+        let with = |v: &str| {
+            let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+            req.append_header("connection", v).unwrap();
+            asks_close(&req)
+        };
+        assert!(with("close"));
+        assert!(with("TE, Close"));
+        assert!(!with("keep-alive"));
+        assert!(!with("closed"));
+        assert!(!asks_close(&RequestHeader::build("GET", b"/", None).unwrap()));
     }
 }

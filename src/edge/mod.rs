@@ -7,6 +7,7 @@ pub mod conn;
 pub mod distribution;
 pub mod errors;
 pub mod headers_policy;
+pub mod hit;
 pub mod ip;
 pub mod limits;
 pub mod pool;

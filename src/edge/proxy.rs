@@ -98,7 +98,7 @@ static CACHE_LOCK: LazyLock<Box<CacheKeyLockImpl>> = LazyLock::new(|| CacheLock:
 
 pub struct Edge {
     state: Arc<ArcSwap<EdgeState>>,
-    ids: RequestIds,
+    ids: Arc<RequestIds>,
     cache: Option<&'static DiskCache>,
     /// Fetches custom error pages from origins.
     connector: Connector,
@@ -109,11 +109,11 @@ pub struct Edge {
     /// ACME HTTP-01 answers being validated right now.
     acme: Arc<crate::tls::acme::Challenges>,
     /// Per-client request rates (`limits.per_client`).
-    rate: limits::RequestRate,
+    rate: Arc<limits::RequestRate>,
 }
 
 /// Milliseconds on a monotonic clock, for rate limits.
-fn monotonic_ms() -> u64 {
+pub(crate) fn monotonic_ms() -> u64 {
     static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
     START.elapsed().as_millis() as u64
 }
@@ -143,14 +143,28 @@ impl Edge {
     ) -> Self {
         Edge {
             state,
-            ids: RequestIds::new(),
+            ids: Arc::new(RequestIds::new()),
             cache,
             connector: Connector::new(None),
             pages: Mutex::new(HashMap::new()),
-            rate: limits::RequestRate::default(),
+            rate: Arc::new(limits::RequestRate::default()),
             access_log,
             acme,
         }
+    }
+}
+
+impl Edge {
+    /// The hit path's share of this proxy (`None` without a cache).
+    pub fn hits(&self) -> Option<super::hit::Hits> {
+        Some(super::hit::Hits {
+            state: self.state.clone(),
+            cache: self.cache?,
+            ids: self.ids.clone(),
+            rate: self.rate.clone(),
+            acme: self.acme.clone(),
+            access_log: self.access_log.clone(),
+        })
     }
 }
 
@@ -238,17 +252,7 @@ impl Ctx {
 }
 
 impl Ctx {
-    fn behavior(&self) -> Option<&crate::config::model::Behavior> {
-        let state = self.state.as_ref()?;
-        state.config.distributions.get(self.dist)?.behaviors.get(self.behavior)
-    }
-}
-
-#[async_trait]
-impl ProxyHttp for Edge {
-    type CTX = Ctx;
-
-    fn new_ctx(&self) -> Ctx {
+    fn new() -> Ctx {
         Ctx {
             state: None,
             dist: usize::MAX,
@@ -280,6 +284,38 @@ impl ProxyHttp for Edge {
             body_limit: u64::MAX,
             body_read: 0,
         }
+    }
+    /// The context of a request the hit path serves from the memory tier: what
+    /// `request_filter` would have set, and the `Hit` result.
+    pub(crate) fn for_hit(state: Arc<EdgeState>, plan: Plan, request_id: String) -> Ctx {
+        let mut ctx = Ctx::new();
+        ctx.state = Some(state);
+        ctx.dist = plan.dist;
+        ctx.behavior = plan.behavior;
+        ctx.compress = plan.compress;
+        ctx.key = plan.key;
+        ctx.origin = Some(plan.origin);
+        ctx.object_path = plan.object_path;
+        ctx.http_query = plan.http_query;
+        ctx.upstream_target = plan.target;
+        ctx.request_id = request_id;
+        ctx.cache_result = "Hit";
+        ctx.first_byte = Some(Instant::now());
+        ctx
+    }
+
+    fn behavior(&self) -> Option<&crate::config::model::Behavior> {
+        let state = self.state.as_ref()?;
+        state.config.distributions.get(self.dist)?.behaviors.get(self.behavior)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Edge {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::new()
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
@@ -335,159 +371,62 @@ impl ProxyHttp for Edge {
                 return self.deny(session, ctx, e).await;
             }
         }
-        let host = host_of(req).unwrap_or_default();
-
-        // 0 an ACME HTTP-01 validation of a certificate being obtained (any host: the CA
-        // asks for the names it is about to certify).
-        if let Some(token) = req.uri.path().strip_prefix("/.well-known/acme-challenge/") {
-            if let Some(answer) = self.acme.http01(token) {
+        match decide(&state, &self.acme, req, is_https, client) {
+            Decision::Acme(answer) => {
                 let mut resp = ResponseHeader::build(200, Some(2))?;
                 resp.insert_header(header::CONTENT_TYPE, "text/plain")?;
                 resp.insert_header(header::CONTENT_LENGTH, answer.len())?;
                 session.write_response_header(Box::new(resp), false).await?;
                 session.write_response_body(Some(Bytes::from(answer)), true).await?;
-                return Ok(true);
+                Ok(true)
             }
-        }
-
-        // 1 distribution
-        let Some(dist_idx) = state.router.route(&host) else {
-            return self.deny(session, ctx, EdgeError::unknown_host()).await;
-        };
-        ctx.dist = dist_idx;
-        let dist = &state.config.distributions[dist_idx];
-
-        // 2 behavior
-        let path = req.uri.path().to_string();
-        let Some((b_idx, behavior)) = behavior::select(dist, &path) else {
-            return self.deny(session, ctx, EdgeError::unknown_host()).await;
-        };
-        ctx.behavior = b_idx;
-        if behavior.compress && matches!(req.method, Method::GET | Method::HEAD) {
-            ctx.compress = super::compress::for_request(&req.headers);
-        }
-
-        // 3 viewer rules
-        let path_and_query = req
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or("/")
-            .to_string();
-        match viewer::check(
-            behavior,
-            &req.method,
-            is_https,
-            &host,
-            &path_and_query,
-            state.https_port,
-        ) {
-            ViewerOutcome::Continue => {}
-            ViewerOutcome::Redirect(location) => {
+            Decision::Deny(at, e) => {
+                (ctx.dist, ctx.behavior) = at;
+                self.deny(session, ctx, e).await
+            }
+            Decision::Redirect(at, location) => {
+                (ctx.dist, ctx.behavior) = at;
                 ctx.cache_result = "Redirect";
                 let mut resp = ResponseHeader::build(301, Some(4))?;
                 resp.insert_header(header::LOCATION, location)?;
                 resp.insert_header(header::CONTENT_LENGTH, "0")?;
-                self.decorate(&mut resp, ctx)?;
+                decorate(&mut resp, ctx)?;
                 session.write_response_header(Box::new(resp), true).await?;
-                return Ok(true);
+                Ok(true)
             }
-            ViewerOutcome::Deny(e) => return self.deny(session, ctx, e).await,
-        }
-        // CORS preflight answered at the edge when the behavior's response headers policy
-        // has CORS (before the signature check: browsers send preflights without cookies).
-        if let (Some(cors), true) = (
-            behavior.headers.as_ref().and_then(|h| h.cors.as_ref()),
-            req.method == Method::OPTIONS,
-        ) {
-            let text = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
-            if let (Some(origin), Some(method)) = (text("origin"), text("access-control-request-method")) {
-                let answer = cors.preflight(origin, method, text("access-control-request-headers"));
+            Decision::Preflight(at, answer) => {
+                (ctx.dist, ctx.behavior) = at;
                 ctx.cache_result = "Miss";
                 let mut resp = ResponseHeader::build(if answer.is_some() { 200 } else { 403 }, Some(8))?;
                 for (name, value) in answer.unwrap_or_default() {
                     resp.insert_header(name, value)?;
                 }
                 resp.insert_header(header::CONTENT_LENGTH, "0")?;
-                self.decorate(&mut resp, ctx)?;
+                decorate(&mut resp, ctx)?;
                 session.write_response_header(Box::new(resp), true).await?;
-                return Ok(true);
+                Ok(true)
+            }
+            Decision::Forward(plan) => {
+                let Plan {
+                    dist,
+                    behavior,
+                    compress,
+                    key,
+                    origin,
+                    object_path,
+                    http_query,
+                    target,
+                } = *plan;
+                (ctx.dist, ctx.behavior) = (dist, behavior);
+                ctx.compress = compress;
+                ctx.key = key;
+                ctx.upstream_target = target;
+                ctx.object_path = object_path;
+                ctx.http_query = http_query;
+                ctx.origin = Some(origin);
+                Ok(false)
             }
         }
-        // 4 access: signed URL or cookies against the behavior's trusted key groups.
-        if let Some(keys) = &behavior.trusted_keys {
-            let cookies = cookie_header(req);
-            let client_ip = client.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-            let viewer_req = signed::ViewerRequest {
-                scheme: if is_https { "https" } else { "http" },
-                host: &host,
-                path: &path,
-                query: req.uri.query(),
-                cookies: cookies.as_deref(),
-                client_ip,
-                now: state.clock.now(),
-            };
-            if let Err(e) = signed::verify(keys, &viewer_req) {
-                return self
-                    .deny(session, ctx, EdgeError::new(403, e.code(), e.message()))
-                    .await;
-            }
-        }
-        let object_path = match viewer::object_path(&path, dist.default_root_object.as_deref()) {
-            Ok(p) => p,
-            Err(e) => return self.deny(session, ctx, e).await,
-        };
-
-        // 5 cache key (and, for a caching behavior, what is forwarded)
-        let signed_behavior = behavior.trusted_keys.is_some();
-        if !behavior.cache.caching_disabled() {
-            let cookies = cookie_header(req);
-            ctx.key = Some(cache_policy::cache_key(
-                &behavior.cache,
-                &cache_policy::KeyInput {
-                    distribution: &dist.name,
-                    scheme: if is_https { "https" } else { "http" },
-                    host: &host,
-                    path: &path,
-                    query: req.uri.query(),
-                    cookies: cookies.as_deref(),
-                    headers: &req.headers,
-                    signed: signed_behavior,
-                },
-            ));
-        }
-
-        // 6 origin request target (a group starts with its primary)
-        let origin = match &behavior.origin.kind {
-            OriginKind::Group { primary, .. } => primary.clone(),
-            _ => behavior.origin.clone(),
-        };
-        if matches!(origin.kind, OriginKind::Bucket { .. } | OriginKind::S3 { .. })
-            && !matches!(req.method, Method::GET | Method::HEAD)
-        {
-            // The edge only reads buckets: its credential must never carry a viewer's write.
-            return self
-                .deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied"))
-                .await;
-        }
-        // A caching behavior forwards the keyed query string only (anything else could
-        // change the answer without changing the key); signing parameters never reach the
-        // origin. Bucket origins get none (it would select other S3 operations).
-        let http_query = match (&ctx.key, req.uri.query()) {
-            (Some(k), _) => k.forward_query.clone(),
-            (None, Some(q)) if signed_behavior && signed::has_signing_params(q) => signed::strip_signing_params(q),
-            (None, other) => other.map(str::to_string),
-        };
-        let Some(target) = target_for(&origin, &object_path, http_query.as_deref()) else {
-            return self
-                .deny(session, ctx, EdgeError::new(403, "AccessDenied", "Access Denied"))
-                .await;
-        };
-        ctx.upstream_target = target;
-        ctx.object_path = object_path.into_owned();
-        ctx.http_query = http_query;
-        ctx.origin = Some(origin);
-        Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -842,11 +781,7 @@ impl ProxyHttp for Edge {
     }
 
     fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut Ctx, req: &RequestHeader) -> Option<HashBinary> {
-        let mut variance = VarianceBuilder::new();
-        for (name, value) in cache_policy::variance_inputs(meta.headers(), &req.headers) {
-            variance.add_owned_name_value(name, value.into_bytes());
-        }
-        variance.finalize()
+        variance(meta.headers(), &req.headers)
     }
 
     fn should_serve_stale(&self, _session: &mut Session, ctx: &mut Ctx, error: Option<&Error>) -> bool {
@@ -890,30 +825,12 @@ impl ProxyHttp for Edge {
             }
         }
         self.apply_error_page(session, resp, ctx).await?;
-        if let Some(policy) = ctx.behavior().and_then(|b| b.headers.clone()) {
-            let origin = session
-                .req_header()
-                .headers
-                .get(header::ORIGIN)
-                .and_then(|v| v.to_str().ok());
-            for change in super::headers_policy::changes(&policy, origin, &resp.headers) {
-                match change {
-                    super::headers_policy::Change::Set(n, v) => resp.insert_header(n, v)?,
-                    super::headers_policy::Change::Remove(n) => {
-                        resp.remove_header(&n);
-                    }
-                }
-            }
-        }
-        if ctx.key.is_some() {
-            // Tell browser caches too: without it, a copy cached for an <img> is reused for a
-            // later fetch() with CORS, and the browser blocks it.
-            let names = cache_policy::vary_names(&resp.headers);
-            if !names.iter().any(|n| n == "origin" || n == "*") {
-                resp.append_header(header::VARY, "Origin")?;
-            }
-        }
-        self.decorate(resp, ctx)
+        let origin = session
+            .req_header()
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        viewer_headers(resp, ctx, origin)
     }
 
     fn response_body_filter(
@@ -1013,55 +930,62 @@ impl ProxyHttp for Edge {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
         ctx.release_upstream();
-        let origin_name = ctx.origin.as_ref().map(|o| o.name.clone());
-        let (dist, behavior, origin) = match (ctx.state.as_ref(), ctx.behavior()) {
-            (Some(s), Some(b)) => (
-                s.config.distributions[ctx.dist].name.as_str(),
-                b.path_pattern_text.as_str(),
-                origin_name.as_deref(),
-            ),
-            (Some(s), None) if ctx.dist < s.config.distributions.len() => {
-                (s.config.distributions[ctx.dist].name.as_str(), "-", None)
-            }
-            _ => ("-", "-", None),
+        let stale = matches!(session.cache.phase(), CachePhase::Stale | CachePhase::StaleUpdating);
+        account(self.access_log.as_deref(), &Exchange::of(session), ctx, stale);
+    }
+}
+
+/// The metrics and the access log line of one finished exchange. `stale`: a stale entry
+/// was served.
+pub(crate) fn account(access_log: Option<&AccessLogger>, ex: &Exchange, ctx: &Ctx, stale: bool) {
+    let status = ex.resp.map(|r| r.status.as_u16()).unwrap_or(0);
+    let origin = ctx.origin.as_ref().map(|o| o.name.as_str());
+    let (dist, behavior, origin) = match (ctx.state.as_ref(), ctx.behavior()) {
+        (Some(s), Some(b)) => (
+            s.config.distributions[ctx.dist].name.as_str(),
+            b.path_pattern_text.as_str(),
+            origin,
+        ),
+        (Some(s), None) if ctx.dist < s.config.distributions.len() => {
+            (s.config.distributions[ctx.dist].name.as_str(), "-", None)
+        }
+        _ => ("-", "-", None),
+    };
+    telemetry::REQUESTS
+        .with_label_values(&[dist, behavior, telemetry::status_class(status), ctx.cache_result])
+        .inc();
+    telemetry::RESPONSE_BYTES
+        .with_label_values(&[dist])
+        .inc_by(ex.body_sent as u64);
+    if ctx.key.is_some() {
+        let source = match ctx.cache_result {
+            "Hit" | "RefreshHit" => "cache",
+            _ => "origin",
         };
-        telemetry::REQUESTS
-            .with_label_values(&[dist, behavior, telemetry::status_class(status), ctx.cache_result])
-            .inc();
-        telemetry::RESPONSE_BYTES
-            .with_label_values(&[dist])
-            .inc_by(session.body_bytes_sent() as u64);
-        if ctx.key.is_some() {
-            let source = match ctx.cache_result {
-                "Hit" | "RefreshHit" => "cache",
-                _ => "origin",
+        telemetry::CACHE_BYTES
+            .with_label_values(&[dist, behavior, source])
+            .inc_by(ex.body_sent as u64);
+        if stale {
+            let reason = if ctx.stale_on_error {
+                "origin_error"
+            } else {
+                "revalidating"
             };
-            telemetry::CACHE_BYTES
-                .with_label_values(&[dist, behavior, source])
-                .inc_by(session.body_bytes_sent() as u64);
-            if matches!(session.cache.phase(), CachePhase::Stale | CachePhase::StaleUpdating) {
-                let reason = if ctx.stale_on_error {
-                    "origin_error"
-                } else {
-                    "revalidating"
-                };
-                telemetry::CACHE_STALE
-                    .with_label_values(&[dist, behavior, reason])
-                    .inc();
-            }
+            telemetry::CACHE_STALE
+                .with_label_values(&[dist, behavior, reason])
+                .inc();
         }
-        if let (Some(logger), Some(state)) = (&self.access_log, &ctx.state) {
-            if let Some(format) = state.config.distributions.get(ctx.dist).and_then(|d| d.access_log) {
-                logger.log(format, access_record(session, ctx, dist, status));
-            }
+    }
+    if let (Some(logger), Some(state)) = (access_log, &ctx.state) {
+        if let Some(format) = state.config.distributions.get(ctx.dist).and_then(|d| d.access_log) {
+            logger.log(format, access_record(ex, ctx, dist, status));
         }
-        if let (Some(started), Some(origin)) = (ctx.origin_started, origin) {
-            telemetry::ORIGIN_DURATION
-                .with_label_values(&[origin])
-                .observe(started.elapsed().as_secs_f64());
-        }
+    }
+    if let (Some(started), Some(origin)) = (ctx.origin_started, origin) {
+        telemetry::ORIGIN_DURATION
+            .with_label_values(&[origin])
+            .observe(started.elapsed().as_secs_f64());
     }
 }
 
@@ -1185,14 +1109,6 @@ impl Edge {
         })
     }
 
-    /// Headers on every viewer response: X-Cache, Via, the request id.
-    fn decorate(&self, resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
-        resp.insert_header("x-cache", format!("{} from {EDGE_NAME}", ctx.cache_result))?;
-        resp.append_header(header::VIA, VIA)?;
-        resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
-        Ok(())
-    }
-
     /// Answers with a CloudFront-style XML error and ends the request.
     async fn deny(&self, session: &mut Session, ctx: &mut Ctx, err: EdgeError) -> Result<bool> {
         self.write_error(session, ctx, &err).await?;
@@ -1208,7 +1124,7 @@ impl Edge {
         if let Some(s) = err.retry_after {
             resp.insert_header(header::RETRY_AFTER, s.to_string())?;
         }
-        self.decorate(&mut resp, ctx)?;
+        decorate(&mut resp, ctx)?;
         let head_only = session.req_header().method == Method::HEAD;
         session.write_response_header(Box::new(resp), head_only).await?;
         if !head_only {
@@ -1219,17 +1135,250 @@ impl Edge {
 }
 
 /// What the access log records of one finished request.
-fn access_record(session: &Session, ctx: &Ctx, dist: &str, status: u16) -> Record {
-    let req = session.req_header();
+/// The variance of a stored response (`stored`: its headers) for a request: pingora keeps
+/// one entry per variance under the same primary key.
+pub(crate) fn variance(stored: &http::HeaderMap, req: &http::HeaderMap) -> Option<HashBinary> {
+    let mut variance = VarianceBuilder::new();
+    for (name, value) in cache_policy::variance_inputs(stored, req) {
+        variance.add_owned_name_value(name, value.into_bytes());
+    }
+    variance.finalize()
+}
+
+/// The edge's own response headers: `X-Cache`, `Via` and the request id.
+fn decorate(resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
+    resp.insert_header("x-cache", format!("{} from {EDGE_NAME}", ctx.cache_result))?;
+    resp.append_header(header::VIA, VIA)?;
+    resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+    Ok(())
+}
+
+/// The last changes to a response for the viewer, from the cache or the origin: the
+/// behavior's response headers policy (`origin`: the request's Origin, for CORS), `Vary:
+/// Origin` on a cached behavior, and the edge's own headers.
+pub(crate) fn viewer_headers(resp: &mut ResponseHeader, ctx: &Ctx, origin: Option<&str>) -> Result<()> {
+    if let Some(policy) = ctx.behavior().and_then(|b| b.headers.as_ref()) {
+        for change in super::headers_policy::changes(policy, origin, &resp.headers) {
+            match change {
+                super::headers_policy::Change::Set(n, v) => resp.insert_header(n, v)?,
+                super::headers_policy::Change::Remove(n) => {
+                    resp.remove_header(&n);
+                }
+            }
+        }
+    }
+    if ctx.key.is_some() {
+        // Tell browser caches too: without it, a copy cached for an <img> is reused for a
+        // later fetch() with CORS, and the browser blocks it.
+        let names = cache_policy::vary_names(&resp.headers);
+        if !names.iter().any(|n| n == "origin" || n == "*") {
+            resp.append_header(header::VARY, "Origin")?;
+        }
+    }
+    decorate(resp, ctx)
+}
+
+/// Where in the config a request landed: its distribution and behavior (`usize::MAX` until
+/// known), for the metrics and the access log.
+pub(crate) type At = (usize, usize);
+
+/// What the edge does with a request, decided from the request alone: steps 0–6 of the
+/// request's way (DESIGN.md). Both drivers use it: `request_filter` (pingora's proxy) and
+/// the hit path in `edge::hit`, so a request is judged the same way whichever serves it.
+pub(crate) enum Decision {
+    /// An ACME HTTP-01 validation: the key authorization to answer with.
+    Acme(String),
+    Deny(At, EdgeError),
+    /// A viewer-protocol redirect to this location.
+    Redirect(At, String),
+    /// A CORS preflight answered at the edge: the headers, or `None` for 403.
+    Preflight(At, Option<Vec<(&'static str, String)>>),
+    /// To the cache, then the origin.
+    Forward(Box<Plan>),
+}
+
+/// A request that goes to the cache and the origin.
+pub(crate) struct Plan {
+    pub dist: usize,
+    pub behavior: usize,
+    /// The coding this viewer gets if the response is compressible.
+    pub compress: Option<super::compress::Coding>,
+    /// The cache key; `None` when the behavior does not cache.
+    pub key: Option<CacheKeyParts>,
+    /// The origin (a group's primary).
+    pub origin: Arc<Origin>,
+    pub object_path: String,
+    /// The query string the origin gets.
+    pub http_query: Option<String>,
+    /// Path and query to request from the origin.
+    pub target: String,
+}
+
+/// Steps 0–6 for one request. `client`: the viewer's address (behind trusted proxies, the
+/// one they name), for signed-URL IP conditions.
+pub(crate) fn decide(
+    state: &EdgeState,
+    acme: &crate::tls::acme::Challenges,
+    req: &RequestHeader,
+    is_https: bool,
+    client: Option<std::net::IpAddr>,
+) -> Decision {
+    let host = host_of(req).unwrap_or_default();
+
+    // 0 an ACME HTTP-01 validation of a certificate being obtained (any host: the CA asks
+    // for the names it is about to certify).
+    if let Some(token) = req.uri.path().strip_prefix("/.well-known/acme-challenge/") {
+        if let Some(answer) = acme.http01(token) {
+            return Decision::Acme(answer);
+        }
+    }
+
+    // 1 distribution
+    let Some(dist_idx) = state.router.route(&host) else {
+        return Decision::Deny((usize::MAX, usize::MAX), EdgeError::unknown_host());
+    };
+    let dist = &state.config.distributions[dist_idx];
+
+    // 2 behavior
+    let path = req.uri.path();
+    let Some((b_idx, behavior)) = behavior::select(dist, path) else {
+        return Decision::Deny((dist_idx, usize::MAX), EdgeError::unknown_host());
+    };
+    let at = (dist_idx, b_idx);
+    let compress = (behavior.compress && matches!(req.method, Method::GET | Method::HEAD))
+        .then(|| super::compress::for_request(&req.headers))
+        .flatten();
+
+    // 3 viewer rules
+    let path_and_query = req.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+    match viewer::check(behavior, &req.method, is_https, &host, path_and_query, state.https_port) {
+        ViewerOutcome::Continue => {}
+        ViewerOutcome::Redirect(location) => return Decision::Redirect(at, location),
+        ViewerOutcome::Deny(e) => return Decision::Deny(at, e),
+    }
+    // CORS preflight answered at the edge when the behavior's response headers policy has
+    // CORS (before the signature check: browsers send preflights without cookies).
+    if let (Some(cors), true) = (
+        behavior.headers.as_ref().and_then(|h| h.cors.as_ref()),
+        req.method == Method::OPTIONS,
+    ) {
+        let text = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
+        if let (Some(origin), Some(method)) = (text("origin"), text("access-control-request-method")) {
+            return Decision::Preflight(
+                at,
+                cors.preflight(origin, method, text("access-control-request-headers")),
+            );
+        }
+    }
+    // 4 access: signed URL or cookies against the behavior's trusted key groups.
+    if let Some(keys) = &behavior.trusted_keys {
+        let cookies = cookie_header(req);
+        let viewer_req = signed::ViewerRequest {
+            scheme: if is_https { "https" } else { "http" },
+            host: &host,
+            path,
+            query: req.uri.query(),
+            cookies: cookies.as_deref(),
+            client_ip: client.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+            now: state.clock.now(),
+        };
+        if let Err(e) = signed::verify(keys, &viewer_req) {
+            return Decision::Deny(at, EdgeError::new(403, e.code(), e.message()));
+        }
+    }
+    let object_path = match viewer::object_path(path, dist.default_root_object.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return Decision::Deny(at, e),
+    };
+
+    // 5 cache key (and, for a caching behavior, what is forwarded)
+    let signed_behavior = behavior.trusted_keys.is_some();
+    let key = (!behavior.cache.caching_disabled()).then(|| {
+        let cookies = cookie_header(req);
+        cache_policy::cache_key(
+            &behavior.cache,
+            &cache_policy::KeyInput {
+                distribution: &dist.name,
+                scheme: if is_https { "https" } else { "http" },
+                host: &host,
+                path,
+                query: req.uri.query(),
+                cookies: cookies.as_deref(),
+                headers: &req.headers,
+                signed: signed_behavior,
+            },
+        )
+    });
+
+    // 6 origin request target (a group starts with its primary)
+    let origin = match &behavior.origin.kind {
+        OriginKind::Group { primary, .. } => primary.clone(),
+        _ => behavior.origin.clone(),
+    };
+    let denied = || Decision::Deny(at, EdgeError::new(403, "AccessDenied", "Access Denied"));
+    if matches!(origin.kind, OriginKind::Bucket { .. } | OriginKind::S3 { .. })
+        && !matches!(req.method, Method::GET | Method::HEAD)
+    {
+        // The edge only reads buckets: its credential must never carry a viewer's write.
+        return denied();
+    }
+    // A caching behavior forwards the keyed query string only (anything else could change
+    // the answer without changing the key); signing parameters never reach the origin.
+    // Bucket origins get none (it would select other S3 operations).
+    let http_query = match (&key, req.uri.query()) {
+        (Some(k), _) => k.forward_query.clone(),
+        (None, Some(q)) if signed_behavior && signed::has_signing_params(q) => signed::strip_signing_params(q),
+        (None, other) => other.map(str::to_string),
+    };
+    let Some(target) = target_for(&origin, &object_path, http_query.as_deref()) else {
+        return denied();
+    };
+    Decision::Forward(Box::new(Plan {
+        dist: dist_idx,
+        behavior: b_idx,
+        compress,
+        key,
+        origin,
+        object_path: object_path.into_owned(),
+        http_query,
+        target,
+    }))
+}
+
+/// One finished exchange as the metrics and the access log see it, whichever path served it.
+pub(crate) struct Exchange<'a> {
+    pub req: &'a RequestHeader,
+    pub resp: Option<&'a ResponseHeader>,
+    pub peer: Option<SocketAddr>,
+    pub ssl: Option<Arc<pingora::protocols::tls::SslDigest>>,
+    pub body_sent: usize,
+    pub body_read: usize,
+}
+
+impl<'a> Exchange<'a> {
+    fn of(session: &'a Session) -> Exchange<'a> {
+        Exchange {
+            req: session.req_header(),
+            resp: session.response_written(),
+            peer: session.client_addr().and_then(|a| a.as_inet()).copied(),
+            ssl: session.digest().and_then(|d| d.ssl_digest.clone()),
+            body_sent: session.body_bytes_sent(),
+            body_read: session.body_bytes_read(),
+        }
+    }
+}
+
+fn access_record(ex: &Exchange, ctx: &Ctx, dist: &str, status: u16) -> Record {
+    let req = ex.req;
     let h = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let resp = session.response_written();
     let rh = |name: &str| {
-        resp.and_then(|r| r.headers.get(name))
+        ex.resp
+            .and_then(|r| r.headers.get(name))
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let peer = session.client_addr().and_then(|a| a.as_inet());
-    let ssl = session.digest().and_then(|d| d.ssl_digest.clone());
+    let peer = ex.peer;
+    let ssl = ex.ssl.as_ref();
     let header_bytes: usize = req
         .headers
         .iter()
@@ -1245,7 +1394,7 @@ fn access_record(session: &Session, ctx: &Ctx, dist: &str, status: u16) -> Recor
     Record {
         distribution: dist.to_string(),
         time: ctx.started_at,
-        sc_bytes: session.body_bytes_sent() as u64,
+        sc_bytes: ex.body_sent as u64,
         c_ip: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
         c_port: peer.map(|a| a.port()).unwrap_or(0),
         method: req.method.as_str().to_string(),
@@ -1260,11 +1409,11 @@ fn access_record(session: &Session, ctx: &Ctx, dist: &str, status: u16) -> Recor
         request_id: ctx.request_id.clone(),
         host_header: host_of(req),
         protocol: if ssl.is_some() { "https" } else { "http" },
-        cs_bytes: (header_bytes + session.body_bytes_read()) as u64,
+        cs_bytes: (header_bytes + ex.body_read) as u64,
         time_taken: ctx.started.elapsed().as_secs_f64(),
         forwarded_for: h("x-forwarded-for"),
-        ssl_protocol: ssl.as_ref().map(|s| s.version.to_string()),
-        ssl_cipher: ssl.as_ref().map(|s| s.cipher.to_string()),
+        ssl_protocol: ssl.map(|s| s.version.to_string()),
+        ssl_cipher: ssl.map(|s| s.cipher.to_string()),
         protocol_version: match req.version {
             http::Version::HTTP_2 => "HTTP/2.0".into(),
             http::Version::HTTP_10 => "HTTP/1.0".into(),
@@ -1414,7 +1563,7 @@ fn host_of(req: &RequestHeader) -> Option<String> {
 }
 
 /// Request ids: a per-process random prefix and a counter, 32 hex digits; unique, cheap.
-struct RequestIds {
+pub(crate) struct RequestIds {
     prefix: u64,
     counter: AtomicU64,
 }
@@ -1435,7 +1584,7 @@ impl RequestIds {
         }
     }
 
-    fn next(&self) -> String {
+    pub(crate) fn next(&self) -> String {
         // 32 hex digits, written directly (`format!` was most of this function's cost).
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = self.counter.fetch_add(1, Ordering::Relaxed);

@@ -169,6 +169,16 @@ pub static CACHE_DISCARDED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registered once")
 });
 
+/// `homefront_edge_hit_path_total`: memory-tier hits answered by the edge's hit path
+/// (`edge::hit`) instead of the full proxy; also counted in `homefront_requests_total`.
+pub static HIT_PATH: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "homefront_edge_hit_path_total",
+        "Cache hits answered from the memory tier by the edge's hit path (also counted in homefront_requests_total)."
+    )
+    .expect("metric registered once")
+});
+
 /// `homefront_build_info{version}` = 1.
 pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
@@ -191,6 +201,7 @@ pub fn init() {
     LazyLock::force(&CACHE_BYTES);
     LazyLock::force(&CACHE_STALE);
     LazyLock::force(&ACCESS_LOG_DROPPED);
+    LazyLock::force(&HIT_PATH);
     for reason in ["connections", "requests", "header_timeout"] {
         LIMITED.with_label_values(&[reason]).inc_by(0);
     }

@@ -1,0 +1,198 @@
+//! The hit path: a cache hit in the memory tier, answered without pingora's proxy.
+//!
+//! pingora's proxy costs about 50k instructions per request before and after our hooks (its
+//! request session, the cache state machine, a boxed future per request); for a small hit
+//! that is most of the work. `edge::conn` parses each HTTP/1.1 request itself and offers it
+//! here first. A request is served here only when pingora would have served it from the
+//! same memory-tier entry with nothing else to do: GET or HEAD, no body, no conditional or
+//! range header, within the limits, routed by the same [`decide`] as `request_filter`
+//! (signed URLs included) to a caching behavior, with a fresh 200 entry in the primary slot
+//! whose variance matches. Everything else, including a refusal, goes to pingora, which
+//! decides it again from the start. The response is built by the same functions as
+//! `response_filter`'s, and the request is counted and logged by the same [`account`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{header, Method};
+use pingora::cache::key::CacheHashKey;
+use pingora::cache::CacheKey;
+use pingora::http::{RequestHeader, ResponseHeader};
+
+use super::limits;
+use super::proxy::{account, decide, variance, viewer_headers, Ctx, Decision, EdgeState, Exchange, RequestIds};
+use crate::cache::DiskCache;
+use crate::telemetry::access_log::AccessLogger;
+
+/// What the hit path shares with the proxy (`Edge::hits`).
+pub struct Hits {
+    pub(crate) state: Arc<ArcSwap<EdgeState>>,
+    pub(crate) cache: &'static DiskCache,
+    pub(crate) ids: Arc<RequestIds>,
+    pub(crate) rate: Arc<limits::RequestRate>,
+    pub(crate) acme: Arc<crate::tls::acme::Challenges>,
+    pub(crate) access_log: Option<Arc<AccessLogger>>,
+}
+
+/// A hit ready to go out: the response header (without the connection's own `Date` and
+/// `Connection`), the body (`None` for HEAD), and the request's context for [`Hits::done`].
+pub struct Served {
+    pub header: ResponseHeader,
+    pub body: Option<Bytes>,
+    ctx: Ctx,
+}
+
+/// Request headers that make pingora do more than send the stored response as it is:
+/// a body, a precondition (304/412), a range (206), an upgrade.
+const NOT_PLAIN: [header::HeaderName; 10] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::RANGE,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::EXPECT,
+    header::UPGRADE,
+];
+
+/// Whether the hit path may answer this request at all (the rest of the checks need the
+/// config and the cache).
+/// Also left to pingora: a target that is not a plain origin-form path (absolute-form, not
+/// UTF-8) and several Host fields (pingora refuses an ambiguous authority).
+pub fn plain(req: &RequestHeader) -> bool {
+    let target = req.raw_path();
+    matches!(req.method, Method::GET | Method::HEAD)
+        && target.first() == Some(&b'/')
+        && std::str::from_utf8(target).is_ok()
+        && req.headers.get_all(header::HOST).iter().count() <= 1
+        && !NOT_PLAIN.iter().any(|h| req.headers.contains_key(h))
+}
+
+impl Hits {
+    /// The hit for `req` from `peer`, or `None`: pingora's proxy serves it.
+    pub fn serve(&self, req: &RequestHeader, peer: Option<SocketAddr>, is_https: bool) -> Option<Served> {
+        if !plain(req) {
+            return None;
+        }
+        let state = self.state.load_full();
+        let limits = &state.config.limits;
+        let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+        let headers = req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
+        limits::check_head(limits, target, headers).ok()?;
+        let client = peer.map(|p| {
+            let xff = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            super::ip::client_ip(p.ip(), xff, &state.config.trusted_proxies)
+        });
+        let Decision::Forward(plan) = decide(&state, &self.acme, req, is_https, client) else {
+            return None;
+        };
+        let primary = CacheKey::new(plan.key.as_ref()?.primary.as_bytes(), String::new()).primary_bin();
+        let entry = self.cache.memory_entry(&primary)?;
+        let now = SystemTime::now();
+        let stored = entry.header();
+        let dist = &state.config.distributions[plan.dist];
+        if !entry.is_fresh(now) || stored.status.as_u16() != 200 || dist.error_response(200).is_some() {
+            return None;
+        }
+        if entry.variance() != variance(&stored.headers, &req.headers) {
+            return None;
+        }
+        // The request rate counts served requests; over it, pingora answers 429 (and
+        // counts the request again, which changes nothing once the bucket is empty).
+        if let Some(client) = client {
+            self.rate
+                .take(&limits.per_client, client, super::proxy::monotonic_ms())
+                .ok()?;
+        }
+        let mut header = stored.clone();
+        // As pingora's hit: RFC 9111 §4 Age, and HTTP/1.1 whatever the origin spoke.
+        header.insert_header(header::AGE, entry.age(now)).ok()?;
+        header.set_version(http::Version::HTTP_11);
+        // pingora's range filter on a seekable hit (here: no Range, so it only adds
+        // `Accept-Ranges: bytes` to a 200 with a length), with its default limit.
+        if !matches!(
+            pingora::proxy::range_header_filter(req, &mut header, Some(200)),
+            pingora::proxy::RangeType::None
+        ) {
+            return None;
+        }
+        let ctx = Ctx::for_hit(state.clone(), *plan, self.ids.next());
+        let origin = req.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        viewer_headers(&mut header, &ctx, origin).ok()?;
+        let body = (req.method != Method::HEAD).then(|| entry.body.clone());
+        Some(Served { header, body, ctx })
+    }
+
+    /// Counts and logs a hit once it went out (`sent`: body bytes written).
+    pub fn done(
+        &self,
+        served: &Served,
+        req: &RequestHeader,
+        peer: Option<SocketAddr>,
+        ssl: Option<Arc<pingora::protocols::tls::SslDigest>>,
+        sent: usize,
+    ) {
+        let ex = Exchange {
+            req,
+            resp: Some(&served.header),
+            peer,
+            ssl,
+            body_sent: sent,
+            body_read: 0,
+        };
+        account(self.access_log.as_deref(), &ex, &served.ctx, false);
+        crate::telemetry::HIT_PATH.inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build(method, target.as_bytes(), None).unwrap();
+        for (n, v) in headers {
+            r.append_header(n.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn plain_gets_and_heads_only() {
+        assert!(plain(&req("GET", "/a", &[("host", "x"), ("accept-encoding", "gzip")])));
+        assert!(plain(&req("HEAD", "/a", &[("host", "x")])));
+        for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
+            assert!(!plain(&req(method, "/a", &[("host", "x")])), "{method}");
+        }
+    }
+
+    #[test]
+    fn bodies_preconditions_ranges_and_upgrades_take_the_full_path() {
+        for h in [
+            ("content-length", "0"),
+            ("transfer-encoding", "chunked"),
+            ("range", "bytes=0-1"),
+            ("if-none-match", "\"x\""),
+            ("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            ("if-match", "*"),
+            ("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            ("if-range", "\"x\""),
+            ("expect", "100-continue"),
+            ("upgrade", "websocket"),
+        ] {
+            assert!(!plain(&req("GET", "/a", &[("host", "x"), h])), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn an_ambiguous_authority_takes_the_full_path() {
+        assert!(!plain(&req("GET", "http://x/a", &[("host", "x")])));
+        assert!(!plain(&req("GET", "*", &[("host", "x")])));
+        assert!(!plain(&req("GET", "/a", &[("host", "x"), ("host", "y")])));
+    }
+}
