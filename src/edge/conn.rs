@@ -340,8 +340,9 @@ fn asks_close(req: &RequestHeader) -> bool {
     })
 }
 
-/// Bodies up to this size go out in the same write as the header.
-const INLINE_BODY: usize = 16 * 1024;
+/// Bodies up to this size are copied behind the header and go out in one write; larger
+/// ones go out with it in one `writev`.
+const INLINE_BODY: usize = 4 * 1024;
 
 /// Writes a hit as pingora's HTTP/1.1 session would (its `Date`, and `Connection` as the
 /// connection goes on or not); returns the body bytes written.
@@ -366,11 +367,30 @@ async fn write_hit(stream: &mut Guarded, served: &mut Served, keepalive: bool) -
         out.extend_from_slice(body);
         stream.write_all(&out).await?;
     } else {
-        stream.write_all(&out).await?;
-        stream.write_all(body).await?;
+        write_both(stream, &out, body).await?;
     }
     stream.flush().await?;
     Ok(body.len())
+}
+
+/// Writes `head` then `body`, both in one `writev` where the stream takes them so.
+async fn write_both(stream: &mut Guarded, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+    while !head.is_empty() || !body.is_empty() {
+        let n = if head.is_empty() {
+            stream.write(body).await?
+        } else {
+            stream
+                .write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(body)])
+                .await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    Ok(())
 }
 
 /// A viewer's HTTP/1.1 stream with a deadline for each request header: once the first byte

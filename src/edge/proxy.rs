@@ -1147,9 +1147,25 @@ pub(crate) fn variance(stored: &http::HeaderMap, req: &http::HeaderMap) -> Optio
 
 /// The edge's own response headers: `X-Cache`, `Via` and the request id.
 fn decorate(resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
-    resp.insert_header("x-cache", format!("{} from {EDGE_NAME}", ctx.cache_result))?;
-    resp.append_header(header::VIA, VIA)?;
-    resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+    use http::{HeaderName, HeaderValue};
+    // Static names and values where they are known (this runs on every response).
+    const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+    const ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+    let x_cache = match ctx.cache_result {
+        "Hit" => HeaderValue::from_static("Hit from homefront"),
+        "Miss" => HeaderValue::from_static("Miss from homefront"),
+        "RefreshHit" => HeaderValue::from_static("RefreshHit from homefront"),
+        "Error" => HeaderValue::from_static("Error from homefront"),
+        "Redirect" => HeaderValue::from_static("Redirect from homefront"),
+        other => HeaderValue::try_from(format!("{other} from {EDGE_NAME}"))
+            .map_err(|e| Error::because(InternalError, "x-cache", e))?,
+    };
+    resp.insert_header(X_CACHE, x_cache)?;
+    resp.append_header(header::VIA, HeaderValue::from_static(VIA))?;
+    resp.insert_header(
+        ID,
+        HeaderValue::try_from(ctx.request_id.as_str()).map_err(|e| Error::because(InternalError, "request id", e))?,
+    )?;
     Ok(())
 }
 
@@ -1601,6 +1617,22 @@ impl RequestIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_response_says_its_result_via_and_request_id() {
+        for result in ["Hit", "Miss", "RefreshHit", "Error", "Redirect", "Other"] {
+            let mut ctx = Ctx::new();
+            ctx.cache_result = result;
+            ctx.request_id = "0123456789abcdef0123456789abcdef".into();
+            let mut resp = ResponseHeader::build(200, None).unwrap();
+            resp.append_header("via", "1.1 upstream").unwrap();
+            decorate(&mut resp, &ctx).unwrap();
+            assert_eq!(resp.headers["x-cache"], format!("{result} from homefront"));
+            let via: Vec<_> = resp.headers.get_all("via").iter().collect();
+            assert_eq!(via, ["1.1 upstream", "1.1 homefront"]);
+            assert_eq!(resp.headers["x-amz-cf-id"], "0123456789abcdef0123456789abcdef");
+        }
+    }
 
     #[test]
     fn request_ids_are_32_hex_digits_and_distinct() {
