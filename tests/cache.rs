@@ -1156,3 +1156,68 @@ async fn the_hit_path_serves_http2_streams_too() {
     assert_eq!(hit_path_count(&m), 2, "the plain GET and the HEAD");
     assert_eq!(s.origin.hits("/h2.txt"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_hit_goes_out_with_sendfile_on_plain_http_and_as_before_on_tls() {
+    let mut s = setup().await;
+    let port = s.hf.ports.http;
+    let body: String = (0..3 * 1024 * 1024 + 17)
+        .map(|i| (b'a' + (i % 23) as u8) as char)
+        .collect();
+    s.origin
+        .set("/big.bin", route(200, &[("cache-control", "max-age=600")], &body));
+    let get = "GET /big.bin HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    let miss = &pipelined(port, &[get])[0];
+    assert_eq!(miss.get("x-cache"), Some("Miss from homefront"));
+    // Disk only (over the memory tier's 1 MiB object limit), written by this process.
+    let m = s.hf.metrics();
+    assert!(m.contains(r#"homefront_cache_entries{tier="memory"} 0"#), "{m}");
+
+    // Twice on one connection, then a HEAD: the hit path, the body from the file.
+    let answers = pipelined(port, &[get, get, "HEAD /big.bin HTTP/1.1\r\nHost: a.test\r\n\r\n"]);
+    for a in &answers[..2] {
+        assert_eq!(a.get("x-cache"), Some("Hit from homefront"));
+        assert_eq!(a.body.len(), body.len());
+        assert!(a.body == body.as_bytes(), "the body differs from the origin's");
+    }
+    assert_eq!(answers[2].get("content-length"), Some(body.len().to_string().as_str()));
+    let m = s.hf.metrics_when(|m| hit_path_count(m) == 3).await;
+    assert_eq!(hit_path_count(&m), 3);
+    // Over TLS (its own entry: the scheme is in the key) the full path serves the hit, with
+    // the same headers.
+    let tls_miss = s.client.get(s.url("/big.bin")).send().await.unwrap();
+    assert_eq!(tls_miss.headers()["x-cache"], "Miss from homefront");
+    assert_eq!(tls_miss.text().await.unwrap(), body);
+    let r = s.client.get(s.url("/big.bin")).send().await.unwrap();
+    let tls_headers: Vec<(String, String)> = r
+        .headers()
+        .iter()
+        .filter(|(n, _)| !matches!(n.as_str(), "date" | "age" | "x-amz-cf-id" | "connection"))
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(r.text().await.unwrap(), body);
+    let mut plain: Vec<(String, String)> = answers[0]
+        .stable_headers()
+        .into_iter()
+        .filter(|(n, _)| n != "connection")
+        .collect();
+    let mut tls_sorted = tls_headers;
+    plain.sort();
+    tls_sorted.sort();
+    assert_eq!(plain, tls_sorted);
+    assert_eq!(hit_path_count(&s.hf.metrics()), 3);
+    assert_eq!(s.origin.hits("/big.bin"), 2);
+
+    // After a restart the file is checked against its CRC first, by the full path (as it
+    // streams); the hit path sends it only after that.
+    s.crash_and_restart();
+    let first = &pipelined(port, &[get])[0];
+    assert_eq!(first.get("x-cache"), Some("Hit from homefront"));
+    assert!(first.body == body.as_bytes());
+    assert_eq!(hit_path_count(&s.hf.metrics()), 0);
+    let second = &pipelined(port, &[get])[0];
+    assert!(second.body == body.as_bytes());
+    let m = s.hf.metrics_when(|m| hit_path_count(m) == 1).await;
+    assert_eq!(hit_path_count(&m), 1);
+    assert_eq!(s.origin.hits("/big.bin"), 2);
+}

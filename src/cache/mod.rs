@@ -650,12 +650,11 @@ impl DiskCache {
         i.touch(primary);
         Some(MemoryEntry { meta, body })
     }
-}
 
-#[async_trait]
-impl Storage for DiskCache {
-    async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
-        let k = key.combined_bin();
+    /// The entry at `k` with its meta: from the memory tier, or read from disk (a small body
+    /// whole, checked against its CRC, and put in the memory tier; a large one as its open
+    /// file). `None`: not cached (or found damaged and dropped).
+    pub async fn load(&'static self, k: HashBinary) -> Result<Option<(CacheMeta, Loaded)>> {
         // Memory tier.
         let hit = {
             let mut i = self.lock();
@@ -666,7 +665,7 @@ impl Storage for DiskCache {
             hit
         };
         if let Some((meta, body)) = hit {
-            return Ok(Some((meta.to_cache_meta()?, Box::new(MemHit::new(body)))));
+            return Ok(Some((meta.to_cache_meta()?, Loaded::Whole(body))));
         }
         // Disk tier.
         let Some((gen, body_len, body_crc, verified)) = ({
@@ -728,22 +727,47 @@ impl Storage for DiskCache {
                     }
                 }
                 self.evict();
-                Ok(Some((meta, Box::new(MemHit::new(bytes)))))
+                Ok(Some((meta, Loaded::Whole(bytes))))
             }
             Body::File(file) => Ok(Some((
                 meta,
-                Box::new(FileHit {
-                    cache: self,
-                    key: k,
+                Loaded::File {
                     file,
-                    pos: 0,
-                    end: body_len,
-                    crc: (!verified).then(crc32fast::Hasher::new),
-                    expected_crc: body_crc,
+                    len: body_len,
+                    crc: body_crc,
                     verified,
-                }),
+                },
             ))),
         }
+    }
+}
+
+#[async_trait]
+impl Storage for DiskCache {
+    async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let k = key.combined_bin();
+        let Some((meta, loaded)) = self.load(k).await? else {
+            return Ok(None);
+        };
+        let hit: HitHandler = match loaded {
+            Loaded::Whole(body) => Box::new(MemHit::new(body)),
+            Loaded::File {
+                file,
+                len,
+                crc,
+                verified,
+            } => Box::new(FileHit {
+                cache: self,
+                key: k,
+                file,
+                pos: 0,
+                end: len,
+                crc: (!verified).then(crc32fast::Hasher::new),
+                expected_crc: crc,
+                verified,
+            }),
+        };
+        Ok(Some((meta, hit)))
     }
 
     async fn get_miss_handler(
@@ -850,6 +874,20 @@ impl Storage for DiskCache {
 enum Body {
     Whole(Bytes),
     File(Arc<File>),
+}
+
+/// A cached body as [`DiskCache::load`] found it.
+pub enum Loaded {
+    /// Small: in memory, checked.
+    Whole(Bytes),
+    /// Large: its file, `len` bytes, with the CRC it must have; `verified` when this process
+    /// wrote it or has read it whole and found the CRC right.
+    File {
+        file: Arc<File>,
+        len: u64,
+        crc: u32,
+        verified: bool,
+    },
 }
 
 /// A hit served from memory (small bodies, read whole and checked).

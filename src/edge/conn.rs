@@ -32,7 +32,7 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
-use super::hit::{Hits, Served};
+use super::hit::{HitBody, Hits, Served};
 use super::limits::{too_many, Connections};
 use super::proxy::{Edge, EdgeState};
 
@@ -111,6 +111,7 @@ impl ServerApp for Guard {
         let ssl = stream.get_ssl_digest();
         let is_https = ssl.is_some();
         let mut guarded = Box::new(Guarded::new(stream, header_timeout));
+        let sendfile = tcp_fd(&guarded).is_some();
         let mut buf = BytesMut::with_capacity(4096);
         let mut settings: Option<HttpPersistentSettings> = None;
         let mut first = true;
@@ -122,7 +123,7 @@ impl ServerApp for Guard {
             guarded.expect_request();
             let head = read_head(&mut guarded, &mut buf, idle_timeout).await;
             if let (Head::Parsed(req, len), Some(hits)) = (&head, &self.hits) {
-                if let Some(mut served) = hits.serve(req, peer, is_https) {
+                if let Some(mut served) = hits.serve(req, peer, is_https, sendfile).await {
                     guarded.header_done();
                     let keepalive = !shutting_down && !asks_close(req);
                     let sent = match write_hit(&mut guarded, &mut served, keepalive).await {
@@ -198,8 +199,11 @@ impl HttpServerApp for HitFirst {
         if let (ServerSession::H2(h2), Some(hits)) = (&mut session, &self.hits) {
             let peer = h2.client_addr().and_then(|a| a.as_inet()).copied();
             let ssl = h2.digest().and_then(|d| d.ssl_digest.clone());
-            if let Some(served) = hits.serve(h2.req_header(), peer, ssl.is_some()) {
-                let body = served.body.clone().filter(|b| !b.is_empty());
+            if let Some(served) = hits.serve(h2.req_header(), peer, ssl.is_some(), false).await {
+                let body = match &served.body {
+                    Some(HitBody::Bytes(b)) if !b.is_empty() => Some(b.clone()),
+                    _ => None,
+                };
                 let sent = body.as_ref().map_or(0, |b| b.len());
                 let written = match h2.write_response_header_ref(&served.header, body.is_none()) {
                     Ok(()) => match body {
@@ -354,8 +358,11 @@ async fn write_hit(stream: &mut Guarded, served: &mut Served, keepalive: bool) -
         .insert_header(http::header::DATE, date)
         .and_then(|_| header.insert_header(http::header::CONNECTION, connection))
         .map_err(|e| io::Error::other(e.to_string()))?;
-    let body = served.body.as_deref().unwrap_or_default();
-    let mut out = BytesMut::with_capacity(512 + if body.len() <= INLINE_BODY { body.len() } else { 0 });
+    let memory: &[u8] = match &served.body {
+        Some(HitBody::Bytes(b)) => b,
+        _ => &[],
+    };
+    let mut out = BytesMut::with_capacity(512 + if memory.len() <= INLINE_BODY { memory.len() } else { 0 });
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(header.status.as_str().as_bytes());
     out.extend_from_slice(b" ");
@@ -363,14 +370,68 @@ async fn write_hit(stream: &mut Guarded, served: &mut Served, keepalive: bool) -
     out.extend_from_slice(b"\r\n");
     header.header_to_h1_wire(&mut out);
     out.extend_from_slice(b"\r\n");
-    if body.len() <= INLINE_BODY {
-        out.extend_from_slice(body);
+    if memory.len() <= INLINE_BODY {
+        out.extend_from_slice(memory);
         stream.write_all(&out).await?;
     } else {
-        write_both(stream, &out, body).await?;
+        write_both(stream, &out, memory).await?;
     }
     stream.flush().await?;
-    Ok(body.len())
+    match &served.body {
+        Some(HitBody::File(file, len)) => send_file(stream, file, *len).await.map(|n| n as usize),
+        _ => Ok(memory.len()),
+    }
+}
+
+/// The plain TCP socket under a viewer's stream, for `sendfile` (`None` under TLS).
+fn tcp_fd(stream: &Guarded) -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    if stream.inner.get_ssl().is_some() {
+        return None;
+    }
+    let l4 = stream
+        .inner
+        .as_any()
+        .downcast_ref::<pingora::protocols::l4::stream::Stream>()?;
+    Some(l4.as_raw_fd())
+}
+
+/// Sends `len` bytes of a cache file with `sendfile(2)`, from the page cache to the socket
+/// without a copy through this process (as nginx does); the header went out and was
+/// flushed before. Waiting for the socket to take more uses a second descriptor of it,
+/// registered with tokio (the first is pingora's). As with nginx's `sendfile`, a file not
+/// in the page cache is read from disk on this thread.
+async fn send_file(stream: &Guarded, file: &std::fs::File, len: u64) -> io::Result<u64> {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    let sock = tcp_fd(stream).ok_or_else(|| io::Error::other("sendfile needs a plain TCP stream"))?;
+    // SAFETY: `sock` belongs to `stream`, which outlives this borrow; it is only duplicated.
+    let second = unsafe { BorrowedFd::borrow_raw(sock) }.try_clone_to_owned()?;
+    // SAFETY: `second` is an owned, open descriptor, moved into the AsyncFd and closed only
+    // when it is dropped.
+    let ready = unsafe { tokio::io::unix::AsyncFd::register_with_interest(second, tokio::io::Interest::WRITABLE) }
+        .map_err(io::Error::from)?;
+    let mut offset: libc::off_t = 0;
+    while (offset as u64) < len {
+        let mut guard = ready.writable().await?;
+        let left = (len - offset as u64).min(1 << 30) as usize;
+        // SAFETY: both descriptors are open for the call; `offset` is a valid out-parameter.
+        let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut offset, left) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::WouldBlock {
+                guard.clear_ready();
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "cache file shorter than its entry",
+            ));
+        }
+    }
+    Ok(len)
 }
 
 /// Writes `head` then `body`, both in one `writev` where the stream takes them so.

@@ -24,7 +24,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 
 use super::limits;
 use super::proxy::{account, decide, variance, viewer_headers, Ctx, Decision, EdgeState, Exchange, RequestIds};
-use crate::cache::DiskCache;
+use crate::cache::{DiskCache, Loaded};
 use crate::telemetry::access_log::AccessLogger;
 
 /// What the hit path shares with the proxy (`Edge::hits`).
@@ -41,8 +41,23 @@ pub struct Hits {
 /// `Connection`), the body (`None` for HEAD), and the request's context for [`Hits::done`].
 pub struct Served {
     pub header: ResponseHeader,
-    pub body: Option<Bytes>,
+    pub body: Option<HitBody>,
     ctx: Ctx,
+}
+
+/// A hit's body: from memory, or (`sendfile`) the cache file and its length.
+pub enum HitBody {
+    Bytes(Bytes),
+    File(Arc<std::fs::File>, u64),
+}
+
+/// A cached entry as the checks need it, from either tier.
+struct Found {
+    fresh: bool,
+    age: u64,
+    variance: Option<pingora::cache::key::HashBinary>,
+    header: ResponseHeader,
+    body: HitBody,
 }
 
 /// Request headers that make pingora do more than send the stored response as it is:
@@ -74,8 +89,16 @@ pub fn plain(req: &RequestHeader) -> bool {
 }
 
 impl Hits {
-    /// The hit for `req` from `peer`, or `None`: pingora's proxy serves it.
-    pub fn serve(&self, req: &RequestHeader, peer: Option<SocketAddr>, is_https: bool) -> Option<Served> {
+    /// The hit for `req` from `peer`, or `None`: pingora's proxy serves it. `sendfile`: the
+    /// connection can take a large body straight from its cache file (plain TCP); without
+    /// it only the memory tier is looked at.
+    pub async fn serve(
+        &self,
+        req: &RequestHeader,
+        peer: Option<SocketAddr>,
+        is_https: bool,
+        sendfile: bool,
+    ) -> Option<Served> {
         if !plain(req) {
             return None;
         }
@@ -92,14 +115,39 @@ impl Hits {
             return None;
         };
         let primary = CacheKey::new(plan.key.as_ref()?.primary.as_bytes(), String::new()).primary_bin();
-        let entry = self.cache.memory_entry(&primary)?;
         let now = SystemTime::now();
-        let stored = entry.header();
+        let found = match self.cache.memory_entry(&primary) {
+            Some(e) => Found {
+                fresh: e.is_fresh(now),
+                age: e.age(now),
+                variance: e.variance(),
+                header: e.header().clone(),
+                body: HitBody::Bytes(e.body),
+            },
+            None if sendfile => {
+                let (meta, loaded) = self.cache.load(primary).await.ok()??;
+                let body = match loaded {
+                    Loaded::Whole(b) => HitBody::Bytes(b),
+                    // A file not yet checked against its CRC is checked as pingora streams it.
+                    Loaded::File { verified: false, .. } => return None,
+                    Loaded::File { file, len, .. } => HitBody::File(file, len),
+                };
+                Found {
+                    fresh: meta.is_fresh(now),
+                    age: now.duration_since(meta.epoch()).unwrap_or_default().as_secs(),
+                    variance: meta.variance(),
+                    header: meta.response_header_copy(),
+                    body,
+                }
+            }
+            None => return None,
+        };
         let dist = &state.config.distributions[plan.dist];
-        if !entry.is_fresh(now) || stored.status.as_u16() != 200 || dist.error_response(200).is_some() {
+        let mut header = found.header;
+        if !found.fresh || header.status.as_u16() != 200 || dist.error_response(200).is_some() {
             return None;
         }
-        if entry.variance() != variance(&stored.headers, &req.headers) {
+        if found.variance != variance(&header.headers, &req.headers) {
             return None;
         }
         // The request rate counts served requests; over it, pingora answers 429 (and
@@ -109,9 +157,8 @@ impl Hits {
                 .take(&limits.per_client, client, super::proxy::monotonic_ms())
                 .ok()?;
         }
-        let mut header = stored.clone();
         // As pingora's hit: RFC 9111 §4 Age, and HTTP/1.1 whatever the origin spoke.
-        header.insert_header(header::AGE, entry.age(now)).ok()?;
+        header.insert_header(header::AGE, found.age).ok()?;
         header.set_version(http::Version::HTTP_11);
         // pingora's range filter on a seekable hit (here: no Range, so it only adds
         // `Accept-Ranges: bytes` to a 200 with a length), with its default limit.
@@ -124,7 +171,7 @@ impl Hits {
         let ctx = Ctx::for_hit(state.clone(), *plan, self.ids.next());
         let origin = req.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
         viewer_headers(&mut header, &ctx, origin).ok()?;
-        let body = (req.method != Method::HEAD).then(|| entry.body.clone());
+        let body = (req.method != Method::HEAD).then_some(found.body);
         Some(Served { header, body, ctx })
     }
 
