@@ -653,8 +653,11 @@ impl DiskCache {
 
     /// The entry at `k` with its meta: from the memory tier, or read from disk (a small body
     /// whole, checked against its CRC, and put in the memory tier; a large one as its open
-    /// file). `None`: not cached (or found damaged and dropped).
-    pub async fn load(&'static self, k: HashBinary) -> Result<Option<(CacheMeta, Loaded)>> {
+    /// file). `None`: not cached (or found damaged and dropped). `inline`: the files are read
+    /// on this thread, not on tokio's blocking pool (the edge's hit path, which then sends
+    /// the body with `sendfile` on this thread too, as nginx does; a hundred downloads
+    /// starting at once otherwise start a hundred blocking threads).
+    pub async fn load(&'static self, k: HashBinary, inline: bool) -> Result<Option<(CacheMeta, Loaded)>> {
         // Memory tier.
         let hit = {
             let mut i = self.lock();
@@ -681,7 +684,7 @@ impl DiskCache {
         let meta_path = self.meta_path(&k);
         let body_path = self.body_path(&k, gen);
         let mem_max = self.mem_object_max();
-        let loaded = tokio::task::spawn_blocking(move || -> io::Result<(MetaFile, Body)> {
+        let read = move || -> io::Result<(MetaFile, Body)> {
             let mf = MetaFile::decode(&fs::read(&meta_path)?)?;
             if mf.gen != gen || mf.body_len != body_len {
                 return Err(io::Error::new(io::ErrorKind::NotFound, "entry replaced"));
@@ -700,9 +703,14 @@ impl DiskCache {
             } else {
                 Ok((mf, Body::File(Arc::new(file))))
             }
-        })
-        .await
-        .map_err(|e| internal("cache read task", e))?;
+        };
+        let loaded = if inline {
+            read()
+        } else {
+            tokio::task::spawn_blocking(read)
+                .await
+                .map_err(|e| internal("cache read task", e))?
+        };
         let (mf, body) = match loaded {
             Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -746,7 +754,7 @@ impl DiskCache {
 impl Storage for DiskCache {
     async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
         let k = key.combined_bin();
-        let Some((meta, loaded)) = self.load(k).await? else {
+        let Some((meta, loaded)) = self.load(k, false).await? else {
             return Ok(None);
         };
         let hit: HitHandler = match loaded {

@@ -125,7 +125,7 @@ impl Hits {
                 body: HitBody::Bytes(e.body),
             },
             None if sendfile => {
-                let (meta, loaded) = self.cache.load(primary).await.ok()??;
+                let (meta, loaded) = self.cache.load(primary, true).await.ok()??;
                 let body = match loaded {
                     Loaded::Whole(b) => HitBody::Bytes(b),
                     // A file not yet checked against its CRC is checked as pingora streams it.
