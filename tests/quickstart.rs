@@ -186,13 +186,48 @@ fn read_sorted(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_the_server_promptly() {
     // `systemctl stop` and `docker stop` send SIGTERM and give up after 90 s / 10 s.
+    use std::io::{BufRead, Read, Write};
     let mut hf = start(tempfile::tempdir().unwrap());
+    // A keep-alive connection idle after one request (the demo page, twice: the second is a
+    // hit) is closed by the shutdown, not left open until the process exits.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", hf.ports.http)).unwrap();
+    let mut reader = std::io::BufReader::new(idle.try_clone().unwrap());
+    for _ in 0..2 {
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+    }
     let status = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(hf.child.id().to_string())
         .status()
         .unwrap();
     assert!(status.success());
+    let signalled = std::time::Instant::now();
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(
+        reader.read_to_end(&mut rest).unwrap(),
+        0,
+        "the idle connection is closed"
+    );
+    // Within about a second; the process itself exits after its 5 s grace period.
+    let closed_after = signalled.elapsed();
+    assert!(
+        closed_after < std::time::Duration::from_secs(3),
+        "the idle connection stayed open {closed_after:?} into the shutdown"
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         if let Some(status) = hf.child.try_wait().unwrap() {

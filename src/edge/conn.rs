@@ -121,7 +121,7 @@ impl ServerApp for Guard {
                 break;
             }
             guarded.expect_request();
-            let head = read_head(&mut guarded, &mut buf, idle_timeout).await;
+            let head = read_head(&mut guarded, &mut buf, idle_timeout, shutdown).await;
             if let (Head::Parsed(req, len), Some(hits)) = (&head, &self.hits) {
                 if let Some(mut served) = hits.serve(req, peer, is_https, sendfile).await {
                     guarded.header_done();
@@ -299,7 +299,8 @@ pub fn parse_head(buf: &[u8]) -> Parse {
 
 /// Reads until `buf` starts with a whole request header. The wait for its first byte is
 /// bounded by `idle`; the rest by the stream's header deadline.
-async fn read_head(stream: &mut Guarded, buf: &mut BytesMut, idle: Duration) -> Head {
+/// A server shutting down ends the wait (as pingora drops its idle keep-alive connections).
+async fn read_head(stream: &mut Guarded, buf: &mut BytesMut, idle: Duration, shutdown: &ShutdownWatch) -> Head {
     loop {
         if !buf.is_empty() {
             match parse_head(buf) {
@@ -313,9 +314,16 @@ async fn read_head(stream: &mut Guarded, buf: &mut BytesMut, idle: Duration) -> 
             buf.reserve(4096);
         }
         let read = if buf.is_empty() {
-            match tokio::time::timeout(idle, stream.read_buf(buf)).await {
-                Ok(r) => r,
-                Err(_) => return Head::Closed,
+            // Waited in steps of at most a second, to see a shutdown.
+            let deadline = tokio::time::Instant::now() + idle;
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if *shutdown.borrow() || left.is_zero() {
+                    return Head::Closed;
+                }
+                if let Ok(read) = tokio::time::timeout(left.min(Duration::from_secs(1)), stream.read_buf(buf)).await {
+                    break read;
+                }
             }
         } else {
             stream.read_buf(buf).await

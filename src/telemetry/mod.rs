@@ -169,12 +169,12 @@ pub static CACHE_DISCARDED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registered once")
 });
 
-/// `homefront_edge_hit_path_total`: memory-tier hits answered by the edge's hit path
+/// `homefront_edge_hit_path_total`: cache hits answered by the edge's hit path
 /// (`edge::hit`) instead of the full proxy; also counted in `homefront_requests_total`.
 pub static HIT_PATH: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
     prometheus::register_int_counter!(
         "homefront_edge_hit_path_total",
-        "Cache hits answered from the memory tier by the edge's hit path (also counted in homefront_requests_total)."
+        "Cache hits answered by the edge's hit path instead of the full proxy (also counted in homefront_requests_total)."
     )
     .expect("metric registered once")
 });
