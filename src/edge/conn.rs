@@ -130,7 +130,7 @@ impl ServerApp for Guard {
                         Ok(sent) => sent,
                         Err(_) => break,
                     };
-                    hits.done(&served, req, peer, ssl.clone(), sent);
+                    hits.done(&served.ctx, &served.header, req, peer, ssl.clone(), sent);
                     let _ = buf.split_to(*len);
                     if !keepalive {
                         Shutdown::shutdown(&mut *guarded).await;
@@ -200,20 +200,21 @@ impl HttpServerApp for HitFirst {
             let peer = h2.client_addr().and_then(|a| a.as_inet()).copied();
             let ssl = h2.digest().and_then(|d| d.ssl_digest.clone());
             if let Some(served) = hits.serve(h2.req_header(), peer, ssl.is_some(), false).await {
-                let body = match &served.body {
-                    Some(HitBody::Bytes(b)) if !b.is_empty() => Some(b.clone()),
+                let Served { header, body, ctx } = served;
+                let body = match body {
+                    Some(HitBody::Bytes(b)) if !b.is_empty() => Some(b),
                     _ => None,
                 };
                 let sent = body.as_ref().map_or(0, |b| b.len());
-                let written = match h2.write_response_header_ref(&served.header, body.is_none()) {
+                let written = match h2.write_response_header(Box::new(header), body.is_none()) {
                     Ok(()) => match body {
                         Some(b) => h2.write_body(b, true).await,
                         None => Ok(()),
                     },
                     Err(e) => Err(e),
                 };
-                if written.is_ok() {
-                    hits.done(&served, h2.req_header(), peer, ssl, sent);
+                if let (Ok(()), Some(resp)) = (written, h2.response_written()) {
+                    hits.done(&ctx, resp, h2.req_header(), peer, ssl, sent);
                 }
                 // An HTTP/2 stream is never reused; the connection goes on.
                 return None;

@@ -45,7 +45,7 @@ pub struct Hits {
 pub struct Served {
     pub header: ResponseHeader,
     pub body: Option<HitBody>,
-    ctx: Ctx,
+    pub ctx: Ctx,
 }
 
 /// A hit's body: from memory, or (`sendfile`) the cache file and its length.
@@ -178,10 +178,11 @@ impl Hits {
         Some(Served { header, body, ctx })
     }
 
-    /// Counts and logs a hit once it went out (`sent`: body bytes written).
+    /// Counts and logs a hit once it went out (`resp`: as written; `sent`: body bytes).
     pub fn done(
         &self,
-        served: &Served,
+        ctx: &Ctx,
+        resp: &ResponseHeader,
         req: &RequestHeader,
         peer: Option<SocketAddr>,
         ssl: Option<Arc<pingora::protocols::tls::SslDigest>>,
@@ -189,13 +190,13 @@ impl Hits {
     ) {
         let ex = Exchange {
             req,
-            resp: Some(&served.header),
+            resp: Some(resp),
             peer,
             ssl,
             body_sent: sent,
             body_read: 0,
         };
-        account(self.access_log.as_deref(), &ex, &served.ctx, false);
+        account(self.access_log.as_deref(), &ex, ctx, false);
         crate::telemetry::HIT_PATH.inc();
     }
 }
