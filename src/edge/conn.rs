@@ -3,7 +3,9 @@
 //! (slowloris). [`Guard`] is the service's app: it takes each accepted (and, on the HTTPS
 //! port, handshaken) connection, refuses it when its client already has too many open, and
 //! otherwise runs pingora's HTTP/1.1 request loop itself, on a [`Guarded`] stream, so that
-//! the limits from the live config apply. HTTP/2 connections go to pingora unchanged.
+//! the limits from the live config apply. That loop reads each request header first and
+//! offers it to the hit path (`edge::hit`); HTTP/2 connections go to pingora's connection
+//! handling with [`HitFirst`] as the app, which does the same per stream.
 
 use std::fmt;
 use std::future::Future;
@@ -104,9 +106,9 @@ impl ServerApp for Guard {
 
         // HTTP/1.1: pingora's request loop, run here with our idle timeout and header
         // deadline (pingora keeps an HTTP/1.1 connection open forever once a request asked
-        // for keep-alive). Each request header is read and parsed here first: a hit in the
-        // memory tier is answered by the hit path; anything else goes to pingora with the
-        // bytes read so far replayed ahead of the stream.
+        // for keep-alive). Each request header is read and parsed here first: a cache hit is
+        // answered by the hit path; anything else goes to pingora with its bytes replayed
+        // ahead of the stream.
         let peer = peer_addr(&stream);
         let ssl = stream.get_ssl_digest();
         let is_https = ssl.is_some();
