@@ -86,31 +86,39 @@ struct MemEntry {
 /// of the instructions of a small hit).
 struct MemMeta {
     internal: Vec<u8>,
-    header: pingora::http::ResponseHeader,
     /// Bytes of the serialized meta, for the tier's size limit.
     size: u64,
-    /// What the hit path reads of the internal meta, decoded once.
+    parsed: Parsed,
+}
+
+/// What a memory-tier entry keeps of its meta already parsed: the header (cloned on a hit
+/// instead of decompressed) and what the hit path checks.
+struct Parsed {
+    header: pingora::http::ResponseHeader,
     fresh_until: SystemTime,
     epoch: SystemTime,
     variance: Option<HashBinary>,
 }
 
+impl Parsed {
+    fn of(meta: &CacheMeta) -> Parsed {
+        Parsed {
+            header: meta.response_header_copy(),
+            fresh_until: meta.fresh_until(),
+            epoch: meta.epoch(),
+            variance: meta.variance(),
+        }
+    }
+}
+
 impl MemMeta {
-    /// From the serialized internal meta, the serialized header's length, and the header as
+    /// From the serialized internal meta, the serialized header's length, and the meta as
     /// pingora already had it parsed (no second decode).
-    fn new(internal: Vec<u8>, header_len: usize, header: pingora::http::ResponseHeader) -> MemMeta {
-        // An internal meta that does not decode makes the entry stale at once: the hit path
-        // leaves it to pingora, whose lookup reports the error.
-        let (fresh_until, epoch, variance) = decode_internal(&internal)
-            .map(|m| (m.fresh_until(), m.epoch(), m.variance()))
-            .unwrap_or((SystemTime::UNIX_EPOCH, SystemTime::UNIX_EPOCH, None));
+    fn new(internal: Vec<u8>, header_len: usize, parsed: Parsed) -> MemMeta {
         MemMeta {
             size: (internal.len() + header_len) as u64,
-            header,
             internal,
-            fresh_until,
-            epoch,
-            variance,
+            parsed,
         }
     }
 
@@ -118,7 +126,7 @@ impl MemMeta {
     /// the parsed header put in place of a serialized empty one.
     fn to_cache_meta(&self) -> Result<CacheMeta> {
         let mut meta = decode_internal(&self.internal)?;
-        *meta.response_header_mut() = self.header.clone();
+        *meta.response_header_mut() = self.parsed.header.clone();
         Ok(meta)
     }
 }
@@ -145,22 +153,22 @@ pub struct MemoryEntry {
 impl MemoryEntry {
     /// The stored response header.
     pub fn header(&self) -> &pingora::http::ResponseHeader {
-        &self.meta.header
+        &self.meta.parsed.header
     }
 
     /// Fresh at `now` (pingora's rule: until `fresh_until`, inclusive).
     pub fn is_fresh(&self, now: SystemTime) -> bool {
-        self.meta.fresh_until >= now
+        self.meta.parsed.fresh_until >= now
     }
 
     /// Seconds since the entry was stored or last revalidated (pingora's `Age`).
     pub fn age(&self, now: SystemTime) -> u64 {
-        now.duration_since(self.meta.epoch).unwrap_or_default().as_secs()
+        now.duration_since(self.meta.parsed.epoch).unwrap_or_default().as_secs()
     }
 
     /// The variance the entry was stored for (pingora's `CacheMeta::variance`).
     pub fn variance(&self) -> Option<HashBinary> {
-        self.meta.variance
+        self.meta.parsed.variance
     }
 }
 
@@ -730,7 +738,7 @@ impl DiskCache {
                         e.verified = true;
                     }
                     if body_len <= mem_max {
-                        let mem_meta = MemMeta::new(mf.internal, mf.header.len(), meta.response_header_copy());
+                        let mem_meta = MemMeta::new(mf.internal, mf.header.len(), Parsed::of(&meta));
                         self.insert_mem(&mut i, k, Arc::new(mem_meta), bytes.clone());
                     }
                 }
@@ -800,7 +808,7 @@ impl Storage for DiskCache {
             key: key.combined_bin(),
             label: EntryLabel::from_tag(&key.user_tag),
             meta: Some((internal_meta, header)),
-            header: Some(meta.response_header_copy()),
+            parsed: Some(Parsed::of(meta)),
             tmp,
             file: Some(file),
             len: 0,
@@ -863,7 +871,7 @@ impl Storage for DiskCache {
         }
         let index = &mut *i;
         if let Some(m) = index.mem.get_mut(&k) {
-            let updated = MemMeta::new(mf.internal, mf.header.len(), meta.response_header_copy());
+            let updated = MemMeta::new(mf.internal, mf.header.len(), Parsed::of(meta));
             index.mem_bytes = index.mem_bytes - m.meta.size + updated.size;
             m.meta = Arc::new(updated);
         }
@@ -1064,8 +1072,8 @@ struct Miss {
     key: HashBinary,
     label: EntryLabel,
     meta: Option<(Vec<u8>, Vec<u8>)>,
-    /// The response header, parsed, for the memory tier.
-    header: Option<pingora::http::ResponseHeader>,
+    /// The meta, parsed, for the memory tier.
+    parsed: Option<Parsed>,
     tmp: PathBuf,
     file: Option<File>,
     len: u64,
@@ -1144,9 +1152,9 @@ impl HandleMiss for Miss {
         let size = self.len + meta_len;
         let mem_meta = match self.mem_buf.take() {
             Some(buf) if self.len <= cache.mem_object_max() => self
-                .header
+                .parsed
                 .take()
-                .map(|header| (MemMeta::new(mf.internal, mf.header.len(), header), buf)),
+                .map(|parsed| (MemMeta::new(mf.internal, mf.header.len(), parsed), buf)),
             _ => None,
         };
         let replaced = {
