@@ -10,7 +10,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -67,9 +67,9 @@ impl Guard {
     }
 }
 
-fn peer_ip(stream: &Stream) -> Option<IpAddr> {
+fn peer_addr(stream: &Stream) -> Option<SocketAddr> {
     let digest = stream.get_socket_digest()?;
-    digest.peer_addr()?.as_inet().map(|a| a.ip())
+    digest.peer_addr()?.as_inet().copied()
 }
 
 #[async_trait]
@@ -79,7 +79,7 @@ impl ServerApp for Guard {
         let (idle_timeout, header_timeout, slot) = {
             let state = self.state.load();
             let limits = &state.config.limits;
-            let slot = peer_ip(&stream).map(|ip| self.connections.enter(&limits.per_client, ip));
+            let slot = peer_addr(&stream).map(|a| self.connections.enter(&limits.per_client, a.ip()));
             (limits.idle_timeout, limits.header_timeout, slot)
         };
         // `Some(None)`: the client already has its connections open.
@@ -149,7 +149,7 @@ impl ServerApp for Guard {
             // next pipelined request), it would answer this one and close the connection.
             // A body's framing is pingora's to read, so a request with one gets all.
             let take = match &head {
-                Head::Parsed(req, len) if !has_body(req) => *len,
+                Head::Parsed(req, len) if !super::proxy::has_body(req) => *len,
                 _ => buf.len(),
             };
             guarded.replay(buf.split_to(take));
@@ -236,11 +236,6 @@ impl HttpServerApp for HitFirst {
     async fn http_cleanup(&self) {
         self.proxy.http_cleanup().await;
     }
-}
-
-fn peer_addr(stream: &Stream) -> Option<SocketAddr> {
-    let digest = stream.get_socket_digest()?;
-    digest.peer_addr()?.as_inet().copied()
 }
 
 /// A request header longer than this is left to pingora (and its limits).
@@ -339,11 +334,6 @@ async fn read_head(stream: &mut Guarded, buf: &mut BytesMut, idle: Duration, shu
             Err(_) => return Head::Closed,
         }
     }
-}
-
-/// The request has a body (its framing is left to pingora).
-fn has_body(req: &RequestHeader) -> bool {
-    req.headers.contains_key(http::header::CONTENT_LENGTH) || req.headers.contains_key(http::header::TRANSFER_ENCODING)
 }
 
 /// `Connection: close` from the viewer.

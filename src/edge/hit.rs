@@ -26,7 +26,9 @@ use pingora::cache::CacheKey;
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use super::limits;
-use super::proxy::{account, decide, variance, viewer_headers, Ctx, Decision, EdgeState, Exchange, RequestIds};
+use super::proxy::{
+    account, check_head, client_of, decide, variance, viewer_headers, Ctx, Decision, EdgeState, Exchange, RequestIds,
+};
 use crate::cache::{DiskCache, Loaded};
 use crate::telemetry::access_log::AccessLogger;
 
@@ -107,13 +109,8 @@ impl Hits {
         }
         let state = self.state.load_full();
         let limits = &state.config.limits;
-        let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
-        let headers = req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
-        limits::check_head(limits, target, headers).ok()?;
-        let client = peer.map(|p| {
-            let xff = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-            super::ip::client_ip(p.ip(), xff, &state.config.trusted_proxies)
-        });
+        check_head(limits, req).ok()?;
+        let client = peer.map(|p| client_of(&state, req, p.ip()));
         let Decision::Forward(plan) = decide(&state, &self.acme, req, is_https, client) else {
             return None;
         };
@@ -137,7 +134,7 @@ impl Hits {
                 };
                 Found {
                     fresh: meta.is_fresh(now),
-                    age: now.duration_since(meta.epoch()).unwrap_or_default().as_secs(),
+                    age: meta.age().as_secs(),
                     variance: meta.variance(),
                     header: meta.response_header_copy(),
                     body,

@@ -290,18 +290,32 @@ impl Ctx {
     pub(crate) fn for_hit(state: Arc<EdgeState>, plan: Plan, request_id: String) -> Ctx {
         let mut ctx = Ctx::new();
         ctx.state = Some(state);
-        ctx.dist = plan.dist;
-        ctx.behavior = plan.behavior;
-        ctx.compress = plan.compress;
-        ctx.key = plan.key;
-        ctx.origin = Some(plan.origin);
-        ctx.object_path = plan.object_path;
-        ctx.http_query = plan.http_query;
-        ctx.upstream_target = plan.target;
+        ctx.follow(plan);
         ctx.request_id = request_id;
         ctx.cache_result = "Hit";
         ctx.first_byte = Some(Instant::now());
         ctx
+    }
+
+    /// Takes on what `decide` planned for a request that goes to the cache and the origin.
+    fn follow(&mut self, plan: Plan) {
+        let Plan {
+            dist,
+            behavior,
+            compress,
+            key,
+            origin,
+            object_path,
+            http_query,
+            target,
+        } = plan;
+        (self.dist, self.behavior) = (dist, behavior);
+        self.compress = compress;
+        self.key = key;
+        self.upstream_target = target;
+        self.object_path = object_path;
+        self.http_query = http_query;
+        self.origin = Some(origin);
     }
 
     fn behavior(&self) -> Option<&crate::config::model::Behavior> {
@@ -332,18 +346,11 @@ impl ProxyHttp for Edge {
         // Only a request with body framing can frame it ambiguously; pingora keeps
         // Transfer-Encoding (and every Content-Length) in the parsed headers, so the raw
         // block is read only then, not on every GET.
-        let framed =
-            req.headers.contains_key(header::CONTENT_LENGTH) || req.headers.contains_key(header::TRANSFER_ENCODING);
-        let raw = framed
+        let raw = has_body(req)
             .then(|| session.as_downstream().as_http1().map(|h1| h1.get_headers_raw_bytes()))
             .flatten();
         let limits = &state.config.limits;
-        let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
-        let head = limits::check_head(
-            limits,
-            target,
-            req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
-        );
+        let head = check_head(limits, req);
         let declared = req
             .headers
             .get(header::CONTENT_LENGTH)
@@ -358,10 +365,10 @@ impl ProxyHttp for Edge {
             return self.deny(session, ctx, e).await;
         }
         // The client: the peer, or the one behind a trusted proxy (rate limits, signed URLs).
-        let client = session.client_addr().and_then(|a| a.as_inet()).map(|peer| {
-            let xff = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-            ip::client_ip(peer.ip(), xff, &state.config.trusted_proxies)
-        });
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|peer| client_of(&state, req, peer.ip()));
         // Per-client request rate.
         if let Some(client) = client {
             if let Err(retry_after) = self.rate.take(&limits.per_client, client, monotonic_ms()) {
@@ -407,23 +414,7 @@ impl ProxyHttp for Edge {
                 Ok(true)
             }
             Decision::Forward(plan) => {
-                let Plan {
-                    dist,
-                    behavior,
-                    compress,
-                    key,
-                    origin,
-                    object_path,
-                    http_query,
-                    target,
-                } = *plan;
-                (ctx.dist, ctx.behavior) = (dist, behavior);
-                ctx.compress = compress;
-                ctx.key = key;
-                ctx.upstream_target = target;
-                ctx.object_path = object_path;
-                ctx.http_query = http_query;
-                ctx.origin = Some(origin);
+                ctx.follow(*plan);
                 Ok(false)
             }
         }
@@ -1228,6 +1219,28 @@ pub(crate) struct Plan {
     pub http_query: Option<String>,
     /// Path and query to request from the origin.
     pub target: String,
+}
+
+/// The request declares a body (Content-Length or Transfer-Encoding).
+pub(crate) fn has_body(req: &RequestHeader) -> bool {
+    req.headers.contains_key(header::CONTENT_LENGTH) || req.headers.contains_key(header::TRANSFER_ENCODING)
+}
+
+/// CloudFront's URL and header limits (`limits`), for a parsed request.
+pub(crate) fn check_head(limits: &crate::config::model::Limits, req: &RequestHeader) -> Result<(), EdgeError> {
+    let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+    limits::check_head(
+        limits,
+        target,
+        req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+    )
+}
+
+/// The viewer's address: `peer`, or the client a trusted proxy names in X-Forwarded-For
+/// (rate limits, signed URLs).
+pub(crate) fn client_of(state: &EdgeState, req: &RequestHeader, peer: std::net::IpAddr) -> std::net::IpAddr {
+    let xff = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    ip::client_ip(peer, xff, &state.config.trusted_proxies)
 }
 
 /// Steps 0–6 for one request. `client`: the viewer's address (behind trusted proxies, the
