@@ -662,12 +662,7 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     );
     // Memory-tier hits are answered before pingora's proxy (`edge::hit`).
     let hits = edge_proxy.hits();
-    let mut proxy = pingora::proxy::http_proxy(&server.configuration, edge_proxy);
-    // An idle HTTP/2 connection closes as an idle HTTP/1.1 one does (this one is read at
-    // start; the HTTP/1.1 limits follow reloads).
-    let mut options = pingora::apps::HttpServerOptions::default();
-    options.h2_idle_timeout = Some(config.limits.idle_timeout);
-    proxy.server_options = Some(options);
+    let proxy = pingora::proxy::http_proxy(&server.configuration, edge_proxy);
     // Connection limits and timeouts around the proxy (`limits`).
     let mut edge = pingora::services::listening::Service::new(
         "homefront edge".to_string(),

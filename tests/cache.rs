@@ -1159,6 +1159,79 @@ async fn the_hit_path_serves_http2_streams_too() {
     assert_eq!(s.origin.hits("/h2.txt"), 1);
 }
 
+/// Many streams at once on one HTTP/2 connection: small hits (answered on the connection's
+/// task), hits larger than the stream's initial flow-control window (they wait for the
+/// client's WINDOW_UPDATE in a task of their own), misses that are never cached, and errors.
+/// Each stream gets its own answer, whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_streams_on_one_http2_connection_each_get_their_own_answer() {
+    let s = setup().await;
+    let large: String = (0..300 * 1024).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    for i in 0..8 {
+        let cached = [("cache-control", "max-age=600")];
+        s.origin
+            .set(&format!("/small/{i}"), route(200, &cached, &format!("small {i}")));
+        s.origin
+            .set(&format!("/large/{i}"), route(200, &cached, &format!("{i}{large}")));
+        s.origin
+            .set(&format!("/nocache/{i}"), route(200, &[], &format!("fresh {i}")));
+    }
+    // Fill the cache (and open the connection) first.
+    for i in 0..8 {
+        for kind in ["small", "large"] {
+            let r = s.client.get(s.url(&format!("/{kind}/{i}"))).send().await.unwrap();
+            assert_eq!(r.version(), reqwest::Version::HTTP_2);
+            assert_eq!(r.headers()["x-cache"], "Miss from homefront");
+            r.bytes().await.unwrap();
+        }
+    }
+    let before = hit_path_count(&s.hf.metrics());
+    let mut requests = Vec::new();
+    for round in 0..3 {
+        for i in 0..8 {
+            for kind in ["small", "large", "nocache", "missing"] {
+                let url = s.url(&format!("/{kind}/{i}"));
+                let client = s.client.clone();
+                requests.push(tokio::spawn(async move {
+                    let r = client.get(url).send().await.unwrap();
+                    let status = r.status().as_u16();
+                    let cache = r.headers()["x-cache"].to_str().unwrap().to_string();
+                    (round, kind, i, status, cache, r.text().await.unwrap())
+                }));
+            }
+        }
+    }
+    for r in requests {
+        let (round, kind, i, status, cache, body) = r.await.unwrap();
+        let what = format!("round {round}: /{kind}/{i}");
+        match kind {
+            "small" => assert_eq!((status, body.as_str()), (200, format!("small {i}").as_str()), "{what}"),
+            "large" => {
+                assert_eq!(status, 200, "{what}");
+                assert!(
+                    body.len() == large.len() + 1 && body == format!("{i}{large}"),
+                    "{what}: the body differs"
+                );
+            }
+            "nocache" => assert_eq!((status, body.as_str()), (200, format!("fresh {i}").as_str()), "{what}"),
+            _ => assert_eq!(status, 404, "{what}"),
+        }
+        match kind {
+            "small" | "large" => assert_eq!(cache, "Hit from homefront", "{what}"),
+            "nocache" => assert_eq!(cache, "Miss from homefront", "{what}"),
+            _ => {}
+        }
+    }
+    let m = s.hf.metrics_when(|m| hit_path_count(m) == before + 48).await;
+    assert_eq!(
+        hit_path_count(&m),
+        before + 48,
+        "every small and large hit, by the hit path"
+    );
+    assert_eq!(s.origin.hits("/nocache/3"), 3);
+    assert_eq!(s.origin.hits("/large/3"), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_hit_goes_out_with_sendfile_on_plain_http_and_as_before_on_tls() {
     let mut s = setup().await;

@@ -4,15 +4,16 @@
 //! port, handshaken) connection, refuses it when its client already has too many open, and
 //! otherwise runs pingora's HTTP/1.1 request loop itself, on a [`Guarded`] stream, so that
 //! the limits from the live config apply. That loop reads each request header first and
-//! offers it to the hit path (`edge::hit`); HTTP/2 connections go to pingora's connection
-//! handling with [`HitFirst`] as the app, which does the same per stream.
+//! offers it to the hit path (`edge::hit`). HTTP/2 connections run pingora's accept loop,
+//! rebuilt here ([`Guard::serve_h2`]) so that each stream is offered to the hit path on the
+//! connection's own task, and the answers to one read leave in one write.
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,13 +21,14 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::http::RequestHeader;
+use pingora::protocols::http::v2::server as h2;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::TlsRef;
 use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream, TimingDigest,
+    Digest, GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream, TimingDigest,
     UniqueID, UniqueIDType, ALPN,
 };
 use pingora::proxy::HttpProxy;
@@ -45,9 +47,6 @@ pub struct Guard {
     connections: Arc<Connections>,
     /// Memory-tier hits answered without pingora's proxy (`None` without a cache).
     hits: Option<Arc<Hits>>,
-    /// HTTP/2 connections: pingora's connection handling, each stream offered to the hit
-    /// path first.
-    h2: Arc<HitFirst>,
 }
 
 impl Guard {
@@ -55,10 +54,6 @@ impl Guard {
         let proxy = Arc::new(proxy);
         let hits = hits.map(Arc::new);
         Guard {
-            h2: Arc::new(HitFirst {
-                proxy: proxy.clone(),
-                hits: hits.clone(),
-            }),
             proxy,
             state,
             connections: Arc::new(Connections::default()),
@@ -101,7 +96,8 @@ impl ServerApp for Guard {
         // Held until the connection ends.
         let _slot = slot.flatten();
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            return ServerApp::process_new(&self.h2, stream, shutdown).await;
+            self.serve_h2(stream, idle_timeout, shutdown).await;
+            return None;
         }
 
         // HTTP/1.1: pingora's request loop, run here with our idle timeout and header
@@ -183,21 +179,103 @@ impl ServerApp for Guard {
     }
 }
 
-/// The app pingora's HTTP/2 connection handling runs for each stream: the hit path first,
-/// then the proxy. (pingora's h2 accept loop, with its GOAWAY and idle handling, is only
-/// reachable through an `HttpServerApp`.)
-pub struct HitFirst {
-    proxy: Arc<HttpProxy<Edge>>,
-    hits: Option<Arc<Hits>>,
-}
+/// pingora's limit on streams it refuses at acceptance (a forbidden byte in the target,
+/// conflicting lengths) before it closes the connection.
+const MAX_REJECTED_STREAMS: usize = 32;
 
-#[async_trait]
-impl HttpServerApp for HitFirst {
-    async fn process_new_http(
+impl Guard {
+    /// An HTTP/2 connection: pingora's accept loop (`accept_downstream_sessions`, private to
+    /// pingora), with its GOAWAY on shutdown, its idle timeout and its limit on rejected
+    /// streams, except that each stream is first handled on the connection's own task. A hit
+    /// is answered there, without a task of its own, so the answers to one read go out
+    /// together (see [`Guarded::corked`]). A stream not answered at once (a miss waiting for
+    /// the origin, a body waiting for flow-control window) goes on in a task of its own, as
+    /// every stream does in pingora.
+    async fn serve_h2(self: &Arc<Self>, stream: Stream, idle_timeout: Duration, shutdown: &ShutdownWatch) {
+        // Each poll of this task is a turn for the stream's gathered writes.
+        let turn = Arc::new(AtomicU64::new(0));
+        let mut connection = std::pin::pin!(self.h2_connection(stream, turn.clone(), idle_timeout, shutdown));
+        std::future::poll_fn(|cx| {
+            turn.fetch_add(1, Ordering::Relaxed);
+            connection.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    async fn h2_connection(
         self: &Arc<Self>,
-        mut session: ServerSession,
+        stream: Stream,
+        turn: Arc<AtomicU64>,
+        idle_timeout: Duration,
         shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
+    ) {
+        let digest = Arc::new(Digest {
+            ssl_digest: stream.get_ssl_digest(),
+            timing_digest: stream.get_timing_digest(),
+            proxy_digest: stream.get_proxy_digest(),
+            socket_digest: stream.get_socket_digest(),
+        });
+        let stream: Stream = Box::new(Guarded::corked(stream, turn));
+        let mut conn = match h2::handshake(stream, self.proxy.h2_options()).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::debug!(error = %e, "HTTP/2 handshake failed");
+                return;
+            }
+        };
+        let streams = Arc::new(Streams::default());
+        let mut signal = shutdown.clone();
+        let mut draining = *signal.borrow();
+        if draining {
+            conn.graceful_shutdown();
+        }
+        let mut rejected = 0;
+        loop {
+            let next = if draining {
+                h2::HttpSession::from_h2_conn(&mut conn, digest.clone()).await
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = signal.changed() => {
+                        conn.graceful_shutdown();
+                        draining = true;
+                        continue;
+                    }
+                    next = h2::HttpSession::from_h2_conn(&mut conn, digest.clone()) => next,
+                    // Closed without a GOAWAY wait, as pingora does: the peer may be gone.
+                    _ = streams.idle_for(idle_timeout) => return,
+                }
+            };
+            let session = match next {
+                Ok(Some(h2::H2Accept::Session(session))) => session,
+                Ok(Some(h2::H2Accept::Rejected)) => {
+                    rejected += 1;
+                    if rejected >= MAX_REJECTED_STREAMS {
+                        tracing::warn!("closing an HTTP/2 connection after {rejected} malformed requests");
+                        return;
+                    }
+                    continue;
+                }
+                // Closed by the client, or a connection error.
+                Ok(None) | Err(_) => return,
+            };
+            let mut answer = Box::pin(
+                self.clone()
+                    .answer_h2(ServerSession::new_http2(session), shutdown.clone()),
+            );
+            let pending = std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx).is_pending())).await;
+            if pending {
+                let busy = streams.start();
+                tokio::spawn(async move {
+                    let _busy = busy;
+                    answer.await
+                });
+            }
+        }
+    }
+
+    /// One HTTP/2 stream: the hit path, else pingora's proxy.
+    async fn answer_h2(self: Arc<Self>, mut session: ServerSession, shutdown: ShutdownWatch) {
         if let (ServerSession::H2(h2), Some(hits)) = (&mut session, &self.hits) {
             let peer = h2.client_addr().and_then(|a| a.as_inet()).copied();
             let ssl = h2.digest().and_then(|d| d.ssl_digest.clone());
@@ -218,23 +296,45 @@ impl HttpServerApp for HitFirst {
                 if let (Ok(()), Some(resp)) = (written, h2.response_written()) {
                     hits.done(&ctx, resp, h2.req_header(), peer, ssl, sent);
                 }
-                // An HTTP/2 stream is never reused; the connection goes on.
-                return None;
+                return;
             }
         }
-        self.proxy.process_new_http(session, shutdown).await
+        // An HTTP/2 stream is never reused; the connection goes on.
+        let _ = self.proxy.process_new_http(session, &shutdown).await;
+    }
+}
+
+/// The streams of an HTTP/2 connection still being answered in tasks of their own: the
+/// connection is idle only when there are none.
+#[derive(Default)]
+struct Streams {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// One stream in [`Streams`], until dropped.
+struct Busy(Arc<Streams>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_one();
+        }
+    }
+}
+
+impl Streams {
+    fn start(self: &Arc<Self>) -> Busy {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        Busy(self.clone())
     }
 
-    fn h2_options(&self) -> Option<pingora::protocols::http::v2::server::H2Options> {
-        self.proxy.h2_options()
-    }
-
-    fn server_options(&self) -> Option<&pingora::apps::HttpServerOptions> {
-        self.proxy.server_options()
-    }
-
-    async fn http_cleanup(&self) {
-        self.proxy.http_cleanup().await;
+    /// Ready once no stream has been busy for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        while self.count.load(Ordering::Acquire) != 0 {
+            self.idle.notified().await;
+        }
+        tokio::time::sleep(timeout).await;
     }
 }
 
@@ -466,7 +566,23 @@ pub struct Guarded {
     deadline: Option<Pin<Box<Sleep>>>,
     /// Bytes already read from `inner` (by the hit path's parser), read again first.
     replay: BytesMut,
+    /// HTTP/2 only: writes gathered for one write per turn of the connection's task (see
+    /// [`Guarded::corked`]); `None` writes straight through.
+    out: Option<Out>,
 }
+
+/// What an HTTP/2 connection has written and not yet sent.
+struct Out {
+    buf: BytesMut,
+    /// Counts the polls of the connection's task (see [`Guard::serve_h2`]).
+    turn: Arc<AtomicU64>,
+    /// The turn in which a flush was put off: a flush in a later one sends.
+    deferred: Option<u64>,
+}
+
+/// Writes gathered before [`Guarded`] sends them even without a flush; a write this large
+/// on its own goes straight through.
+const CORK_MAX: usize = 64 * 1024;
 
 impl Guarded {
     fn new(inner: Stream, header_timeout: Duration) -> Guarded {
@@ -476,7 +592,46 @@ impl Guarded {
             awaiting_header: AtomicBool::new(true),
             deadline: None,
             replay: BytesMut::new(),
+            out: None,
         }
+    }
+
+    /// An HTTP/2 connection's stream, with no header deadline (the h2 codec has its own
+    /// limits), whose writes are sent once per turn of the connection's task rather than
+    /// once per response. h2 flushes at the end of every poll of the connection, and each
+    /// stream's task wakes the connection as it answers; with tokio running a task it just
+    /// woke next, that was one TLS record and one `sendto` for every response. Here the first
+    /// flush with data pending only wakes the task again, which puts it behind the tasks
+    /// already queued (the streams answering the same read), and the next flush sends what
+    /// all of them wrote, in one write.
+    fn corked(inner: Stream, turn: Arc<AtomicU64>) -> Guarded {
+        let mut g = Guarded::new(inner, Duration::ZERO);
+        g.awaiting_header = AtomicBool::new(false);
+        g.out = Some(Out {
+            buf: BytesMut::new(),
+            turn,
+            deferred: None,
+        });
+        g
+    }
+
+    /// Writes out what the connection gathered; `Pending` until all of it is written.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(out) = self.out.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        while !out.buf.is_empty() {
+            match Pin::new(&mut self.inner).poll_write(cx, &out.buf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    let _ = out.buf.split_to(n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        out.deferred = None;
+        Poll::Ready(Ok(()))
     }
 
     fn header_done(&self) {
@@ -546,13 +701,40 @@ impl AsyncRead for Guarded {
 }
 
 impl AsyncWrite for Guarded {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let Some(out) = this.out.as_mut() else {
+            return Pin::new(&mut this.inner).poll_write(cx, data);
+        };
+        if out.buf.len() >= CORK_MAX {
+            std::task::ready!(this.poll_send(cx))?;
+        }
+        let out = this.out.as_mut().expect("corked");
+        if out.buf.is_empty() && data.len() >= CORK_MAX {
+            return Pin::new(&mut this.inner).poll_write(cx, data);
+        }
+        out.buf.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let this = &mut *self;
+        if let Some(out) = this.out.as_mut().filter(|o| !o.buf.is_empty()) {
+            let turn = out.turn.load(Ordering::Relaxed);
+            match out.deferred {
+                // Sent at a flush in the task's next turn, after the tasks already queued.
+                None => {
+                    out.deferred = Some(turn);
+                    cx.waker().wake_by_ref();
+                    return Poll::Ready(Ok(()));
+                }
+                Some(t) if t == turn => return Poll::Ready(Ok(())),
+                Some(_) => std::task::ready!(this.poll_send(cx))?,
+            }
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_send(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
     fn poll_write_vectored(
@@ -560,16 +742,22 @@ impl AsyncWrite for Guarded {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.out.is_some() {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+            return self.poll_write(cx, first);
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        // Gathered writes are copied one slice at a time.
+        self.out.is_none() && self.inner.is_write_vectored()
     }
 }
 
 #[async_trait]
 impl Shutdown for Guarded {
     async fn shutdown(&mut self) {
+        let _ = std::future::poll_fn(|cx| self.poll_send(cx)).await;
         Shutdown::shutdown(self.inner.as_mut()).await
     }
 }
@@ -700,6 +888,43 @@ mod tests {
                 String::from_utf8_lossy(other)
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_http2_connections_writes_go_out_together_at_a_flush_in_a_later_turn() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ours = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut peer, _) = listener.accept().await.unwrap();
+        let turn = Arc::new(AtomicU64::new(1));
+        let l4: pingora::protocols::l4::stream::Stream = ours.into();
+        let mut g = Guarded::corked(Box::new(l4), turn.clone());
+        let mut buf = [0u8; 64];
+        // Two answers and their flushes in one turn: nothing is sent yet.
+        for part in [&b"one "[..], b"two"] {
+            g.write_all(part).await.unwrap();
+            g.flush().await.unwrap();
+        }
+        assert_eq!(peer.try_read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        // The task's next turn: the first flush sends both, in one write.
+        turn.fetch_add(1, Ordering::Relaxed);
+        g.flush().await.unwrap();
+        peer.read_exact(&mut buf[..7]).await.unwrap();
+        assert_eq!(&buf[..7], b"one two");
+        // A write of CORK_MAX or more, with nothing gathered, goes at once.
+        let big = vec![b'x'; CORK_MAX];
+        g.write_all(&big).await.unwrap();
+        let mut got = vec![0u8; CORK_MAX];
+        peer.read_exact(&mut got).await.unwrap();
+        assert!(got == big);
+        // Closing sends what is gathered first.
+        g.write_all(b"bye").await.unwrap();
+        g.flush().await.unwrap();
+        AsyncWriteExt::shutdown(&mut g).await.unwrap();
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"bye");
     }
 
     #[test]
