@@ -39,6 +39,9 @@ struct OriginState {
     /// Last request per path: URI and headers.
     last: HashMap<String, (String, HashMap<String, String>)>,
     down: bool,
+    /// Requests being answered now, and the most there were at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// An HTTP origin whose answers the test scripts per path, counting every request.
@@ -82,6 +85,10 @@ impl Origin {
         self.state.lock().unwrap().hits.get(path).copied().unwrap_or(0)
     }
 
+    fn max_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
+    }
+
     fn last(&self, path: &str) -> (String, HashMap<String, String>) {
         self.state.lock().unwrap().last.get(path).cloned().unwrap_or_default()
     }
@@ -109,11 +116,14 @@ async fn answer(
             return Err(std::io::Error::other("origin is down"));
         }
         *s.hits.entry(path.clone()).or_default() += 1;
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
         s.last.insert(path.clone(), (req.uri().to_string(), headers.clone()));
         s.routes.get(&path).cloned()
     };
     let r = r.unwrap_or_else(|| route(404, &[], "no such route"));
     tokio::time::sleep(r.delay).await;
+    st.lock().unwrap().in_flight -= 1;
     let not_modified = r.etag.is_some() && headers.get("if-none-match") == r.etag.as_ref();
     let mut b = hyper::Response::builder().status(if not_modified { 304 } else { r.status });
     for (n, v) in &r.headers {
@@ -551,6 +561,25 @@ async fn stale_if_error_keeps_the_site_up_when_the_origin_is_down() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn stale_if_error_outlasts_an_origin_answering_5xx() {
+    let s = setup().await;
+    s.origin.set(
+        "/s",
+        route(200, &[("cache-control", "max-age=1, stale-if-error=600")], "still here"),
+    );
+    assert_eq!(s.get("/s").await.1, "Miss");
+    s.origin.set("/s", route(503, &[], "busy"));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Every request, not only the first: an uncacheable 503 must not make the next request
+    // skip the stale entry.
+    for _ in 0..3 {
+        let (status, _, body) = s.get("/s").await;
+        assert_eq!((status, body.as_str()), (200, "still here"), "served stale");
+    }
+    assert_eq!(s.origin.hits("/s"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn concurrent_misses_collapse_into_one_origin_request() {
     let s = setup().await;
     s.origin.set(
@@ -573,6 +602,39 @@ async fn concurrent_misses_collapse_into_one_origin_request() {
         assert_eq!(t.await.unwrap(), (200, "one".to_string()));
     }
     assert_eq!(s.origin.hits("/slow"), 1, "100 concurrent viewers, one origin request");
+}
+
+/// Once a URL's answer could not be cached, its next requests go to the origin at once
+/// instead of queueing behind one another for the cache lock; when the origin allows caching
+/// again, the answer is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_requests_for_an_uncacheable_url_do_not_wait_for_each_other() {
+    let s = setup().await;
+    let slow = |headers: &[(&str, &str)], body: &str| Route {
+        delay: Duration::from_millis(400),
+        ..route(200, headers, body)
+    };
+    s.origin.set("/live", slow(&[("cache-control", "no-store")], "now"));
+    assert_eq!(s.get("/live").await, (200, "Miss".to_string(), "now".to_string()));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let c = s.client.clone();
+        let url = s.url("/live");
+        tasks.push(tokio::spawn(async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), (200, "now".to_string()));
+    }
+    // With the lock, one would have gone alone and seven after it.
+    assert_eq!(s.origin.max_in_flight(), 8, "all eight at the origin at once");
+    s.origin
+        .set("/live", slow(&[("cache-control", "max-age=600")], "later"));
+    assert_eq!(s.get("/live").await, (200, "Miss".to_string(), "later".to_string()));
+    assert_eq!(s.get("/live").await, (200, "Hit".to_string(), "later".to_string()));
+    assert_eq!(s.origin.hits("/live"), 10);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::{header, Method, Uri};
 use pingora::cache::key::HashBinary;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::cache::predictor::Predictor;
 use pingora::cache::{CacheKey, CacheMeta, CachePhase, NoCacheReason, RespCacheable, VarianceBuilder};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -95,6 +96,13 @@ impl EdgeState {
 /// Collapses concurrent misses for one key into one origin request; a writer that takes
 /// longer than this to fill the entry releases the waiting readers to the origin.
 static CACHE_LOCK: LazyLock<Box<CacheKeyLockImpl>> = LazyLock::new(|| CacheLock::new_boxed(Duration::from_secs(30)));
+
+/// Keys whose last answer could not be cached (`no-store`, `private`, a zero TTL, too large),
+/// up to 16 × 4096 of them, least recently marked forgotten first: their next request goes
+/// straight to the origin, without a lookup or the lock above, so concurrent requests for an
+/// uncacheable URL do not wait for each other (Varnish's hit-for-miss). An answer that can
+/// be cached again is stored and clears the mark.
+static UNCACHEABLE: LazyLock<Predictor<16>> = LazyLock::new(|| Predictor::new(4096, None));
 
 pub struct Edge {
     state: Arc<ArcSwap<EdgeState>>,
@@ -721,7 +729,7 @@ impl ProxyHttp for Edge {
         }
         session
             .cache
-            .enable(storage, None, None, Some(CACHE_LOCK.as_ref()), None);
+            .enable(storage, None, Some(&*UNCACHEABLE), Some(CACHE_LOCK.as_ref()), None);
         session
             .cache
             .set_max_file_size_bytes(usize::try_from(storage.max_object_size()).unwrap_or(usize::MAX));
