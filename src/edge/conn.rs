@@ -230,8 +230,15 @@ impl Guard {
             conn.graceful_shutdown();
         }
         let mut rejected = 0;
+        let mut closing = None;
         loop {
-            let next = if draining {
+            let next = if let Some(deadline) = closing {
+                match tokio::time::timeout_at(deadline, h2::HttpSession::from_h2_conn(&mut conn, digest.clone())).await
+                {
+                    Ok(next) => next,
+                    Err(_) => return,
+                }
+            } else if draining {
                 h2::HttpSession::from_h2_conn(&mut conn, digest.clone()).await
             } else {
                 tokio::select! {
@@ -247,15 +254,21 @@ impl Guard {
                 }
             };
             let session = match next {
-                Ok(Some(h2::H2Accept::Session(session))) => session,
+                Ok(Some(h2::H2Accept::Session(session))) if rejected < MAX_REJECTED_STREAMS => session,
                 Ok(Some(h2::H2Accept::Rejected)) => {
                     rejected += 1;
-                    if rejected >= MAX_REJECTED_STREAMS {
+                    if rejected == MAX_REJECTED_STREAMS {
+                        // GOAWAY ENHANCE_YOUR_CALM, after the answers already given; the
+                        // connection then closes and the loop ends below.
                         tracing::warn!("closing an HTTP/2 connection after {rejected} malformed requests");
-                        return;
+                        conn.abrupt_shutdown(::h2::Reason::ENHANCE_YOUR_CALM);
+                        // A peer that does not read is not waited for long.
+                        closing = Some(tokio::time::Instant::now() + Duration::from_secs(5));
                     }
                     continue;
                 }
+                // Opened after the GOAWAY above: not answered.
+                Ok(Some(h2::H2Accept::Session(_))) => continue,
                 // Closed by the client, or a connection error.
                 Ok(None) | Err(_) => return,
             };
@@ -580,9 +593,11 @@ struct Out {
     deferred: Option<u64>,
 }
 
-/// Writes gathered before [`Guarded`] sends them even without a flush; a write this large
-/// on its own goes straight through.
+/// Writes gathered before [`Guarded`] sends them even without a flush.
 const CORK_MAX: usize = 64 * 1024;
+/// A write this large (a body's DATA frame, 16 KiB by default) is not copied: it goes out
+/// right after what was gathered before it.
+const WRITE_THROUGH: usize = 16 * 1024;
 
 impl Guarded {
     fn new(inner: Stream, header_timeout: Duration) -> Guarded {
@@ -706,13 +721,13 @@ impl AsyncWrite for Guarded {
         let Some(out) = this.out.as_mut() else {
             return Pin::new(&mut this.inner).poll_write(cx, data);
         };
-        if out.buf.len() >= CORK_MAX {
+        if out.buf.len() >= CORK_MAX || data.len() >= WRITE_THROUGH {
             std::task::ready!(this.poll_send(cx))?;
+            if data.len() >= WRITE_THROUGH {
+                return Pin::new(&mut this.inner).poll_write(cx, data);
+            }
         }
         let out = this.out.as_mut().expect("corked");
-        if out.buf.is_empty() && data.len() >= CORK_MAX {
-            return Pin::new(&mut this.inner).poll_write(cx, data);
-        }
         out.buf.extend_from_slice(data);
         Poll::Ready(Ok(data.len()))
     }
@@ -912,12 +927,27 @@ mod tests {
         g.flush().await.unwrap();
         peer.read_exact(&mut buf[..7]).await.unwrap();
         assert_eq!(&buf[..7], b"one two");
-        // A write of CORK_MAX or more, with nothing gathered, goes at once.
-        let big = vec![b'x'; CORK_MAX];
+        // A large write goes at once, right after what was gathered before it.
+        g.write_all(b"frame header").await.unwrap();
+        g.flush().await.unwrap();
+        let big = vec![b'x'; WRITE_THROUGH];
         g.write_all(&big).await.unwrap();
+        let mut got = vec![0u8; 12 + WRITE_THROUGH];
+        peer.read_exact(&mut got).await.unwrap();
+        assert!(got[..12] == b"frame header"[..] && got[12..] == big[..]);
+        // So do gathered writes past CORK_MAX, flushed or not.
+        for _ in 0..=CORK_MAX / 1024 {
+            g.write_all(&[b'y'; 1024]).await.unwrap();
+        }
         let mut got = vec![0u8; CORK_MAX];
         peer.read_exact(&mut got).await.unwrap();
-        assert!(got == big);
+        assert!(got.iter().all(|b| *b == b'y'));
+        // The rest: put off at a flush, sent at one in the next turn.
+        g.flush().await.unwrap();
+        assert_eq!(peer.try_read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        turn.fetch_add(1, Ordering::Relaxed);
+        g.flush().await.unwrap();
+        peer.read_exact(&mut got[..1024]).await.unwrap();
         // Closing sends what is gathered first.
         g.write_all(b"bye").await.unwrap();
         g.flush().await.unwrap();
