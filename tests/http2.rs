@@ -136,15 +136,6 @@ fn status(block: &[u8]) -> Option<u16> {
     }
 }
 
-fn sigterm(hf: &Homefront) {
-    let status = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(hf.child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shutdown_sends_goaway_and_closes_the_connection_promptly() {
     let origin = start_echo_origin().await;
@@ -158,7 +149,7 @@ async fn a_shutdown_sends_goaway_and_closes_the_connection_promptly() {
             let f = c.next().expect("the connection stays open");
             answered = f.stream == 1 && f.flags & END_STREAM != 0 && matches!(f.kind, DATA | HEADERS);
         }
-        sigterm(&hf);
+        hf.sigterm();
         let signalled = Instant::now();
         let frames = c.until_closed();
         let closed_after = signalled.elapsed();

@@ -208,12 +208,7 @@ async fn sigterm_stops_the_server_promptly() {
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
     }
-    let status = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(hf.child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    hf.sigterm();
     let signalled = std::time::Instant::now();
     idle.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
     let mut rest = Vec::new();

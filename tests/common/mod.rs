@@ -230,6 +230,16 @@ impl Homefront {
         std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
+    /// SIGTERM, as `systemctl stop` and `docker stop` send: a graceful shutdown.
+    pub fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub fn stderr(&self) -> String {
         let out = std::fs::read_to_string(self.dir.path().join("homefront.err")).unwrap_or_default();
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
