@@ -276,8 +276,14 @@ impl Guard {
                 self.clone()
                     .answer_h2(ServerSession::new_http2(session), shutdown.clone()),
             );
-            let pending = std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx).is_pending())).await;
-            if pending {
+            // A panic here stays this stream's, as it would in a task of its own.
+            let first = std::future::poll_fn(|cx| {
+                Poll::Ready(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    answer.as_mut().poll(cx).is_pending()
+                })))
+            })
+            .await;
+            if matches!(first, Ok(true)) {
                 let busy = streams.start();
                 tokio::spawn(async move {
                     let _busy = busy;
