@@ -70,11 +70,12 @@ fn peer_addr(stream: &Stream) -> Option<SocketAddr> {
 #[async_trait]
 impl ServerApp for Guard {
     async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let peer = peer_addr(&stream);
         // What this connection needs of the live limits (the config is not held meanwhile).
         let (idle_timeout, header_timeout, slot) = {
             let state = self.state.load();
             let limits = &state.config.limits;
-            let slot = peer_addr(&stream).map(|a| self.connections.enter(&limits.per_client, a.ip()));
+            let slot = peer.map(|a| self.connections.enter(&limits.per_client, a.ip()));
             (limits.idle_timeout, limits.header_timeout, slot)
         };
         // `Some(None)`: the client already has its connections open.
@@ -105,7 +106,6 @@ impl ServerApp for Guard {
         // for keep-alive). Each request header is read and parsed here first: a cache hit is
         // answered by the hit path; anything else goes to pingora with its bytes replayed
         // ahead of the stream.
-        let peer = peer_addr(&stream);
         let ssl = stream.get_ssl_digest();
         let is_https = ssl.is_some();
         let mut guarded = Box::new(Guarded::new(stream, header_timeout));
