@@ -229,6 +229,24 @@ impl Setup {
         out
     }
 
+    /// `n` GETs of `path` at once: their statuses and bodies.
+    async fn get_at_once(&self, path: &str, n: usize) -> Vec<(u16, String)> {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let (c, url) = (self.client.clone(), self.url(path));
+                tokio::spawn(async move {
+                    let r = c.get(url).send().await.unwrap();
+                    (r.status().as_u16(), r.text().await.unwrap())
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        answers
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.hf.https_base("a.test"))
     }
@@ -589,17 +607,8 @@ async fn concurrent_misses_collapse_into_one_origin_request() {
             ..route(200, &[("cache-control", "max-age=600")], "one")
         },
     );
-    let mut tasks = Vec::new();
-    for _ in 0..100 {
-        let c = s.client.clone();
-        let url = s.url("/slow");
-        tasks.push(tokio::spawn(async move {
-            let r = c.get(url).send().await.unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), (200, "one".to_string()));
+    for answer in s.get_at_once("/slow", 100).await {
+        assert_eq!(answer, (200, "one".to_string()));
     }
     assert_eq!(s.origin.hits("/slow"), 1, "100 concurrent viewers, one origin request");
 }
@@ -616,17 +625,8 @@ async fn concurrent_requests_for_an_uncacheable_url_do_not_wait_for_each_other()
     };
     s.origin.set("/live", slow(&[("cache-control", "no-store")], "now"));
     assert_eq!(s.get("/live").await, (200, "Miss".to_string(), "now".to_string()));
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let c = s.client.clone();
-        let url = s.url("/live");
-        tasks.push(tokio::spawn(async move {
-            let r = c.get(url).send().await.unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), (200, "now".to_string()));
+    for answer in s.get_at_once("/live", 8).await {
+        assert_eq!(answer, (200, "now".to_string()));
     }
     // With the lock, one would have gone alone and seven after it.
     assert_eq!(s.origin.max_in_flight(), 8, "all eight at the origin at once");

@@ -136,12 +136,24 @@ fn status(block: &[u8]) -> Option<u16> {
     }
 }
 
+/// A GOAWAY's last stream id and error code.
+fn goaway(f: &Frame) -> (u32, u32) {
+    let word = |i: usize| u32::from_be_bytes(f.payload[i..i + 4].try_into().unwrap());
+    (word(0) & 0x7fff_ffff, word(4))
+}
+
+/// homefront in front of an echo origin with `limits`, and `client` run against it on a
+/// thread of its own (the frame client blocks).
+async fn with_homefront(limits: &str, client: impl FnOnce(Homefront) + Send + 'static) {
+    let origin = start_echo_origin().await;
+    let hf = Homefront::start(&config(origin, limits));
+    tokio::task::spawn_blocking(move || client(hf)).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shutdown_sends_goaway_and_closes_the_connection_promptly() {
-    let origin = start_echo_origin().await;
-    let hf = Homefront::start(&config(origin, "{ idle_timeout: 60s }"));
-    let port = hf.ports.https;
-    tokio::task::spawn_blocking(move || {
+    with_homefront("{ idle_timeout: 60s }", |hf| {
+        let port = hf.ports.https;
         let mut c = H2::connect(port);
         c.get(1, "/before", Some("a.test"));
         let mut answered = false;
@@ -156,25 +168,20 @@ async fn a_shutdown_sends_goaway_and_closes_the_connection_promptly() {
         let goaways: Vec<&Frame> = frames.iter().filter(|f| f.kind == GOAWAY).collect();
         assert!(!goaways.is_empty(), "no GOAWAY before the close: {frames:?}");
         // The last one names stream 1 as the last processed, with NO_ERROR.
-        let last = &goaways.last().unwrap().payload;
-        assert_eq!(u32::from_be_bytes(last[0..4].try_into().unwrap()) & 0x7fff_ffff, 1);
-        assert_eq!(u32::from_be_bytes(last[4..8].try_into().unwrap()), 0, "NO_ERROR");
+        assert_eq!(goaway(goaways.last().unwrap()), (1, 0), "stream 1, NO_ERROR");
         // Before the 5 s grace period ends the process.
         assert!(
             closed_after < Duration::from_secs(3),
             "the connection stayed open {closed_after:?} into the shutdown"
         );
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
-    let origin = start_echo_origin().await;
-    let hf = Homefront::start(&config(origin, "{ idle_timeout: 1s }"));
-    let port = hf.ports.https;
-    tokio::task::spawn_blocking(move || {
+    with_homefront("{ idle_timeout: 1s }", |hf| {
+        let port = hf.ports.https;
         let mut c = H2::connect(port);
         let opened = Instant::now();
         c.get(1, "/one", Some("a.test"));
@@ -193,18 +200,14 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
         );
         // Closed by the timeout (which starts after the answer), not at once.
         assert!(idle_for >= Duration::from_secs(1), "closed after {idle_for:?}");
-        drop(hf);
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_streams_are_refused_and_too_many_close_the_connection() {
-    let origin = start_echo_origin().await;
-    let hf = Homefront::start(&config(origin, "{ idle_timeout: 60s }"));
-    let port = hf.ports.https;
-    tokio::task::spawn_blocking(move || {
+    with_homefront("{ idle_timeout: 60s }", |hf| {
+        let port = hf.ports.https;
         // No `:authority` and no Host: a 400 for the stream (from pingora), and the
         // connection goes on; a good request after 31 of them is answered.
         let mut c = H2::connect(port);
@@ -237,14 +240,8 @@ async fn malformed_streams_are_refused_and_too_many_close_the_connection() {
             .iter()
             .filter(|f| f.kind == HEADERS)
             .all(|f| status(&f.payload) == Some(400)));
-        let goaway = frames.iter().rfind(|f| f.kind == GOAWAY).expect("a GOAWAY");
-        assert_eq!(
-            u32::from_be_bytes(goaway.payload[4..8].try_into().unwrap()),
-            0xb,
-            "ENHANCE_YOUR_CALM"
-        );
-        drop(hf);
+        let last = frames.iter().rfind(|f| f.kind == GOAWAY).expect("a GOAWAY");
+        assert_eq!(goaway(last).1, 0xb, "ENHANCE_YOUR_CALM");
     })
-    .await
-    .unwrap();
+    .await;
 }
