@@ -664,20 +664,24 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     let hits = edge_proxy.hits();
     let proxy = pingora::proxy::http_proxy(&server.configuration, edge_proxy);
     // Connection limits and timeouts around the proxy (`limits`).
-    let mut edge = pingora::services::listening::Service::new(
-        "homefront edge".to_string(),
-        crate::edge::conn::Guard::new(proxy, hits, state.clone()),
-    );
+    let mut listeners = pingora::listeners::Listeners::new();
     if let Some(addr) = config.listen.http {
-        edge.add_tcp(&addr.to_string());
+        listeners.add_tcp(&addr.to_string());
         tracing::info!("edge listening on http://{addr}");
     }
     let certs = Arc::new(ArcSwap::new(certs));
     if let Some(addr) = config.listen.https {
         let settings = tls::tls_settings(certs.clone(), acme.clone()).map_err(|e| err(e.to_string()))?;
-        edge.add_tls_with_settings(&addr.to_string(), None, settings);
+        listeners.add_tls_with_settings(&addr.to_string(), None, settings);
+        // Handshakes wait for the work already under way (`tls::HandshakePacer`).
+        listeners.set_pre_tls_callback(Arc::new(tls::HandshakePacer::new(threads)));
         tracing::info!("edge listening on https://{addr} (HTTP/2 and HTTP/1.1)");
     }
+    let edge = pingora::services::listening::Service::with_listeners(
+        "homefront edge".to_string(),
+        listeners,
+        crate::edge::conn::Guard::new(proxy, hits, state.clone()),
+    );
     server.add_service(edge);
 
     let reloader = Arc::new(Reloader {

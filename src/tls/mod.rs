@@ -279,6 +279,43 @@ pub fn tls_settings(store: Arc<ArcSwap<CertStore>>, acme: Arc<acme::Challenges>)
     Ok(settings)
 }
 
+/// Puts each new TLS connection's handshake behind the work already under way, as nginx
+/// does by accepting one connection per turn of its event loop.
+///
+/// pingora accepts every waiting connection at once and gives each a task. A handshake
+/// (even a resumed one: its key exchange) costs the server several times what a cache hit
+/// does, and run in the order they came, a burst of new connections made the requests of
+/// connections already open wait behind all of their handshakes: 3.8 ms from request to
+/// answer at the median with 32 clients reconnecting for every request, against nginx's
+/// 0.6 ms (measured on the wire). So before reading the ClientHello a connection takes one
+/// of `workers` places, yields once, which puts it behind the tasks that are ready and
+/// those the next poll of the sockets wakes, and then gives its place to the next. New
+/// connections still start at least one per worker per turn of the scheduler; they wait
+/// only while there is other work, and waiting they cost nothing but their socket.
+pub struct HandshakePacer(tokio::sync::Semaphore);
+
+impl HandshakePacer {
+    pub fn new(workers: usize) -> Self {
+        HandshakePacer(tokio::sync::Semaphore::new(workers.max(1)))
+    }
+
+    /// Returns when it is this connection's turn to start its handshake.
+    pub async fn turn(&self) {
+        // The semaphore is never closed.
+        if let Ok(_place) = self.0.acquire().await {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+#[async_trait]
+impl pingora::listeners::PreTlsProcess for HandshakePacer {
+    async fn process(&self, _stream: &mut pingora::protocols::l4::stream::Stream) -> pingora::Result<()> {
+        self.turn().await;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +415,65 @@ mod tests {
         assert!(e.0.contains("nope.pem"), "{e}");
         let e = CertStore::load(&[spec(&key, &key)]).err().unwrap();
         assert!(e.0.contains("b.key") && e.0.contains("holds no certificate"), "{e}");
+    }
+
+    /// Runs `tasks` on one thread, in the order given, until all are done.
+    fn run_on_one_thread(tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+        });
+    }
+
+    #[test]
+    fn a_handshake_waits_for_the_work_that_is_ready_before_it() {
+        let pacer = Arc::new(HandshakePacer::new(1));
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (p, o1, o2) = (pacer.clone(), order.clone(), order.clone());
+        run_on_one_thread(vec![
+            Box::pin(async move {
+                p.turn().await;
+                o1.lock().unwrap().push("handshake");
+            }),
+            Box::pin(async move { o2.lock().unwrap().push("request") }),
+        ]);
+        assert_eq!(*order.lock().unwrap(), ["request", "handshake"]);
+    }
+
+    #[test]
+    fn handshakes_start_one_per_worker_in_each_turn_of_the_scheduler() {
+        for workers in [1, 2] {
+            let pacer = Arc::new(HandshakePacer::new(workers));
+            let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = Vec::new();
+            for _ in 0..4 {
+                let (p, o) = (pacer.clone(), order.clone());
+                tasks.push(Box::pin(async move {
+                    p.turn().await;
+                    o.lock().unwrap().push("handshake");
+                }));
+            }
+            // Another connection's task, woken once per turn.
+            let o = order.clone();
+            tasks.push(Box::pin(async move {
+                for _ in 0..8 {
+                    o.lock().unwrap().push("turn");
+                    tokio::task::yield_now().await;
+                }
+            }));
+            run_on_one_thread(tasks);
+            let order = order.lock().unwrap();
+            assert_eq!(order.iter().filter(|e| **e == "handshake").count(), 4);
+            // Unpaced, all four start in the ticker's second turn.
+            let last = order.iter().rposition(|e| *e == "handshake").unwrap();
+            let turns_before_the_last = order[..last].iter().filter(|e| **e == "turn").count();
+            assert!(turns_before_the_last >= 4 / workers, "{workers} worker(s): {order:?}");
+        }
     }
 }
