@@ -30,8 +30,33 @@ origin_server:
 "#;
 
 /// An unused loopback port (bound, then released for the server to take).
+///
+/// Taken below the kernel's ephemeral range (`ip_local_port_range`), where no client
+/// socket's source port can land on it before the server binds it, and never handed out
+/// twice in one test binary. (Port 0's choice comes from that range: a test's own client
+/// connections could take the port first, and homefront then exited on "address in use".)
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::hash::{BuildHasher, Hasher};
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (lo, hi) = (10_000u16, ephemeral_from.max(10_001));
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for attempt in 0u64.. {
+        // A random start per process (test binaries may run side by side), then onwards.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(attempt);
+        h.write_u32(std::process::id());
+        let port = lo + (h.finish() % u64::from(hi - lo)) as u16;
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+        assert!(attempt < 10_000, "no free port below {hi}");
+    }
+    unreachable!()
 }
 
 pub struct Ports {
