@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -608,6 +609,16 @@ impl BackgroundService for AcmeRenewal {
 }
 
 /// `homefront serve`: never returns unless start-up fails.
+/// Each edge connection's write buffer, under TLS when there is TLS. pingora's default is
+/// 1,460 bytes, one segment: a miss's answer (a header of about 450 bytes and a 1 KiB
+/// body, written one after the other) did not fit, so the header left in one `sendto` and
+/// the body in another, and the client got two packets. 16 KiB holds a small answer whole
+/// and a TLS record short of the 16 KiB maximum (a full one goes straight to the socket);
+/// a connection already has a 64 KiB read buffer.
+fn edge_buffers() -> L4BufferSettings {
+    L4BufferSettings::default().write(16 * 1024)
+}
+
 pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     telemetry::init();
     let mut prepared = prepare(loaded, seed_demo)?;
@@ -666,13 +677,17 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     // Connection limits and timeouts around the proxy (`limits`).
     let mut listeners = pingora::listeners::Listeners::new();
     if let Some(addr) = config.listen.http {
-        listeners.add_tcp(&addr.to_string());
+        listeners.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(edge_buffers()));
         tracing::info!("edge listening on http://{addr}");
     }
     let certs = Arc::new(ArcSwap::new(certs));
     if let Some(addr) = config.listen.https {
         let settings = tls::tls_settings(certs.clone(), acme.clone()).map_err(|e| err(e.to_string()))?;
-        listeners.add_tls_with_settings(&addr.to_string(), None, settings);
+        listeners.add_listener(
+            ListenerConfig::tcp(addr.to_string())
+                .tls(settings)
+                .l4_buffer(edge_buffers()),
+        );
         // Handshakes wait for the work already under way (`tls::HandshakePacer`).
         listeners.set_pre_tls_callback(Arc::new(tls::HandshakePacer::new(threads)));
         tracing::info!("edge listening on https://{addr} (HTTP/2 and HTTP/1.1)");
