@@ -285,6 +285,42 @@ async fn sni_selects_the_certificate_and_tls_is_modern() {
     assert!(b.build().connect("site.test", tcp).is_err(), "TLS 1.1 must be refused");
 }
 
+/// A hit that is the connection's last answer (`Connection: close`) is not flushed on its
+/// own but by the shutdown, with the close_notify: it must still arrive whole, and the
+/// connection end with the close_notify (OpenSSL reports a missing one as an error).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_last_answer_over_tls_arrives_whole_before_the_close_notify() {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    use std::io::{Read, Write};
+    let hf = start_edge().await;
+    let port = hf.ports.https;
+    let get = move || {
+        let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+        b.set_verify(SslVerifyMode::NONE);
+        b.set_alpn_protos(b"\x08http/1.1").unwrap();
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut s = b.build().connect("site.test", tcp).unwrap();
+        s.write_all(b"GET /docs/page.html HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).expect("the answer, then a close_notify");
+        String::from_utf8(out).unwrap()
+    };
+    let first = tokio::task::spawn_blocking(get).await.unwrap();
+    assert!(first.ends_with("\r\n\r\n<p>docs</p>"), "{first}");
+    let second = tokio::task::spawn_blocking(get).await.unwrap();
+    assert!(
+        second.to_ascii_lowercase().contains("\r\nx-cache: hit from homefront"),
+        "{second}"
+    );
+    assert!(
+        second.to_ascii_lowercase().contains("\r\nconnection: close"),
+        "{second}"
+    );
+    assert!(second.ends_with("\r\n\r\n<p>docs</p>"), "{second}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_requests() {
     let hf = start_edge().await;

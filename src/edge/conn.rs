@@ -496,7 +496,11 @@ async fn write_hit(stream: &mut Guarded, served: &mut Served, keepalive: bool) -
     } else {
         write_both(stream, &out, memory).await?;
     }
-    stream.flush().await?;
+    // The last answer on a connection (`Connection: close`) is flushed by the shutdown that
+    // follows, with TLS's close_notify: one write to the socket instead of two.
+    if keepalive || matches!(served.body, Some(HitBody::File(..))) {
+        stream.flush().await?;
+    }
     match &served.body {
         Some(HitBody::File(file, len)) => send_file(stream, file, *len).await.map(|n| n as usize),
         _ => Ok(memory.len()),
