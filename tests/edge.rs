@@ -321,6 +321,66 @@ async fn a_last_answer_over_tls_arrives_whole_before_the_close_notify() {
     assert!(second.ends_with("\r\n\r\n<p>docs</p>"), "{second}");
 }
 
+/// A client that comes back with its session ticket resumes: no certificate is chosen, and
+/// the resumption is counted on its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_tls_session_is_counted() {
+    use openssl::ssl::{Ssl, SslContext, SslMethod, SslSessionCacheMode, SslVerifyMode};
+    use std::io::{Read, Write};
+    let hf = start_edge().await;
+    let port = hf.ports.https;
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let before = hf.metrics();
+    let reused = tokio::task::spawn_blocking(move || {
+        let mut b = SslContext::builder(SslMethod::tls_client()).unwrap();
+        b.set_verify(SslVerifyMode::NONE);
+        b.set_alpn_protos(b"\x08http/1.1").unwrap();
+        b.set_session_cache_mode(SslSessionCacheMode::CLIENT);
+        let ctx = b.build();
+        let get = |session: Option<&openssl::ssl::SslSession>| {
+            let mut ssl = Ssl::new(&ctx).unwrap();
+            ssl.set_hostname("site.test").unwrap();
+            if let Some(session) = session {
+                // SAFETY: the session comes from a connection made with this same context.
+                unsafe { ssl.set_session(session).unwrap() };
+            }
+            let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let mut s = ssl.connect(tcp).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).unwrap();
+            assert!(out.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&out));
+            // Closed without our close_notify, OpenSSL would mark the session not resumable.
+            let _ = s.shutdown();
+            (s.ssl().session().unwrap().to_owned(), s.ssl().session_reused())
+        };
+        let (session, first_reused) = get(None);
+        assert!(!first_reused);
+        get(Some(&session)).1
+    })
+    .await
+    .unwrap();
+    assert!(reused, "the second connection should resume the first one's session");
+    let after = hf
+        .metrics_when(|m| metric(m, "homefront_tls_resumptions_total") >= 1.0)
+        .await;
+    assert_eq!(
+        metric(&after, "homefront_tls_resumptions_total") - metric(&before, "homefront_tls_resumptions_total"),
+        1.0
+    );
+    // The first connection chose a certificate; the resumed one did not.
+    assert_eq!(
+        metric(&after, "homefront_tls_handshakes_total") - metric(&before, "homefront_tls_handshakes_total"),
+        1.0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_requests() {
     let hf = start_edge().await;

@@ -18,7 +18,7 @@ use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, SubjectAltern
 use openssl::x509::{X509NameBuilder, X509};
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TlsAccept;
-use prometheus::{register_int_counter_vec, IntCounterVec};
+use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, IntCounterVec};
 
 use crate::config::model::CertificateSpec;
 
@@ -195,8 +195,19 @@ pub(crate) fn self_signed(
 pub static HANDSHAKES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "homefront_tls_handshakes_total",
-        "TLS handshakes on the edge, by whether the SNI matched a configured certificate name.",
+        "Full TLS handshakes on the edge (a certificate chosen; resumptions are counted in homefront_tls_resumptions_total), by whether the SNI matched a configured certificate name.",
         &["sni_matched"]
+    )
+    .expect("metric registered once")
+});
+
+/// `homefront_tls_resumptions_total`: handshakes that resumed a session (a ticket from an
+/// earlier connection). These choose no certificate, so `homefront_tls_handshakes_total`
+/// does not see them.
+pub static RESUMPTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "homefront_tls_resumptions_total",
+        "TLS handshakes on the edge that resumed an earlier session (no certificate chosen)."
     )
     .expect("metric registered once")
 });
@@ -246,6 +257,13 @@ impl TlsAccept for SniCallback {
             tracing::warn!("cannot use the certificate for {:?}: {e}", sni);
         }
     }
+
+    async fn handshake_complete_callback(&self, ssl: &SslRef) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        if ssl.session_reused() {
+            RESUMPTIONS.inc();
+        }
+        None
+    }
 }
 
 /// Listener settings: certificate by SNI from `store`, TLS 1.2 and 1.3 only, h2 preferred
@@ -253,6 +271,7 @@ impl TlsAccept for SniCallback {
 /// of that name is under way.
 pub fn tls_settings(store: Arc<ArcSwap<CertStore>>, acme: Arc<acme::Challenges>) -> Result<TlsSettings, TlsError> {
     LazyLock::force(&HANDSHAKES);
+    LazyLock::force(&RESUMPTIONS);
     let mut settings = TlsSettings::with_callbacks(Box::new(SniCallback {
         store,
         acme: acme.clone(),
