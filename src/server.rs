@@ -608,7 +608,6 @@ impl BackgroundService for AcmeRenewal {
     }
 }
 
-/// `homefront serve`: never returns unless start-up fails.
 /// Each edge connection's write buffer, under TLS when there is TLS. pingora's default is
 /// 1,460 bytes, one segment: a miss's answer (a header of about 450 bytes and a 1 KiB
 /// body, written one after the other) did not fit, so the header left in one `sendto` and
@@ -619,6 +618,7 @@ fn edge_buffers() -> L4BufferSettings {
     L4BufferSettings::default().write(16 * 1024)
 }
 
+/// `homefront serve`: never returns unless start-up fails.
 pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     telemetry::init();
     let mut prepared = prepare(loaded, seed_demo)?;

@@ -507,7 +507,6 @@ async fn write_hit(stream: &mut Guarded, served: &mut Served, keepalive: bool) -
     }
 }
 
-/// The plain TCP socket under a viewer's stream, for `sendfile` (`None` under TLS).
 /// Unsent bytes the kernel holds for a connection before the socket stops taking more
 /// (`TCP_NOTSENT_LOWAT`), set where a cache file goes out with `sendfile`. Without it one
 /// `sendfile` call queues up to the send buffer, megabytes, behind the receiver's window;
@@ -533,6 +532,7 @@ fn limit_unsent(fd: std::os::fd::RawFd) {
     }
 }
 
+/// The plain TCP socket under a viewer's stream, for `sendfile` (`None` under TLS).
 fn tcp_fd(stream: &Guarded) -> Option<std::os::fd::RawFd> {
     use std::os::fd::AsRawFd;
     if stream.inner.get_ssl().is_some() {
