@@ -285,28 +285,57 @@ async fn sni_selects_the_certificate_and_tls_is_modern() {
     assert!(b.build().connect("site.test", tcp).is_err(), "TLS 1.1 must be refused");
 }
 
+/// A TLS client context offering HTTP/1.1 by ALPN and keeping its sessions for resumption.
+fn tls_client() -> openssl::ssl::SslContext {
+    use openssl::ssl::{SslContext, SslMethod, SslSessionCacheMode, SslVerifyMode};
+    let mut b = SslContext::builder(SslMethod::tls_client()).unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_alpn_protos(b"\x08http/1.1").unwrap();
+    b.set_session_cache_mode(SslSessionCacheMode::CLIENT);
+    b.build()
+}
+
+/// One `GET path` for site.test with `Connection: close` over a new TLS connection (resuming
+/// `session` when given), read to the server's close_notify, then closed with ours (without
+/// it OpenSSL marks the session not resumable): the answer, whether the session was
+/// resumed, and the session.
+fn tls_get_closing(
+    ctx: &openssl::ssl::SslContext,
+    port: u16,
+    path: &str,
+    session: Option<&openssl::ssl::SslSession>,
+) -> (String, bool, openssl::ssl::SslSession) {
+    use std::io::{Read, Write};
+    let mut ssl = openssl::ssl::Ssl::new(ctx).unwrap();
+    ssl.set_hostname("site.test").unwrap();
+    if let Some(session) = session {
+        // SAFETY: the session comes from a connection made with this same context.
+        unsafe { ssl.set_session(session).unwrap() };
+    }
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut s = ssl.connect(tcp).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("the answer, then a close_notify");
+    let _ = s.shutdown();
+    let reused = s.ssl().session_reused();
+    (
+        String::from_utf8(out).unwrap(),
+        reused,
+        s.ssl().session().unwrap().to_owned(),
+    )
+}
+
 /// A hit that is the connection's last answer (`Connection: close`) is not flushed on its
 /// own but by the shutdown, with the close_notify: it must still arrive whole, and the
 /// connection end with the close_notify (OpenSSL reports a missing one as an error).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_last_answer_over_tls_arrives_whole_before_the_close_notify() {
-    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-    use std::io::{Read, Write};
     let hf = start_edge().await;
     let port = hf.ports.https;
-    let get = move || {
-        let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
-        b.set_verify(SslVerifyMode::NONE);
-        b.set_alpn_protos(b"\x08http/1.1").unwrap();
-        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-        let mut s = b.build().connect("site.test", tcp).unwrap();
-        s.write_all(b"GET /docs/page.html HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).expect("the answer, then a close_notify");
-        String::from_utf8(out).unwrap()
-    };
+    let get = move || tls_get_closing(&tls_client(), port, "/docs/page.html", None).0;
     let first = tokio::task::spawn_blocking(get).await.unwrap();
     assert!(first.ends_with("\r\n\r\n<p>docs</p>"), "{first}");
     let second = tokio::task::spawn_blocking(get).await.unwrap();
@@ -325,8 +354,6 @@ async fn a_last_answer_over_tls_arrives_whole_before_the_close_notify() {
 /// the resumption is counted on its own.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resumed_tls_session_is_counted() {
-    use openssl::ssl::{Ssl, SslContext, SslMethod, SslSessionCacheMode, SslVerifyMode};
-    use std::io::{Read, Write};
     let hf = start_edge().await;
     let port = hf.ports.https;
     let metric = |text: &str, name: &str| -> f64 {
@@ -337,32 +364,13 @@ async fn a_resumed_tls_session_is_counted() {
     };
     let before = hf.metrics();
     let reused = tokio::task::spawn_blocking(move || {
-        let mut b = SslContext::builder(SslMethod::tls_client()).unwrap();
-        b.set_verify(SslVerifyMode::NONE);
-        b.set_alpn_protos(b"\x08http/1.1").unwrap();
-        b.set_session_cache_mode(SslSessionCacheMode::CLIENT);
-        let ctx = b.build();
-        let get = |session: Option<&openssl::ssl::SslSession>| {
-            let mut ssl = Ssl::new(&ctx).unwrap();
-            ssl.set_hostname("site.test").unwrap();
-            if let Some(session) = session {
-                // SAFETY: the session comes from a connection made with this same context.
-                unsafe { ssl.set_session(session).unwrap() };
-            }
-            let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            let mut s = ssl.connect(tcp).unwrap();
-            s.write_all(b"GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            let mut out = Vec::new();
-            s.read_to_end(&mut out).unwrap();
-            assert!(out.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&out));
-            // Closed without our close_notify, OpenSSL would mark the session not resumable.
-            let _ = s.shutdown();
-            (s.ssl().session().unwrap().to_owned(), s.ssl().session_reused())
-        };
-        let (session, first_reused) = get(None);
+        let ctx = tls_client();
+        let (first, first_reused, session) = tls_get_closing(&ctx, port, "/", None);
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
         assert!(!first_reused);
-        get(Some(&session)).1
+        let (second, reused, _) = tls_get_closing(&ctx, port, "/", Some(&session));
+        assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+        reused
     })
     .await
     .unwrap();
