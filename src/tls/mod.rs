@@ -2,7 +2,6 @@
 //! and the pingora TLS settings (TLS 1.2/1.3, HTTP/2 by ALPN).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use arc_swap::ArcSwap;
@@ -212,13 +211,6 @@ pub static RESUMPTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registered once")
 });
 
-static HANDSHAKE_COUNT: AtomicU64 = AtomicU64::new(0);
-
-/// TLS handshakes seen since start.
-pub fn handshakes_total() -> u64 {
-    HANDSHAKE_COUNT.load(Ordering::Relaxed)
-}
-
 /// Picks the certificate per handshake from a swappable store (or, for an ACME
 /// TLS-ALPN-01 validation, the challenge certificate).
 struct SniCallback {
@@ -237,7 +229,6 @@ impl TlsAccept for SniCallback {
             .then(|| sni.as_deref().and_then(|n| self.acme.tls_alpn01(n)))
             .flatten();
         let idx = store.select_index(sni.as_deref());
-        HANDSHAKE_COUNT.fetch_add(1, Ordering::Relaxed);
         HANDSHAKES
             .with_label_values(&[if idx.is_some() { "yes" } else { "no" }])
             .inc();
