@@ -919,24 +919,6 @@ async fn bucket_objects_are_cached_and_invalidated_after_an_update() {
     assert_eq!(r.text().await.unwrap(), "<div id=app></div>");
 }
 
-/// Waits for the access log writer (a background thread) to have written `n` lines.
-async fn log_lines(path: &std::path::Path, n: usize) -> Vec<String> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut lines = Vec::new();
-        if let Ok(dir) = std::fs::read_dir(path) {
-            for f in dir.flatten() {
-                let text = std::fs::read_to_string(f.path()).unwrap_or_default();
-                lines.extend(text.lines().map(str::to_string));
-            }
-        }
-        if lines.iter().filter(|l| !l.starts_with('#')).count() >= n || std::time::Instant::now() > deadline {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn access_logs_in_cloudfront_format_and_json_lines() {
     let s = setup().await;

@@ -488,3 +488,21 @@ pub async fn counting_origin() -> (u16, std::sync::Arc<std::sync::atomic::Atomic
     });
     (port, seen)
 }
+
+/// Waits for the access log writer (a background thread) to have written `n` lines.
+pub async fn log_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut lines = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(path) {
+            for f in dir.flatten() {
+                let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+                lines.extend(text.lines().map(str::to_string));
+            }
+        }
+        if lines.iter().filter(|l| !l.starts_with('#')).count() >= n || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
