@@ -673,6 +673,8 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     );
     // Memory-tier hits are answered before pingora's proxy (`edge::hit`).
     let hits = edge_proxy.hits();
+    // Requests the cache does not keep, to HTTP origins, likewise (`edge::pass`).
+    let passes = edge_proxy.passes();
     let proxy = pingora::proxy::http_proxy(&server.configuration, edge_proxy);
     // Connection limits and timeouts around the proxy (`limits`).
     let mut listeners = pingora::listeners::Listeners::new();
@@ -695,7 +697,7 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     let edge = pingora::services::listening::Service::with_listeners(
         "homefront edge".to_string(),
         listeners,
-        crate::edge::conn::Guard::new(proxy, hits, state.clone()),
+        crate::edge::conn::Guard::new(proxy, hits, passes, state.clone()),
     );
     server.add_service(edge);
 

@@ -4,7 +4,7 @@
 //! port, handshaken) connection, refuses it when its client already has too many open, and
 //! otherwise runs pingora's HTTP/1.1 request loop itself, on a [`Guarded`] stream, so that
 //! the limits from the live config apply. That loop reads each request header first and
-//! offers it to the hit path (`edge::hit`). HTTP/2 connections run pingora's accept loop,
+//! offers it to the hit path (`edge::hit`), then to the pass path (`edge::pass`). HTTP/2 connections run pingora's accept loop,
 //! rebuilt here ([`Guard::serve_h2`]) so that each stream is offered to the hit path on the
 //! connection's own task, and the answers to one read leave in one write.
 
@@ -38,6 +38,7 @@ use tokio::time::Sleep;
 
 use super::hit::{HitBody, Hits, Served};
 use super::limits::{too_many, Connections};
+use super::pass::{Passed, Passes};
 use super::proxy::{Edge, EdgeState};
 
 /// The edge service's app: connection limits and timeouts around pingora's proxy.
@@ -47,10 +48,12 @@ pub struct Guard {
     connections: Arc<Connections>,
     /// Memory-tier hits answered without pingora's proxy (`None` without a cache).
     hits: Option<Arc<Hits>>,
+    /// Requests the cache does not keep, proxied to HTTP origins without pingora's proxy.
+    passes: Passes,
 }
 
 impl Guard {
-    pub fn new(proxy: HttpProxy<Edge>, hits: Option<Hits>, state: Arc<ArcSwap<EdgeState>>) -> Guard {
+    pub fn new(proxy: HttpProxy<Edge>, hits: Option<Hits>, passes: Passes, state: Arc<ArcSwap<EdgeState>>) -> Guard {
         let proxy = Arc::new(proxy);
         let hits = hits.map(Arc::new);
         Guard {
@@ -58,6 +61,7 @@ impl Guard {
             state,
             connections: Arc::new(Connections::default()),
             hits,
+            passes,
         }
     }
 }
@@ -120,22 +124,47 @@ impl ServerApp for Guard {
             }
             guarded.expect_request();
             let head = read_head(&mut guarded, &mut buf, idle_timeout, shutdown).await;
-            if let (Head::Parsed(req, len), Some(hits)) = (&head, &self.hits) {
-                if let Some(mut served) = hits.serve(req, peer, is_https, sendfile).await {
-                    guarded.header_done();
-                    let keepalive = !shutting_down && !asks_close(req);
-                    let sent = match write_hit(&mut guarded, &mut served, keepalive).await {
-                        Ok(sent) => sent,
-                        Err(_) => break,
-                    };
-                    hits.done(&served.ctx, &served.header, req, peer, ssl.clone(), sent);
-                    let _ = buf.split_to(*len);
-                    if !keepalive {
-                        Shutdown::shutdown(&mut *guarded).await;
-                        break;
+            // The hit path, then the pass path, on one routing of the request.
+            let mut routed = match &head {
+                Head::Parsed(req, _) => self.passes.route(req, peer, is_https),
+                _ => None,
+            };
+            if let (Head::Parsed(req, len), Some(hits), Some(r)) = (&head, &self.hits, routed.take()) {
+                match hits.serve(r, req, sendfile).await {
+                    Ok(mut served) => {
+                        guarded.header_done();
+                        let keepalive = !shutting_down && !asks_close(req);
+                        let sent = match write_hit(&mut guarded, &mut served, keepalive).await {
+                            Ok(sent) => sent,
+                            Err(_) => break,
+                        };
+                        hits.done(&served.ctx, &served.header, req, peer, ssl.clone(), sent);
+                        let _ = buf.split_to(*len);
+                        if !keepalive {
+                            Shutdown::shutdown(&mut *guarded).await;
+                            break;
+                        }
+                        first = false;
+                        continue;
                     }
-                    first = false;
-                    continue;
+                    Err(back) => routed = back,
+                }
+            }
+            if let (Head::Parsed(req, len), Some(r)) = (&head, routed) {
+                let keepalive = !shutting_down && !asks_close(req);
+                let passed = self.passes.serve(r, req, peer, ssl.clone(), &mut *guarded, keepalive);
+                if let Some(passed) = passed.await {
+                    guarded.header_done();
+                    let _ = buf.split_to(*len);
+                    match passed {
+                        Passed::Answered(true) => {
+                            first = false;
+                            continue;
+                        }
+                        Passed::Answered(false) => Shutdown::shutdown(&mut *guarded).await,
+                        Passed::Broken => {}
+                    }
+                    break;
                 }
             }
             if matches!(head, Head::Closed) {
@@ -298,7 +327,11 @@ impl Guard {
         if let (ServerSession::H2(h2), Some(hits)) = (&mut session, &self.hits) {
             let peer = h2.client_addr().and_then(|a| a.as_inet()).copied();
             let ssl = h2.digest().and_then(|d| d.ssl_digest.clone());
-            if let Some(served) = hits.serve(h2.req_header(), peer, ssl.is_some(), false).await {
+            let served = match self.passes.route(h2.req_header(), peer, ssl.is_some()) {
+                Some(routed) => hits.serve(routed, h2.req_header(), false).await.ok(),
+                None => None,
+            };
+            if let Some(served) = served {
                 let Served { header, body, ctx } = served;
                 let body = match body {
                     Some(HitBody::Bytes(b)) if !b.is_empty() => Some(b),

@@ -6,8 +6,8 @@
 //! each HTTP/2 stream from pingora's connection handling, and offers it here first. A
 //! request is served here only when pingora would have served it from the same entry with
 //! nothing else to do: GET or HEAD, no body, no conditional or range header, within the
-//! limits, routed by the same [`decide`] as `request_filter` (signed URLs included) to a
-//! caching behavior, with a fresh 200 entry in the primary slot whose variance matches.
+//! limits, routed once by `proxy::route` (the same `decide` as `request_filter`, signed
+//! URLs included) to a caching behavior, with a fresh 200 entry in the primary slot whose variance matches.
 //! The entry is in the memory tier, or (plain-TCP HTTP/1.1 only, where the body goes out
 //! with `sendfile`) on disk with a verified body file. Everything else, including a refusal,
 //! goes to pingora, which decides it again from the start. The response is built by the
@@ -18,27 +18,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, Method};
 use pingora::cache::key::CacheHashKey;
-use pingora::cache::CacheKey;
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use super::limits;
-use super::proxy::{
-    account, check_head, client_of, decide, variance, viewer_headers, Ctx, Decision, EdgeState, Exchange, RequestIds,
-};
+use super::proxy::{account, variance, viewer_headers, Ctx, Exchange, RequestIds, Routed};
 use crate::cache::{DiskCache, Loaded};
 use crate::telemetry::access_log::AccessLogger;
 
 /// What the hit path shares with the proxy (`Edge::hits`).
 pub struct Hits {
-    pub(crate) state: Arc<ArcSwap<EdgeState>>,
     pub(crate) cache: &'static DiskCache,
     pub(crate) ids: Arc<RequestIds>,
     pub(crate) rate: Arc<limits::RequestRate>,
-    pub(crate) acme: Arc<crate::tls::acme::Challenges>,
     pub(crate) access_log: Option<Arc<AccessLogger>>,
 }
 
@@ -94,27 +88,44 @@ pub fn plain(req: &RequestHeader) -> bool {
 }
 
 impl Hits {
-    /// The hit for `req` from `peer`, or `None`: pingora's proxy serves it. `sendfile`: the
-    /// connection can take a large body straight from its cache file (plain TCP); without
-    /// it only the memory tier is looked at.
-    pub async fn serve(
+    /// The hit for `req`, routed as `routed`, or `Err`: another path serves it, the pass
+    /// path if `routed` comes back, else pingora's proxy. `sendfile`: the connection can
+    /// take a large body straight from its cache file (plain TCP); without it only the
+    /// memory tier is looked at.
+    pub(crate) async fn serve(
         &self,
+        routed: Routed,
         req: &RequestHeader,
-        peer: Option<SocketAddr>,
-        is_https: bool,
         sendfile: bool,
-    ) -> Option<Served> {
-        if !plain(req) {
-            return None;
-        }
-        let state = self.state.load_full();
-        let limits = &state.config.limits;
-        check_head(limits, req).ok()?;
-        let client = peer.map(|p| client_of(&state, req, p.ip()));
-        let Decision::Forward(plan) = decide(&state, &self.acme, req, is_https, client) else {
-            return None;
+    ) -> Result<Served, Option<Routed>> {
+        let Some((mut header, body)) = self.find(&routed, req, sendfile).await else {
+            return Err(Some(routed));
         };
-        let primary = CacheKey::new(plan.key.as_ref()?.primary.as_bytes(), String::new()).primary_bin();
+        let Routed { state, plan, .. } = routed;
+        let ctx = Ctx::for_hit(state, *plan, self.ids.next());
+        let origin = req.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        // A header the policy cannot set: pingora serves the entry (and decides it again).
+        viewer_headers(&mut header, &ctx, origin).map_err(|_| None)?;
+        Ok(Served { header, body, ctx })
+    }
+
+    /// The fresh entry for a routed request, with its response header as pingora's hit
+    /// would send it (before the viewer's headers), and the body (`None` for HEAD).
+    async fn find(
+        &self,
+        routed: &Routed,
+        req: &RequestHeader,
+        sendfile: bool,
+    ) -> Option<(ResponseHeader, Option<HitBody>)> {
+        let Routed {
+            state,
+            plan,
+            client,
+            key,
+            ..
+        } = routed;
+        let limits = &state.config.limits;
+        let primary = key.as_ref()?.primary_bin();
         let now = SystemTime::now();
         let found = match self.cache.memory_entry(&primary) {
             Some(e) => Found {
@@ -154,7 +165,7 @@ impl Hits {
         // counts the request again, which changes nothing once the bucket is empty).
         if let Some(client) = client {
             self.rate
-                .take(&limits.per_client, client, super::proxy::monotonic_ms())
+                .take(&limits.per_client, *client, super::proxy::monotonic_ms())
                 .ok()?;
         }
         // As pingora's hit: RFC 9111 §4 Age, and HTTP/1.1 whatever the origin spoke.
@@ -168,11 +179,8 @@ impl Hits {
         ) {
             return None;
         }
-        let ctx = Ctx::for_hit(state.clone(), *plan, self.ids.next());
-        let origin = req.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        viewer_headers(&mut header, &ctx, origin).ok()?;
         let body = (req.method != Method::HEAD).then_some(found.body);
-        Some(Served { header, body, ctx })
+        Some((header, body))
     }
 
     /// Counts and logs a hit once it went out (`resp`: as written; `sent`: body bytes).

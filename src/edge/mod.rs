@@ -10,6 +10,7 @@ pub mod headers_policy;
 pub mod hit;
 pub mod ip;
 pub mod limits;
+pub mod pass;
 pub mod pool;
 pub mod proxy;
 pub mod signed;

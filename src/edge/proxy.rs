@@ -102,7 +102,7 @@ static CACHE_LOCK: LazyLock<Box<CacheKeyLockImpl>> = LazyLock::new(|| CacheLock:
 /// straight to the origin, without a lookup or the lock above, so concurrent requests for an
 /// uncacheable URL do not wait for each other (Varnish's hit-for-miss). An answer that can
 /// be cached again is stored and clears the mark.
-static UNCACHEABLE: LazyLock<Predictor<16>> = LazyLock::new(|| Predictor::new(4096, None));
+pub(crate) static UNCACHEABLE: LazyLock<Predictor<16>> = LazyLock::new(|| Predictor::new(4096, None));
 
 pub struct Edge {
     state: Arc<ArcSwap<EdgeState>>,
@@ -166,13 +166,24 @@ impl Edge {
     /// The hit path's share of this proxy (`None` without a cache).
     pub fn hits(&self) -> Option<super::hit::Hits> {
         Some(super::hit::Hits {
-            state: self.state.clone(),
             cache: self.cache?,
+            ids: self.ids.clone(),
+            rate: self.rate.clone(),
+            access_log: self.access_log.clone(),
+        })
+    }
+
+    /// The pass path's share of this proxy.
+    pub fn passes(&self) -> super::pass::Passes {
+        super::pass::Passes {
+            state: self.state.clone(),
             ids: self.ids.clone(),
             rate: self.rate.clone(),
             acme: self.acme.clone(),
             access_log: self.access_log.clone(),
-        })
+            cached: self.cache.is_some(),
+            idle: Default::default(),
+        }
     }
 }
 
@@ -224,13 +235,13 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn release_upstream(&mut self) {
+    pub(crate) fn release_upstream(&mut self) {
         if let Some((pool, i)) = self.upstream.take() {
             pool.release(i);
         }
     }
 
-    fn upstream_label(&self) -> String {
+    pub(crate) fn upstream_label(&self) -> String {
         self.upstream
             .as_ref()
             .map(|(p, i)| p.upstreams[*i].address.to_string())
@@ -260,6 +271,52 @@ impl Ctx {
 }
 
 impl Ctx {
+    /// The peer for the next origin request: the upstream its origin's pool picks (held
+    /// in flight until released), counted as an origin request.
+    pub(crate) fn next_peer(&mut self) -> Result<Box<HttpPeer>> {
+        let state = self.state.clone().ok_or_else(|| Error::new(InternalError))?;
+        let origin = self.origin.clone().ok_or_else(|| Error::new(InternalError))?;
+        self.release_upstream();
+        let (peer, upstream) = origin_peer(&state, &origin, self.object_path.as_bytes(), &self.tried)?;
+        if let Some((pool, i)) = upstream {
+            pool.acquire(i);
+            self.upstream = Some((pool, i));
+        }
+        self.attempts += 1;
+        telemetry::ORIGIN_REQUESTS
+            .with_label_values(&[origin.name.as_str(), self.upstream_label().as_str()])
+            .inc();
+        self.origin_started.get_or_insert_with(Instant::now);
+        Ok(peer)
+    }
+
+    /// A connection to the upstream in use failed: counted, and the upstream marked down
+    /// when its origin has a health check (which alone can bring it back; without one,
+    /// only this request moves on to another upstream). Returns the origin.
+    pub(crate) fn connect_failed(&mut self, e: &Error) -> Option<Arc<Origin>> {
+        let upstream = self.upstream_label();
+        if let Some((pool, i)) = self.upstream.take() {
+            pool.release(i);
+            if pool.health_check.is_some() && pool.set_healthy(i, false) {
+                tracing::warn!(origin = %pool.origin, upstream = %upstream, error = %e, "upstream marked down: it refused a connection");
+                telemetry::ORIGIN_HEALTHY
+                    .with_label_values(&[pool.origin.as_str(), upstream.as_str()])
+                    .set(0);
+            }
+            self.tried.push(i);
+        }
+        let origin = self.origin.clone()?;
+        let reason = if matches!(e.etype(), ConnectTimedout) {
+            "timeout"
+        } else {
+            "connect"
+        };
+        telemetry::ORIGIN_FAILURES
+            .with_label_values(&[origin.name.as_str(), upstream.as_str(), reason])
+            .inc();
+        Some(origin)
+    }
+
     fn new() -> Ctx {
         Ctx {
             state: None,
@@ -303,6 +360,30 @@ impl Ctx {
         ctx.cache_result = "Hit";
         ctx.first_byte = Some(Instant::now());
         ctx
+    }
+
+    /// The context of a request the pass path sends to the origin: what `request_filter`
+    /// would have set, and the `Miss` result.
+    pub(crate) fn for_pass(state: Arc<EdgeState>, plan: Plan, request_id: String) -> Ctx {
+        let mut ctx = Ctx::new();
+        ctx.state = Some(state);
+        ctx.follow(plan);
+        ctx.request_id = request_id;
+        ctx
+    }
+
+    pub(crate) fn origin(&self) -> Option<&Arc<Origin>> {
+        self.origin.as_ref()
+    }
+
+    pub(crate) fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// The answer's header is ready to go to the viewer (the access log's time to first
+    /// byte).
+    pub(crate) fn mark_first_byte(&mut self) {
+        self.first_byte = Some(Instant::now());
     }
 
     /// Takes on what `decide` planned for a request that goes to the cache and the origin.
@@ -429,49 +510,16 @@ impl ProxyHttp for Edge {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let state = ctx.state.clone().ok_or_else(|| Error::new(InternalError))?;
-        let origin = ctx.origin.clone().ok_or_else(|| Error::new(InternalError))?;
-        ctx.release_upstream();
-        let (peer, upstream) = origin_peer(&state, &origin, ctx.object_path.as_bytes(), &ctx.tried)?;
-        if let Some((pool, i)) = upstream {
-            pool.acquire(i);
-            ctx.upstream = Some((pool, i));
-        }
-        ctx.attempts += 1;
-        telemetry::ORIGIN_REQUESTS
-            .with_label_values(&[origin.name.as_str(), ctx.upstream_label().as_str()])
-            .inc();
-        ctx.origin_started.get_or_insert_with(Instant::now);
-        Ok(peer)
+        ctx.next_peer()
     }
 
     /// A connection to the origin failed: that upstream is marked down, and the request
     /// tries again (another upstream, the same one for a single server) up to the origin's
     /// connection attempts, then the group's secondary.
     fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
-        let origin = ctx.origin.clone();
-        let upstream = ctx.upstream_label();
-        if let Some((pool, i)) = ctx.upstream.take() {
-            pool.release(i);
-            // Only an active health check can bring it back: without one, this request
-            // moves on to another upstream but the next ones still try this one.
-            if pool.health_check.is_some() && pool.set_healthy(i, false) {
-                tracing::warn!(origin = %pool.origin, upstream = %upstream, error = %e, "upstream marked down: it refused a connection");
-                telemetry::ORIGIN_HEALTHY
-                    .with_label_values(&[pool.origin.as_str(), upstream.as_str()])
-                    .set(0);
-            }
-            ctx.tried.push(i);
-        }
-        let Some(origin) = origin else { return e };
-        let reason = if matches!(e.etype(), ConnectTimedout) {
-            "timeout"
-        } else {
-            "connect"
+        let Some(origin) = ctx.connect_failed(&e) else {
+            return e;
         };
-        telemetry::ORIGIN_FAILURES
-            .with_label_values(&[origin.name.as_str(), upstream.as_str(), reason])
-            .inc();
         if ctx.attempts < origin.timeouts.attempts {
             e.set_retry(true);
         } else if ctx.fail_over(&session.req_header().method) {
@@ -521,105 +569,11 @@ impl ProxyHttp for Edge {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let behavior = ctx.behavior().ok_or_else(|| Error::new(InternalError))?.clone();
-        let origin = ctx.origin.clone().ok_or_else(|| Error::new(InternalError))?;
-        let state = ctx.state.clone().ok_or_else(|| Error::new(InternalError))?;
-        let uri: Uri = ctx
-            .upstream_target
-            .parse()
-            .map_err(|_| Error::explain(InternalError, "origin request target is not a valid URI"))?;
-        upstream.set_uri(uri);
-        if ctx.key.is_some() && matches!(upstream.method, Method::GET | Method::HEAD) {
-            // The origin request policy: viewer headers outside the key and the policy stay
-            // at the edge.
-            for name in cache_policy::headers_not_forwarded(&behavior.cache, &upstream.headers) {
-                upstream.remove_header(&name);
-            }
-        }
-        if session.cache.enabled() {
-            // Full GETs only, with the stored entry's validators when revalidating.
-            pingora::cache::filters::upstream::request_filter(upstream, session.cache.maybe_cache_meta());
-            if let Some(ae) = upstream.headers.get(header::ACCEPT_ENCODING) {
-                let normalized = cache_policy::normalize_accept_encoding(ae.to_str().unwrap_or(""));
-                upstream.insert_header(header::ACCEPT_ENCODING, normalized)?;
-            }
-        }
-        if let Some(origin) = &behavior.inject_origin {
-            if upstream.headers.get(header::ORIGIN).is_none() {
-                upstream.insert_header(header::ORIGIN, origin.clone())?;
-            }
-        }
-        if let Some(k) = &ctx.key {
-            // Only keyed cookies (and those the origin request policy adds) reach the
-            // origin of a caching behavior.
-            upstream.remove_header(&header::COOKIE);
-            if let Some(c) = &k.forward_cookies {
-                upstream.insert_header(header::COOKIE, c.as_str())?;
-            }
-        }
-
-        // Always sent, as CloudFront does: X-Forwarded-For, Via and the request id.
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string());
-        if let Some(ip) = client_ip {
-            let xff = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-                Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
-                _ => ip,
-            };
-            upstream.insert_header("x-forwarded-for", xff)?;
-        }
-        let via = match upstream.headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
-            Some(prev) if !prev.is_empty() => format!("{prev}, {VIA}"),
-            _ => VIA.to_string(),
-        };
-        upstream.insert_header(header::VIA, via)?;
-        upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
-        for (name, value) in &origin.custom_headers {
-            upstream.insert_header(name.clone(), value.clone())?;
-        }
-
-        match &origin.kind {
-            OriginKind::Bucket { .. } | OriginKind::S3 { .. } => {
-                // Viewer credentials and S3 control headers never reach the bucket, unless
-                // the origin's signing is no-override and the viewer signed the request.
-                let keep_viewer =
-                    origin.signing == Signing::NoOverride && upstream.headers.contains_key(header::AUTHORIZATION);
-                upstream.remove_header(&header::COOKIE);
-                if !keep_viewer {
-                    upstream.remove_header(&header::AUTHORIZATION);
-                    let amz: Vec<_> = upstream
-                        .headers
-                        .keys()
-                        .filter(|n| n.as_str().starts_with("x-amz-"))
-                        .cloned()
-                        .collect();
-                    for name in amz {
-                        upstream.remove_header(&name);
-                    }
-                }
-                upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
-                let sign = !keep_viewer && origin.signing != Signing::Never;
-                ctx.signed_as = sign_for_origin(upstream, &origin, &state, sign)?;
-            }
-            OriginKind::Http { .. } => {
-                // TLS offload: the app sees the viewer's Host and learns the scheme here.
-                let proto = if session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
-                    "https"
-                } else {
-                    "http"
-                };
-                upstream.insert_header("x-forwarded-proto", proto)?;
-                if upstream.headers.get(header::HOST).is_none() {
-                    if let Some(h) = session.req_header().uri.authority().map(|a| a.to_string()) {
-                        upstream.insert_header(header::HOST, h)?;
-                    }
-                }
-            }
-            OriginKind::Group { .. } => return Err(Error::explain(InternalError, "a group is not reached directly")),
-        }
-        Ok(())
+        let cache = session.cache.enabled().then(|| session.cache.maybe_cache_meta());
+        let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let is_https = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let authority = session.req_header().uri.authority().map(|a| a.to_string());
+        origin_request(upstream, ctx, cache, client_ip, is_https, authority)
     }
 
     async fn upstream_response_filter(
@@ -628,7 +582,6 @@ impl ProxyHttp for Edge {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        use super::compress;
         // An origin group's primary answering a failover status: the secondary gets the
         // request (GET, HEAD, OPTIONS), this answer never reaches the viewer or the cache.
         let status = resp.status.as_u16();
@@ -649,52 +602,7 @@ impl ProxyHttp for Edge {
                 return Err(e);
             }
         }
-        if resp.status.as_u16() == 403 {
-            // A bucket refusing the edge's own signature is a configuration error: say so
-            // where the operator looks (the viewer gets the bucket's 403 as it is).
-            if let (Some(origin), Some(key_id)) = (&ctx.origin, &ctx.signed_as) {
-                tracing::warn!(
-                    "origin {} answered 403 to a request the edge signed as {key_id}: check that credential's secret and the bucket's policy (request {})",
-                    origin.name,
-                    ctx.request_id
-                );
-            }
-        }
-        if !ctx.behavior().is_some_and(|b| b.compress) {
-            return Ok(());
-        }
-        let status = resp.status.as_u16();
-        if status == 304 {
-            // A revalidation of a compressed variant: its stored ETag stays weak.
-            if ctx.compress.is_some() {
-                if let Some(etag) = resp.headers.get(header::ETAG).and_then(|v| v.to_str().ok()) {
-                    let weak = compress::weak_etag(etag);
-                    resp.insert_header(header::ETAG, weak)?;
-                }
-            }
-            return Ok(());
-        }
-        if !compress::compressible(status, &resp.headers) {
-            return Ok(());
-        }
-        // Compressible for some viewer: every copy varies by Accept-Encoding.
-        let names = cache_policy::vary_names(&resp.headers);
-        if !names.iter().any(|n| n == "accept-encoding" || n == "*") {
-            resp.append_header(header::VARY, "Accept-Encoding")?;
-        }
-        let Some(coding) = ctx.compress else {
-            return Ok(());
-        };
-        let encoder = super::compress::Encoder::new(coding)
-            .map_err(|e| Error::explain(InternalError, format!("cannot start {}: {e}", coding.token())))?;
-        ctx.encoder = Some(encoder);
-        resp.insert_header(header::CONTENT_ENCODING, coding.token())?;
-        resp.remove_header(&header::CONTENT_LENGTH);
-        if let Some(etag) = resp.headers.get(header::ETAG).and_then(|v| v.to_str().ok()) {
-            let weak = compress::weak_etag(etag);
-            resp.insert_header(header::ETAG, weak)?;
-        }
-        Ok(())
+        origin_response(resp, ctx)
     }
 
     fn upstream_response_body_filter(
@@ -704,19 +612,7 @@ impl ProxyHttp for Edge {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
-        if let Some(encoder) = ctx.encoder.as_mut() {
-            let input = body.as_deref().unwrap_or(&[]);
-            if !input.is_empty() || end_of_stream {
-                let out = encoder
-                    .encode(input, end_of_stream)
-                    .map_err(|e| Error::explain(InternalError, format!("compressing the response: {e}")))?;
-                *body = Some(out);
-            }
-            if end_of_stream {
-                // Finished: the encoder's trailer is out; nothing may follow it.
-                ctx.encoder = None;
-            }
-        }
+        encode(body, end_of_stream, ctx)?;
         Ok(None)
     }
 
@@ -747,23 +643,8 @@ impl ProxyHttp for Edge {
     }
 
     fn response_cache_filter(&self, session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<RespCacheable> {
-        let (Some(state), Some(behavior)) = (ctx.state.as_ref(), ctx.behavior()) else {
-            return Ok(RespCacheable::Uncacheable(NoCacheReason::InternalError));
-        };
-        // The bucket store never sees the viewer's Authorization (the edge signs), so only
-        // HTTP origins answer authorized requests.
-        let authorization = matches!(ctx.origin.as_ref().map(|o| &o.kind), Some(OriginKind::Http { .. }))
-            && session.req_header().headers.contains_key(header::AUTHORIZATION);
         let now = SystemTime::now();
-        let dist = &state.config.distributions[ctx.dist];
-        let Some(ttl) = cache_policy::ttl(
-            &behavior.cache,
-            resp.status,
-            &resp.headers,
-            authorization,
-            dist.error_ttl(resp.status.as_u16()),
-            now,
-        ) else {
+        let Some(ttl) = cache_ttl(ctx, &session.req_header().headers, resp, now) else {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
         };
         let mut stored = resp.clone();
@@ -874,42 +755,12 @@ impl ProxyHttp for Edge {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         // Both members of an origin group failed: a gateway timeout, as CloudFront.
         let group_exhausted = ctx.failed_over && e.esource() == &ErrorSource::Upstream;
-        let status = match e.etype() {
-            _ if group_exhausted => 504,
-            HTTPStatus(code) => *code,
-            // The viewer stopped sending its body (`limits.body_timeout`).
-            ReadTimedout if e.esource() == &ErrorSource::Downstream => 408,
-            ConnectTimedout | ReadTimedout | WriteTimedout => 504,
-            _ => match e.esource() {
-                ErrorSource::Upstream => 502,
-                ErrorSource::Downstream => match e.etype() {
-                    WriteError | ReadError | ConnectionClosed => 0,
-                    _ => 400,
-                },
-                ErrorSource::Internal | ErrorSource::Unset => 500,
-            },
-        };
+        let status = failure_status(e, group_exhausted);
         if status > 0 {
             let origin = ctx.origin.as_ref().map(|o| o.name.clone()).unwrap_or_default();
             let upstream = ctx.upstream_label();
             tracing::warn!(request_id = %ctx.request_id, origin = %origin, upstream = %upstream, status, error = %e, "request failed");
-            let err = match status {
-                502 => EdgeError::new(
-                    502,
-                    "BadGateway",
-                    "The edge could not connect to the origin or the origin sent an invalid response.",
-                ),
-                504 if group_exhausted => EdgeError::new(
-                    504,
-                    "GatewayTimeout",
-                    "Neither origin of the group could answer the request.",
-                ),
-                504 => EdgeError::new(504, "GatewayTimeout", "The origin did not answer in time."),
-                400 => EdgeError::new(400, "BadRequest", "The request could not be parsed."),
-                408 => EdgeError::new(408, "RequestTimeout", "The request body did not arrive in time."),
-                413 => limits::body_too_large(ctx.body_limit),
-                s => EdgeError::new(s, "InternalError", "The edge could not complete the request."),
-            };
+            let err = failure_answer(status, group_exhausted, ctx.body_limit);
             // The connection is not reused after a failed proxy (below): say so, or an
             // HTTP/1.1 client sends its next request (maybe a POST it must not retry) into a
             // connection that is being closed. pingora's own error responses do the same.
@@ -933,6 +784,261 @@ impl ProxyHttp for Edge {
         let stale = matches!(session.cache.phase(), CachePhase::Stale | CachePhase::StaleUpdating);
         account(self.access_log.as_deref(), &Exchange::of(session), ctx, stale);
     }
+}
+
+/// The origin request policy and the edge's own headers, applied to the request header that
+/// goes to the origin (a copy of the viewer's). `cache`: the cache is in use (with the stored
+/// entry being revalidated, if any); `client_ip`: the viewer's peer address; `authority`: the
+/// viewer's request target's authority (absolute-form), for an HTTP origin's Host.
+pub(crate) fn origin_request(
+    upstream: &mut RequestHeader,
+    ctx: &mut Ctx,
+    cache: Option<Option<&CacheMeta>>,
+    client_ip: Option<std::net::IpAddr>,
+    is_https: bool,
+    authority: Option<String>,
+) -> Result<()> {
+    let behavior = ctx.behavior().ok_or_else(|| Error::new(InternalError))?.clone();
+    let origin = ctx.origin.clone().ok_or_else(|| Error::new(InternalError))?;
+    let state = ctx.state.clone().ok_or_else(|| Error::new(InternalError))?;
+    let uri: Uri = ctx
+        .upstream_target
+        .parse()
+        .map_err(|_| Error::explain(InternalError, "origin request target is not a valid URI"))?;
+    upstream.set_uri(uri);
+    if ctx.key.is_some() && matches!(upstream.method, Method::GET | Method::HEAD) {
+        // The origin request policy: viewer headers outside the key and the policy stay
+        // at the edge.
+        for name in cache_policy::headers_not_forwarded(&behavior.cache, &upstream.headers) {
+            upstream.remove_header(&name);
+        }
+    }
+    if let Some(meta) = cache {
+        // Full GETs only, with the stored entry's validators when revalidating.
+        pingora::cache::filters::upstream::request_filter(upstream, meta);
+        if let Some(ae) = upstream.headers.get(header::ACCEPT_ENCODING) {
+            let normalized = cache_policy::normalize_accept_encoding(ae.to_str().unwrap_or(""));
+            upstream.insert_header(header::ACCEPT_ENCODING, normalized)?;
+        }
+    }
+    if let Some(origin) = &behavior.inject_origin {
+        if upstream.headers.get(header::ORIGIN).is_none() {
+            upstream.insert_header(header::ORIGIN, origin.clone())?;
+        }
+    }
+    if let Some(k) = &ctx.key {
+        // Only keyed cookies (and those the origin request policy adds) reach the
+        // origin of a caching behavior.
+        upstream.remove_header(&header::COOKIE);
+        if let Some(c) = &k.forward_cookies {
+            upstream.insert_header(header::COOKIE, c.as_str())?;
+        }
+    }
+
+    // Always sent, as CloudFront does: X-Forwarded-For, Via and the request id.
+    if let Some(ip) = client_ip.map(|ip| ip.to_string()) {
+        let xff = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
+            _ => ip,
+        };
+        upstream.insert_header("x-forwarded-for", xff)?;
+    }
+    let via = match upstream.headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.is_empty() => format!("{prev}, {VIA}"),
+        _ => VIA.to_string(),
+    };
+    upstream.insert_header(header::VIA, via)?;
+    upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+    for (name, value) in &origin.custom_headers {
+        upstream.insert_header(name.clone(), value.clone())?;
+    }
+
+    match &origin.kind {
+        OriginKind::Bucket { .. } | OriginKind::S3 { .. } => {
+            // Viewer credentials and S3 control headers never reach the bucket, unless
+            // the origin's signing is no-override and the viewer signed the request.
+            let keep_viewer =
+                origin.signing == Signing::NoOverride && upstream.headers.contains_key(header::AUTHORIZATION);
+            upstream.remove_header(&header::COOKIE);
+            if !keep_viewer {
+                upstream.remove_header(&header::AUTHORIZATION);
+                let amz: Vec<_> = upstream
+                    .headers
+                    .keys()
+                    .filter(|n| n.as_str().starts_with("x-amz-"))
+                    .cloned()
+                    .collect();
+                for name in amz {
+                    upstream.remove_header(&name);
+                }
+            }
+            upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+            let sign = !keep_viewer && origin.signing != Signing::Never;
+            ctx.signed_as = sign_for_origin(upstream, &origin, &state, sign)?;
+        }
+        OriginKind::Http { .. } => {
+            // TLS offload: the app sees the viewer's Host and learns the scheme here.
+            let proto = if is_https { "https" } else { "http" };
+            upstream.insert_header("x-forwarded-proto", proto)?;
+            if upstream.headers.get(header::HOST).is_none() {
+                if let Some(h) = authority {
+                    upstream.insert_header(header::HOST, h)?;
+                }
+            }
+        }
+        OriginKind::Group { .. } => return Err(Error::explain(InternalError, "a group is not reached directly")),
+    }
+    Ok(())
+}
+
+/// An origin's answer as the edge takes it, before the cache and the viewer: a bucket's
+/// 403 to the edge's own signature is logged, and a compressible body gets `Vary:
+/// Accept-Encoding` and, when this viewer takes a coding, an encoder (`ctx.encoder`).
+pub(crate) fn origin_response(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    use super::compress;
+    if resp.status.as_u16() == 403 {
+        // A bucket refusing the edge's own signature is a configuration error: say so
+        // where the operator looks (the viewer gets the bucket's 403 as it is).
+        if let (Some(origin), Some(key_id)) = (&ctx.origin, &ctx.signed_as) {
+            tracing::warn!(
+                "origin {} answered 403 to a request the edge signed as {key_id}: check that credential's secret and the bucket's policy (request {})",
+                origin.name,
+                ctx.request_id
+            );
+        }
+    }
+    if !ctx.behavior().is_some_and(|b| b.compress) {
+        return Ok(());
+    }
+    let status = resp.status.as_u16();
+    if status == 304 {
+        // A revalidation of a compressed variant: its stored ETag stays weak.
+        if ctx.compress.is_some() {
+            if let Some(etag) = resp.headers.get(header::ETAG).and_then(|v| v.to_str().ok()) {
+                let weak = compress::weak_etag(etag);
+                resp.insert_header(header::ETAG, weak)?;
+            }
+        }
+        return Ok(());
+    }
+    if !compress::compressible(status, &resp.headers) {
+        return Ok(());
+    }
+    // Compressible for some viewer: every copy varies by Accept-Encoding.
+    let names = cache_policy::vary_names(&resp.headers);
+    if !names.iter().any(|n| n == "accept-encoding" || n == "*") {
+        resp.append_header(header::VARY, "Accept-Encoding")?;
+    }
+    let Some(coding) = ctx.compress else {
+        return Ok(());
+    };
+    let encoder = super::compress::Encoder::new(coding)
+        .map_err(|e| Error::explain(InternalError, format!("cannot start {}: {e}", coding.token())))?;
+    ctx.encoder = Some(encoder);
+    resp.insert_header(header::CONTENT_ENCODING, coding.token())?;
+    resp.remove_header(&header::CONTENT_LENGTH);
+    if let Some(etag) = resp.headers.get(header::ETAG).and_then(|v| v.to_str().ok()) {
+        let weak = compress::weak_etag(etag);
+        resp.insert_header(header::ETAG, weak)?;
+    }
+    Ok(())
+}
+
+/// Compresses a chunk of the origin's body with the response's encoder, if it has one
+/// (`end_of_stream`: the last, which ends the encoding).
+pub(crate) fn encode(body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut Ctx) -> Result<()> {
+    if let Some(encoder) = ctx.encoder.as_mut() {
+        let input = body.as_deref().unwrap_or(&[]);
+        if !input.is_empty() || end_of_stream {
+            let out = encoder
+                .encode(input, end_of_stream)
+                .map_err(|e| Error::explain(InternalError, format!("compressing the response: {e}")))?;
+            *body = Some(out);
+        }
+        if end_of_stream {
+            // Finished: the encoder's trailer is out; nothing may follow it.
+            ctx.encoder = None;
+        }
+    }
+    Ok(())
+}
+
+/// The edge's own error answer (a CloudFront-style XML body) and its header.
+pub(crate) fn error_response(err: &EdgeError, ctx: &mut Ctx) -> Result<(ResponseHeader, Bytes)> {
+    ctx.cache_result = "Error";
+    let body = err.body();
+    let mut resp = ResponseHeader::build(err.status, Some(5))?;
+    resp.insert_header(header::CONTENT_TYPE, "text/xml")?;
+    resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    if let Some(s) = err.retry_after {
+        resp.insert_header(header::RETRY_AFTER, s.to_string())?;
+    }
+    decorate(&mut resp, ctx)?;
+    Ok((resp, body))
+}
+
+/// The answer to a request the edge could not complete (`status`, from [`failure_status`]).
+pub(crate) fn failure_answer(status: u16, group_exhausted: bool, body_limit: u64) -> EdgeError {
+    match status {
+        502 => EdgeError::new(
+            502,
+            "BadGateway",
+            "The edge could not connect to the origin or the origin sent an invalid response.",
+        ),
+        504 if group_exhausted => EdgeError::new(
+            504,
+            "GatewayTimeout",
+            "Neither origin of the group could answer the request.",
+        ),
+        504 => EdgeError::new(504, "GatewayTimeout", "The origin did not answer in time."),
+        400 => EdgeError::new(400, "BadRequest", "The request could not be parsed."),
+        408 => EdgeError::new(408, "RequestTimeout", "The request body did not arrive in time."),
+        413 => limits::body_too_large(body_limit),
+        s => EdgeError::new(s, "InternalError", "The edge could not complete the request."),
+    }
+}
+
+/// The status of a failed request (0: none, the viewer is gone).
+pub(crate) fn failure_status(e: &Error, group_exhausted: bool) -> u16 {
+    match e.etype() {
+        _ if group_exhausted => 504,
+        HTTPStatus(code) => *code,
+        // The viewer stopped sending its body (`limits.body_timeout`).
+        ReadTimedout if e.esource() == &ErrorSource::Downstream => 408,
+        ConnectTimedout | ReadTimedout | WriteTimedout => 504,
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                WriteError | ReadError | ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+/// How long the behavior's cache keeps an origin's answer to a request with `req_headers`,
+/// or `None`: it does not.
+pub(crate) fn cache_ttl(
+    ctx: &Ctx,
+    req_headers: &http::HeaderMap,
+    resp: &ResponseHeader,
+    now: SystemTime,
+) -> Option<cache_policy::Ttl> {
+    let (state, behavior) = (ctx.state.as_ref()?, ctx.behavior()?);
+    // The bucket store never sees the viewer's Authorization (the edge signs), so only
+    // HTTP origins answer authorized requests.
+    let authorization = matches!(ctx.origin.as_ref().map(|o| &o.kind), Some(OriginKind::Http { .. }))
+        && req_headers.contains_key(header::AUTHORIZATION);
+    let dist = &state.config.distributions[ctx.dist];
+    cache_policy::ttl(
+        &behavior.cache,
+        resp.status,
+        &resp.headers,
+        authorization,
+        dist.error_ttl(resp.status.as_u16()),
+        now,
+    )
 }
 
 /// The metrics and the access log line of one finished exchange. `stale`: a stale entry
@@ -1115,15 +1221,7 @@ impl Edge {
     }
 
     async fn write_error(&self, session: &mut Session, ctx: &mut Ctx, err: &EdgeError) -> Result<()> {
-        ctx.cache_result = "Error";
-        let body = err.body();
-        let mut resp = ResponseHeader::build(err.status, Some(5))?;
-        resp.insert_header(header::CONTENT_TYPE, "text/xml")?;
-        resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
-        if let Some(s) = err.retry_after {
-            resp.insert_header(header::RETRY_AFTER, s.to_string())?;
-        }
-        decorate(&mut resp, ctx)?;
+        let (resp, body) = error_response(err, ctx)?;
         let head_only = session.req_header().method == Method::HEAD;
         session.write_response_header(Box::new(resp), head_only).await?;
         if !head_only {
@@ -1249,6 +1347,50 @@ pub(crate) fn check_head(limits: &crate::config::model::Limits, req: &RequestHea
 pub(crate) fn client_of(state: &EdgeState, req: &RequestHeader, peer: std::net::IpAddr) -> std::net::IpAddr {
     let xff = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     ip::client_ip(peer, xff, &state.config.trusted_proxies)
+}
+
+/// A request the fast paths (`edge::hit`, then `edge::pass`) may serve, routed once for
+/// both: a plain GET or HEAD within the limits that `decide` forwards.
+pub(crate) struct Routed {
+    pub state: Arc<EdgeState>,
+    pub plan: Box<Plan>,
+    /// The viewer (behind trusted proxies, the one they name).
+    pub client: Option<std::net::IpAddr>,
+    /// The cache key's primary part, hashed once (`None`: the behavior does not cache).
+    pub key: Option<CacheKey>,
+}
+
+/// Routes `req` for the fast paths, or `None`: pingora's proxy serves it (and decides it
+/// again from the start).
+pub(crate) fn route(
+    state: &ArcSwap<EdgeState>,
+    acme: &crate::tls::acme::Challenges,
+    req: &RequestHeader,
+    peer: Option<SocketAddr>,
+    is_https: bool,
+) -> Option<Routed> {
+    if !super::hit::plain(req) {
+        return None;
+    }
+    let state = state.load_full();
+    check_head(&state.config.limits, req).ok()?;
+    let client = peer.map(|p| client_of(&state, req, p.ip()));
+    let Decision::Forward(plan) = decide(&state, acme, req, is_https, client) else {
+        return None;
+    };
+    let key = plan.key.as_ref().map(|k| {
+        use pingora::cache::key::CacheHashKey;
+        let mut key = CacheKey::new(k.primary.as_bytes(), String::new());
+        let bin = key.primary_bin();
+        key.set_primary_bin_override(bin);
+        key
+    });
+    Some(Routed {
+        state,
+        plan,
+        client,
+        key,
+    })
 }
 
 /// Steps 0–6 for one request. `client`: the viewer's address (behind trusted proxies, the

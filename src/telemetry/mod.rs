@@ -179,6 +179,17 @@ pub static HIT_PATH: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
     .expect("metric registered once")
 });
 
+/// `homefront_edge_pass_path_total`: requests the cache does not keep, proxied to an HTTP
+/// origin by the edge's pass path (`edge::pass`) instead of the full proxy; also counted in
+/// `homefront_requests_total`.
+pub static PASS_PATH: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "homefront_edge_pass_path_total",
+        "Requests the cache does not keep, proxied to an HTTP origin by the edge's pass path instead of the full proxy (also counted in homefront_requests_total)."
+    )
+    .expect("metric registered once")
+});
+
 /// `homefront_build_info{version}` = 1.
 pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
@@ -202,6 +213,7 @@ pub fn init() {
     LazyLock::force(&CACHE_STALE);
     LazyLock::force(&ACCESS_LOG_DROPPED);
     LazyLock::force(&HIT_PATH);
+    LazyLock::force(&PASS_PATH);
     for reason in ["connections", "requests", "header_timeout"] {
         LIMITED.with_label_values(&[reason]).inc_by(0);
     }

@@ -1,0 +1,611 @@
+//! The pass path: a request whose answer the cache will not keep, proxied to an HTTP
+//! origin without pingora's proxy.
+//!
+//! A miss through pingora's proxy costs about 170k instructions, 99k of them in its
+//! `proxy_to_upstream` (two tasks joined by a channel per request, and a task spawned per
+//! connection returned to its pool to watch it while idle). `edge::conn` offers each
+//! HTTP/1.1 request that the hit path did not answer here, and one is served here only when
+//! pingora would send it to the origin with nothing else to do:
+//!
+//! - a plain GET or HEAD (as the hit path's: no body, no precondition or range), HTTP/1.1,
+//!   one Host, no hop-by-hop header but `Connection: keep-alive` or `close` (which pingora
+//!   strips);
+//! - routed by the same [`decide`] (signed URLs included) to a behavior whose origin is an
+//!   `http` origin (not a group) with plain-HTTP upstreams, in a distribution without custom
+//!   error responses;
+//! - not looked up in the cache: the behavior does not cache, or its key's last answer could
+//!   not be cached (pingora's predictor, `UNCACHEABLE`, would bypass the cache for it).
+//!
+//! The origin request is built by the same [`origin_request`] as pingora's hook, sent with
+//! pingora's HTTP/1.1 client session on a connection from this path's own keep-alive pool,
+//! and the answer goes through the same [`origin_response`] (compression) and
+//! [`viewer_headers`], framed as pingora frames it (chunked when the origin gave no
+//! length). It is counted and logged by the same [`account`]. An answer that has become
+//! cacheable clears the key's mark, so the next request takes the full path and stores it
+//! (pingora would have stored this one). A connection that cannot be made sends the request
+//! on to pingora, which retries, fails over and answers the error as it always does.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use bytes::{Bytes, BytesMut};
+use http::{header, Method, Version};
+use pingora::cache::predictor::CacheablePredictor;
+use pingora::cache::NoCacheReason;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::protocols::http::v1::client::HttpSession;
+use pingora::upstreams::peer::Peer;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::limits;
+use super::proxy::{
+    account, cache_ttl, encode, error_response, failure_answer, failure_status, origin_request, origin_response,
+    viewer_headers, Ctx, EdgeState, Exchange, RequestIds, Routed, UNCACHEABLE,
+};
+use crate::config::model::OriginKind;
+use crate::telemetry::access_log::AccessLogger;
+
+/// What the pass path shares with the proxy (`Edge::passes`).
+pub struct Passes {
+    pub(crate) state: Arc<ArcSwap<EdgeState>>,
+    pub(crate) ids: Arc<RequestIds>,
+    pub(crate) rate: Arc<limits::RequestRate>,
+    pub(crate) acme: Arc<crate::tls::acme::Challenges>,
+    pub(crate) access_log: Option<Arc<AccessLogger>>,
+    /// The edge has a cache: a caching behavior's request passes only when the predictor
+    /// says its answer will not be cached.
+    pub(crate) cached: bool,
+    pub(crate) idle: IdleConnections,
+}
+
+/// Request headers that are hop-by-hop (pingora strips them, and some change what it sends).
+const HOP_BY_HOP: [&str; 9] = [
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
+
+/// Whether the pass path may take a request that is plain for the hit path (`hit::plain`),
+/// before its route is looked at.
+pub fn passable(req: &RequestHeader) -> bool {
+    req.version == Version::HTTP_11
+        && req.headers.get_all(header::HOST).iter().count() == 1
+        && !HOP_BY_HOP.iter().any(|h| req.headers.contains_key(*h))
+        && req.headers.get_all(header::CONNECTION).iter().all(|v| {
+            v.as_bytes().split(|b| *b == b',').all(|t| {
+                let t = t.trim_ascii();
+                t.eq_ignore_ascii_case(b"keep-alive") || t.eq_ignore_ascii_case(b"close")
+            })
+        })
+}
+
+/// How a passed request ended for its connection.
+pub enum Passed {
+    /// Answered; the connection goes on if it was to (`true`), or closes (`false`: the
+    /// answer was the edge's error, after which pingora closes too).
+    Answered(bool),
+    /// The connection broke (the viewer went away, or the origin did mid-body).
+    Broken,
+}
+
+/// Bodies up to this size (with the header) are gathered into one write.
+const GATHER: usize = 16 * 1024;
+
+impl Passes {
+    /// Routes a request for the hit path and this one (`None`: pingora's proxy serves it).
+    pub(crate) fn route(&self, req: &RequestHeader, peer: Option<SocketAddr>, is_https: bool) -> Option<Routed> {
+        super::proxy::route(&self.state, &self.acme, req, peer, is_https)
+    }
+
+    /// Proxies `req` from `peer`, routed as `routed`, if it is the pass path's to serve,
+    /// writing the answer to `down`; `None`: pingora serves it (nothing was written).
+    /// `keepalive`: the connection goes on after this answer.
+    pub(crate) async fn serve<W: AsyncWrite + Unpin>(
+        &self,
+        routed: Routed,
+        req: &RequestHeader,
+        peer: Option<SocketAddr>,
+        ssl: Option<Arc<pingora::protocols::tls::SslDigest>>,
+        down: &mut W,
+        keepalive: bool,
+    ) -> Option<Passed> {
+        let Routed {
+            state,
+            plan,
+            client,
+            key,
+        } = routed;
+        if !passable(req) {
+            return None;
+        }
+        let is_https = ssl.is_some();
+        let dist = &state.config.distributions[plan.dist];
+        let behavior = &dist.behaviors[plan.behavior];
+        let OriginKind::Http { upstreams, .. } = &behavior.origin.kind else {
+            return None;
+        };
+        if !dist.error_responses.is_empty() || upstreams.iter().any(|u| u.tls) {
+            return None;
+        }
+        if let (true, Some(key)) = (self.cached, &key) {
+            if UNCACHEABLE.cacheable_prediction(key) {
+                return None;
+            }
+        }
+        if let Some(client) = client {
+            let limits = &state.config.limits;
+            self.rate
+                .take(&limits.per_client, client, super::proxy::monotonic_ms())
+                .ok()?;
+        }
+        let mut ctx = Ctx::for_pass(state.clone(), *plan, self.ids.next());
+        let mut up = req.clone();
+        up.remove_header(&header::CONNECTION);
+        origin_request(&mut up, &mut ctx, None, peer.map(|p| p.ip()), is_https, None).ok()?;
+
+        let viewer = Viewer { req, peer, ssl };
+        let (mut http, addr) = match self.send(&mut ctx, up).await {
+            Sent::Answered(http, addr) => (http, addr),
+            Sent::Unreachable => {
+                ctx.release_upstream();
+                return None;
+            }
+            Sent::Failed(e) => {
+                let status = failure_status(&e, false);
+                let out = self.fail(&mut ctx, &viewer, down, status, &e).await;
+                return Some(out);
+            }
+        };
+        let Some(mut resp) = http.resp_header().cloned() else {
+            let e = Error::explain(InternalError, "no response header");
+            return Some(self.fail(&mut ctx, &viewer, down, 500, &e).await);
+        };
+        if let (true, Some(key)) = (self.cached, &key) {
+            // As pingora's bypassed miss: the mark stays while the answers stay uncacheable.
+            if cache_ttl(&ctx, &req.headers, &resp, SystemTime::now()).is_some() {
+                UNCACHEABLE.mark_cacheable(key);
+            } else {
+                UNCACHEABLE.mark_uncacheable(key, NoCacheReason::OriginNotCache);
+            }
+        }
+        let head_only = req.method == Method::HEAD;
+        let no_body = head_only || matches!(resp.status.as_u16(), 204 | 304);
+        let shaped = origin_response(&mut resp, &mut ctx).and_then(|()| {
+            ctx.mark_first_byte();
+            // As pingora's HTTP/1.1 proxying: a body without a length goes out chunked.
+            if !no_body
+                && !http.is_body_done()
+                && !resp.headers.contains_key(header::TRANSFER_ENCODING)
+                && !resp.headers.contains_key(header::CONTENT_LENGTH)
+            {
+                resp.set_version(Version::HTTP_11);
+                resp.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+            }
+            let origin = req.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+            viewer_headers(&mut resp, &ctx, origin)?;
+            resp.insert_header(header::DATE, pingora::protocols::http::date::get_cached_date())?;
+            resp.insert_header(header::CONNECTION, if keepalive { "keep-alive" } else { "close" })?;
+            Ok(())
+        });
+        if let Err(e) = shaped {
+            return Some(self.fail(&mut ctx, &viewer, down, 500, &e).await);
+        }
+        let chunked = !no_body && resp.headers.contains_key(header::TRANSFER_ENCODING);
+        let mut out = BytesMut::with_capacity(GATHER);
+        head_to_wire(&resp, &mut out);
+        let (outcome, sent) = match relay(&mut http, &mut ctx, down, &mut out, no_body, chunked).await {
+            Ok(sent) => {
+                http.respect_keepalive();
+                if let Some(stream) = http.reuse().await {
+                    self.idle.put(addr, stream);
+                }
+                (Passed::Answered(keepalive), sent)
+            }
+            Err(sent) => (Passed::Broken, sent),
+        };
+        self.done(&mut ctx, &viewer, Some(&resp), sent);
+        Some(outcome)
+    }
+
+    /// Sends the request and reads the answer's header: on a kept-alive connection when
+    /// there is one (once more on a new one if the origin had closed it), else on a new one.
+    async fn send(&self, ctx: &mut Ctx, up: RequestHeader) -> Sent {
+        let mut up = Some(up);
+        let mut reuse = true;
+        loop {
+            let Ok(peer) = ctx.next_peer() else {
+                return Sent::Unreachable;
+            };
+            let Some(addr) = peer.address().as_inet().copied() else {
+                return Sent::Unreachable;
+            };
+            let (timeouts, origin) = match ctx.origin() {
+                Some(o) => (o.timeouts, o.name.clone()),
+                None => return Sent::Unreachable,
+            };
+            let kept = if reuse { self.idle.take(addr) } else { None };
+            let reused = kept.is_some();
+            let stream = match kept {
+                Some(s) => s,
+                None => match connect(addr, timeouts.connect).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        ctx.connect_failed(&e);
+                        return Sent::Unreachable;
+                    }
+                },
+            };
+            let mut http = HttpSession::new(stream);
+            http.read_timeout = Some(timeouts.response);
+            http.write_timeout = Some(timeouts.response);
+            // Only a request on a kept-alive connection may need sending again.
+            let this = match (reused, &mut up) {
+                (true, Some(up)) => up.clone(),
+                (false, up) => match up.take() {
+                    Some(up) => up,
+                    None => return Sent::Unreachable,
+                },
+                (true, None) => return Sent::Unreachable,
+            };
+            let result = match http.write_request_header(Box::new(this)).await {
+                Ok(_) => read_final_header(&mut http).await,
+                Err(e) => Err(e),
+            };
+            let Err(e) = result else {
+                return Sent::Answered(Box::new(http), addr);
+            };
+            let e = e.into_up();
+            let timed_out = matches!(e.etype(), ReadTimedout | WriteTimedout);
+            crate::telemetry::ORIGIN_FAILURES
+                .with_label_values(&[
+                    origin.as_str(),
+                    ctx.upstream_label().as_str(),
+                    if timed_out { "timeout" } else { "error" },
+                ])
+                .inc();
+            if !reused || timed_out {
+                let origin = ctx.origin().map(|o| o.name.clone()).unwrap_or_default();
+                tracing::warn!(request_id = %ctx.request_id(), origin = %origin, upstream = %ctx.upstream_label(), error = %e, "origin request failed");
+                return Sent::Failed(e);
+            }
+            // A kept-alive connection the origin had closed: as pingora, once more on a new
+            // one (GET and HEAD can be sent again).
+            reuse = false;
+        }
+    }
+
+    /// Answers with the edge's error (`status`), as `fail_to_proxy` does, and closes.
+    async fn fail<W: AsyncWrite + Unpin>(
+        &self,
+        ctx: &mut Ctx,
+        viewer: &Viewer<'_>,
+        down: &mut W,
+        status: u16,
+        e: &Error,
+    ) -> Passed {
+        let mut outcome = Passed::Broken;
+        let mut written = None;
+        let mut sent = 0;
+        if status > 0 {
+            let err = failure_answer(status, false, u64::MAX);
+            if let Ok((mut resp, body)) = error_response(&err, ctx) {
+                let date = pingora::protocols::http::date::get_cached_date();
+                if resp.insert_header(header::DATE, date).is_ok()
+                    && resp.insert_header(header::CONNECTION, "close").is_ok()
+                {
+                    let mut out = BytesMut::with_capacity(512 + body.len());
+                    head_to_wire(&resp, &mut out);
+                    if viewer.req.method != Method::HEAD {
+                        out.extend_from_slice(&body);
+                        sent = body.len();
+                    }
+                    if down.write_all(&out).await.is_ok() && down.flush().await.is_ok() {
+                        outcome = Passed::Answered(false);
+                    }
+                    written = Some(resp);
+                }
+            }
+            let origin = ctx.origin().map(|o| o.name.clone()).unwrap_or_default();
+            tracing::warn!(request_id = %ctx.request_id(), origin = %origin, upstream = %ctx.upstream_label(), status, error = %e, "request failed");
+        }
+        self.done(ctx, viewer, written.as_ref(), sent);
+        outcome
+    }
+
+    /// Counts and logs a passed request once it ended (`resp`: as written; `sent`: body
+    /// bytes).
+    fn done(&self, ctx: &mut Ctx, viewer: &Viewer<'_>, resp: Option<&ResponseHeader>, sent: usize) {
+        ctx.release_upstream();
+        let ex = Exchange {
+            req: viewer.req,
+            resp,
+            peer: viewer.peer,
+            ssl: viewer.ssl.clone(),
+            body_sent: sent,
+            body_read: 0,
+        };
+        account(self.access_log.as_deref(), &ex, ctx, false);
+        crate::telemetry::PASS_PATH.inc();
+    }
+}
+
+/// The viewer's side of a passed request.
+struct Viewer<'a> {
+    req: &'a RequestHeader,
+    peer: Option<SocketAddr>,
+    ssl: Option<Arc<pingora::protocols::tls::SslDigest>>,
+}
+
+enum Sent {
+    /// The answer's header is in.
+    Answered(Box<HttpSession>, SocketAddr),
+    /// No connection could be made (or no upstream picked): pingora takes the request.
+    Unreachable,
+    /// The origin failed after the connection was made.
+    Failed(Box<Error>),
+}
+
+/// Reads the origin's answer up to its final header (an informational one is passed over).
+async fn read_final_header(http: &mut HttpSession) -> Result<()> {
+    loop {
+        http.read_response().await?;
+        match http.get_status() {
+            Some(s) if s.is_informational() && s.as_u16() != 101 => continue,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// A new connection to a plain-HTTP upstream.
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<pingora::protocols::Stream> {
+    let tcp = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => {
+            let kind = if e.kind() == io::ErrorKind::ConnectionRefused {
+                ConnectRefused
+            } else {
+                ConnectError
+            };
+            return Err(Error::because(kind, format!("connecting to {addr}"), e));
+        }
+        Err(_) => return Error::e_explain(ConnectTimedout, format!("connecting to {addr}")),
+    };
+    let mut stream = pingora::protocols::l4::stream::Stream::from(tcp);
+    stream.set_nodelay()?;
+    Ok(Box::new(stream))
+}
+
+/// The status line and header fields, as pingora's HTTP/1.1 session writes them.
+fn head_to_wire(resp: &ResponseHeader, out: &mut BytesMut) {
+    out.extend_from_slice(match resp.version {
+        Version::HTTP_10 => b"HTTP/1.0 ",
+        _ => b"HTTP/1.1 ",
+    });
+    out.extend_from_slice(resp.status.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(resp.get_reason_phrase().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    resp.header_to_h1_wire(out);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Streams the origin's body to the viewer behind the header already in `out` (compressed
+/// if the response has an encoder, chunked if `chunked`), gathering small pieces into one
+/// write. Returns the body bytes sent, or, if either side failed, those sent until then.
+async fn relay<W: AsyncWrite + Unpin>(
+    http: &mut HttpSession,
+    ctx: &mut Ctx,
+    down: &mut W,
+    out: &mut BytesMut,
+    no_body: bool,
+    chunked: bool,
+) -> std::result::Result<usize, usize> {
+    let mut sent = 0;
+    if !no_body {
+        loop {
+            let mut piece = match http.read_body_ref().await {
+                Ok(p) => p.map(Bytes::copy_from_slice),
+                Err(_) => return Err(sent),
+            };
+            let done = piece.is_none() || http.is_body_done();
+            if encode(&mut piece, done, ctx).is_err() {
+                return Err(sent);
+            }
+            let data = piece.unwrap_or_default();
+            if !data.is_empty() {
+                if chunked {
+                    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                }
+                if out.len() + data.len() <= GATHER {
+                    out.extend_from_slice(&data);
+                } else if write_pair(down, out, &data).await.is_err() {
+                    return Err(sent);
+                }
+                if chunked {
+                    out.extend_from_slice(b"\r\n");
+                }
+                sent += data.len();
+            }
+            if done {
+                break;
+            }
+        }
+        if chunked {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+    }
+    if down.write_all(out).await.is_err() || down.flush().await.is_err() {
+        return Err(sent);
+    }
+    Ok(sent)
+}
+
+/// Writes `head` then `body` (in one `writev` where the stream takes them so) and empties
+/// `head`.
+async fn write_pair<W: AsyncWrite + Unpin>(down: &mut W, head: &mut BytesMut, mut body: &[u8]) -> io::Result<()> {
+    let mut first: &[u8] = head;
+    while !first.is_empty() || !body.is_empty() {
+        let n = if first.is_empty() {
+            down.write(body).await?
+        } else {
+            down.write_vectored(&[io::IoSlice::new(first), io::IoSlice::new(body)])
+                .await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_first = n.min(first.len());
+        first = &first[from_first..];
+        body = &body[n - from_first..];
+    }
+    head.clear();
+    Ok(())
+}
+
+/// Kept-alive connections to plain-HTTP upstreams, by address, most recently used first out.
+/// Unlike pingora's pool nothing watches them while idle: one that has gone quiet too long,
+/// or that the origin closed (or sent something on) meanwhile, is found so and dropped when
+/// taken, and one the origin closes in that moment makes the request go once more on a new
+/// connection ([`Passes::send`]).
+#[derive(Default)]
+pub struct IdleConnections {
+    by_addr: Mutex<HashMap<SocketAddr, Vec<(pingora::protocols::Stream, Instant)>>>,
+}
+
+/// Idle connections kept per upstream address.
+const IDLE_MAX: usize = 128;
+/// How long an idle connection is kept (nginx's upstream `keepalive_timeout` default).
+const IDLE_FOR: Duration = Duration::from_secs(60);
+
+impl IdleConnections {
+    pub(crate) fn put(&self, addr: SocketAddr, stream: pingora::protocols::Stream) {
+        let Ok(mut by_addr) = self.by_addr.lock() else { return };
+        let idle = by_addr.entry(addr).or_default();
+        if idle.len() < IDLE_MAX {
+            idle.push((stream, Instant::now()));
+        }
+    }
+
+    pub(crate) fn take(&self, addr: SocketAddr) -> Option<pingora::protocols::Stream> {
+        loop {
+            let (stream, since) = {
+                let mut by_addr = self.by_addr.lock().ok()?;
+                by_addr.get_mut(&addr)?.pop()?
+            };
+            if since.elapsed() < IDLE_FOR && quiet(stream.id()) {
+                return Some(stream);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self, addr: SocketAddr) -> usize {
+        self.by_addr.lock().unwrap().get(&addr).map_or(0, |v| v.len())
+    }
+}
+
+/// An idle connection's socket has nothing to read and is not closed by its peer.
+fn quiet(fd: std::os::fd::RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: a one-byte peek into a valid buffer; on a descriptor that is not a socket it
+    // only fails, and the connection is dropped.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build(method, b"/a", None).unwrap();
+        for (n, v) in headers {
+            r.append_header(n.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    fn passable(r: &RequestHeader) -> bool {
+        crate::edge::hit::plain(r) && super::passable(r)
+    }
+
+    #[test]
+    fn plain_http11_requests_with_one_host_pass() {
+        assert!(passable(&req("GET", &[("host", "x"), ("accept", "*/*")])));
+        assert!(passable(&req("HEAD", &[("host", "x"), ("connection", "keep-alive")])));
+        assert!(passable(&req(
+            "GET",
+            &[("host", "x"), ("connection", "Keep-Alive, close")]
+        )));
+        assert!(!passable(&req("GET", &[])), "no Host");
+        assert!(!passable(&req("POST", &[("host", "x")])));
+        assert!(!passable(&req("GET", &[("host", "x"), ("range", "bytes=0-1")])));
+        let mut old = req("GET", &[("host", "x")]);
+        old.set_version(Version::HTTP_10);
+        assert!(!passable(&old));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_other_connection_tokens_take_the_full_path() {
+        for h in HOP_BY_HOP {
+            assert!(!passable(&req("GET", &[("host", "x"), (h, "1")])), "{h}");
+        }
+        assert!(!passable(&req("GET", &[("host", "x"), ("connection", "x-secret")])));
+        assert!(!passable(&req(
+            "GET",
+            &[("host", "x"), ("connection", "keep-alive, upgrade")]
+        )));
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_origin_closed_or_wrote_on_is_not_reused() {
+        use tokio::io::AsyncWriteExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let idle = IdleConnections::default();
+        let mut accepted = Vec::new();
+        for _ in 0..3 {
+            let s = connect(addr, Duration::from_secs(5)).await.unwrap();
+            accepted.push(listener.accept().await.unwrap().0);
+            idle.put(addr, s);
+        }
+        assert_eq!(idle.len(addr), 3);
+        // The last put is taken first; the origin closed it, and wrote on the one before.
+        drop(accepted.pop());
+        accepted[1].write_all(b"x").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let kept = idle.take(addr).expect("the quiet connection");
+        assert_eq!(idle.len(addr), 0, "the two others were dropped");
+        assert!(idle.take(addr).is_none());
+        assert!(quiet(kept.id()));
+        let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert!(idle.take(other).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let e = connect(addr, Duration::from_secs(5)).await.unwrap_err();
+        assert!(matches!(e.etype(), ConnectRefused), "{e}");
+    }
+}

@@ -1,0 +1,523 @@
+//! The pass path (`edge::pass`): requests whose answers the cache does not keep, sent to an
+//! HTTP origin without pingora's proxy. Each is checked against the same request through
+//! pingora's proxy (the first request for a key, before it is known to be uncacheable, or a
+//! request with a precondition, which the pass path leaves to pingora): the origin must get
+//! the same request and the viewer the same answer, framed the same way.
+
+mod common;
+
+use std::io::{BufRead, Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What the test origin saw: each request (path, header fields in order), and how many
+/// connections it accepted.
+#[derive(Default)]
+struct Seen {
+    requests: Vec<(String, Vec<(String, String)>)>,
+    connections: usize,
+    /// The tasks serving them, to break them all when the origin goes down.
+    serving: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A keep-alive HTTP/1.1 origin that answers by path, in the framing each path names.
+struct Origin {
+    port: u16,
+    seen: Arc<Mutex<Seen>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+const PAGE_LEN: usize = 5000;
+
+fn page() -> Vec<u8> {
+    let mut s = String::new();
+    while s.len() < PAGE_LEN {
+        s.push_str("<p>the same paragraph, again and again</p>\n");
+    }
+    s.truncate(PAGE_LEN);
+    s.into_bytes()
+}
+
+/// The answer for a path: head (without the framing header) and body, and whether the
+/// body goes out chunked.
+fn answer_for(path: &str, n: usize) -> (String, Vec<u8>, bool) {
+    let no_store = "Cache-Control: no-store\r\n";
+    match path {
+        p if p.starts_with("/n/") => (
+            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{no_store}Set-Cookie: s={n}\r\nX-From: origin\r\nETag: \"e1\"\r\n"),
+            b"passed body".to_vec(),
+            false,
+        ),
+        "/api/page.html" => ("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n".into(), page(), false),
+        "/api/stream.txt" => (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n".into(),
+            b"first,second,third".to_vec(),
+            true,
+        ),
+        "/api/empty" => ("HTTP/1.1 204 No Content\r\n".into(), Vec::new(), false),
+        p if p.starts_with("/c/") => (
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=600\r\n".into(),
+            b"cached body".to_vec(),
+            false,
+        ),
+        _ => ("HTTP/1.1 404 Not Found\r\n".into(), b"no such path".to_vec(), false),
+    }
+}
+
+impl Origin {
+    async fn start() -> Origin {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let st = seen.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let task = tokio::spawn(serve_connection(stream, st.clone()));
+                let mut seen = st.lock().unwrap();
+                seen.connections += 1;
+                seen.serving.push(task);
+            }
+        });
+        Origin { port, seen, accept }
+    }
+
+    /// The last request for `path`: its header fields in order, without the edge's request
+    /// id (which differs between any two requests).
+    fn last(&self, path: &str) -> Vec<(String, String)> {
+        let seen = self.seen.lock().unwrap();
+        let (_, headers) = seen
+            .requests
+            .iter()
+            .rev()
+            .find(|(p, _)| p == path)
+            .unwrap_or_else(|| panic!("no request for {path}"));
+        headers.iter().filter(|(n, _)| n != "x-amz-cf-id").cloned().collect()
+    }
+
+    fn count(&self, path: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|(p, _)| p == path)
+            .count()
+    }
+
+    fn connections(&self) -> usize {
+        self.seen.lock().unwrap().connections
+    }
+
+    /// Stops accepting and closes every open connection: the origin is gone.
+    fn stop(&self) {
+        self.accept.abort();
+        for task in self.seen.lock().unwrap().serving.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+async fn serve_connection(mut stream: tokio::net::TcpStream, seen: Arc<Mutex<Seen>>) {
+    let mut buf = Vec::new();
+    loop {
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        buf.drain(..end);
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or_default().to_string();
+        let mut parts = request_line.split(' ');
+        let method = parts.next().unwrap_or_default().to_string();
+        let path = parts.next().unwrap_or_default().to_string();
+        let headers: Vec<(String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let n = {
+            let mut s = seen.lock().unwrap();
+            s.requests.push((path.clone(), headers));
+            s.requests.len()
+        };
+        if path == "/api/slow.txt" {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        let (mut out, body, chunked) = answer_for(&path, n);
+        let out = if chunked {
+            out.push_str("Transfer-Encoding: chunked\r\n\r\n");
+            let mut out = out.into_bytes();
+            if method != "HEAD" {
+                for piece in body.split(|b| *b == b',') {
+                    out.extend_from_slice(format!("{:x}\r\n", piece.len() + 1).as_bytes());
+                    out.extend_from_slice(piece);
+                    out.extend_from_slice(b";\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
+            out
+        } else {
+            if !out.starts_with("HTTP/1.1 204") {
+                out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            }
+            out.push_str("\r\n");
+            let mut out = out.into_bytes();
+            if method != "HEAD" {
+                out.extend_from_slice(&body);
+            }
+            out
+        };
+        if stream.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The chunked test body as the viewer gets it (each piece with its `;`).
+const STREAMED: &[u8] = b"first;second;third;";
+
+const CONFIG: &str = r#"
+listen: { http: "127.0.0.1:{http}", https: "127.0.0.1:{https}" }
+metrics: { listen: "127.0.0.1:{metrics}" }
+admin: { listen: "127.0.0.1:{admin}" }
+cache: { disk_size: 64MiB, memory_size: 8MiB }
+origins:
+  app: { http: "127.0.0.1:{app}", response_timeout: 1s }
+distributions:
+  - name: main
+    domains: [p.test]
+    access_log: cloudfront
+    behaviors:
+      - { path_pattern: "/api/*", origin: app, cache: { max_ttl: 0 }, compress: true }
+      - path_pattern: "*"
+        origin: app
+        response_headers:
+          cors: { allow_origins: ["https://app.test"], allow_methods: [GET], allow_headers: ["*"] }
+"#;
+
+struct Setup {
+    hf: Homefront,
+    origin: Origin,
+}
+
+async fn setup() -> Setup {
+    let origin = Origin::start().await;
+    let hf = Homefront::start(&CONFIG.replace("{app}", &origin.port.to_string()));
+    Setup { hf, origin }
+}
+
+/// One answer as read off the connection.
+#[derive(Debug)]
+struct H1 {
+    status: u16,
+    headers: Vec<(String, String)>,
+    /// The body with its framing removed.
+    body: Vec<u8>,
+    chunked: bool,
+}
+
+impl H1 {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Headers without those that differ between any two answers (the time, the request
+    /// id, the origin's per-request cookie).
+    fn stable(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "date" | "x-amz-cf-id" | "set-cookie"))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Reads one answer (`head`: it answers a HEAD), with its framing: Content-Length or chunked.
+fn read_answer(r: &mut impl BufRead, head: bool) -> H1 {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = line
+        .split(' ')
+        .nth(1)
+        .unwrap_or_else(|| panic!("status line {line:?}"))
+        .parse()
+        .unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        let l = l.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (n, v) = l.split_once(':').unwrap();
+        headers.push((n.to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let find = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let chunked = find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let mut body = Vec::new();
+    if head || status == 204 || status == 304 {
+        // No body, whatever the fields say.
+    } else if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).unwrap();
+            let n = usize::from_str_radix(size.trim_end(), 16).unwrap_or_else(|_| panic!("chunk size {size:?}"));
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            assert_eq!(&chunk[n..], b"\r\n", "chunk end");
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        let len: usize = find("content-length").map(|v| v.parse().unwrap()).unwrap_or(0);
+        body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+    }
+    H1 {
+        status,
+        headers,
+        body,
+        chunked,
+    }
+}
+
+/// Sends `requests` on one connection in a single write (pipelined) and reads their answers.
+fn pipelined(port: u16, requests: &[String]) -> Vec<H1> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(requests.concat().as_bytes()).unwrap();
+    let mut r = std::io::BufReader::new(s);
+    requests
+        .iter()
+        .map(|q| read_answer(&mut r, q.starts_with("HEAD ")))
+        .collect()
+}
+
+fn one(port: u16, request: String) -> H1 {
+    pipelined(port, &[request]).remove(0)
+}
+
+fn req(method: &str, path: &str, extra: &str) -> String {
+    format!("{method} {path} HTTP/1.1\r\nHost: p.test\r\n{extra}\r\n")
+}
+
+fn pass_count(m: &str) -> u64 {
+    m.lines()
+        .find_map(|l| l.strip_prefix("homefront_edge_pass_path_total "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no homefront_edge_pass_path_total in {m}"))
+}
+
+async fn passes_reach(s: &Setup, n: u64) -> String {
+    let m = s.hf.metrics_when(|m| pass_count(m) >= n).await;
+    assert_eq!(pass_count(&m), n, "requests the pass path answered");
+    m
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pass_asks_the_origin_and_answers_the_viewer_as_the_full_path_does() {
+    let s = setup().await;
+    let port = s.hf.ports.http;
+    let viewer = "Origin: https://app.test\r\nCookie: session=1\r\nX-Forwarded-For: 10.9.8.7\r\nUser-Agent: t/1\r\nConnection: keep-alive\r\n";
+    // The first request for the key goes through pingora's cache and finds the answer
+    // uncacheable; from then on pingora bypasses the cache for the key. Its bypass is what
+    // the pass path does: a hop-by-hop header (which pingora strips) sends the request to
+    // pingora, and the same request without it takes the pass path.
+    let first = one(port, req("GET", "/n/a.txt", viewer));
+    assert_eq!(first.get("x-cache"), Some("Miss from homefront"));
+    let by_proxy = one(port, req("GET", "/n/a.txt", &format!("{viewer}TE: trailers\r\n")));
+    let asked_by_proxy = s.origin.last("/n/a.txt");
+    assert_eq!(pass_count(&s.hf.metrics()), 0);
+    let by_pass = one(port, req("GET", "/n/a.txt", viewer));
+    passes_reach(&s, 1).await;
+    let asked_by_pass = s.origin.last("/n/a.txt");
+    assert_eq!(s.origin.count("/n/a.txt"), 3);
+
+    assert_eq!(asked_by_pass, asked_by_proxy, "the origin request");
+    for (name, value) in [("x-forwarded-for", "10.9.8.7, 127.0.0.1"), ("via", "1.1 homefront")] {
+        assert_eq!(
+            asked_by_pass.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()),
+            Some(value)
+        );
+    }
+    assert!(!asked_by_pass.iter().any(|(n, _)| n == "cookie" || n == "connection"));
+    assert_eq!(by_pass.status, 200);
+    assert_eq!(by_pass.stable(), by_proxy.stable(), "the answer's header");
+    assert_eq!(by_pass.body, b"passed body");
+    assert_eq!(by_pass.body, by_proxy.body);
+    assert_eq!(by_pass.get("x-cache"), Some("Miss from homefront"));
+    assert_eq!(by_pass.get("access-control-allow-origin"), Some("https://app.test"));
+    assert_eq!(by_pass.get("connection"), Some("keep-alive"));
+    assert_eq!(by_pass.get("set-cookie"), Some("s=3"), "the viewer gets its own cookie");
+    assert_ne!(by_pass.get("x-amz-cf-id"), by_proxy.get("x-amz-cf-id"));
+
+    // HEAD: the origin gets a HEAD, the viewer the GET's header without a body.
+    let head = one(port, req("HEAD", "/n/a.txt", viewer));
+    passes_reach(&s, 2).await;
+    assert_eq!(head.stable(), by_pass.stable());
+    assert!(head.body.is_empty());
+
+    // The access log has each pass as the miss it is.
+    let m = s.hf.metrics();
+    let misses = r#"homefront_requests_total{behavior="*",cache="Miss",distribution="main",status_class="2xx"} 4"#;
+    assert!(m.contains(misses), "{m}");
+    let id = by_pass.get("x-amz-cf-id").unwrap();
+    let lines = log_lines(&s.hf.dir.path().join("data/logs/distributions/main"), 4).await;
+    let line = lines
+        .iter()
+        .find(|l| l.contains(id))
+        .unwrap_or_else(|| panic!("no log line for {id}: {lines:?}"));
+    assert!(
+        line.contains("\tMiss\t") && line.contains("\t/n/a.txt\t200\t"),
+        "{line}"
+    );
+
+    // The pass path keeps its origin connection alive: one for pingora's requests, one
+    // for the passes.
+    for _ in 0..5 {
+        assert_eq!(one(port, req("GET", "/n/a.txt", "")).status, 200);
+    }
+    passes_reach(&s, 7).await;
+    assert_eq!(s.origin.connections(), 2);
+    assert_eq!(s.origin.count("/n/a.txt"), 9);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compressed_chunked_and_empty_passes_are_framed_as_pingora_frames_them() {
+    let s = setup().await;
+    let port = s.hf.ports.http;
+    // A behavior that does not cache passes every plain request; a precondition sends the
+    // same one through pingora.
+    let through_pingora = "If-None-Match: \"nothing\"\r\n";
+    for (path, extra) in [
+        ("/api/page.html", "Accept-Encoding: gzip\r\n"),
+        ("/api/page.html", ""),
+        ("/api/stream.txt", "Accept-Encoding: gzip\r\n"),
+        ("/api/empty", ""),
+    ] {
+        let before = pass_count(&s.hf.metrics());
+        let by_pass = one(port, req("GET", path, extra));
+        let by_proxy = one(port, req("GET", path, &format!("{extra}{through_pingora}")));
+        passes_reach(&s, before + 1).await;
+        assert_eq!(
+            s.origin
+                .last(path)
+                .iter()
+                .find(|(n, _)| n == "if-none-match")
+                .map(|(_, v)| v.as_str()),
+            Some("\"nothing\"")
+        );
+        assert_eq!(by_pass.status, by_proxy.status, "{path} {extra}");
+        assert_eq!(by_pass.stable(), by_proxy.stable(), "{path} {extra}");
+        assert_eq!(by_pass.chunked, by_proxy.chunked, "{path} {extra}");
+        let decoded = |a: &H1| match a.get("content-encoding") {
+            Some("gzip") => {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&a.body[..]).read_to_end(&mut out).unwrap();
+                out
+            }
+            _ => a.body.clone(),
+        };
+        let expected = match path {
+            "/api/page.html" => page(),
+            "/api/stream.txt" => STREAMED.to_vec(),
+            _ => Vec::new(),
+        };
+        assert_eq!(decoded(&by_pass), expected, "{path} {extra}");
+        assert_eq!(decoded(&by_proxy), expected, "{path} {extra}");
+        match (path, extra.is_empty()) {
+            ("/api/page.html", false) => {
+                assert_eq!(by_pass.get("content-encoding"), Some("gzip"));
+                assert!(by_pass.chunked && by_pass.body.len() < PAGE_LEN / 4);
+            }
+            ("/api/page.html", true) => assert_eq!(by_pass.get("content-length"), Some("5000")),
+            ("/api/stream.txt", _) => assert!(by_pass.chunked, "no length: chunked"),
+            _ => assert_eq!(by_pass.status, 204),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_passes_and_hits_are_answered_in_order() {
+    let s = setup().await;
+    let port = s.hf.ports.http;
+    // Fill the cache for /c/x.txt.
+    assert_eq!(
+        one(port, req("GET", "/c/x.txt", "")).get("x-cache"),
+        Some("Miss from homefront")
+    );
+    let answers = pipelined(
+        port,
+        &[
+            req("GET", "/api/page.html", ""),
+            req("GET", "/c/x.txt", ""),
+            req("HEAD", "/api/stream.txt", ""),
+            req("GET", "/api/stream.txt", ""),
+            req("GET", "/api/page.html", "Connection: close\r\n"),
+        ],
+    );
+    let got: Vec<_> = answers
+        .iter()
+        .map(|a| (a.status, a.get("x-cache").unwrap().to_string(), a.body.len()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (200, "Miss from homefront".to_string(), PAGE_LEN),
+            (200, "Hit from homefront".to_string(), 11),
+            (200, "Miss from homefront".to_string(), 0),
+            (200, "Miss from homefront".to_string(), STREAMED.len()),
+            (200, "Miss from homefront".to_string(), PAGE_LEN),
+        ]
+    );
+    assert_eq!(answers[3].body, STREAMED);
+    assert_eq!(answers[4].get("connection"), Some("close"));
+    passes_reach(&s, 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_origin_gets_a_gateway_timeout_and_an_unreachable_one_a_bad_gateway() {
+    let s = setup().await;
+    let port = s.hf.ports.http;
+    // The response timeout (1 s) runs out on the pass path: its own 504, as pingora's.
+    let slow = one(port, req("GET", "/api/slow.txt", ""));
+    assert_eq!(slow.status, 504);
+    assert_eq!(slow.get("x-cache"), Some("Error from homefront"));
+    assert_eq!(slow.get("connection"), Some("close"));
+    assert!(String::from_utf8_lossy(&slow.body).contains("<Code>GatewayTimeout</Code>"));
+    passes_reach(&s, 1).await;
+    let by_proxy = one(port, req("GET", "/api/slow.txt", "If-None-Match: \"x\"\r\n"));
+    assert_eq!(by_proxy.stable(), slow.stable());
+    assert_eq!(by_proxy.body, slow.body);
+    let timeouts = format!(
+        r#"homefront_origin_failures_total{{origin="app",reason="timeout",upstream="127.0.0.1:{}"}} 2"#,
+        s.origin.port
+    );
+    let m = s.hf.metrics_when(|m| m.contains(&timeouts)).await;
+    assert!(m.contains(&timeouts), "one by each path: {m}");
+
+    // With the origin gone, the connection fails: pingora takes the request (and retries,
+    // and answers 502) as for any other.
+    s.origin.stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let gone = one(port, req("GET", "/api/page.html", ""));
+    assert_eq!(gone.status, 502, "{gone:?}");
+    assert!(String::from_utf8_lossy(&gone.body).contains("<Code>BadGateway</Code>"));
+    assert_eq!(pass_count(&s.hf.metrics()), 1, "pingora answered it");
+}
