@@ -58,6 +58,7 @@ fn answer_for(path: &str, n: usize) -> (String, Vec<u8>, bool) {
             true,
         ),
         "/api/empty" => ("HTTP/1.1 204 No Content\r\n".into(), Vec::new(), false),
+        "/api/once.txt" => ("HTTP/1.1 200 OK\r\n".into(), b"once".to_vec(), false),
         p if p.starts_with("/c/") => (
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=600\r\n".into(),
             b"cached body".to_vec(),
@@ -181,6 +182,11 @@ async fn serve_connection(mut stream: tokio::net::TcpStream, seen: Arc<Mutex<See
             out
         };
         if stream.write_all(&out).await.is_err() {
+            return;
+        }
+        if path == "/api/once.txt" {
+            // Closes without having said so (no `Connection: close`), as an origin whose
+            // keep-alive timeout ran out does.
             return;
         }
     }
@@ -520,4 +526,19 @@ async fn a_slow_origin_gets_a_gateway_timeout_and_an_unreachable_one_a_bad_gatew
     assert_eq!(gone.status, 502, "{gone:?}");
     assert!(String::from_utf8_lossy(&gone.body).contains("<Code>BadGateway</Code>"));
     assert_eq!(pass_count(&s.hf.metrics()), 1, "pingora answered it");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_connection_the_origin_closed_is_replaced_without_the_viewer_noticing() {
+    let s = setup().await;
+    let port = s.hf.ports.http;
+    for n in 1..=3 {
+        let a = one(port, req("GET", "/api/once.txt", ""));
+        assert_eq!((a.status, a.body.as_slice()), (200, &b"once"[..]), "request {n}");
+        passes_reach(&s, n).await;
+    }
+    // Each request reached the origin once, each on a connection of its own: the second and
+    // the third found the one before closed and went once more on a new one.
+    assert_eq!(s.origin.count("/api/once.txt"), 3);
+    assert_eq!(s.origin.connections(), 3);
 }

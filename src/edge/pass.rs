@@ -63,7 +63,8 @@ pub struct Passes {
     pub(crate) idle: IdleConnections,
 }
 
-/// Request headers that are hop-by-hop (pingora strips them, and some change what it sends).
+/// Request headers that are hop-by-hop (pingora strips them, and some change what it sends),
+/// besides `Connection`.
 const HOP_BY_HOP: [&str; 9] = [
     "keep-alive",
     "proxy-connection",
@@ -79,15 +80,27 @@ const HOP_BY_HOP: [&str; 9] = [
 /// Whether the pass path may take a request that is plain for the hit path (`hit::plain`),
 /// before its route is looked at.
 pub fn passable(req: &RequestHeader) -> bool {
-    req.version == Version::HTTP_11
-        && req.headers.get_all(header::HOST).iter().count() == 1
-        && !HOP_BY_HOP.iter().any(|h| req.headers.contains_key(*h))
-        && req.headers.get_all(header::CONNECTION).iter().all(|v| {
-            v.as_bytes().split(|b| *b == b',').all(|t| {
+    if req.version != Version::HTTP_11 {
+        return false;
+    }
+    // One pass over the fields (names are lowercase in a HeaderMap).
+    let mut hosts = 0;
+    for (name, value) in req.headers.iter() {
+        if name == header::HOST {
+            hosts += 1;
+        } else if name == header::CONNECTION {
+            let only_persistence = value.as_bytes().split(|b| *b == b',').all(|t| {
                 let t = t.trim_ascii();
                 t.eq_ignore_ascii_case(b"keep-alive") || t.eq_ignore_ascii_case(b"close")
-            })
-        })
+            });
+            if !only_persistence {
+                return false;
+            }
+        } else if HOP_BY_HOP.contains(&name.as_str()) {
+            return false;
+        }
+    }
+    hosts == 1
 }
 
 /// How a passed request ended for its connection.
@@ -208,7 +221,7 @@ impl Passes {
             Ok(sent) => {
                 http.respect_keepalive();
                 if let Some(stream) = http.reuse().await {
-                    self.idle.put(addr, stream);
+                    self.idle.put(addr, stream, Instant::now());
                 }
                 (Passed::Answered(keepalive), sent)
             }
@@ -234,7 +247,11 @@ impl Passes {
                 Some(o) => (o.timeouts, o.name.clone()),
                 None => return Sent::Unreachable,
             };
-            let kept = if reuse { self.idle.take(addr) } else { None };
+            let kept = if reuse {
+                self.idle.take(addr, Instant::now())
+            } else {
+                None
+            };
             let reused = kept.is_some();
             let stream = match kept {
                 Some(s) => s,
@@ -270,7 +287,7 @@ impl Passes {
             crate::telemetry::ORIGIN_FAILURES
                 .with_label_values(&[
                     origin.as_str(),
-                    ctx.upstream_label().as_str(),
+                    ctx.upstream_label(),
                     if timed_out { "timeout" } else { "error" },
                 ])
                 .inc();
@@ -475,9 +492,9 @@ async fn write_pair<W: AsyncWrite + Unpin>(down: &mut W, head: &mut BytesMut, mu
 
 /// Kept-alive connections to plain-HTTP upstreams, by address, most recently used first out.
 /// Unlike pingora's pool nothing watches them while idle: one that has gone quiet too long,
-/// or that the origin closed (or sent something on) meanwhile, is found so and dropped when
-/// taken, and one the origin closes in that moment makes the request go once more on a new
-/// connection ([`Passes::send`]).
+/// or (idle for a second or more) that the origin closed or sent something on meanwhile, is
+/// found so and dropped when taken; one the origin closed otherwise makes the request go
+/// once more on a new connection ([`Passes::send`]).
 #[derive(Default)]
 pub struct IdleConnections {
     by_addr: Mutex<HashMap<SocketAddr, Vec<(pingora::protocols::Stream, Instant)>>>,
@@ -487,23 +504,30 @@ pub struct IdleConnections {
 const IDLE_MAX: usize = 128;
 /// How long an idle connection is kept (nginx's upstream `keepalive_timeout` default).
 const IDLE_FOR: Duration = Duration::from_secs(60);
+/// A connection idle for less is taken without looking at its socket first (a `recv` call
+/// per request under load): an origin rarely closes one that soon, and if it did, the
+/// request goes once more on a new connection.
+const RECENT: Duration = Duration::from_secs(1);
 
 impl IdleConnections {
-    pub(crate) fn put(&self, addr: SocketAddr, stream: pingora::protocols::Stream) {
+    /// Keeps `stream` from `now` on.
+    pub(crate) fn put(&self, addr: SocketAddr, stream: pingora::protocols::Stream, now: Instant) {
         let Ok(mut by_addr) = self.by_addr.lock() else { return };
         let idle = by_addr.entry(addr).or_default();
         if idle.len() < IDLE_MAX {
-            idle.push((stream, Instant::now()));
+            idle.push((stream, now));
         }
     }
 
-    pub(crate) fn take(&self, addr: SocketAddr) -> Option<pingora::protocols::Stream> {
+    /// A kept connection to `addr` that may still be used at `now`.
+    pub(crate) fn take(&self, addr: SocketAddr, now: Instant) -> Option<pingora::protocols::Stream> {
         loop {
             let (stream, since) = {
                 let mut by_addr = self.by_addr.lock().ok()?;
                 by_addr.get_mut(&addr)?.pop()?
             };
-            if since.elapsed() < IDLE_FOR && quiet(stream.id()) {
+            let idle = now.saturating_duration_since(since);
+            if idle < RECENT || (idle < IDLE_FOR && quiet(stream.id())) {
                 return Some(stream);
             }
         }
@@ -581,23 +605,32 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let idle = IdleConnections::default();
+        let start = Instant::now();
         let mut accepted = Vec::new();
-        for _ in 0..3 {
+        let put = |idle: &IdleConnections, s| idle.put(addr, s, start);
+        for _ in 0..4 {
             let s = connect(addr, Duration::from_secs(5)).await.unwrap();
             accepted.push(listener.accept().await.unwrap().0);
-            idle.put(addr, s);
+            put(&idle, s);
         }
-        assert_eq!(idle.len(addr), 3);
-        // The last put is taken first; the origin closed it, and wrote on the one before.
+        assert_eq!(idle.len(addr), 4);
+        // Taken last put first. Just put back, a connection is taken as it is: the origin
+        // closed the last one, and that is left to the request to find out.
         drop(accepted.pop());
-        accepted[1].write_all(b"x").await.unwrap();
+        accepted[2].write_all(b"x").await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let kept = idle.take(addr).expect("the quiet connection");
-        assert_eq!(idle.len(addr), 0, "the two others were dropped");
-        assert!(idle.take(addr).is_none());
+        assert!(idle.take(addr, start).is_some());
+        // A second later each is looked at: the origin wrote on the next one (the third),
+        // the second is quiet.
+        let later = start + RECENT;
+        let kept = idle.take(addr, later).expect("the quiet connection");
         assert!(quiet(kept.id()));
+        assert_eq!(idle.len(addr), 1, "the one written on was dropped");
+        // Past the idle time, none is taken.
+        assert!(idle.take(addr, start + IDLE_FOR).is_none());
+        assert_eq!(idle.len(addr), 0);
         let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        assert!(idle.take(other).is_none());
+        assert!(idle.take(other, start).is_none());
     }
 
     #[tokio::test]

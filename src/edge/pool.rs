@@ -22,6 +22,8 @@ use crate::config::model::{Balance, HealthCheckSpec, Upstream};
 pub struct Pool {
     pub origin: String,
     pub upstreams: Vec<Upstream>,
+    /// Each upstream's address as text, its metric label (formatted once, not per request).
+    pub labels: Vec<String>,
     balance: Balance,
     pub health_check: Option<HealthCheckSpec>,
     healthy: Vec<AtomicBool>,
@@ -46,6 +48,7 @@ impl Pool {
         });
         Pool {
             origin: origin.to_string(),
+            labels: upstreams.iter().map(|u| u.address.to_string()).collect(),
             healthy: upstreams.iter().map(|_| AtomicBool::new(true)).collect(),
             active: upstreams.iter().map(|_| AtomicUsize::new(0)).collect(),
             upstreams,

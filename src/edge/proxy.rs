@@ -241,11 +241,11 @@ impl Ctx {
         }
     }
 
-    pub(crate) fn upstream_label(&self) -> String {
+    pub(crate) fn upstream_label(&self) -> &str {
         self.upstream
             .as_ref()
-            .map(|(p, i)| p.upstreams[*i].address.to_string())
-            .unwrap_or_else(|| "-".into())
+            .and_then(|(p, i)| p.labels.get(*i))
+            .map_or("-", |l| l.as_str())
     }
 
     /// Switches a group's requests to its secondary, once: GET, HEAD and OPTIONS only.
@@ -284,7 +284,7 @@ impl Ctx {
         }
         self.attempts += 1;
         telemetry::ORIGIN_REQUESTS
-            .with_label_values(&[origin.name.as_str(), self.upstream_label().as_str()])
+            .with_label_values(&[origin.name.as_str(), self.upstream_label()])
             .inc();
         self.origin_started.get_or_insert_with(Instant::now);
         Ok(peer)
@@ -294,7 +294,7 @@ impl Ctx {
     /// when its origin has a health check (which alone can bring it back; without one,
     /// only this request moves on to another upstream). Returns the origin.
     pub(crate) fn connect_failed(&mut self, e: &Error) -> Option<Arc<Origin>> {
-        let upstream = self.upstream_label();
+        let upstream = self.upstream_label().to_string();
         if let Some((pool, i)) = self.upstream.take() {
             pool.release(i);
             if pool.health_check.is_some() && pool.set_healthy(i, false) {
@@ -546,7 +546,7 @@ impl ProxyHttp for Edge {
             "error"
         };
         telemetry::ORIGIN_FAILURES
-            .with_label_values(&[origin.as_str(), ctx.upstream_label().as_str(), reason])
+            .with_label_values(&[origin.as_str(), ctx.upstream_label(), reason])
             .inc();
         e = e.more_context(format!("peer: {peer}"));
         // As pingora's default: a reused connection that broke may be retried, if the
@@ -591,7 +591,7 @@ impl ProxyHttp for Edge {
         };
         if failover_on && !ctx.failed_over {
             let primary = ctx.origin.as_ref().map(|o| o.name.clone()).unwrap_or_default();
-            let upstream = ctx.upstream_label();
+            let upstream = ctx.upstream_label().to_string();
             if ctx.fail_over(&session.req_header().method) {
                 telemetry::ORIGIN_FAILURES
                     .with_label_values(&[primary.as_str(), upstream.as_str(), "status"])
