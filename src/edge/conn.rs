@@ -578,6 +578,14 @@ fn tcp_fd(stream: &Guarded) -> Option<std::os::fd::RawFd> {
     Some(l4.as_raw_fd())
 }
 
+/// Bytes one `sendfile` call may send before the connection lets the others on its thread
+/// have a turn. One call used to send whatever the socket's buffer took, megabytes on
+/// loopback, and the thread went on sending for that connection while the others waited:
+/// in the load run, 32 downloads of a 10 MiB hit had a p99 of 440–470 ms against Varnish's
+/// 225 (a cap without the turn: 510–610 ms). Taking turns every 256 KiB: 190–240 ms, at
+/// more requests a second (64 KiB: 215 ms, and fewer).
+const SENDFILE_CHUNK: u64 = 256 * 1024;
+
 /// Sends `len` bytes of a cache file with `sendfile(2)`, from the page cache to the socket
 /// without a copy through this process (as nginx does); the header went out and was
 /// flushed before. Waiting for the socket to take more uses a second descriptor of it,
@@ -596,7 +604,7 @@ async fn send_file(stream: &Guarded, file: &std::fs::File, len: u64) -> io::Resu
     let mut offset: libc::off_t = 0;
     while (offset as u64) < len {
         let mut guard = ready.writable().await?;
-        let left = (len - offset as u64).min(1 << 30) as usize;
+        let left = (len - offset as u64).min(SENDFILE_CHUNK) as usize;
         // SAFETY: both descriptors are open for the call; `offset` is a valid out-parameter.
         let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut offset, left) };
         if n < 0 {
@@ -613,6 +621,8 @@ async fn send_file(stream: &Guarded, file: &std::fs::File, len: u64) -> io::Resu
                 "cache file shorter than its entry",
             ));
         }
+        // The others' turn (`SENDFILE_CHUNK`).
+        tokio::task::yield_now().await;
     }
     Ok(len)
 }
