@@ -542,3 +542,34 @@ async fn a_kept_connection_the_origin_closed_is_replaced_without_the_viewer_noti
     assert_eq!(s.origin.count("/api/once.txt"), 3);
     assert_eq!(s.origin.connections(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pass_over_https_tells_the_origin_so() {
+    let s = setup().await;
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .http1_only()
+        .resolve("p.test", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let url = format!("{}/api/page.html", s.hf.https_base("p.test"));
+    for n in 1..=2 {
+        let r = client.get(&url).header("accept-encoding", "gzip").send().await.unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_11);
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-encoding"], "gzip");
+        let mut body = Vec::new();
+        flate2::read::GzDecoder::new(&r.bytes().await.unwrap()[..])
+            .read_to_end(&mut body)
+            .unwrap();
+        assert_eq!(body, page());
+        passes_reach(&s, n).await;
+    }
+    let asked = s.origin.last("/api/page.html");
+    let proto = asked
+        .iter()
+        .find(|(n, _)| n == "x-forwarded-proto")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(proto, Some("https"));
+}

@@ -621,8 +621,10 @@ async fn send_file(stream: &Guarded, file: &std::fs::File, len: u64) -> io::Resu
                 "cache file shorter than its entry",
             ));
         }
-        // The others' turn (`SENDFILE_CHUNK`).
-        tokio::task::yield_now().await;
+        // The others' turn (`SENDFILE_CHUNK`), if there is more to send.
+        if (offset as u64) < len {
+            tokio::task::yield_now().await;
+        }
     }
     Ok(len)
 }
