@@ -273,6 +273,17 @@ pub fn ttl(
     })
 }
 
+/// Whether a response's `Vary` names `name` (lowercase) or `*`; on every response, so
+/// without building the list.
+pub fn varies_by(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(http::header::VARY)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|t| t.trim_ascii())
+        .any(|t| t == b"*" || t.eq_ignore_ascii_case(name.as_bytes()))
+}
+
 /// Lower-cased field names listed in the response's Vary headers.
 pub fn vary_names(headers: &HeaderMap) -> Vec<String> {
     let mut names: Vec<String> = headers
@@ -511,6 +522,20 @@ impl InvalidationPath {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn varies_by_finds_a_name_in_any_vary_field_or_a_star() {
+        let mut h = HeaderMap::new();
+        assert!(!super::varies_by(&h, "origin"));
+        h.append("vary", "Accept-Encoding , X-Thing".parse().unwrap());
+        assert!(super::varies_by(&h, "accept-encoding"));
+        assert!(!super::varies_by(&h, "origin"));
+        h.append("vary", "ORIGIN".parse().unwrap());
+        assert!(super::varies_by(&h, "origin"));
+        let mut star = HeaderMap::new();
+        star.insert("vary", "*".parse().unwrap());
+        assert!(super::varies_by(&star, "origin"));
+    }
+
     use super::*;
     use http::HeaderValue;
 

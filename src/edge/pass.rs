@@ -430,30 +430,31 @@ async fn relay<W: AsyncWrite + Unpin>(
 ) -> std::result::Result<usize, usize> {
     let mut sent = 0;
     if !no_body {
+        let encoding = ctx.encoding();
         loop {
-            let mut piece = match http.read_body_ref().await {
-                Ok(p) => p.map(Bytes::copy_from_slice),
-                Err(_) => return Err(sent),
-            };
-            let done = piece.is_none() || http.is_body_done();
-            if encode(&mut piece, done, ctx).is_err() {
-                return Err(sent);
-            }
-            let data = piece.unwrap_or_default();
-            if !data.is_empty() {
-                if chunked {
-                    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                }
-                if out.len() + data.len() <= GATHER {
-                    out.extend_from_slice(&data);
-                } else if write_pair(down, out, &data).await.is_err() {
+            let done = if encoding {
+                let mut piece = match http.read_body_ref().await {
+                    Ok(p) => p.map(Bytes::copy_from_slice),
+                    Err(_) => return Err(sent),
+                };
+                let done = piece.is_none() || http.is_body_done();
+                if encode(&mut piece, done, ctx).is_err() {
                     return Err(sent);
                 }
-                if chunked {
-                    out.extend_from_slice(b"\r\n");
+                let data = piece.unwrap_or_default();
+                sent += emit(down, out, &data, chunked).await.map_err(|_| sent)?;
+                done
+            } else {
+                // Straight from the origin session's buffer.
+                match http.read_body_ref().await {
+                    Ok(Some(data)) => {
+                        sent += emit(down, out, data, chunked).await.map_err(|_| sent)?;
+                        http.is_body_done()
+                    }
+                    Ok(None) => true,
+                    Err(_) => return Err(sent),
                 }
-                sent += data.len();
-            }
+            };
             if done {
                 break;
             }
@@ -466,6 +467,31 @@ async fn relay<W: AsyncWrite + Unpin>(
         return Err(sent);
     }
     Ok(sent)
+}
+
+/// Adds a piece of body behind what `out` holds (as a chunk if `chunked`), writing both out
+/// when together they are over [`GATHER`]; returns the piece's length.
+async fn emit<W: AsyncWrite + Unpin>(
+    down: &mut W,
+    out: &mut BytesMut,
+    data: &[u8],
+    chunked: bool,
+) -> io::Result<usize> {
+    if data.is_empty() {
+        return Ok(0);
+    }
+    if chunked {
+        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    }
+    if out.len() + data.len() <= GATHER {
+        out.extend_from_slice(data);
+    } else {
+        write_pair(down, out, data).await?;
+    }
+    if chunked {
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(data.len())
 }
 
 /// Writes `head` then `body` (in one `writev` where the stream takes them so) and empties

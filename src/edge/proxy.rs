@@ -376,6 +376,11 @@ impl Ctx {
         self.origin.as_ref()
     }
 
+    /// The response's body is being compressed (`origin_response` started an encoder).
+    pub(crate) fn encoding(&self) -> bool {
+        self.encoder.is_some()
+    }
+
     pub(crate) fn request_id(&self) -> &str {
         &self.request_id
     }
@@ -798,9 +803,15 @@ pub(crate) fn origin_request(
     is_https: bool,
     authority: Option<String>,
 ) -> Result<()> {
-    let behavior = ctx.behavior().ok_or_else(|| Error::new(InternalError))?.clone();
-    let origin = ctx.origin.clone().ok_or_else(|| Error::new(InternalError))?;
     let state = ctx.state.clone().ok_or_else(|| Error::new(InternalError))?;
+    // Borrowed from this generation's config, not from `ctx` (which changes below).
+    let behavior = state
+        .config
+        .distributions
+        .get(ctx.dist)
+        .and_then(|d| d.behaviors.get(ctx.behavior))
+        .ok_or_else(|| Error::new(InternalError))?;
+    let origin = ctx.origin.clone().ok_or_else(|| Error::new(InternalError))?;
     let uri: Uri = ctx
         .upstream_target
         .parse()
@@ -925,8 +936,7 @@ pub(crate) fn origin_response(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Resul
         return Ok(());
     }
     // Compressible for some viewer: every copy varies by Accept-Encoding.
-    let names = cache_policy::vary_names(&resp.headers);
-    if !names.iter().any(|n| n == "accept-encoding" || n == "*") {
+    if !cache_policy::varies_by(&resp.headers, "accept-encoding") {
         resp.append_header(header::VARY, "Accept-Encoding")?;
     }
     let Some(coding) = ctx.compress else {
@@ -1283,8 +1293,7 @@ pub(crate) fn viewer_headers(resp: &mut ResponseHeader, ctx: &Ctx, origin: Optio
     if ctx.key.is_some() {
         // Tell browser caches too: without it, a copy cached for an <img> is reused for a
         // later fetch() with CORS, and the browser blocks it.
-        let names = cache_policy::vary_names(&resp.headers);
-        if !names.iter().any(|n| n == "origin" || n == "*") {
+        if !cache_policy::varies_by(&resp.headers, "origin") {
             resp.append_header(header::VARY, "Origin")?;
         }
     }
