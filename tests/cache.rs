@@ -985,19 +985,7 @@ async fn access_logs_in_cloudfront_format_and_json_lines() {
     assert_eq!(v["x-edge-location"], "homefront");
 }
 
-/// One HTTP/1.1 response read off a raw connection: status, headers (lowercase names, in
-/// order) and body (by Content-Length; none for HEAD).
-struct H1 {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
 impl H1 {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-
     /// [`stable`] of its headers, in order.
     fn stable_headers(&self) -> Vec<(String, String)> {
         stable(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
@@ -1019,52 +1007,6 @@ fn stable_h2(r: &reqwest::Response) -> Vec<(String, String)> {
     let mut h = stable(r.headers().iter().map(|(n, v)| (n.as_str(), v.to_str().unwrap())));
     h.sort();
     h
-}
-
-/// Reads `heads.len()` responses from `r` (`heads[i]`: the i-th answers a HEAD).
-fn read_h1(r: &mut impl std::io::BufRead, heads: &[bool]) -> Vec<H1> {
-    let mut out = Vec::new();
-    for head in heads {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        let status = line
-            .split(' ')
-            .nth(1)
-            .unwrap_or_else(|| panic!("status line {line:?}"))
-            .parse()
-            .unwrap();
-        let mut headers = Vec::new();
-        loop {
-            let mut l = String::new();
-            r.read_line(&mut l).unwrap();
-            let l = l.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let (n, v) = l.split_once(':').unwrap();
-            headers.push((n.to_ascii_lowercase(), v.trim().to_string()));
-        }
-        let len: usize = headers
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .map(|(_, v)| v.parse().unwrap())
-            .unwrap_or(0);
-        let mut body = vec![0; if *head { 0 } else { len }];
-        r.read_exact(&mut body).unwrap();
-        out.push(H1 { status, headers, body });
-    }
-    out
-}
-
-/// Sends `requests` on one HTTP/1.1 connection in a single write (pipelined) and reads their
-/// answers.
-fn pipelined(port: u16, requests: &[&str]) -> Vec<H1> {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(requests.concat().as_bytes()).unwrap();
-    let heads: Vec<bool> = requests.iter().map(|r| r.starts_with("HEAD ")).collect();
-    read_h1(&mut std::io::BufReader::new(s), &heads)
 }
 
 fn hit_path_count(m: &str) -> u64 {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, Read, Write};
+use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -225,21 +225,7 @@ async fn setup() -> Setup {
     Setup { hf, origin }
 }
 
-/// One answer as read off the connection.
-#[derive(Debug)]
-struct H1 {
-    status: u16,
-    headers: Vec<(String, String)>,
-    /// The body with its framing removed.
-    body: Vec<u8>,
-    chunked: bool,
-}
-
 impl H1 {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-
     /// Headers without those that differ between any two answers (the time, the request
     /// id, the origin's per-request cookie).
     fn stable(&self) -> Vec<(String, String)> {
@@ -249,70 +235,6 @@ impl H1 {
             .cloned()
             .collect()
     }
-}
-
-/// Reads one answer (`head`: it answers a HEAD), with its framing: Content-Length or chunked.
-fn read_answer(r: &mut impl BufRead, head: bool) -> H1 {
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    let status = line
-        .split(' ')
-        .nth(1)
-        .unwrap_or_else(|| panic!("status line {line:?}"))
-        .parse()
-        .unwrap();
-    let mut headers = Vec::new();
-    loop {
-        let mut l = String::new();
-        r.read_line(&mut l).unwrap();
-        let l = l.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        let (n, v) = l.split_once(':').unwrap();
-        headers.push((n.to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let find = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-    let chunked = find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-    let mut body = Vec::new();
-    if head || status == 204 || status == 304 {
-        // No body, whatever the fields say.
-    } else if chunked {
-        loop {
-            let mut size = String::new();
-            r.read_line(&mut size).unwrap();
-            let n = usize::from_str_radix(size.trim_end(), 16).unwrap_or_else(|_| panic!("chunk size {size:?}"));
-            let mut chunk = vec![0; n + 2];
-            r.read_exact(&mut chunk).unwrap();
-            assert_eq!(&chunk[n..], b"\r\n", "chunk end");
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else {
-        let len: usize = find("content-length").map(|v| v.parse().unwrap()).unwrap_or(0);
-        body = vec![0; len];
-        r.read_exact(&mut body).unwrap();
-    }
-    H1 {
-        status,
-        headers,
-        body,
-        chunked,
-    }
-}
-
-/// Sends `requests` on one connection in a single write (pipelined) and reads their answers.
-fn pipelined(port: u16, requests: &[String]) -> Vec<H1> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(requests.concat().as_bytes()).unwrap();
-    let mut r = std::io::BufReader::new(s);
-    requests
-        .iter()
-        .map(|q| read_answer(&mut r, q.starts_with("HEAD ")))
-        .collect()
 }
 
 fn one(port: u16, request: String) -> H1 {

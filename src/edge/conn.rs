@@ -630,7 +630,11 @@ async fn send_file(stream: &Guarded, file: &std::fs::File, len: u64) -> io::Resu
 }
 
 /// Writes `head` then `body`, both in one `writev` where the stream takes them so.
-async fn write_both(stream: &mut Guarded, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_both<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    mut head: &[u8],
+    mut body: &[u8],
+) -> io::Result<()> {
     while !head.is_empty() || !body.is_empty() {
         let n = if head.is_empty() {
             stream.write(body).await?

@@ -486,34 +486,14 @@ async fn emit<W: AsyncWrite + Unpin>(
     if out.len() + data.len() <= GATHER {
         out.extend_from_slice(data);
     } else {
-        write_pair(down, out, data).await?;
+        // Both in one `writev` where the stream takes them so.
+        super::conn::write_both(down, out, data).await?;
+        out.clear();
     }
     if chunked {
         out.extend_from_slice(b"\r\n");
     }
     Ok(data.len())
-}
-
-/// Writes `head` then `body` (in one `writev` where the stream takes them so) and empties
-/// `head`.
-async fn write_pair<W: AsyncWrite + Unpin>(down: &mut W, head: &mut BytesMut, mut body: &[u8]) -> io::Result<()> {
-    let mut first: &[u8] = head;
-    while !first.is_empty() || !body.is_empty() {
-        let n = if first.is_empty() {
-            down.write(body).await?
-        } else {
-            down.write_vectored(&[io::IoSlice::new(first), io::IoSlice::new(body)])
-                .await?
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let from_first = n.min(first.len());
-        first = &first[from_first..];
-        body = &body[n - from_first..];
-    }
-    head.clear();
-    Ok(())
 }
 
 /// Kept-alive connections to plain-HTTP upstreams, by address, most recently used first out.

@@ -506,3 +506,87 @@ pub async fn log_lines(path: &std::path::Path, n: usize) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// One HTTP/1.1 answer read off a raw connection: status, headers (lowercase names, in
+/// order), and body with its framing removed (Content-Length or chunked; none for HEAD, 204
+/// and 304).
+#[derive(Debug)]
+pub struct H1 {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The body came chunked.
+    pub chunked: bool,
+}
+
+impl H1 {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one answer from `r` (`head`: it answers a HEAD).
+pub fn read_h1(r: &mut impl std::io::BufRead, head: bool) -> H1 {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = line
+        .split(' ')
+        .nth(1)
+        .unwrap_or_else(|| panic!("status line {line:?}"))
+        .parse()
+        .unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        let l = l.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (n, v) = l.split_once(':').unwrap();
+        headers.push((n.to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let find = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let chunked = find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let mut body = Vec::new();
+    if head || status == 204 || status == 304 {
+        // No body, whatever the fields say.
+    } else if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).unwrap();
+            let n = usize::from_str_radix(size.trim_end(), 16).unwrap_or_else(|_| panic!("chunk size {size:?}"));
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            assert_eq!(&chunk[n..], b"\r\n", "chunk end");
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        let len: usize = find("content-length").map(|v| v.parse().unwrap()).unwrap_or(0);
+        body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+    }
+    H1 {
+        status,
+        headers,
+        body,
+        chunked,
+    }
+}
+
+/// Sends `requests` on one HTTP/1.1 connection in a single write (pipelined) and reads their
+/// answers.
+pub fn pipelined<S: AsRef<str>>(port: u16, requests: &[S]) -> Vec<H1> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let all: String = requests.iter().map(|r| r.as_ref()).collect();
+    s.write_all(all.as_bytes()).unwrap();
+    let mut r = std::io::BufReader::new(s);
+    requests
+        .iter()
+        .map(|q| read_h1(&mut r, q.as_ref().starts_with("HEAD ")))
+        .collect()
+}
