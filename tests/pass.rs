@@ -157,6 +157,13 @@ async fn serve_connection(mut stream: tokio::net::TcpStream, seen: Arc<Mutex<See
         if path == "/api/slow.txt" {
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
+        if path == "/api/cut.txt" {
+            // Dies after the header and part of the body.
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\npartial")
+                .await;
+            return;
+        }
         let (mut out, body, chunked) = answer_for(&path, n);
         let out = if chunked {
             out.push_str("Transfer-Encoding: chunked\r\n\r\n");
@@ -440,6 +447,15 @@ async fn a_slow_origin_gets_a_gateway_timeout_and_an_unreachable_one_a_bad_gatew
     let m = s.hf.metrics_when(|m| m.contains(&timeouts)).await;
     assert!(m.contains(&timeouts), "one by each path: {m}");
 
+    // An origin that dies after the header, before the body is whole: nothing has gone to
+    // the viewer yet (the header waits for the body to go out with it), who gets the
+    // edge's 502 rather than a connection cut off.
+    let cut = one(port, req("GET", "/api/cut.txt", ""));
+    assert_eq!(cut.status, 502, "{cut:?}");
+    assert_eq!(cut.get("connection"), Some("close"));
+    assert!(String::from_utf8_lossy(&cut.body).contains("<Code>BadGateway</Code>"));
+    passes_reach(&s, 2).await;
+
     // With the origin gone, the connection fails: pingora takes the request (and retries,
     // and answers 502) as for any other.
     s.origin.stop();
@@ -447,7 +463,7 @@ async fn a_slow_origin_gets_a_gateway_timeout_and_an_unreachable_one_a_bad_gatew
     let gone = one(port, req("GET", "/api/page.html", ""));
     assert_eq!(gone.status, 502, "{gone:?}");
     assert!(String::from_utf8_lossy(&gone.body).contains("<Code>BadGateway</Code>"));
-    assert_eq!(pass_count(&s.hf.metrics()), 1, "pingora answered it");
+    assert_eq!(pass_count(&s.hf.metrics()), 2, "pingora answered it");
 }
 
 #[tokio::test(flavor = "multi_thread")]

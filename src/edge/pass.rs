@@ -219,13 +219,24 @@ impl Passes {
         head_to_wire(&resp, &mut out);
         let (outcome, sent) = match relay(&mut http, &mut ctx, down, &mut out, no_body, chunked).await {
             Ok(sent) => {
+                // The origin's answer is all in: its connection is free for the next request
+                // before the last of this answer goes out.
                 http.respect_keepalive();
                 if let Some(stream) = http.reuse().await {
                     self.idle.put(addr, stream, Instant::now());
                 }
-                (Passed::Answered(keepalive), sent)
+                if down.write_all(&out).await.is_ok() && down.flush().await.is_ok() {
+                    (Passed::Answered(keepalive), sent)
+                } else {
+                    (Passed::Broken, sent)
+                }
             }
-            Err(sent) => (Passed::Broken, sent),
+            Err(Cut::Broken(sent)) => (Passed::Broken, sent),
+            Err(Cut::Unsent(e)) => {
+                // Nothing went out: the viewer gets the edge's error, as before a header.
+                let status = failure_status(&e, false);
+                return Some(self.fail(&mut ctx, &viewer, down, status, &e).await);
+            }
         };
         self.done(&mut ctx, &viewer, Some(&resp), sent);
         Some(outcome)
@@ -243,9 +254,8 @@ impl Passes {
             let Some(addr) = peer.address().as_inet().copied() else {
                 return Sent::Unreachable;
             };
-            let (timeouts, origin) = match ctx.origin() {
-                Some(o) => (o.timeouts, o.name.clone()),
-                None => return Sent::Unreachable,
+            let Some(timeouts) = ctx.origin().map(|o| o.timeouts) else {
+                return Sent::Unreachable;
             };
             let kept = if reuse {
                 self.idle.take(addr, Instant::now())
@@ -284,13 +294,7 @@ impl Passes {
             };
             let e = e.into_up();
             let timed_out = matches!(e.etype(), ReadTimedout | WriteTimedout);
-            crate::telemetry::ORIGIN_FAILURES
-                .with_label_values(&[
-                    origin.as_str(),
-                    ctx.upstream_label(),
-                    if timed_out { "timeout" } else { "error" },
-                ])
-                .inc();
+            count_origin_failure(ctx, &e);
             if !reused || timed_out {
                 let origin = ctx.origin().map(|o| o.name.clone()).unwrap_or_default();
                 tracing::warn!(request_id = %ctx.request_id(), origin = %origin, upstream = %ctx.upstream_label(), error = %e, "origin request failed");
@@ -417,9 +421,20 @@ fn head_to_wire(resp: &ResponseHeader, out: &mut BytesMut) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// How a relay ended early.
+enum Cut {
+    /// The viewer's side failed, or the origin's once part of the answer had gone out: the
+    /// connection cannot carry on (`usize`: the body bytes sent).
+    Broken(usize),
+    /// The origin failed (or compressing did) before anything went to the viewer, who can
+    /// still get the edge's error.
+    Unsent(Box<Error>),
+}
+
 /// Streams the origin's body to the viewer behind the header already in `out` (compressed
 /// if the response has an encoder, chunked if `chunked`), gathering small pieces into one
-/// write. Returns the body bytes sent, or, if either side failed, those sent until then.
+/// write; what is left in `out` at the end is the caller's to write. Returns the body bytes
+/// sent.
 async fn relay<W: AsyncWrite + Unpin>(
     http: &mut HttpSession,
     ctx: &mut Ctx,
@@ -427,32 +442,47 @@ async fn relay<W: AsyncWrite + Unpin>(
     out: &mut BytesMut,
     no_body: bool,
     chunked: bool,
-) -> std::result::Result<usize, usize> {
+) -> std::result::Result<usize, Cut> {
     let mut sent = 0;
+    // Something went to the viewer (a gathered write).
+    let mut wrote = false;
+    let origin_failed = |ctx: &Ctx, e: Box<Error>, wrote: bool, sent: usize| {
+        let e = e.into_up();
+        count_origin_failure(ctx, &e);
+        if wrote {
+            Cut::Broken(sent)
+        } else {
+            Cut::Unsent(e)
+        }
+    };
     if !no_body {
         let encoding = ctx.encoding();
         loop {
             let done = if encoding {
                 let mut piece = match http.read_body_ref().await {
                     Ok(p) => p.map(Bytes::copy_from_slice),
-                    Err(_) => return Err(sent),
+                    Err(e) => return Err(origin_failed(ctx, e, wrote, sent)),
                 };
                 let done = piece.is_none() || http.is_body_done();
-                if encode(&mut piece, done, ctx).is_err() {
-                    return Err(sent);
+                if let Err(e) = encode(&mut piece, done, ctx) {
+                    return Err(if wrote { Cut::Broken(sent) } else { Cut::Unsent(e) });
                 }
                 let data = piece.unwrap_or_default();
-                sent += emit(down, out, &data, chunked).await.map_err(|_| sent)?;
+                sent += emit(down, out, &data, chunked, &mut wrote)
+                    .await
+                    .map_err(|_| Cut::Broken(sent))?;
                 done
             } else {
                 // Straight from the origin session's buffer.
                 match http.read_body_ref().await {
                     Ok(Some(data)) => {
-                        sent += emit(down, out, data, chunked).await.map_err(|_| sent)?;
+                        sent += emit(down, out, data, chunked, &mut wrote)
+                            .await
+                            .map_err(|_| Cut::Broken(sent))?;
                         http.is_body_done()
                     }
                     Ok(None) => true,
-                    Err(_) => return Err(sent),
+                    Err(e) => return Err(origin_failed(ctx, e, wrote, sent)),
                 }
             };
             if done {
@@ -463,19 +493,30 @@ async fn relay<W: AsyncWrite + Unpin>(
             out.extend_from_slice(b"0\r\n\r\n");
         }
     }
-    if down.write_all(out).await.is_err() || down.flush().await.is_err() {
-        return Err(sent);
-    }
     Ok(sent)
 }
 
+/// Counts a failed exchange with the origin in use (`homefront_origin_failures_total`).
+fn count_origin_failure(ctx: &Ctx, e: &Error) {
+    let reason = if matches!(e.etype(), ReadTimedout | WriteTimedout) {
+        "timeout"
+    } else {
+        "error"
+    };
+    let origin = ctx.origin().map(|o| o.name.as_str()).unwrap_or_default();
+    crate::telemetry::ORIGIN_FAILURES
+        .with_label_values(&[origin, ctx.upstream_label(), reason])
+        .inc();
+}
+
 /// Adds a piece of body behind what `out` holds (as a chunk if `chunked`), writing both out
-/// when together they are over [`GATHER`]; returns the piece's length.
+/// (and setting `wrote`) when together they are over [`GATHER`]; returns the piece's length.
 async fn emit<W: AsyncWrite + Unpin>(
     down: &mut W,
     out: &mut BytesMut,
     data: &[u8],
     chunked: bool,
+    wrote: &mut bool,
 ) -> io::Result<usize> {
     if data.is_empty() {
         return Ok(0);
@@ -487,6 +528,7 @@ async fn emit<W: AsyncWrite + Unpin>(
         out.extend_from_slice(data);
     } else {
         // Both in one `writev` where the stream takes them so.
+        *wrote = true;
         super::conn::write_both(down, out, data).await?;
         out.clear();
     }
