@@ -214,7 +214,11 @@ distributions:
     domains: [p.test]
     access_log: cloudfront
     behaviors:
-      - { path_pattern: "/api/*", origin: app, cache: { max_ttl: 0 }, compress: true }
+      - path_pattern: "/api/*"
+        origin: app
+        cache: { max_ttl: 0 }
+        compress: true
+        allowed_methods: [GET, HEAD, OPTIONS, PUT, POST, PATCH, DELETE]
       - path_pattern: "*"
         origin: app
         response_headers:
@@ -510,4 +514,64 @@ async fn a_pass_over_https_tells_the_origin_so() {
         .find(|(n, _)| n == "x-forwarded-proto")
         .map(|(_, v)| v.as_str());
     assert_eq!(proto, Some("https"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_after_a_pass_on_the_same_connection_gets_its_answer_when_the_origin_is_gone() {
+    let s = setup().await;
+    let port = s.hf.ports.http;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+    use std::io::Write as _;
+    conn.write_all(req("GET", "/api/page.html", "").as_bytes()).unwrap();
+    assert_eq!(read_h1(&mut r, false).status, 200);
+    passes_reach(&s, 1).await;
+    s.origin.stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let body = vec![b'x'; 40_000];
+    let post = format!(
+        "POST /api/form HTTP/1.1\r\nHost: p.test\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(post.as_bytes()).unwrap();
+    conn.write_all(&body).unwrap();
+    let answer = read_h1(&mut r, false);
+    assert_eq!(answer.status, 502, "{answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_the_origin_cannot_take_gets_its_502_whole_while_still_sending_its_body() {
+    // A refused connection fails the POST before its body is read; the edge reads it before
+    // closing, or the close resets the connection under the viewer (the soak's SSLEOFError).
+    let s = setup().await;
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .http1_only()
+        .resolve("p.test", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let base = s.hf.https_base("p.test");
+    for _ in 0..5 {
+        let r = client.get(format!("{base}/api/page.html")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    s.origin.stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for round in 0..10 {
+        for (method, body) in [("GET", 0), ("POST", 40_000)] {
+            let rb = match method {
+                "GET" => client.get(format!("{base}/api/page.html")),
+                _ => client.post(format!("{base}/api/form")).body(vec![b'x'; body]),
+            };
+            let r = rb
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("round {round} {method}: {e:?}"));
+            assert_eq!(r.status(), 502, "round {round} {method}");
+            r.bytes().await.unwrap();
+        }
+    }
 }

@@ -138,6 +138,10 @@ struct ErrorPage {
 
 /// How long a fetched error page is reused before it is fetched again.
 const ERROR_PAGE_TTL: Duration = Duration::from_secs(10);
+/// A request body the edge still reads, when the origin failed before it was sent, before
+/// answering with the error and closing (`fail_to_proxy`); and for how long.
+const DRAIN_MAX: u64 = 1 << 20;
+const DRAIN_FOR: Duration = Duration::from_secs(2);
 /// Largest error page served.
 const ERROR_PAGE_MAX: usize = 1 << 20;
 
@@ -770,6 +774,18 @@ impl ProxyHttp for Edge {
             // HTTP/1.1 client sends its next request (maybe a POST it must not retry) into a
             // connection that is being closed. pingora's own error responses do the same.
             session.set_keepalive(None);
+            // The origin failed before the request's body was read (a refused connection):
+            // the body is read first, up to a bound, so that closing the connection does not
+            // reset it under the viewer, who is still sending, before it reads the answer.
+            let upstream_failed = e.esource() == &ErrorSource::Upstream;
+            let declared = session
+                .req_header()
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+            if upstream_failed && declared.is_some_and(|n| n <= DRAIN_MAX) && !session.is_body_done() {
+                let _ = tokio::time::timeout(DRAIN_FOR, session.drain_request_body()).await;
+            }
             let _ = self.write_error(session, ctx, &err).await;
         }
         FailToProxy {
