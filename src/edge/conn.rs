@@ -582,7 +582,7 @@ fn tcp_fd(stream: &Guarded) -> Option<std::os::fd::RawFd> {
 /// have a turn. One call used to send whatever the socket's buffer took, megabytes on
 /// loopback, and the thread went on sending for that connection while the others waited:
 /// in the load run, 32 downloads of a 10 MiB hit had a p99 of 440–470 ms against Varnish's
-/// 225 (a cap without the turn: 510–610 ms). Taking turns every 256 KiB: 190–240 ms, at
+/// 225 (a cap without the turn: 510–610 ms). Taking turns every 256 KiB: 190–375 ms, at
 /// more requests a second (64 KiB: 215 ms, and fewer).
 const SENDFILE_CHUNK: u64 = 256 * 1024;
 
