@@ -4,9 +4,10 @@
 //! port, handshaken) connection, refuses it when its client already has too many open, and
 //! otherwise runs pingora's HTTP/1.1 request loop itself, on a [`Guarded`] stream, so that
 //! the limits from the live config apply. That loop reads each request header first and
-//! offers it to the hit path (`edge::hit`), then to the pass path (`edge::pass`). HTTP/2 connections run pingora's accept loop,
-//! rebuilt here ([`Guard::serve_h2`]) so that each stream is offered to the hit path on the
-//! connection's own task, and the answers to one read leave in one write.
+//! offers it to the hit path (`edge::hit`), then to the pass path (`edge::pass`). HTTP/2
+//! connections run pingora's accept loop, rebuilt here ([`Guard::serve_h2`]) so that each
+//! stream is offered to the hit path on the connection's own task, and the answers to one
+//! read leave in one write.
 
 use std::fmt;
 use std::future::Future;
@@ -22,7 +23,7 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::v2::server as h2;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::raw_connect::ProxyDigest;
@@ -504,25 +505,12 @@ const INLINE_BODY: usize = 4 * 1024;
 /// Writes a hit as pingora's HTTP/1.1 session would (its `Date`, and `Connection` as the
 /// connection goes on or not); returns the body bytes written.
 async fn write_hit(stream: &mut Guarded, served: &mut Served, keepalive: bool) -> io::Result<usize> {
-    let header = &mut served.header;
-    let date = pingora::protocols::http::date::get_cached_date();
-    let connection = if keepalive { "keep-alive" } else { "close" };
-    header
-        .insert_header(http::header::DATE, date)
-        .and_then(|_| header.insert_header(http::header::CONNECTION, connection))
-        .map_err(|e| io::Error::other(e.to_string()))?;
     let memory: &[u8] = match &served.body {
         Some(HitBody::Bytes(b)) => b,
         _ => &[],
     };
     let mut out = BytesMut::with_capacity(512 + if memory.len() <= INLINE_BODY { memory.len() } else { 0 });
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(header.status.as_str().as_bytes());
-    out.extend_from_slice(b" ");
-    out.extend_from_slice(header.get_reason_phrase().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    header.header_to_h1_wire(&mut out);
-    out.extend_from_slice(b"\r\n");
+    h1_head(&mut served.header, keepalive, &mut out).map_err(|e| io::Error::other(e.to_string()))?;
     if memory.len() <= INLINE_BODY {
         out.extend_from_slice(memory);
         stream.write_all(&out).await?;
@@ -538,6 +526,24 @@ async fn write_hit(stream: &mut Guarded, served: &mut Served, keepalive: bool) -
         Some(HitBody::File(file, len)) => send_file(stream, file, *len).await.map(|n| n as usize),
         _ => Ok(memory.len()),
     }
+}
+
+/// An HTTP/1.1 answer's head as pingora's session writes it: its `Date`, `Connection` as the
+/// connection goes on (`keepalive`) or not, the status line and the fields, into `out`.
+pub(crate) fn h1_head(resp: &mut ResponseHeader, keepalive: bool, out: &mut BytesMut) -> pingora::Result<()> {
+    resp.insert_header(http::header::DATE, pingora::protocols::http::date::get_cached_date())?;
+    resp.insert_header(http::header::CONNECTION, if keepalive { "keep-alive" } else { "close" })?;
+    out.extend_from_slice(match resp.version {
+        http::Version::HTTP_10 => b"HTTP/1.0 ",
+        _ => b"HTTP/1.1 ",
+    });
+    out.extend_from_slice(resp.status.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(resp.get_reason_phrase().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    resp.header_to_h1_wire(out);
+    out.extend_from_slice(b"\r\n");
+    Ok(())
 }
 
 /// Unsent bytes the kernel holds for a connection before the socket stops taking more

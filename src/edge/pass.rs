@@ -10,9 +10,10 @@
 //! - a plain GET or HEAD (as the hit path's: no body, no precondition or range), HTTP/1.1,
 //!   one Host, no hop-by-hop header but `Connection: keep-alive` or `close` (which pingora
 //!   strips);
-//! - routed by the same [`decide`] (signed URLs included) to a behavior whose origin is an
-//!   `http` origin (not a group) with plain-HTTP upstreams, in a distribution without custom
-//!   error responses;
+//! - routed once by `proxy::route`, for the hit path and this one (the same `decide` as
+//!   `request_filter`, signed URLs included), to a behavior whose origin is an `http` origin
+//!   (not a group) with plain-HTTP upstreams, in a distribution without custom error
+//!   responses;
 //! - not looked up in the cache: the behavior does not cache, or its key's last answer could
 //!   not be cached (pingora's predictor, `UNCACHEABLE`, would bypass the cache for it).
 //!
@@ -42,6 +43,7 @@ use pingora::protocols::http::v1::client::HttpSession;
 use pingora::upstreams::peer::Peer;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::conn::h1_head;
 use super::limits;
 use super::proxy::{
     account, cache_ttl, encode, error_response, failure_answer, failure_status, origin_request, origin_response,
@@ -206,17 +208,13 @@ impl Passes {
                 resp.insert_header(header::TRANSFER_ENCODING, "chunked")?;
             }
             let origin = req.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-            viewer_headers(&mut resp, &ctx, origin)?;
-            resp.insert_header(header::DATE, pingora::protocols::http::date::get_cached_date())?;
-            resp.insert_header(header::CONNECTION, if keepalive { "keep-alive" } else { "close" })?;
-            Ok(())
+            viewer_headers(&mut resp, &ctx, origin)
         });
-        if let Err(e) = shaped {
+        let mut out = BytesMut::with_capacity(GATHER);
+        if let Err(e) = shaped.and_then(|()| h1_head(&mut resp, keepalive, &mut out)) {
             return Some(self.fail(&mut ctx, &viewer, down, 500, &e).await);
         }
         let chunked = !no_body && resp.headers.contains_key(header::TRANSFER_ENCODING);
-        let mut out = BytesMut::with_capacity(GATHER);
-        head_to_wire(&resp, &mut out);
         let (outcome, sent) = match relay(&mut http, &mut ctx, down, &mut out, no_body, chunked).await {
             Ok(sent) => {
                 // The origin's answer is all in: its connection is free for the next request
@@ -321,12 +319,8 @@ impl Passes {
         if status > 0 {
             let err = failure_answer(status, false, u64::MAX);
             if let Ok((mut resp, body)) = error_response(&err, ctx) {
-                let date = pingora::protocols::http::date::get_cached_date();
-                if resp.insert_header(header::DATE, date).is_ok()
-                    && resp.insert_header(header::CONNECTION, "close").is_ok()
-                {
-                    let mut out = BytesMut::with_capacity(512 + body.len());
-                    head_to_wire(&resp, &mut out);
+                let mut out = BytesMut::with_capacity(512 + body.len());
+                if h1_head(&mut resp, false, &mut out).is_ok() {
                     if viewer.req.method != Method::HEAD {
                         out.extend_from_slice(&body);
                         sent = body.len();
@@ -405,20 +399,6 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<pingora::protoco
     let mut stream = pingora::protocols::l4::stream::Stream::from(tcp);
     stream.set_nodelay()?;
     Ok(Box::new(stream))
-}
-
-/// The status line and header fields, as pingora's HTTP/1.1 session writes them.
-fn head_to_wire(resp: &ResponseHeader, out: &mut BytesMut) {
-    out.extend_from_slice(match resp.version {
-        Version::HTTP_10 => b"HTTP/1.0 ",
-        _ => b"HTTP/1.1 ",
-    });
-    out.extend_from_slice(resp.status.as_str().as_bytes());
-    out.extend_from_slice(b" ");
-    out.extend_from_slice(resp.get_reason_phrase().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    resp.header_to_h1_wire(out);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// How a relay ended early.
