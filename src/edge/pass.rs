@@ -291,11 +291,9 @@ impl Passes {
                 return Sent::Answered(Box::new(http), addr);
             };
             let e = e.into_up();
-            let timed_out = matches!(e.etype(), ReadTimedout | WriteTimedout);
-            count_origin_failure(ctx, &e);
-            if !reused || timed_out {
-                let origin = ctx.origin().map(|o| o.name.clone()).unwrap_or_default();
-                tracing::warn!(request_id = %ctx.request_id(), origin = %origin, upstream = %ctx.upstream_label(), error = %e, "origin request failed");
+            ctx.exchange_failed(&e);
+            // Logged once, with the answer (`fail`), as `fail_to_proxy` does.
+            if !reused || matches!(e.etype(), ReadTimedout | WriteTimedout) {
                 return Sent::Failed(e);
             }
             // A kept-alive connection the origin had closed: as pingora, once more on a new
@@ -331,7 +329,7 @@ impl Passes {
                     written = Some(resp);
                 }
             }
-            let origin = ctx.origin().map(|o| o.name.clone()).unwrap_or_default();
+            let origin = ctx.origin().map_or("", |o| o.name.as_str());
             tracing::warn!(request_id = %ctx.request_id(), origin = %origin, upstream = %ctx.upstream_label(), status, error = %e, "request failed");
         }
         self.done(ctx, viewer, written.as_ref(), sent);
@@ -428,7 +426,7 @@ async fn relay<W: AsyncWrite + Unpin>(
     let mut wrote = false;
     let origin_failed = |ctx: &Ctx, e: Box<Error>, wrote: bool, sent: usize| {
         let e = e.into_up();
-        count_origin_failure(ctx, &e);
+        ctx.exchange_failed(&e);
         if wrote {
             Cut::Broken(sent)
         } else {
@@ -474,19 +472,6 @@ async fn relay<W: AsyncWrite + Unpin>(
         }
     }
     Ok(sent)
-}
-
-/// Counts a failed exchange with the origin in use (`homefront_origin_failures_total`).
-fn count_origin_failure(ctx: &Ctx, e: &Error) {
-    let reason = if matches!(e.etype(), ReadTimedout | WriteTimedout) {
-        "timeout"
-    } else {
-        "error"
-    };
-    let origin = ctx.origin().map(|o| o.name.as_str()).unwrap_or_default();
-    crate::telemetry::ORIGIN_FAILURES
-        .with_label_values(&[origin, ctx.upstream_label(), reason])
-        .inc();
 }
 
 /// Adds a piece of body behind what `out` holds (as a chunk if `chunked`), writing both out

@@ -366,6 +366,20 @@ impl Ctx {
         ctx
     }
 
+    /// An exchange with the upstream in use failed after connecting (`timeout` or `error`
+    /// in `homefront_origin_failures_total`).
+    pub(crate) fn exchange_failed(&self, e: &Error) {
+        let reason = if matches!(e.etype(), ReadTimedout | WriteTimedout) {
+            "timeout"
+        } else {
+            "error"
+        };
+        let origin = self.origin.as_ref().map_or("", |o| o.name.as_str());
+        telemetry::ORIGIN_FAILURES
+            .with_label_values(&[origin, self.upstream_label(), reason])
+            .inc();
+    }
+
     /// The context of a request the pass path sends to the origin: what `request_filter`
     /// would have set, and the `Miss` result.
     pub(crate) fn for_pass(state: Arc<EdgeState>, plan: Plan, request_id: String) -> Ctx {
@@ -449,10 +463,7 @@ impl ProxyHttp for Edge {
             .flatten();
         let limits = &state.config.limits;
         let head = check_head(limits, req);
-        let declared = req
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        let declared = declared_length(req);
         let refused = head
             .and_then(|()| declared.map_or(Ok(()), |n| limits::check_body(limits, n)))
             .err()
@@ -548,15 +559,9 @@ impl ProxyHttp for Edge {
         ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
+        ctx.exchange_failed(&e);
+        // The origin that failed (a failover below moves `ctx` on to the secondary).
         let origin = ctx.origin.as_ref().map(|o| o.name.clone()).unwrap_or_default();
-        let reason = if matches!(e.etype(), ReadTimedout | WriteTimedout) {
-            "timeout"
-        } else {
-            "error"
-        };
-        telemetry::ORIGIN_FAILURES
-            .with_label_values(&[origin.as_str(), ctx.upstream_label(), reason])
-            .inc();
         e = e.more_context(format!("peer: {peer}"));
         // As pingora's default: a reused connection that broke may be retried, if the
         // request can be sent again.
@@ -778,11 +783,7 @@ impl ProxyHttp for Edge {
             // the body is read first, up to a bound, so that closing the connection does not
             // reset it under the viewer, who is still sending, before it reads the answer.
             let upstream_failed = e.esource() == &ErrorSource::Upstream;
-            let declared = session
-                .req_header()
-                .headers
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+            let declared = declared_length(session.req_header());
             if upstream_failed && declared.is_some_and(|n| n <= DRAIN_MAX) && !session.is_body_done() {
                 let _ = tokio::time::timeout(DRAIN_FOR, session.drain_request_body()).await;
             }
@@ -1350,6 +1351,13 @@ pub(crate) struct Plan {
     pub http_query: Option<String>,
     /// Path and query to request from the origin.
     pub target: String,
+}
+
+/// The request's Content-Length, if it has a valid one.
+fn declared_length(req: &RequestHeader) -> Option<u64> {
+    req.headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
 }
 
 /// The request declares a body (Content-Length or Transfer-Encoding).
