@@ -256,6 +256,17 @@ fn req(method: &str, path: &str, extra: &str) -> String {
     format!("{method} {path} HTTP/1.1\r\nHost: p.test\r\n{extra}\r\n")
 }
 
+/// An HTTPS client that speaks HTTP/1.1 only (the pass path's protocol) to `p.test`.
+fn https1_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .http1_only()
+        .resolve("p.test", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
 fn pass_count(m: &str) -> u64 {
     m.lines()
         .find_map(|l| l.strip_prefix("homefront_edge_pass_path_total "))
@@ -488,13 +499,7 @@ async fn a_kept_connection_the_origin_closed_is_replaced_without_the_viewer_noti
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pass_over_https_tells_the_origin_so() {
     let s = setup().await;
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .http1_only()
-        .resolve("p.test", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let client = https1_client();
     let url = format!("{}/api/page.html", s.hf.https_base("p.test"));
     for n in 1..=2 {
         let r = client.get(&url).header("accept-encoding", "gzip").send().await.unwrap();
@@ -545,13 +550,7 @@ async fn a_post_the_origin_cannot_take_gets_its_502_whole_while_still_sending_it
     // A refused connection fails the POST before its body is read; the edge reads it before
     // closing, or the close resets the connection under the viewer (the soak's SSLEOFError).
     let s = setup().await;
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .http1_only()
-        .resolve("p.test", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let client = https1_client();
     let base = s.hf.https_base("p.test");
     for _ in 0..5 {
         let r = client.get(format!("{base}/api/page.html")).send().await.unwrap();

@@ -7,10 +7,11 @@
 //! request is served here only when pingora would have served it from the same entry with
 //! nothing else to do: GET or HEAD, no body, no conditional or range header, within the
 //! limits, routed once by `proxy::route` (the same `decide` as `request_filter`, signed
-//! URLs included) to a caching behavior, with a fresh 200 entry in the primary slot whose variance matches.
-//! The entry is in the memory tier, or (plain-TCP HTTP/1.1 only, where the body goes out
-//! with `sendfile`) on disk with a verified body file. Everything else, including a refusal,
-//! goes to pingora, which decides it again from the start. The response is built by the
+//! URLs included) to a caching behavior, with a fresh 200 entry in the primary slot whose
+//! variance matches. The entry is in the memory tier, or (plain-TCP HTTP/1.1 only, where
+//! the body goes out with `sendfile`) on disk with a verified body file. Everything else,
+//! including a refusal, goes to the pass path (`edge::pass`) or to pingora, which decides
+//! it again from the start. The response is built by the
 //! same functions as `response_filter`'s, and the request is counted and logged by the same
 //! [`account`].
 
