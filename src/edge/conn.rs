@@ -511,6 +511,9 @@ async fn write_hit(stream: &mut Guarded, served: &mut Served, keepalive: bool) -
     };
     let mut out = BytesMut::with_capacity(512 + if memory.len() <= INLINE_BODY { memory.len() } else { 0 });
     h1_head(&mut served.header, keepalive, &mut out).map_err(|e| io::Error::other(e.to_string()))?;
+    if let Some(HitBody::File(file, len)) = &served.body {
+        return send_file(stream, &out, file, *len).await.map(|n| n as usize);
+    }
     if memory.len() <= INLINE_BODY {
         out.extend_from_slice(memory);
         stream.write_all(&out).await?;
@@ -519,13 +522,10 @@ async fn write_hit(stream: &mut Guarded, served: &mut Served, keepalive: bool) -
     }
     // The last answer on a connection (`Connection: close`) is flushed by the shutdown that
     // follows, with TLS's close_notify: one write to the socket instead of two.
-    if keepalive || matches!(served.body, Some(HitBody::File(..))) {
+    if keepalive {
         stream.flush().await?;
     }
-    match &served.body {
-        Some(HitBody::File(file, len)) => send_file(stream, file, *len).await.map(|n| n as usize),
-        _ => Ok(memory.len()),
-    }
+    Ok(memory.len())
 }
 
 /// An HTTP/1.1 answer's head as pingora's session writes it: its `Date`, `Connection` as the
@@ -592,34 +592,74 @@ fn tcp_fd(stream: &Guarded) -> Option<std::os::fd::RawFd> {
 /// more requests a second (64 KiB: 215 ms, and fewer).
 const SENDFILE_CHUNK: u64 = 256 * 1024;
 
-/// Sends `len` bytes of a cache file with `sendfile(2)`, from the page cache to the socket
-/// without a copy through this process (as nginx does); the header went out and was
-/// flushed before. Waiting for the socket to take more uses a second descriptor of it,
-/// registered with tokio (the first is pingora's). As with nginx's `sendfile`, a file not
-/// in the page cache is read from disk on this thread.
-async fn send_file(stream: &Guarded, file: &std::fs::File, len: u64) -> io::Result<u64> {
+/// Sends an answer's `head` and then `len` bytes of a cache file with `sendfile(2)`, from
+/// the page cache to the socket without a copy through this process (as nginx does). The
+/// head goes onto the socket with `MSG_MORE`, so that it leaves with the body's first bytes
+/// rather than in a packet of its own (on loopback each packet is also received on the
+/// sending CPU). Only when the socket takes no more is a second descriptor of it registered
+/// with tokio (the first is pingora's) to wait on; a body the socket takes at once costs
+/// no registration. As with nginx's `sendfile`, a file not in the page cache is read from
+/// disk on this thread.
+async fn send_file(stream: &mut Guarded, head: &[u8], file: &std::fs::File, len: u64) -> io::Result<u64> {
     use std::os::fd::{AsRawFd, BorrowedFd};
     let sock = tcp_fd(stream).ok_or_else(|| io::Error::other("sendfile needs a plain TCP stream"))?;
-    limit_unsent(sock);
-    // SAFETY: `sock` belongs to `stream`, which outlives this borrow; it is only duplicated.
-    let second = unsafe { BorrowedFd::borrow_raw(sock) }.try_clone_to_owned()?;
-    // SAFETY: `second` is an owned, open descriptor, moved into the AsyncFd and closed only
-    // when it is dropped.
-    let ready = unsafe { tokio::io::unix::AsyncFd::register_with_interest(second, tokio::io::Interest::WRITABLE) }
-        .map_err(io::Error::from)?;
+    // Whatever an earlier answer left in the stream's buffer goes first.
+    stream.flush().await?;
+    if !stream.unsent_limited.swap(true, Ordering::Relaxed) {
+        limit_unsent(sock);
+    }
+    let mut head = head;
+    while !head.is_empty() {
+        // SAFETY: `sock` is open for the call; `head` is valid for `head.len()` bytes.
+        let n = unsafe {
+            libc::send(
+                sock,
+                head.as_ptr().cast(),
+                head.len(),
+                libc::MSG_MORE | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(e);
+            }
+            // A full socket: the rest through the stream, which waits for room.
+            stream.write_all(head).await?;
+            stream.flush().await?;
+            break;
+        }
+        head = &head[n as usize..];
+    }
+    let mut ready: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> = None;
     let mut offset: libc::off_t = 0;
     while (offset as u64) < len {
-        let mut guard = ready.writable().await?;
+        let guard = match &ready {
+            Some(fd) => Some(fd.writable().await?),
+            None => None,
+        };
         let left = (len - offset as u64).min(SENDFILE_CHUNK) as usize;
         // SAFETY: both descriptors are open for the call; `offset` is a valid out-parameter.
         let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut offset, left) };
         if n < 0 {
             let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::WouldBlock {
-                guard.clear_ready();
-                continue;
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(e);
             }
-            return Err(e);
+            match guard {
+                Some(mut guard) => guard.clear_ready(),
+                None => {
+                    // SAFETY: `sock` belongs to `stream`, which outlives this borrow; it is
+                    // only duplicated.
+                    let second = unsafe { BorrowedFd::borrow_raw(sock) }.try_clone_to_owned()?;
+                    // SAFETY: `second` is an owned, open descriptor, moved into the AsyncFd
+                    // and closed only when it is dropped.
+                    ready = Some(unsafe {
+                        tokio::io::unix::AsyncFd::register_with_interest(second, tokio::io::Interest::WRITABLE)
+                    }?);
+                }
+            }
+            continue;
         }
         if n == 0 {
             return Err(io::Error::new(
@@ -673,6 +713,9 @@ pub struct Guarded {
     /// HTTP/2 only: writes gathered for one write per turn of the connection's task (see
     /// [`Guarded::corked`]); `None` writes straight through.
     out: Option<Out>,
+    /// `send_file` has limited the socket's unsent bytes (`limit_unsent`), once for the
+    /// connection.
+    unsent_limited: AtomicBool,
 }
 
 /// What an HTTP/2 connection has written and not yet sent.
@@ -699,6 +742,7 @@ impl Guarded {
             deadline: None,
             replay: BytesMut::new(),
             out: None,
+            unsent_limited: AtomicBool::new(false),
         }
     }
 
