@@ -127,6 +127,8 @@ pub fn prepare(loaded: Loaded, seed_demo: bool) -> Result<Prepared, StartError> 
 /// Opens the edge cache and reads (or generates) the admin token: what only `serve` needs.
 fn prepare_edge(p: &mut Prepared) -> Result<(), StartError> {
     let dir = p.config.data_dir.join("cache");
+    let files = crate::util::raise_open_files_limit();
+    tracing::debug!("open files limit: {files}");
     let cache = crate::cache::DiskCache::open(&dir, p.config.cache.disk_size, p.config.cache.memory_size)
         .map_err(|e| err(format!("cannot open the cache in {}: {e}", dir.display())))?;
     let stats = cache.stats();

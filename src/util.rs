@@ -3,6 +3,41 @@
 use std::io::Write;
 use std::path::Path;
 
+/// The process's limit on open files (`RLIMIT_NOFILE`, the soft one).
+pub fn open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit to a valid pointer.
+    match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } {
+        0 => lim.rlim_cur,
+        _ => 1024,
+    }
+}
+
+/// Raises the process's limit on open files to its hard limit (at most 1,048,576), as nginx's
+/// `worker_rlimit_nofile` or Go's runtime do: the soft default is often 1,024, which a few
+/// hundred viewers' connections, their origin connections and the cache's open files use
+/// up. Returns the limit now in force.
+pub fn raise_open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit to a valid pointer; setrlimit reads one.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            let want = lim.rlim_max.min(1 << 20);
+            if want > lim.rlim_cur {
+                lim.rlim_cur = want;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
+    }
+    open_files_limit()
+}
+
 /// Writes `data` to `path` crash-safely: a temp file beside it, fsync, rename, fsync of the
 /// directory. After a crash the file is either the old one, absent, or whole.
 pub fn write_file_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {

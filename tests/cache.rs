@@ -1277,3 +1277,86 @@ async fn a_large_hit_goes_out_with_sendfile_on_plain_http_and_as_before_on_tls()
     assert_eq!(hit_path_count(&m), 1);
     assert_eq!(s.origin.hits("/big.bin"), 2);
 }
+
+/// The cache body files homefront (`pid`) has open.
+fn open_body_files(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| target.ends_with(".body"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_tier_hit_goes_out_from_its_open_file_and_a_new_version_from_the_new_one() {
+    let s = setup().await;
+    let port = s.hf.ports.http;
+    let pid = s.hf.child.id();
+    let version = |v: u8| -> String {
+        (0..100 * 1024)
+            .map(|i| (b'a' + ((i + v as usize) % 23) as u8) as char)
+            .collect()
+    };
+    let v1 = version(1);
+    s.origin
+        .set("/mid.bin", route(200, &[("cache-control", "max-age=600")], &v1));
+    let get = "GET /mid.bin HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    assert_eq!(pipelined(port, &[get])[0].get("x-cache"), Some("Miss from homefront"));
+    let m = s.hf.metrics();
+    assert!(m.contains(r#"homefront_cache_entries{tier="memory"} 1"#), "{m}");
+    assert!(open_body_files(pid).is_empty(), "no file is open before a hit sends it");
+
+    // Hits on one connection: the hit path sends the body from the entry's file, which it
+    // then keeps open for the next hit; a HEAD sends no body.
+    let answers = pipelined(port, &[get, get, "HEAD /mid.bin HTTP/1.1\r\nHost: a.test\r\n\r\n", get]);
+    for a in [&answers[0], &answers[1], &answers[3]] {
+        assert_eq!(a.get("x-cache"), Some("Hit from homefront"));
+        assert!(a.body == v1.as_bytes(), "the body differs from the origin's");
+    }
+    assert_eq!(answers[2].get("content-length"), Some("102400"));
+    assert!(answers[2].body.is_empty());
+    let m = s.hf.metrics_when(|m| hit_path_count(m) == 4).await;
+    assert_eq!(hit_path_count(&m), 4);
+    let held = open_body_files(pid);
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(s.cache_files(".body").len(), 1);
+
+    // Over TLS the body is written from memory (its own entry: the scheme is in the key).
+    assert_eq!(
+        s.client
+            .get(s.url("/mid.bin"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        v1
+    );
+    let r = s.client.get(s.url("/mid.bin")).send().await.unwrap();
+    assert_eq!(r.headers()["x-cache"], "Hit from homefront");
+    assert_eq!(r.text().await.unwrap(), v1);
+    assert_eq!(open_body_files(pid), held);
+
+    // A new version: the invalidation closes the old file; the next hit opens the new one.
+    let v2 = version(2);
+    s.origin
+        .set("/mid.bin", route(200, &[("cache-control", "max-age=600")], &v2));
+    let (ok, _, err) = invalidate_cli(&s, &["--distribution", "main", "/mid.bin"]);
+    assert!(ok, "{err}");
+    assert!(
+        open_body_files(pid).is_empty(),
+        "the invalidated entry's file is closed"
+    );
+    let answers = pipelined(port, &[get, get, get]);
+    assert_eq!(answers[0].get("x-cache"), Some("Miss from homefront"));
+    for a in &answers {
+        assert!(a.body == v2.as_bytes(), "an old body after the invalidation");
+    }
+    let now = open_body_files(pid);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, held);
+    assert_eq!(s.origin.hits("/mid.bin"), 3);
+}

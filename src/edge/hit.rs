@@ -26,7 +26,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 
 use super::limits;
 use super::proxy::{account, variance, viewer_headers, Ctx, Exchange, RequestIds, Routed};
-use crate::cache::{DiskCache, Loaded};
+use crate::cache::{DiskCache, Loaded, FILE_BODY_MIN};
 use crate::telemetry::access_log::AccessLogger;
 
 /// What the hit path shares with the proxy (`Edge::hits`).
@@ -128,13 +128,20 @@ impl Hits {
         let limits = &state.config.limits;
         let primary = key.as_ref()?.primary_bin();
         let now = SystemTime::now();
+        let wants_body = req.method != Method::HEAD;
         let found = match self.cache.memory_entry(&primary) {
             Some(e) => Found {
                 fresh: e.is_fresh(now),
                 age: e.age(now),
                 variance: e.variance(),
                 header: e.header().clone(),
-                body: HitBody::Bytes(e.body),
+                body: match sendfile && wants_body && e.body.len() >= FILE_BODY_MIN {
+                    true => match self.cache.body_file(&primary, &e) {
+                        Some(file) => HitBody::File(file, e.body.len() as u64),
+                        None => HitBody::Bytes(e.body),
+                    },
+                    false => HitBody::Bytes(e.body),
+                },
             },
             None if sendfile => {
                 let (meta, loaded) = self.cache.load(primary, true).await.ok()??;
@@ -180,7 +187,7 @@ impl Hits {
         ) {
             return None;
         }
-        let body = (req.method != Method::HEAD).then_some(found.body);
+        let body = wants_body.then_some(found.body);
         Some((header, body))
     }
 
