@@ -487,6 +487,12 @@ async fn vary_keeps_variants_apart_and_vary_star_is_not_stored() {
     );
     assert_eq!(s.get("/v").await, (200, "Miss".into(), "none".into()));
     assert_eq!(s.get("/v").await, (200, "Hit".into(), "none".into()));
+    // Again, in turns: the hit path remembers a request it matched, never another's.
+    for _ in 0..2 {
+        assert_eq!(s.get_with("/v", &a).await.2, "https://a.example");
+        assert_eq!(s.get("/v").await.2, "none");
+        assert_eq!(s.get_with("/v", &b).await.2, "https://b.example");
+    }
     assert_eq!(s.origin.hits("/v"), 3);
 
     s.origin.set(

@@ -100,6 +100,8 @@ struct MemMeta {
     /// Bytes of the serialized meta, for the tier's size limit.
     size: u64,
     parsed: Parsed,
+    /// A request's variance input known to hash to this entry's variance ([`VariantMemo`]).
+    variant_input: std::sync::OnceLock<Box<[u8]>>,
 }
 
 /// What a memory-tier entry keeps of its meta already parsed: the header (cloned on a hit
@@ -130,6 +132,7 @@ impl MemMeta {
             size: (internal.len() + header_len) as u64,
             internal,
             parsed,
+            variant_input: std::sync::OnceLock::new(),
         }
     }
 
@@ -182,6 +185,30 @@ impl MemoryEntry {
     /// The variance the entry was stored for (pingora's `CacheMeta::variance`).
     pub fn variance(&self) -> Option<HashBinary> {
         self.meta.parsed.variance
+    }
+
+    /// What the entry remembers of the requests whose variance matched it.
+    pub fn variant_memo(&self) -> VariantMemo {
+        VariantMemo(self.meta.clone())
+    }
+}
+
+/// A memory-tier entry's memory of one variance input (the bytes a request's variance is
+/// hashed from) whose hash is the entry's variance: a later request with the same input
+/// matches the entry without hashing it again (a tenth of a hit's instructions). The
+/// first match is kept, for the entry's life.
+pub struct VariantMemo(Arc<MemMeta>);
+
+impl VariantMemo {
+    /// Whether `input` is the one remembered.
+    pub fn knows(&self, input: &[u8]) -> bool {
+        self.0.variant_input.get().is_some_and(|known| **known == *input)
+    }
+
+    /// Remembers `input`, whose hash the caller found to be the entry's variance (if the
+    /// entry remembers none yet).
+    pub fn remember(&self, input: &[u8]) {
+        let _ = self.0.variant_input.set(input.into());
     }
 }
 
@@ -1394,6 +1421,26 @@ mod tests {
             .set_len(10)
             .unwrap();
         assert!(c.body_file(&kt, &c.memory_entry(&kt).unwrap()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_memory_entry_remembers_the_first_variance_input_it_is_told_matched() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = leak(DiskCache::open(dir.path(), 1 << 30, 16 << 20).unwrap());
+        let k = key("/v").primary_bin();
+        put(c, "/v", b"body").await;
+        let memo = c.memory_entry(&k).unwrap().variant_memo();
+        assert!(!memo.knows(b"origin\0https://a\0"));
+        memo.remember(b"origin\0https://a\0");
+        // Every hit on the entry shares it; the first input stays.
+        let again = c.memory_entry(&k).unwrap().variant_memo();
+        assert!(again.knows(b"origin\0https://a\0"));
+        again.remember(b"origin\0https://b\0");
+        assert!(!memo.knows(b"origin\0https://b\0"));
+        assert!(!memo.knows(b"origin\0https://a"));
+        // A new body is a new entry, which knows nothing yet.
+        put(c, "/v", b"new body").await;
+        assert!(!c.memory_entry(&k).unwrap().variant_memo().knows(b"origin\0https://a\0"));
     }
 
     #[tokio::test]

@@ -24,9 +24,10 @@ use http::{header, Method};
 use pingora::cache::key::CacheHashKey;
 use pingora::http::{RequestHeader, ResponseHeader};
 
+use super::cache_policy;
 use super::limits;
-use super::proxy::{account, variance, viewer_headers, Ctx, Exchange, RequestIds, Routed};
-use crate::cache::{DiskCache, Loaded, FILE_BODY_MIN};
+use super::proxy::{account, viewer_headers, Ctx, Exchange, RequestIds, Routed};
+use crate::cache::{DiskCache, Loaded, VariantMemo, FILE_BODY_MIN};
 use crate::telemetry::access_log::AccessLogger;
 
 /// What the hit path shares with the proxy (`Edge::hits`).
@@ -56,6 +57,8 @@ struct Found {
     fresh: bool,
     age: u64,
     variance: Option<pingora::cache::key::HashBinary>,
+    /// A memory-tier entry's memory of a variance input that matched it.
+    memo: Option<VariantMemo>,
     header: ResponseHeader,
     body: HitBody,
 }
@@ -134,6 +137,7 @@ impl Hits {
                 fresh: e.is_fresh(now),
                 age: e.age(now),
                 variance: e.variance(),
+                memo: Some(e.variant_memo()),
                 header: e.header().clone(),
                 body: match sendfile && wants_body && e.body.len() >= FILE_BODY_MIN {
                     true => match self.cache.body_file(&primary, &e) {
@@ -155,6 +159,7 @@ impl Hits {
                     fresh: meta.is_fresh(now),
                     age: meta.age().as_secs(),
                     variance: meta.variance(),
+                    memo: None,
                     header: meta.response_header_copy(),
                     body,
                 }
@@ -166,8 +171,15 @@ impl Hits {
         if !found.fresh || header.status.as_u16() != 200 || dist.error_response(200).is_some() {
             return None;
         }
-        if found.variance != variance(&header.headers, &req.headers) {
-            return None;
+        let mut input = Vec::with_capacity(cache_policy::VARIANCE_INPUT);
+        cache_policy::variance_input(&header.headers, &req.headers, &mut input);
+        if !found.memo.as_ref().is_some_and(|m| m.knows(&input)) {
+            if found.variance != Some(cache_policy::variance_hash(&input)) {
+                return None;
+            }
+            if let Some(memo) = &found.memo {
+                memo.remember(&input);
+            }
         }
         // The request rate counts served requests; over it, pingora answers 429 (and
         // counts the request again, which changes nothing once the bucket is empty).

@@ -14,7 +14,7 @@ use http::{header, Method, Uri};
 use pingora::cache::key::HashBinary;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::predictor::Predictor;
-use pingora::cache::{CacheKey, CacheMeta, CachePhase, NoCacheReason, RespCacheable, VarianceBuilder};
+use pingora::cache::{CacheKey, CacheMeta, CachePhase, NoCacheReason, RespCacheable};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -1262,11 +1262,7 @@ impl Edge {
 /// The variance of a stored response (`stored`: its headers) for a request: pingora keeps
 /// one entry per variance under the same primary key.
 pub(crate) fn variance(stored: &http::HeaderMap, req: &http::HeaderMap) -> Option<HashBinary> {
-    let mut variance = VarianceBuilder::new();
-    for (name, value) in cache_policy::variance_inputs(stored, req) {
-        variance.add_owned_name_value(name, value.into_bytes());
-    }
-    variance.finalize()
+    cache_policy::variance_key(stored, req)
 }
 
 /// The edge's own response headers: `X-Cache`, `Via` and the request id.
