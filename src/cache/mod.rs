@@ -100,7 +100,8 @@ struct MemMeta {
     /// Bytes of the serialized meta, for the tier's size limit.
     size: u64,
     parsed: Parsed,
-    /// A request's variance input known to hash to this entry's variance ([`VariantMemo`]).
+    /// A request's variance input known to hash to this entry's variance
+    /// ([`MemoryEntry::knows_variant`]).
     variant_input: std::sync::OnceLock<Box<[u8]>>,
 }
 
@@ -187,28 +188,18 @@ impl MemoryEntry {
         self.meta.parsed.variance
     }
 
-    /// What the entry remembers of the requests whose variance matched it.
-    pub fn variant_memo(&self) -> VariantMemo {
-        VariantMemo(self.meta.clone())
-    }
-}
-
-/// A memory-tier entry's memory of one variance input (the bytes a request's variance is
-/// hashed from) whose hash is the entry's variance: a later request with the same input
-/// matches the entry without hashing it again (a tenth of a hit's instructions). The
-/// first match is kept, for the entry's life.
-pub struct VariantMemo(Arc<MemMeta>);
-
-impl VariantMemo {
-    /// Whether `input` is the one remembered.
-    pub fn knows(&self, input: &[u8]) -> bool {
-        self.0.variant_input.get().is_some_and(|known| **known == *input)
+    /// Whether `input` (the bytes a request's variance is hashed from) is the one the entry
+    /// remembers as hashing to its variance ([`MemoryEntry::remember_variant`]): a request
+    /// with the same input matches the entry without hashing it again (a tenth of a hit's
+    /// instructions).
+    pub fn knows_variant(&self, input: &[u8]) -> bool {
+        self.meta.variant_input.get().is_some_and(|known| **known == *input)
     }
 
-    /// Remembers `input`, whose hash the caller found to be the entry's variance (if the
-    /// entry remembers none yet).
-    pub fn remember(&self, input: &[u8]) {
-        let _ = self.0.variant_input.set(input.into());
+    /// Remembers `input`, whose hash the caller found to be the entry's variance, unless
+    /// the entry already remembers one (the first stays, for the entry's life).
+    pub fn remember_variant(&self, input: &[u8]) {
+        let _ = self.meta.variant_input.set(input.into());
     }
 }
 
@@ -1429,18 +1420,18 @@ mod tests {
         let c = leak(DiskCache::open(dir.path(), 1 << 30, 16 << 20).unwrap());
         let k = key("/v").primary_bin();
         put(c, "/v", b"body").await;
-        let memo = c.memory_entry(&k).unwrap().variant_memo();
-        assert!(!memo.knows(b"origin\0https://a\0"));
-        memo.remember(b"origin\0https://a\0");
+        let first = c.memory_entry(&k).unwrap();
+        assert!(!first.knows_variant(b"origin\0https://a\0"));
+        first.remember_variant(b"origin\0https://a\0");
         // Every hit on the entry shares it; the first input stays.
-        let again = c.memory_entry(&k).unwrap().variant_memo();
-        assert!(again.knows(b"origin\0https://a\0"));
-        again.remember(b"origin\0https://b\0");
-        assert!(!memo.knows(b"origin\0https://b\0"));
-        assert!(!memo.knows(b"origin\0https://a"));
+        let again = c.memory_entry(&k).unwrap();
+        assert!(again.knows_variant(b"origin\0https://a\0"));
+        again.remember_variant(b"origin\0https://b\0");
+        assert!(!first.knows_variant(b"origin\0https://b\0"));
+        assert!(!first.knows_variant(b"origin\0https://a"));
         // A new body is a new entry, which knows nothing yet.
         put(c, "/v", b"new body").await;
-        assert!(!c.memory_entry(&k).unwrap().variant_memo().knows(b"origin\0https://a\0"));
+        assert!(!c.memory_entry(&k).unwrap().knows_variant(b"origin\0https://a\0"));
     }
 
     #[tokio::test]

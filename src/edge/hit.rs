@@ -27,7 +27,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use super::cache_policy;
 use super::limits;
 use super::proxy::{account, viewer_headers, Ctx, Exchange, RequestIds, Routed};
-use crate::cache::{DiskCache, Loaded, VariantMemo, FILE_BODY_MIN};
+use crate::cache::{DiskCache, Loaded, MemoryEntry, FILE_BODY_MIN};
 use crate::telemetry::access_log::AccessLogger;
 
 /// What the hit path shares with the proxy (`Edge::hits`).
@@ -57,10 +57,16 @@ struct Found {
     fresh: bool,
     age: u64,
     variance: Option<pingora::cache::key::HashBinary>,
-    /// A memory-tier entry's memory of a variance input that matched it.
-    memo: Option<VariantMemo>,
     header: ResponseHeader,
-    body: HitBody,
+    body: Source,
+}
+
+/// Where a found entry's body is.
+enum Source {
+    /// The memory tier: sent from memory, or from the entry's file with `sendfile`.
+    Memory(MemoryEntry),
+    /// The disk tier.
+    Disk(HitBody),
 }
 
 /// Request headers that make pingora do more than send the stored response as it is:
@@ -131,21 +137,13 @@ impl Hits {
         let limits = &state.config.limits;
         let primary = key.as_ref()?.primary_bin();
         let now = SystemTime::now();
-        let wants_body = req.method != Method::HEAD;
         let found = match self.cache.memory_entry(&primary) {
             Some(e) => Found {
                 fresh: e.is_fresh(now),
                 age: e.age(now),
                 variance: e.variance(),
-                memo: Some(e.variant_memo()),
                 header: e.header().clone(),
-                body: match sendfile && wants_body && e.body.len() >= FILE_BODY_MIN {
-                    true => match self.cache.body_file(&primary, &e) {
-                        Some(file) => HitBody::File(file, e.body.len() as u64),
-                        None => HitBody::Bytes(e.body),
-                    },
-                    false => HitBody::Bytes(e.body),
-                },
+                body: Source::Memory(e),
             },
             None if sendfile => {
                 let (meta, loaded) = self.cache.load(primary, true).await.ok()??;
@@ -159,9 +157,8 @@ impl Hits {
                     fresh: meta.is_fresh(now),
                     age: meta.age().as_secs(),
                     variance: meta.variance(),
-                    memo: None,
                     header: meta.response_header_copy(),
-                    body,
+                    body: Source::Disk(body),
                 }
             }
             None => return None,
@@ -173,12 +170,16 @@ impl Hits {
         }
         let mut input = Vec::with_capacity(cache_policy::VARIANCE_INPUT);
         cache_policy::variance_input(&header.headers, &req.headers, &mut input);
-        if !found.memo.as_ref().is_some_and(|m| m.knows(&input)) {
+        let memory = match &found.body {
+            Source::Memory(e) => Some(e),
+            Source::Disk(_) => None,
+        };
+        if !memory.is_some_and(|e| e.knows_variant(&input)) {
             if found.variance != Some(cache_policy::variance_hash(&input)) {
                 return None;
             }
-            if let Some(memo) = &found.memo {
-                memo.remember(&input);
+            if let Some(e) = memory {
+                e.remember_variant(&input);
             }
         }
         // The request rate counts served requests; over it, pingora answers 429 (and
@@ -199,8 +200,20 @@ impl Hits {
         ) {
             return None;
         }
-        let body = wants_body.then_some(found.body);
-        Some((header, body))
+        if req.method == Method::HEAD {
+            return Some((header, None));
+        }
+        let body = match found.body {
+            Source::Memory(e) if sendfile && e.body.len() >= FILE_BODY_MIN => {
+                match self.cache.body_file(&primary, &e) {
+                    Some(file) => HitBody::File(file, e.body.len() as u64),
+                    None => HitBody::Bytes(e.body),
+                }
+            }
+            Source::Memory(e) => HitBody::Bytes(e.body),
+            Source::Disk(body) => body,
+        };
+        Some((header, Some(body)))
     }
 
     /// Counts and logs a hit once it went out (`resp`: as written; `sent`: body bytes).
