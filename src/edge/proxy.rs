@@ -1262,7 +1262,7 @@ impl Edge {
 /// The variance of a stored response (`stored`: its headers) for a request: pingora keeps
 /// one entry per variance under the same primary key.
 pub(crate) fn variance(stored: &http::HeaderMap, req: &http::HeaderMap) -> Option<HashBinary> {
-    cache_policy::variance_key(stored, req)
+    Some(cache_policy::variance_key(stored, req))
 }
 
 /// The edge's own response headers: `X-Cache`, `Via` and the request id.
