@@ -605,7 +605,7 @@ async fn send_file(stream: &mut Guarded, head: &[u8], file: &std::fs::File, len:
     let sock = tcp_fd(stream).ok_or_else(|| io::Error::other("sendfile needs a plain TCP stream"))?;
     // Whatever an earlier answer left in the stream's buffer goes first.
     stream.flush().await?;
-    if !stream.unsent_limited.swap(true, Ordering::Relaxed) {
+    if !std::mem::replace(&mut stream.unsent_limited, true) {
         limit_unsent(sock);
     }
     let mut head = head;
@@ -715,7 +715,7 @@ pub struct Guarded {
     out: Option<Out>,
     /// `send_file` has limited the socket's unsent bytes (`limit_unsent`), once for the
     /// connection.
-    unsent_limited: AtomicBool,
+    unsent_limited: bool,
 }
 
 /// What an HTTP/2 connection has written and not yet sent.
@@ -742,7 +742,7 @@ impl Guarded {
             deadline: None,
             replay: BytesMut::new(),
             out: None,
-            unsent_limited: AtomicBool::new(false),
+            unsent_limited: false,
         }
     }
 
