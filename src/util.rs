@@ -3,17 +3,19 @@
 use std::io::Write;
 use std::path::Path;
 
-/// The process's limit on open files (`RLIMIT_NOFILE`, the soft one).
-pub fn open_files_limit() -> u64 {
+/// The process's `RLIMIT_NOFILE` (soft and hard), if it can be read.
+fn nofile() -> Option<libc::rlimit> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes one rlimit to a valid pointer.
-    match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } {
-        0 => lim.rlim_cur,
-        _ => 1024,
-    }
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim)
+}
+
+/// The process's limit on open files (`RLIMIT_NOFILE`, the soft one).
+pub fn open_files_limit() -> u64 {
+    nofile().map_or(1024, |lim| lim.rlim_cur)
 }
 
 /// Raises the process's limit on open files to its hard limit (at most 1,048,576), as nginx's
@@ -21,18 +23,13 @@ pub fn open_files_limit() -> u64 {
 /// hundred viewers' connections, their origin connections and the cache's open files use
 /// up. Returns the limit now in force.
 pub fn raise_open_files_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit to a valid pointer; setrlimit reads one.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            let want = lim.rlim_max.min(1 << 20);
-            if want > lim.rlim_cur {
-                lim.rlim_cur = want;
-                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            }
+    if let Some(mut lim) = nofile() {
+        let want = lim.rlim_max.min(1 << 20);
+        if want > lim.rlim_cur {
+            lim.rlim_cur = want;
+            // SAFETY: setrlimit reads one rlimit from a valid pointer; on failure the limit
+            // stays as it was.
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
         }
     }
     open_files_limit()
