@@ -294,6 +294,9 @@ async fn a_pass_asks_the_origin_and_answers_the_viewer_as_the_full_path_does() {
     let by_proxy = one(port, req("GET", "/n/a.txt", &format!("{viewer}TE: trailers\r\n")));
     let asked_by_proxy = s.origin.last("/n/a.txt");
     assert_eq!(pass_count(&s.hf.metrics()), 0);
+    // pingora puts its connection back in its pool after the viewer has the answer, so
+    // whether its second request found it there is a race: count only the pass path's.
+    let by_pingora = s.origin.connections();
     let by_pass = one(port, req("GET", "/n/a.txt", viewer));
     passes_reach(&s, 1).await;
     let asked_by_pass = s.origin.last("/n/a.txt");
@@ -338,13 +341,12 @@ async fn a_pass_asks_the_origin_and_answers_the_viewer_as_the_full_path_does() {
         "{line}"
     );
 
-    // The pass path keeps its origin connection alive: one for pingora's requests, one
-    // for the passes.
+    // The pass path keeps its origin connection alive: one for all its passes.
     for _ in 0..5 {
         assert_eq!(one(port, req("GET", "/n/a.txt", "")).status, 200);
     }
     passes_reach(&s, 7).await;
-    assert_eq!(s.origin.connections(), 2);
+    assert_eq!(s.origin.connections(), by_pingora + 1);
     assert_eq!(s.origin.count("/n/a.txt"), 9);
 }
 
