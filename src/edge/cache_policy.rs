@@ -3,6 +3,7 @@
 //! (scheme, host, path, and the query strings, cookies and headers the behavior names), and
 //! what is forwarded to the origin. Pure functions; the proxy calls them per request.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, StatusCode};
@@ -242,7 +243,7 @@ pub fn ttl(
     if authorization && !(f.public || f.s_maxage.is_some() || f.must_revalidate) {
         return None;
     }
-    if vary_names(headers).iter().any(|n| n == "*") {
+    if vary_fields(headers).any(|n| n == "*") {
         return None;
     }
     let clamp = |secs: u64| Duration::from_secs(secs).clamp(policy.min_ttl, policy.max_ttl);
@@ -284,19 +285,20 @@ pub fn varies_by(headers: &HeaderMap, name: &str) -> bool {
         .any(|t| t == b"*" || t.eq_ignore_ascii_case(name.as_bytes()))
 }
 
-/// Lower-cased field names listed in the response's Vary headers.
-pub fn vary_names(headers: &HeaderMap) -> Vec<String> {
-    let mut names: Vec<String> = headers
+/// The field names the response's Vary headers list, lower-cased (borrowed when they are
+/// already), in order, repeats included.
+fn vary_fields(headers: &HeaderMap) -> impl Iterator<Item = Cow<'_, str>> {
+    headers
         .get_all(http::header::VARY)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
+        .map(str::trim)
         .filter(|n| !n.is_empty())
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+        .map(|n| match n.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => Cow::Owned(n.to_ascii_lowercase()),
+            false => Cow::Borrowed(n),
+        })
 }
 
 /// What a request's variant is keyed by: the request's values of the fields the stored
@@ -324,21 +326,9 @@ pub const VARIANCE_INPUT: usize = 128;
 /// The bytes [`variance_key`] hashes, into `out`. The same bytes give the same key, which
 /// the hit path uses to skip the hash for a request like one it already matched.
 pub fn variance_input(stored: &HeaderMap, req: &HeaderMap, out: &mut Vec<u8>) {
-    use std::borrow::Cow;
     const MARKER: &str = "homefront-variance";
     let mut names: Vec<Cow<'_, str>> = Vec::with_capacity(4);
-    for v in stored
-        .get_all(http::header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-    {
-        for n in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            names.push(match n.bytes().any(|b| b.is_ascii_uppercase()) {
-                true => Cow::Owned(n.to_ascii_lowercase()),
-                false => Cow::Borrowed(n),
-            });
-        }
-    }
+    names.extend(vary_fields(stored));
     // The marker's value is the request's only when the response's Vary names it too.
     let marker_varies = names.iter().any(|n| n == MARKER);
     for always in ["origin", MARKER] {
@@ -403,7 +393,7 @@ pub fn normalize_accept_encoding(value: &str) -> &'static str {
         let coding = it.next().unwrap_or("").trim();
         let refused = it.any(|p| {
             let p = p.trim();
-            let p: std::borrow::Cow<'_, str> = match p.contains(' ') {
+            let p: Cow<'_, str> = match p.contains(' ') {
                 true => p.replace(' ', "").into(),
                 false => p.into(),
             };
@@ -878,6 +868,14 @@ mod tests {
             variance_inputs(&ae, &headers(&[("accept-encoding", "gzip, deflate, br")])),
             variance_inputs(&ae, &headers(&[("accept-encoding", "br;q=1, gzip")])),
         );
+    }
+
+    /// Lower-cased field names listed in the response's Vary headers, sorted, once each.
+    fn vary_names(headers: &HeaderMap) -> Vec<String> {
+        let mut names: Vec<String> = vary_fields(headers).map(Cow::into_owned).collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// The reference for [`variance_key`]: the names and values it hashes, as the list the
