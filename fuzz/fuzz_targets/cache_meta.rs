@@ -60,6 +60,7 @@ fn frame(body: &[u8]) -> Vec<u8> {
         body_crc: 0,
         label: EntryLabel {
             distribution: String::new(),
+            host: String::new(),
             path: String::new(),
         },
         internal: Vec::new(),
@@ -124,6 +125,7 @@ fn check_written(data: &[u8]) -> Result<()> {
         body_crc: u.arbitrary()?,
         label: EntryLabel {
             distribution: u.arbitrary()?,
+            host: u.arbitrary()?,
             path: u.arbitrary()?,
         },
         internal,

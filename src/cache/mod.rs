@@ -34,7 +34,9 @@ use pingora::prelude::*;
 use crate::edge::cache_policy::InvalidationPath;
 use crate::telemetry;
 
-const MAGIC: &[u8; 4] = b"HFC1";
+const MAGIC: &[u8; 4] = b"HFC2";
+/// The meta format before entries recorded their host; still read.
+const MAGIC_V1: &[u8; 4] = b"HFC1";
 /// Memory-tier bodies from this size on are sent from their disk copy with `sendfile` where
 /// the connection allows it, as nginx sends its cache files ([`DiskCache::body_file`]).
 /// Written from memory, the copy into the socket was a third of homefront's CPU in the
@@ -49,25 +51,42 @@ const SMALL_BODY: u64 = 1 << 20;
 /// concurrent 100 MiB downloads from ~150 to ~360 MiB of RSS: pingora buffers several.)
 const CHUNK: usize = 64 * 1024;
 
-/// What invalidation matches an entry by: its distribution and its path with the keyed
-/// query string. Carried in the cache key's `user_tag` as `"<distribution> <path>"`.
+/// What invalidation matches an entry by: its distribution, the canonical host (authority)
+/// it was stored for, and its path with the keyed query string. Carried in the cache key's
+/// `user_tag` as `"<distribution> <host> <path>"` (no part holds a space: distribution names
+/// are letters, digits, `_` and `-`, canonical hosts and paths have no raw space).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryLabel {
     pub distribution: String,
+    /// Empty for an entry written before hosts were recorded: any host's write covers it.
+    pub host: String,
     pub path: String,
 }
 
 impl EntryLabel {
-    pub fn tag(distribution: &str, path: &str) -> String {
-        format!("{distribution} {path}")
+    pub fn tag(distribution: &str, host: &str, path: &str) -> String {
+        format!("{distribution} {host} {path}")
     }
 
     fn from_tag(tag: &str) -> EntryLabel {
-        let (d, p) = tag.split_once(' ').unwrap_or(("", tag));
+        let (d, rest) = tag.split_once(' ').unwrap_or(("", tag));
+        let (h, p) = match rest.split_once(' ') {
+            Some((h, p)) if !rest.starts_with('/') => (h, p),
+            _ => ("", rest),
+        };
         EntryLabel {
             distribution: d.to_string(),
+            host: h.to_string(),
             path: p.to_string(),
         }
+    }
+
+    /// Whether an invalidation of `distribution` (for `host` only, if given) covering one
+    /// of `paths` covers this entry.
+    fn invalidated_by(&self, distribution: &str, host: Option<&str>, paths: &[InvalidationPath]) -> bool {
+        self.distribution == distribution
+            && host.is_none_or(|h| self.host.is_empty() || self.host == h)
+            && paths.iter().any(|p| p.covers(&self.path))
     }
 }
 
@@ -214,11 +233,15 @@ struct Index {
     mem: HashMap<HashBinary, MemEntry>,
     mem_lru: BTreeMap<u64, HashBinary>,
     mem_bytes: u64,
-    /// Invalidations so far, and the latest ones (number, distribution, paths): a fill that
-    /// started before one that covers it is not stored when it finishes.
+    /// Invalidations so far, and the latest ones: a fill that started before one that
+    /// covers it is not stored when it finishes.
     invalidations: u64,
-    recent_invalidations: std::collections::VecDeque<(u64, String, Vec<InvalidationPath>)>,
+    recent_invalidations: std::collections::VecDeque<RecentInvalidation>,
 }
+
+/// One invalidation, remembered for the fills in flight: its number, distribution, host
+/// (`None`: every host) and paths.
+type RecentInvalidation = (u64, String, Option<String>, Vec<InvalidationPath>);
 
 /// Invalidations remembered for fills still in flight; an older fill is not stored.
 const RECENT_INVALIDATIONS: usize = 256;
@@ -229,14 +252,14 @@ impl Index {
         if since == self.invalidations {
             return false;
         }
-        let oldest_known = self.recent_invalidations.front().map_or(u64::MAX, |(n, _, _)| *n);
+        let oldest_known = self.recent_invalidations.front().map_or(u64::MAX, |(n, ..)| *n);
         if since + 1 < oldest_known {
             return true;
         }
         self.recent_invalidations
             .iter()
-            .filter(|(n, _, _)| *n > since)
-            .any(|(_, d, paths)| *d == label.distribution && paths.iter().any(|p| p.covers(&label.path)))
+            .filter(|(n, ..)| *n > since)
+            .any(|(_, d, h, paths)| label.invalidated_by(d, h.as_deref(), paths))
     }
 
     fn next_tick(&mut self) -> u64 {
@@ -338,6 +361,7 @@ impl MetaFile {
         rest.extend_from_slice(&self.body_crc.to_le_bytes());
         for part in [
             self.label.distribution.as_bytes(),
+            self.label.host.as_bytes(),
             self.label.path.as_bytes(),
             &self.internal,
             &self.header,
@@ -353,7 +377,13 @@ impl MetaFile {
     }
 
     pub fn decode(data: &[u8]) -> io::Result<MetaFile> {
-        if data.len() < 8 || &data[..4] != MAGIC {
+        // HFC1 (before hosts were recorded) has no host part.
+        let parts_n = match data.get(..4) {
+            Some(m) if m == MAGIC => 5,
+            Some(m) if m == MAGIC_V1 => 4,
+            _ => return Err(corrupt("not a homefront cache meta file")),
+        };
+        if data.len() < 8 {
             return Err(corrupt("not a homefront cache meta file"));
         }
         let crc = u32::from_le_bytes(data[4..8].try_into().unwrap_or_default());
@@ -370,20 +400,28 @@ impl MetaFile {
         let gen = u64::from_le_bytes(take(8)?.try_into().unwrap_or_default());
         let body_len = u64::from_le_bytes(take(8)?.try_into().unwrap_or_default());
         let body_crc = u32::from_le_bytes(take(4)?.try_into().unwrap_or_default());
-        let mut parts = Vec::with_capacity(4);
-        for _ in 0..4 {
+        let mut parts = Vec::with_capacity(parts_n);
+        for _ in 0..parts_n {
             let n = u32::from_le_bytes(take(4)?.try_into().unwrap_or_default()) as usize;
             parts.push(take(n)?.to_vec());
         }
         let header = parts.pop().unwrap_or_default();
         let internal = parts.pop().unwrap_or_default();
         let path = String::from_utf8(parts.pop().unwrap_or_default()).map_err(|_| corrupt("bad path"))?;
+        let host = match parts_n {
+            5 => String::from_utf8(parts.pop().unwrap_or_default()).map_err(|_| corrupt("bad host"))?,
+            _ => String::new(),
+        };
         let distribution = String::from_utf8(parts.pop().unwrap_or_default()).map_err(|_| corrupt("bad name"))?;
         Ok(MetaFile {
             gen,
             body_len,
             body_crc,
-            label: EntryLabel { distribution, path },
+            label: EntryLabel {
+                distribution,
+                host,
+                path,
+            },
             internal,
             header,
         })
@@ -635,19 +673,25 @@ impl DiskCache {
     /// Removes every entry of `distribution` whose path one of `paths` covers, every Vary
     /// variant included. Returns how many entries went.
     pub fn invalidate(&self, distribution: &str, paths: &[InvalidationPath]) -> usize {
+        self.invalidate_host(distribution, None, paths)
+    }
+
+    /// As [`Self::invalidate`], for the entries stored for `host` only when one is given (a
+    /// write through the edge invalidates its own host's copies, never another's).
+    pub fn invalidate_host(&self, distribution: &str, host: Option<&str>, paths: &[InvalidationPath]) -> usize {
         let doomed: Vec<(HashBinary, u64)> = {
             let mut i = self.lock();
             let keys: Vec<HashBinary> = i
                 .disk
                 .iter()
-                .filter(|(_, e)| e.label.distribution == distribution && paths.iter().any(|p| p.covers(&e.label.path)))
+                .filter(|(_, e)| e.label.invalidated_by(distribution, host, paths))
                 .map(|(k, _)| *k)
                 .collect();
             let out = keys.iter().filter_map(|k| i.remove(k).map(|e| (*k, e.gen))).collect();
             i.invalidations += 1;
             let n = i.invalidations;
             i.recent_invalidations
-                .push_back((n, distribution.to_string(), paths.to_vec()));
+                .push_back((n, distribution.to_string(), host.map(str::to_string), paths.to_vec()));
             if i.recent_invalidations.len() > RECENT_INVALIDATIONS {
                 i.recent_invalidations.pop_front();
             }
@@ -1308,7 +1352,7 @@ mod tests {
     }
 
     fn key(path: &str) -> CacheKey {
-        CacheKey::new(format!("d0{path}"), EntryLabel::tag("d0", path))
+        CacheKey::new(format!("d0{path}"), EntryLabel::tag("d0", "h", path))
     }
 
     async fn put(c: &'static DiskCache, path: &str, body: &[u8]) {

@@ -61,9 +61,10 @@ impl PathPattern {
         })
     }
 
-    /// Does the request path (without query string, as sent by the viewer) match?
-    pub fn matches(&self, path: &str) -> bool {
-        self.match_all || glob_match(&self.pattern, path.as_bytes())
+    /// Does the request path (without query string) match? The edge matches the decoded
+    /// canonical path (`edge::canonical`), which need not be UTF-8.
+    pub fn matches(&self, path: impl AsRef<[u8]>) -> bool {
+        self.match_all || glob_match(&self.pattern, path.as_ref())
     }
 }
 
@@ -97,7 +98,8 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
 
 /// First behavior of `dist` whose pattern matches `path` (the query string already removed).
 /// The compiled config guarantees the last behavior is `*`, so this always finds one.
-pub fn select<'a>(dist: &'a Distribution, path: &str) -> Option<(usize, &'a Behavior)> {
+pub fn select<'a>(dist: &'a Distribution, path: impl AsRef<[u8]>) -> Option<(usize, &'a Behavior)> {
+    let path = path.as_ref();
     dist.behaviors
         .iter()
         .enumerate()

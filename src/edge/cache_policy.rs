@@ -35,7 +35,9 @@ pub const CORS_S3ORIGIN_HEADERS: [&str; 3] = [
 ];
 
 /// Request headers the edge manages itself and always sends on (normalized, rewritten or
-/// needed to carry the request), whatever the origin request policy says.
+/// needed to carry the request), whatever the origin request policy says. This list is for
+/// a cached GET or HEAD, which has no body: body headers (`Content-Type`, ...) are not on it,
+/// so they reach the origin only when keyed or admitted by the policy.
 const ALWAYS_FORWARDED: &[&str] = &[
     "host",
     "accept-encoding",
@@ -46,9 +48,6 @@ const ALWAYS_FORWARDED: &[&str] = &[
     "if-unmodified-since",
     "if-range",
     "range",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
     "cookie",
     "x-forwarded-for",
     "via",
@@ -991,6 +990,8 @@ mod tests {
             "user-agent",
             "accept-encoding",
             "if-none-match",
+            "content-type",
+            "content-length",
         ] {
             h.append(HeaderName::from_static(k), http::HeaderValue::from_static("v"));
         }
@@ -1000,13 +1001,25 @@ mod tests {
             v
         };
         let default = CachePolicy::default();
-        assert_eq!(names(&default), ["accept-language", "user-agent", "x-debug"]);
+        assert_eq!(
+            names(&default),
+            [
+                "accept-language",
+                "content-length",
+                "content-type",
+                "user-agent",
+                "x-debug"
+            ]
+        );
         let keyed = CachePolicy {
             headers: vec![HeaderName::from_static("accept-language")],
             forward_headers: KeyList::Whitelist(vec!["x-debug".into()]),
             ..CachePolicy::default()
         };
-        assert_eq!(names(&keyed), ["origin", "user-agent"]);
+        assert_eq!(
+            names(&keyed),
+            ["content-length", "content-type", "origin", "user-agent"]
+        );
         let all = CachePolicy {
             forward_headers: KeyList::All,
             ..CachePolicy::default()

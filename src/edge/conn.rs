@@ -112,7 +112,6 @@ impl ServerApp for Guard {
         // answered by the hit path; anything else goes to pingora with its bytes replayed
         // ahead of the stream.
         let ssl = stream.get_ssl_digest();
-        let is_https = ssl.is_some();
         let mut guarded = Box::new(Guarded::new(stream, header_timeout));
         let sendfile = tcp_fd(&guarded).is_some();
         let mut buf = BytesMut::with_capacity(4096);
@@ -127,7 +126,7 @@ impl ServerApp for Guard {
             let head = read_head(&mut guarded, &mut buf, idle_timeout, shutdown).await;
             // The hit path, then the pass path, on one routing of the request.
             let mut routed = match &head {
-                Head::Parsed(req, _) => self.passes.route(req, peer, is_https),
+                Head::Parsed(req, _) => self.passes.route(req, peer, ssl.as_deref()),
                 _ => None,
             };
             if let (Head::Parsed(req, len), Some(hits), Some(r)) = (&head, &self.hits, routed.take()) {
@@ -328,7 +327,7 @@ impl Guard {
         if let (ServerSession::H2(h2), Some(hits)) = (&mut session, &self.hits) {
             let peer = h2.client_addr().and_then(|a| a.as_inet()).copied();
             let ssl = h2.digest().and_then(|d| d.ssl_digest.clone());
-            let served = match self.passes.route(h2.req_header(), peer, ssl.is_some()) {
+            let served = match self.passes.route(h2.req_header(), peer, ssl.as_deref()) {
                 Some(routed) => hits.serve(routed, h2.req_header(), false).await.ok(),
                 None => None,
             };

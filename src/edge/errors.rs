@@ -44,6 +44,21 @@ impl EdgeError {
         )
     }
 
+    /// 421: the request's host belongs to another distribution than the one the TLS
+    /// connection was made for (RFC 9110 §15.5.20; a client retries on a new connection).
+    pub fn misdirected() -> Self {
+        EdgeError::new(
+            421,
+            "MisdirectedRequest",
+            "The request's Host does not belong to the distribution this TLS connection was made for.",
+        )
+    }
+
+    /// 403 for a GET or HEAD with a body, as CloudFront answers it.
+    pub fn body_not_allowed() -> Self {
+        EdgeError::new(403, "AccessDenied", "A GET or HEAD request may not have a body.")
+    }
+
     pub fn bad_path() -> Self {
         EdgeError::new(400, "InvalidURI", "The request path is not valid.")
     }

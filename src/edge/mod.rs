@@ -2,6 +2,7 @@
 
 pub mod behavior;
 pub mod cache_policy;
+pub mod canonical;
 pub mod compress;
 pub mod conn;
 pub mod distribution;

@@ -119,8 +119,13 @@ const GATHER: usize = 16 * 1024;
 
 impl Passes {
     /// Routes a request for the hit path and this one (`None`: pingora's proxy serves it).
-    pub(crate) fn route(&self, req: &RequestHeader, peer: Option<SocketAddr>, is_https: bool) -> Option<Routed> {
-        super::proxy::route(&self.state, &self.acme, req, peer, is_https)
+    pub(crate) fn route(
+        &self,
+        req: &RequestHeader,
+        peer: Option<SocketAddr>,
+        tls: Option<&pingora::protocols::tls::SslDigest>,
+    ) -> Option<Routed> {
+        super::proxy::route(&self.state, &self.acme, req, peer, tls)
     }
 
     /// Proxies `req` from `peer`, routed as `routed`, if it is the pass path's to serve,
@@ -167,7 +172,7 @@ impl Passes {
         let mut ctx = Ctx::for_pass(state.clone(), *plan, self.ids.next());
         let mut up = req.clone();
         up.remove_header(&header::CONNECTION);
-        origin_request(&mut up, &mut ctx, None, peer.map(|p| p.ip()), is_https, None).ok()?;
+        origin_request(&mut up, &mut ctx, None, peer.map(|p| p.ip()), is_https).ok()?;
 
         let viewer = Viewer { req, peer, ssl };
         let (mut http, addr) = match self.send(&mut ctx, up).await {

@@ -22,6 +22,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::behavior;
 use super::cache_policy::{self, CacheKeyParts};
+use super::canonical;
 use super::distribution::Router;
 use super::errors::EdgeError;
 use super::sigv4;
@@ -236,6 +237,8 @@ pub struct Ctx {
     /// `limits.max_body_size`, and the body bytes read so far.
     body_limit: u64,
     body_read: u64,
+    /// The request's canonical host, path and query, once `decide` has computed them.
+    canon: Option<canonical::Canonical>,
 }
 
 impl Ctx {
@@ -352,6 +355,7 @@ impl Ctx {
             signed_as: None,
             body_limit: u64::MAX,
             body_read: 0,
+            canon: None,
         }
     }
     /// The context of a request the hit path serves from the memory tier: what
@@ -420,6 +424,7 @@ impl Ctx {
             object_path,
             http_query,
             target,
+            canon,
         } = plan;
         (self.dist, self.behavior) = (dist, behavior);
         self.compress = compress;
@@ -428,6 +433,7 @@ impl Ctx {
         self.object_path = object_path;
         self.http_query = http_query;
         self.origin = Some(origin);
+        self.canon = Some(canon);
     }
 
     fn behavior(&self) -> Option<&crate::config::model::Behavior> {
@@ -452,7 +458,7 @@ impl ProxyHttp for Edge {
         ctx.body_limit = state.config.limits.max_body_size;
         ctx.request_id = self.ids.next();
         ctx.state = Some(state.clone());
-        let is_https = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let tls = session.digest().and_then(|d| d.ssl_digest.clone());
         let req = session.req_header();
         // CloudFront's limits, checked before anything else reads the request.
         // Only a request with body framing can frame it ambiguously; pingora keeps
@@ -487,7 +493,7 @@ impl ProxyHttp for Edge {
                 return self.deny(session, ctx, e).await;
             }
         }
-        match decide(&state, &self.acme, req, is_https, client) {
+        match decide(&state, &self.acme, req, tls.as_deref(), client) {
             Decision::Acme(answer) => {
                 let mut resp = ResponseHeader::build(200, Some(2))?;
                 resp.insert_header(header::CONTENT_TYPE, "text/plain")?;
@@ -586,8 +592,7 @@ impl ProxyHttp for Edge {
         let cache = session.cache.enabled().then(|| session.cache.maybe_cache_meta());
         let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         let is_https = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let authority = session.req_header().uri.authority().map(|a| a.to_string());
-        origin_request(upstream, ctx, cache, client_ip, is_https, authority)
+        origin_request(upstream, ctx, cache, client_ip, is_https)
     }
 
     async fn upstream_response_filter(
@@ -650,9 +655,10 @@ impl ProxyHttp for Edge {
         let state = ctx.state.as_ref().ok_or_else(|| Error::new(InternalError))?;
         let key = ctx.key.as_ref().ok_or_else(|| Error::new(InternalError))?;
         let dist = &state.config.distributions[ctx.dist].name;
+        let host = ctx.canon.as_ref().map_or("", |c| c.authority.as_str());
         Ok(CacheKey::new(
             key.primary.as_bytes(),
-            EntryLabel::tag(dist, &key.path_and_query),
+            EntryLabel::tag(dist, host, &key.path_and_query),
         ))
     }
 
@@ -709,13 +715,16 @@ impl ProxyHttp for Edge {
         let method = &session.req_header().method;
         let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
         if unsafe_method && (200..400).contains(&resp.status.as_u16()) {
-            if let (Some(cache), Some(k), Some(state)) = (self.cache, &ctx.key, &ctx.state) {
-                let path = k.path_and_query.split('?').next().unwrap_or("/");
+            // Only the entries of this distribution and host, for this path and its query
+            // variants: a write to one host never evicts another's.
+            if let (Some(cache), Some(canon), Some(state)) = (self.cache, &ctx.canon, &ctx.state) {
+                let path = &canon.path;
                 let paths = [
                     cache_policy::InvalidationPath::Exact(path.to_string()),
                     cache_policy::InvalidationPath::Prefix(format!("{path}?")),
                 ];
-                cache.invalidate(&state.config.distributions[ctx.dist].name, &paths);
+                let dist = &state.config.distributions[ctx.dist].name;
+                cache.invalidate_host(dist, Some(&canon.authority), &paths);
             }
         }
         self.apply_error_page(session, resp, ctx).await?;
@@ -810,15 +819,13 @@ impl ProxyHttp for Edge {
 
 /// The origin request policy and the edge's own headers, applied to the request header that
 /// goes to the origin (a copy of the viewer's). `cache`: the cache is in use (with the stored
-/// entry being revalidated, if any); `client_ip`: the viewer's peer address; `authority`: the
-/// viewer's request target's authority (absolute-form), for an HTTP origin's Host.
+/// entry being revalidated, if any); `client_ip`: the viewer's peer address.
 pub(crate) fn origin_request(
     upstream: &mut RequestHeader,
     ctx: &mut Ctx,
     cache: Option<Option<&CacheMeta>>,
     client_ip: Option<std::net::IpAddr>,
     is_https: bool,
-    authority: Option<String>,
 ) -> Result<()> {
     let state = ctx.state.clone().ok_or_else(|| Error::new(InternalError))?;
     // Borrowed from this generation's config, not from `ctx` (which changes below).
@@ -905,12 +912,14 @@ pub(crate) fn origin_request(
             ctx.signed_as = sign_for_origin(upstream, &origin, &state, sign)?;
         }
         OriginKind::Http { .. } => {
-            // TLS offload: the app sees the viewer's Host and learns the scheme here.
+            // TLS offload: the app sees the viewer's host (canonical, as the edge routed
+            // it) and learns the scheme here.
             let proto = if is_https { "https" } else { "http" };
             upstream.insert_header("x-forwarded-proto", proto)?;
-            if upstream.headers.get(header::HOST).is_none() {
-                if let Some(h) = authority {
-                    upstream.insert_header(header::HOST, h)?;
+            match ctx.canon.as_ref().map(|c| c.authority.as_str()) {
+                Some(host) if !host.is_empty() => upstream.insert_header(header::HOST, host)?,
+                _ => {
+                    upstream.remove_header(&header::HOST);
                 }
             }
         }
@@ -1146,7 +1155,7 @@ impl Edge {
         if empty {
             return Ok(());
         }
-        let host = host_of(session.req_header()).unwrap_or_default();
+        let host = ctx.canon.as_ref().map_or("", |c| c.authority.as_str()).to_string();
         let Some(page) = self.error_page(&state, ctx.dist, &host, page_path).await else {
             return Ok(());
         };
@@ -1347,6 +1356,8 @@ pub(crate) struct Plan {
     pub http_query: Option<String>,
     /// Path and query to request from the origin.
     pub target: String,
+    /// The request's canonical host, path and query.
+    pub canon: canonical::Canonical,
 }
 
 /// The request's Content-Length, if it has a valid one.
@@ -1396,7 +1407,7 @@ pub(crate) fn route(
     acme: &crate::tls::acme::Challenges,
     req: &RequestHeader,
     peer: Option<SocketAddr>,
-    is_https: bool,
+    tls: Option<&pingora::protocols::tls::SslDigest>,
 ) -> Option<Routed> {
     if !super::hit::plain(req) {
         return None;
@@ -1404,7 +1415,7 @@ pub(crate) fn route(
     let state = state.load_full();
     check_head(&state.config.limits, req).ok()?;
     let client = peer.map(|p| client_of(&state, req, p.ip()));
-    let Decision::Forward(plan) = decide(&state, acme, req, is_https, client) else {
+    let Decision::Forward(plan) = decide(&state, acme, req, tls, client) else {
         return None;
     };
     let key = plan.key.as_ref().map(|k| {
@@ -1422,44 +1433,72 @@ pub(crate) fn route(
     })
 }
 
-/// Steps 0–6 for one request. `client`: the viewer's address (behind trusted proxies, the
-/// one they name), for signed-URL IP conditions.
+/// The server name a TLS connection was made for (SNI), if any.
+pub(crate) fn server_name(tls: Option<&pingora::protocols::tls::SslDigest>) -> Option<&str> {
+    tls?.extension.get::<crate::tls::ServerName>().map(|n| n.0.as_str())
+}
+
+/// Steps 0–6 for one request. `tls`: the connection's TLS digest (`None`: plain HTTP);
+/// `client`: the viewer's address (behind trusted proxies, the one they name), for
+/// signed-URL IP conditions.
 pub(crate) fn decide(
     state: &EdgeState,
     acme: &crate::tls::acme::Challenges,
     req: &RequestHeader,
-    is_https: bool,
+    tls: Option<&pingora::protocols::tls::SslDigest>,
     client: Option<std::net::IpAddr>,
 ) -> Decision {
-    let host = host_of(req).unwrap_or_default();
+    let is_https = tls.is_some();
+    let nowhere = (usize::MAX, usize::MAX);
+    // The one canonical form of host, path and query every step below reads.
+    let canon = match canonical::canonicalize(&canonical::Raw::of(req, is_https)) {
+        Ok(c) => c,
+        Err(e) => return Decision::Deny(nowhere, e),
+    };
 
     // 0 an ACME HTTP-01 validation of a certificate being obtained (any host: the CA asks
     // for the names it is about to certify).
-    if let Some(token) = req.uri.path().strip_prefix("/.well-known/acme-challenge/") {
+    if let Some(token) = canon.path.strip_prefix("/.well-known/acme-challenge/") {
         if let Some(answer) = acme.http01(token) {
             return Decision::Acme(answer);
         }
     }
 
-    // 1 distribution
-    let Some(dist_idx) = state.router.route(&host) else {
-        return Decision::Deny((usize::MAX, usize::MAX), EdgeError::unknown_host());
+    // 1 distribution, which must be the one the TLS connection was made for
+    let Some(dist_idx) = state.router.route(&canon.host) else {
+        return Decision::Deny(nowhere, EdgeError::unknown_host());
     };
+    if let Some(sni) = server_name(tls) {
+        if sni != canon.host && state.router.route(sni) != Some(dist_idx) {
+            return Decision::Deny((dist_idx, usize::MAX), EdgeError::misdirected());
+        }
+    }
     let dist = &state.config.distributions[dist_idx];
 
-    // 2 behavior
-    let path = req.uri.path();
-    let Some((b_idx, behavior)) = behavior::select(dist, path) else {
+    // 2 behavior, matched on the path as an origin reads it (every escape decoded once)
+    let Some((b_idx, behavior)) = behavior::select(dist, &canon.decoded_path()) else {
         return Decision::Deny((dist_idx, usize::MAX), EdgeError::unknown_host());
     };
     let at = (dist_idx, b_idx);
+    // A GET or HEAD with a body: refused as CloudFront refuses it (nothing outside the key
+    // may reach a cacheable request's origin).
+    if matches!(req.method, Method::GET | Method::HEAD) && declares_body(req) {
+        return Decision::Deny(at, EdgeError::body_not_allowed());
+    }
     let compress = (behavior.compress && matches!(req.method, Method::GET | Method::HEAD))
         .then(|| super::compress::for_request(&req.headers))
         .flatten();
 
     // 3 viewer rules
-    let path_and_query = req.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-    match viewer::check(behavior, &req.method, is_https, &host, path_and_query, state.https_port) {
+    let path_and_query = canon.path_and_query();
+    match viewer::check(
+        behavior,
+        &req.method,
+        is_https,
+        &canon.host,
+        &path_and_query,
+        state.https_port,
+    ) {
         ViewerOutcome::Continue => {}
         ViewerOutcome::Redirect(location) => return Decision::Redirect(at, location),
         ViewerOutcome::Deny(e) => return Decision::Deny(at, e),
@@ -1479,13 +1518,13 @@ pub(crate) fn decide(
         }
     }
     // 4 access: signed URL or cookies against the behavior's trusted key groups.
+    let cookies = cookie_header(req);
     if let Some(keys) = &behavior.trusted_keys {
-        let cookies = cookie_header(req);
         let viewer_req = signed::ViewerRequest {
             scheme: if is_https { "https" } else { "http" },
-            host: &host,
-            path,
-            query: req.uri.query(),
+            host: &canon.authority,
+            path: &canon.path,
+            query: canon.query.as_deref(),
             cookies: cookies.as_deref(),
             client_ip: client.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
             now: state.clock.now(),
@@ -1494,23 +1533,19 @@ pub(crate) fn decide(
             return Decision::Deny(at, EdgeError::new(403, e.code(), e.message()));
         }
     }
-    let object_path = match viewer::object_path(path, dist.default_root_object.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return Decision::Deny(at, e),
-    };
+    let object_path = viewer::object_path(&canon.path, dist.default_root_object.as_deref());
 
     // 5 cache key (and, for a caching behavior, what is forwarded)
     let signed_behavior = behavior.trusted_keys.is_some();
     let key = (!behavior.cache.caching_disabled()).then(|| {
-        let cookies = cookie_header(req);
         cache_policy::cache_key(
             &behavior.cache,
             &cache_policy::KeyInput {
                 distribution: &dist.name,
                 scheme: if is_https { "https" } else { "http" },
-                host: &host,
-                path,
-                query: req.uri.query(),
+                host: &canon.authority,
+                path: &canon.path,
+                query: canon.query.as_deref(),
                 cookies: cookies.as_deref(),
                 headers: &req.headers,
                 signed: signed_behavior,
@@ -1533,7 +1568,7 @@ pub(crate) fn decide(
     // A caching behavior forwards the keyed query string only (anything else could change
     // the answer without changing the key); signing parameters never reach the origin.
     // Bucket origins get none (it would select other S3 operations).
-    let http_query = match (&key, req.uri.query()) {
+    let http_query = match (&key, canon.query.as_deref()) {
         (Some(k), _) => k.forward_query.clone(),
         (None, Some(q)) if signed_behavior && signed::has_signing_params(q) => signed::strip_signing_params(q),
         (None, other) => other.map(str::to_string),
@@ -1550,7 +1585,18 @@ pub(crate) fn decide(
         object_path: object_path.into_owned(),
         http_query,
         target,
+        canon,
     }))
+}
+
+/// The request declares a body: a Content-Length other than 0, or a Transfer-Encoding.
+fn declares_body(req: &RequestHeader) -> bool {
+    req.headers.contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .any(|v| v.as_bytes().trim_ascii() != b"0")
 }
 
 /// One finished exchange as the metrics and the access log see it, whichever path served it.
@@ -1587,6 +1633,7 @@ fn access_record(ex: &Exchange, ctx: &Ctx, dist: &str, status: u16) -> Record {
     };
     let peer = ex.peer;
     let ssl = ex.ssl.as_ref();
+    let canon = ctx.canon.as_ref();
     let header_bytes: usize = req
         .headers
         .iter()
@@ -1607,15 +1654,27 @@ fn access_record(ex: &Exchange, ctx: &Ctx, dist: &str, status: u16) -> Record {
         c_port: peer.map(|a| a.port()).unwrap_or(0),
         method: req.method.as_str().to_string(),
         host: dist.to_string(),
-        uri_stem: req.uri.path().to_string(),
+        uri_stem: canon.map_or_else(
+            || String::from_utf8_lossy(req.raw_path()).into_owned(),
+            |c| c.path.clone(),
+        ),
         status,
         referer: h("referer"),
         user_agent: h("user-agent"),
-        query: req.uri.query().map(str::to_string),
+        query: match canon {
+            Some(c) => c.query.clone(),
+            None => req.uri.query().map(str::to_string),
+        },
         cookie: cookie_header(req),
         result: ctx.cache_result.to_string(),
         request_id: ctx.request_id.clone(),
-        host_header: host_of(req),
+        host_header: match canon {
+            Some(c) => Some(c.authority.clone()),
+            None => req
+                .headers
+                .get(header::HOST)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        },
         protocol: if ssl.is_some() { "https" } else { "http" },
         cs_bytes: (header_bytes + ex.body_read) as u64,
         time_taken: ctx.started.elapsed().as_secs_f64(),
@@ -1724,13 +1783,23 @@ fn sign_for_origin(req: &mut RequestHeader, origin: &Origin, state: &EdgeState, 
     let Some(cred) = cred.filter(|_| sign) else {
         return Ok(None);
     };
+    // Every x-amz-* header the request carries is signed (strict S3 servers refuse an
+    // unsigned one), the request id included; the signer adds its own two.
+    let amz: Vec<(&str, &str)> = req
+        .headers
+        .iter()
+        .filter(|(n, _)| {
+            n.as_str().starts_with("x-amz-") && !matches!(n.as_str(), "x-amz-date" | "x-amz-content-sha256")
+        })
+        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+        .collect();
     let sig = sigv4::sign(
         &sigv4::SignInput {
             method: req.method.as_str(),
             path: req.uri.path(),
             query: req.uri.query(),
             host: &host,
-            extra_headers: &[],
+            extra_headers: &amz,
             payload_hash: sigv4::UNSIGNED_PAYLOAD,
             region,
             service: "s3",
@@ -1759,15 +1828,6 @@ fn cookie_header(req: &RequestHeader) -> Option<String> {
         joined.push_str(v);
     }
     Some(joined)
-}
-
-/// Host header, or the authority of an absolute-form / HTTP/2 request.
-fn host_of(req: &RequestHeader) -> Option<String> {
-    req.headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri.authority().map(|a| a.to_string()))
 }
 
 /// Request ids: a per-process random prefix and a counter, 32 hex digits; unique, cheap.

@@ -211,6 +211,11 @@ pub static RESUMPTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registered once")
 });
 
+/// The server name (SNI) a TLS connection was made for, lower-case, without a trailing dot:
+/// kept in the connection's `SslDigest` extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerName(pub String);
+
 /// Picks the certificate per handshake from a swappable store (or, for an ACME
 /// TLS-ALPN-01 validation, the challenge certificate).
 struct SniCallback {
@@ -249,11 +254,14 @@ impl TlsAccept for SniCallback {
         }
     }
 
+    /// The connection keeps the server name the client asked for ([`ServerName`]), for the
+    /// edge's check that each request's Host belongs to the same distribution.
     async fn handshake_complete_callback(&self, ssl: &SslRef) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
         if ssl.session_reused() {
             RESUMPTIONS.inc();
         }
-        None
+        let sni = ssl.servername(NameType::HOST_NAME)?;
+        Some(Arc::new(ServerName(sni.trim_end_matches('.').to_ascii_lowercase())))
     }
 }
 
