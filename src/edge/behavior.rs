@@ -98,7 +98,7 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
 
 /// First behavior of `dist` whose pattern matches `path` (the query string already removed).
 /// The compiled config guarantees the last behavior is `*`, so this always finds one.
-pub fn select<'a>(dist: &'a Distribution, path: impl AsRef<[u8]>) -> Option<(usize, &'a Behavior)> {
+pub fn select(dist: &Distribution, path: impl AsRef<[u8]>) -> Option<(usize, &Behavior)> {
     let path = path.as_ref();
     dist.behaviors
         .iter()

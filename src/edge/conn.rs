@@ -126,7 +126,9 @@ impl ServerApp for Guard {
             let head = read_head(&mut guarded, &mut buf, idle_timeout, shutdown).await;
             // The hit path, then the pass path, on one routing of the request.
             let mut routed = match &head {
-                Head::Parsed(req, _) => self.passes.route(req, peer, ssl.as_deref()),
+                Head::Parsed(req, _) => self
+                    .passes
+                    .route(req, peer, super::proxy::declares_body(req), ssl.as_deref()),
                 _ => None,
             };
             if let (Head::Parsed(req, len), Some(hits), Some(r)) = (&head, &self.hits, routed.take()) {
@@ -327,7 +329,10 @@ impl Guard {
         if let (ServerSession::H2(h2), Some(hits)) = (&mut session, &self.hits) {
             let peer = h2.client_addr().and_then(|a| a.as_inet()).copied();
             let ssl = h2.digest().and_then(|d| d.ssl_digest.clone());
-            let served = match self.passes.route(h2.req_header(), peer, ssl.as_deref()) {
+            let served = match self
+                .passes
+                .route(h2.req_header(), peer, !h2.is_body_empty(), ssl.as_deref())
+            {
                 Some(routed) => hits.serve(routed, h2.req_header(), false).await.ok(),
                 None => None,
             };

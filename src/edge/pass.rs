@@ -123,9 +123,10 @@ impl Passes {
         &self,
         req: &RequestHeader,
         peer: Option<SocketAddr>,
+        body: bool,
         tls: Option<&pingora::protocols::tls::SslDigest>,
     ) -> Option<Routed> {
-        super::proxy::route(&self.state, &self.acme, req, peer, tls)
+        super::proxy::route(&self.state, &self.acme, req, peer, body, tls)
     }
 
     /// Proxies `req` from `peer`, routed as `routed`, if it is the pass path's to serve,

@@ -493,7 +493,10 @@ impl ProxyHttp for Edge {
                 return self.deny(session, ctx, e).await;
             }
         }
-        match decide(&state, &self.acme, req, tls.as_deref(), client) {
+        let declared = declares_body(req);
+        let body = declared || !session.is_body_empty();
+        let req = session.req_header();
+        match decide(&state, &self.acme, req, body, tls.as_deref(), client) {
             Decision::Acme(answer) => {
                 let mut resp = ResponseHeader::build(200, Some(2))?;
                 resp.insert_header(header::CONTENT_TYPE, "text/plain")?;
@@ -907,7 +910,13 @@ pub(crate) fn origin_request(
                     upstream.remove_header(&name);
                 }
             }
-            upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+            if keep_viewer {
+                // The viewer's signature cannot cover the edge's request id, and a strict
+                // S3 server refuses an unsigned x-amz-* header.
+                upstream.remove_header(REQUEST_ID_HEADER);
+            } else {
+                upstream.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+            }
             let sign = !keep_viewer && origin.signing != Signing::Never;
             ctx.signed_as = sign_for_origin(upstream, &origin, &state, sign)?;
         }
@@ -1062,10 +1071,18 @@ pub(crate) fn cache_ttl(
     now: SystemTime,
 ) -> Option<cache_policy::Ttl> {
     let (state, behavior) = (ctx.state.as_ref()?, ctx.behavior()?);
-    // The bucket store never sees the viewer's Authorization (the edge signs), so only
-    // HTTP origins answer authorized requests.
-    let authorization = matches!(ctx.origin.as_ref().map(|o| &o.kind), Some(OriginKind::Http { .. }))
-        && req_headers.contains_key(header::AUTHORIZATION);
+    let origin = ctx.origin.as_ref()?;
+    let authorization = req_headers.contains_key(header::AUTHORIZATION);
+    // A bucket answers the viewer's own credentials only under `signing: no-override`
+    // (`origin_request`): what they unlocked is never stored for other viewers, whatever
+    // the object's Cache-Control says (object metadata speaks of the object, not of who
+    // may read it).
+    if authorization && origin.signing == Signing::NoOverride && !matches!(origin.kind, OriginKind::Http { .. }) {
+        return None;
+    }
+    // Otherwise the bucket store never sees the viewer's Authorization (the edge signs), so
+    // only HTTP origins answer authorized requests (RFC 9111 §3.5).
+    let authorization = authorization && matches!(origin.kind, OriginKind::Http { .. });
     let dist = &state.config.distributions[ctx.dist];
     cache_policy::ttl(
         &behavior.cache,
@@ -1407,15 +1424,16 @@ pub(crate) fn route(
     acme: &crate::tls::acme::Challenges,
     req: &RequestHeader,
     peer: Option<SocketAddr>,
+    body: bool,
     tls: Option<&pingora::protocols::tls::SslDigest>,
 ) -> Option<Routed> {
-    if !super::hit::plain(req) {
+    if body || !super::hit::plain(req) {
         return None;
     }
     let state = state.load_full();
     check_head(&state.config.limits, req).ok()?;
     let client = peer.map(|p| client_of(&state, req, p.ip()));
-    let Decision::Forward(plan) = decide(&state, acme, req, tls, client) else {
+    let Decision::Forward(plan) = decide(&state, acme, req, false, tls, client) else {
         return None;
     };
     let key = plan.key.as_ref().map(|k| {
@@ -1438,13 +1456,15 @@ pub(crate) fn server_name(tls: Option<&pingora::protocols::tls::SslDigest>) -> O
     tls?.extension.get::<crate::tls::ServerName>().map(|n| n.0.as_str())
 }
 
-/// Steps 0–6 for one request. `tls`: the connection's TLS digest (`None`: plain HTTP);
-/// `client`: the viewer's address (behind trusted proxies, the one they name), for
-/// signed-URL IP conditions.
+/// Steps 0–6 for one request. `body`: the request has a body (HTTP/1.1 framing, or an
+/// HTTP/2 stream the HEADERS frame did not end); `tls`: the connection's TLS digest
+/// (`None`: plain HTTP); `client`: the viewer's address (behind trusted proxies, the one
+/// they name), for signed-URL IP conditions.
 pub(crate) fn decide(
     state: &EdgeState,
     acme: &crate::tls::acme::Challenges,
     req: &RequestHeader,
+    body: bool,
     tls: Option<&pingora::protocols::tls::SslDigest>,
     client: Option<std::net::IpAddr>,
 ) -> Decision {
@@ -1476,13 +1496,13 @@ pub(crate) fn decide(
     let dist = &state.config.distributions[dist_idx];
 
     // 2 behavior, matched on the path as an origin reads it (every escape decoded once)
-    let Some((b_idx, behavior)) = behavior::select(dist, &canon.decoded_path()) else {
+    let Some((b_idx, behavior)) = behavior::select(dist, canon.decoded_path()) else {
         return Decision::Deny((dist_idx, usize::MAX), EdgeError::unknown_host());
     };
     let at = (dist_idx, b_idx);
     // A GET or HEAD with a body: refused as CloudFront refuses it (nothing outside the key
     // may reach a cacheable request's origin).
-    if matches!(req.method, Method::GET | Method::HEAD) && declares_body(req) {
+    if matches!(req.method, Method::GET | Method::HEAD) && body {
         return Decision::Deny(at, EdgeError::body_not_allowed());
     }
     let compress = (behavior.compress && matches!(req.method, Method::GET | Method::HEAD))
@@ -1589,8 +1609,9 @@ pub(crate) fn decide(
     }))
 }
 
-/// The request declares a body: a Content-Length other than 0, or a Transfer-Encoding.
-fn declares_body(req: &RequestHeader) -> bool {
+/// An HTTP/1.1 request declares a body: a Content-Length other than 0, or a
+/// Transfer-Encoding.
+pub(crate) fn declares_body(req: &RequestHeader) -> bool {
     req.headers.contains_key(header::TRANSFER_ENCODING)
         || req
             .headers
