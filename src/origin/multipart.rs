@@ -43,6 +43,7 @@ pub enum MultipartError {
     InvalidArgument(String),
     BadDigest,
     Incomplete(String),
+    Sha256Mismatch,
 }
 
 impl From<StoreError> for MultipartError {
@@ -158,6 +159,7 @@ pub async fn upload_part(
     let result = async {
         let received = super::transfer::receive(body, &temp).await.map_err(|e| match e {
             super::transfer::ReceiveError::Interrupted(m) => MultipartError::Incomplete(m),
+            super::transfer::ReceiveError::Sha256Mismatch => MultipartError::Sha256Mismatch,
             super::transfer::ReceiveError::Io(e) => MultipartError::from(e),
         })?;
         let (size, digest) = (received.size, received.md5);

@@ -27,6 +27,9 @@ pub struct Received {
 pub enum ReceiveError {
     /// The client's body ended early or broke.
     Interrupted(String),
+    /// The body is not the one whose SHA-256 the request signed (`x-amz-content-sha256`;
+    /// s3s checks it as the body streams and fails the stream at its end).
+    Sha256Mismatch,
     Io(io::Error),
 }
 
@@ -84,7 +87,12 @@ pub async fn receive(mut body: s3s::dto::StreamingBlob, path: &Path) -> Result<R
                 }
             }
             Err(e) => {
-                failure = Some(ReceiveError::Interrupted(format!("The upload was interrupted: {e}")));
+                // s3s's UploadStreamError is private: its message is what tells it apart.
+                failure = Some(if e.to_string().contains("Sha256Mismatch") {
+                    ReceiveError::Sha256Mismatch
+                } else {
+                    ReceiveError::Interrupted(format!("The upload was interrupted: {e}"))
+                });
                 break;
             }
         }
