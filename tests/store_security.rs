@@ -470,3 +470,134 @@ async fn bad_requests_get_the_answers_s3_gives() {
         "client errors are not logged at ERROR:\n{log}"
     );
 }
+
+/// Issue 22, item 6: with an object stored, cached by the edge, a multipart upload in
+/// progress and logs written, nothing under data_dir is readable by group or others.
+#[tokio::test(flavor = "multi_thread")]
+async fn data_dir_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    // `signing: never`: the edge's reads are anonymous, so the public object is fetched and
+    // cached whatever the edge sends beside the request.
+    let config = STORE_CONFIG
+        .replace("site: { bucket: site }", "site: { bucket: site, signing: never }")
+        .replace(
+            "  - domains: [\"*\"]\n",
+            "  - domains: [\"*\"]\n    access_log: cloudfront\n",
+        )
+        .replace("  site: {}", "  site: { access_log: true }");
+    let hf = Homefront::start(&config);
+    let s3 = hf.s3();
+    s3.put_object()
+        .bucket("site")
+        .key("page.html")
+        .cache_control("max-age=600")
+        .acl(aws_sdk_s3::types::ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"<p>cached</p>"))
+        .send()
+        .await
+        .unwrap();
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("site")
+        .key("big.bin")
+        .send()
+        .await
+        .unwrap();
+    s3.upload_part()
+        .bucket("site")
+        .key("big.bin")
+        .upload_id(upload.upload_id().unwrap())
+        .part_number(1)
+        .body(ByteStream::from_static(b"part one"))
+        .send()
+        .await
+        .unwrap();
+    let client = hf.client(&["cdn.test"]);
+    let r = client
+        .get(format!("{}/page.html", hf.http_base("cdn.test")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "<p>cached</p>");
+
+    let data = hf.dir.path().join("data");
+    // The cache and the logs are written after the answer: wait for them to appear.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let walk = |root: &std::path::Path| {
+        let mut all = Vec::new();
+        let mut pending = vec![root.to_path_buf()];
+        while let Some(p) = pending.pop() {
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                pending.extend(std::fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
+            }
+            all.push((p, meta));
+        }
+        all
+    };
+    loop {
+        let names: Vec<String> = walk(&data).iter().map(|(p, _)| p.display().to_string()).collect();
+        let has = |suffix: &str| names.iter().any(|n| n.ends_with(suffix));
+        let cached = names.iter().any(|n| n.contains("/cache/") && n.ends_with(".body"));
+        if (cached && has(".log") && names.iter().any(|n| n.contains("/logs/buckets/site/")))
+            || std::time::Instant::now() > deadline
+        {
+            assert!(cached, "the edge cached the page: {names:#?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let entries = walk(&data);
+    for (path, meta) in &entries {
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+    }
+    for part in [
+        "/buckets/site/objects/",
+        "/buckets/site/uploads/",
+        "/cache/",
+        "/logs/",
+        "/secrets/",
+        "/tls/",
+    ] {
+        assert!(
+            entries.iter().any(|(p, _)| p.display().to_string().contains(part)),
+            "{part} was written and checked"
+        );
+    }
+    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+/// Issue 22, item 6: an install from before is made private at start, and the log says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_data_dir_is_made_private_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("origin.key"), SECRET_KEY).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("old/notes")).unwrap();
+    std::fs::write(data.join("old/notes/a.txt"), b"old").unwrap();
+    let set = |p: &std::path::Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    for d in ["", "old", "old/notes"] {
+        set(&data.join(d), 0o755);
+    }
+    set(&data.join("old/notes/a.txt"), 0o644);
+    let hf = Homefront::start_in(dir, CONFIG, &[]);
+    let mode = |p: &str| std::fs::metadata(data_of(&hf).join(p)).unwrap().permissions().mode() & 0o777;
+    fn data_of(hf: &Homefront) -> std::path::PathBuf {
+        hf.dir.path().join("data")
+    }
+    assert_eq!(mode(""), 0o700);
+    assert_eq!(mode("old/notes"), 0o700);
+    assert_eq!(mode("old/notes/a.txt"), 0o600);
+    let log = hf.stderr();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" INFO ") && l.contains("made 4 entries of data_dir")),
+        "{log}"
+    );
+}

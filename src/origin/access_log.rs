@@ -9,7 +9,7 @@
 //! ```
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -186,8 +186,8 @@ impl AccessLog {
         let reopen = files.get(&e.bucket).is_none_or(|(hour, _)| *hour != name);
         if reopen {
             let dir = self.dir.join(&e.bucket);
-            let opened = std::fs::create_dir_all(&dir)
-                .and_then(|_| OpenOptions::new().create(true).append(true).open(dir.join(&name)));
+            let opened = crate::util::create_private_dir_all(&dir)
+                .and_then(|_| crate::util::open_private_append(&dir.join(&name)));
             match opened {
                 Ok(f) => {
                     files.insert(e.bucket.clone(), (name, f));

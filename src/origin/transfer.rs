@@ -46,7 +46,7 @@ const SYNC_EVERY: usize = 8 << 20;
 /// Writes `body` to a new file at `path`, fsynced, and returns its size and MD5. On an error
 /// the file may be left behind partially written: the caller removes it.
 pub async fn receive(mut body: s3s::dto::StreamingBlob, path: &Path) -> Result<Received, ReceiveError> {
-    let file = std::fs::File::create(path).map_err(ReceiveError::Io)?;
+    let file = crate::util::create_private_file(path).map_err(ReceiveError::Io)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
     let aborted = Arc::new(AtomicBool::new(false));
     let writer = tokio::task::spawn_blocking({
