@@ -393,8 +393,10 @@ fn report(r: Result<(), homefront::server::StartError>) -> ExitCode {
 }
 
 fn init_logging() {
+    // s3s logs every refused request (a bad signature, an anonymous read of a private
+    // object) at ERROR; the bucket store logs its own server errors instead.
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOMEFRONT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s::ops=off"));
     // Colors only on a terminal, so that log files and journald get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()

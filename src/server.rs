@@ -83,9 +83,18 @@ pub fn prepare(loaded: Loaded, seed_demo: bool) -> Result<Prepared, StartError> 
         mut config,
         secrets_to_generate,
     } = loaded;
-    std::fs::create_dir_all(&config.data_dir)
+    crate::util::create_private_dir_all(&config.data_dir)
         .map_err(|e| err(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
     check_writable(&config.data_dir)?;
+    // Installs from before files were created private: fixed once, here.
+    match crate::util::make_private(&config.data_dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            "made {n} entries of data_dir {} private to this user (directories 0700, files 0600)",
+            config.data_dir.display()
+        ),
+        Err(e) => tracing::warn!("cannot make data_dir {} private: {e}", config.data_dir.display()),
+    }
 
     for (idx, path) in secrets_to_generate {
         let secret = generate_secret(&path)?;
@@ -151,7 +160,7 @@ fn prepare_edge(p: &mut Prepared) -> Result<(), StartError> {
             }
             _ => {
                 if let Some(parent) = admin.token_file.parent() {
-                    std::fs::create_dir_all(parent)
+                    crate::util::create_private_dir_all(parent)
                         .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
                 }
                 let t = generate_secret(&admin.token_file)?;

@@ -35,6 +35,81 @@ pub fn raise_open_files_limit() -> u64 {
     open_files_limit()
 }
 
+/// Mode of every directory homefront creates: data_dir holds private objects, cached
+/// signed content and secrets, so only its owner may enter it.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of every file homefront writes under data_dir.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// `create_dir_all` with every directory it creates made 0700 at creation (not left to the
+/// umask, which can only take bits away).
+pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)
+}
+
+/// `File::create` (write, create, truncate) with mode 0600 at creation.
+pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(path)
+}
+
+/// Opens `path` for appending, creating it 0600 (logs).
+pub fn open_private_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(path)
+}
+
+/// Takes group and other permissions away from `root` and everything under it that this
+/// user owns (directories 0700, files 0600; symlinks are not followed), for installs made
+/// before homefront created its files private. Returns how many entries it changed.
+pub fn make_private(root: &Path) -> std::io::Result<usize> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mut fixed = 0;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            // Removed meanwhile (a temp file): nothing to fix.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let ft = meta.file_type();
+        if ft.is_symlink() || meta.uid() != me {
+            continue;
+        }
+        let want = if ft.is_dir() {
+            PRIVATE_DIR_MODE
+        } else {
+            PRIVATE_FILE_MODE
+        };
+        if meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(want))?;
+            fixed += 1;
+        }
+        if ft.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+        }
+    }
+    Ok(fixed)
+}
+
 /// Writes `data` to `path` crash-safely: a temp file beside it, fsync, rename, fsync of the
 /// directory. After a crash the file is either the old one, absent, or whole.
 pub fn write_file_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
@@ -42,7 +117,7 @@ pub fn write_file_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    create_private_dir_all(dir)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -67,6 +142,57 @@ pub fn write_file_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_files_and_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/c");
+        create_private_dir_all(&deep).unwrap();
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
+        assert_eq!(mode(&deep), 0o700);
+        create_private_file(&deep.join("f")).unwrap();
+        assert_eq!(mode(&deep.join("f")), 0o600);
+        open_private_append(&deep.join("log")).unwrap();
+        assert_eq!(mode(&deep.join("log")), 0o600);
+        write_file_atomic(&dir.path().join("x/y.json"), b"{}", 0o600).unwrap();
+        assert_eq!(mode(&dir.path().join("x")), 0o700);
+    }
+
+    #[test]
+    fn an_old_install_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let set = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(root.join("buckets/site/objects/ab")).unwrap();
+        std::fs::write(root.join("buckets/site/objects/ab/k.meta"), b"{}").unwrap();
+        std::fs::write(root.join("buckets/site/bucket.json"), b"{}").unwrap();
+        for d in [
+            "",
+            "buckets",
+            "buckets/site",
+            "buckets/site/objects",
+            "buckets/site/objects/ab",
+        ] {
+            set(&root.join(d), 0o755);
+        }
+        set(&root.join("buckets/site/objects/ab/k.meta"), 0o644);
+        set(&root.join("buckets/site/bucket.json"), 0o600);
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, b"not homefront's").unwrap();
+        set(&outside, 0o644);
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        assert_eq!(make_private(&root).unwrap(), 6);
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&root.join("buckets/site/objects/ab")), 0o700);
+        assert_eq!(mode(&root.join("buckets/site/objects/ab/k.meta")), 0o600);
+        assert_eq!(make_private(&root).unwrap(), 0, "once is enough");
+        // A symlink is not followed out of data_dir.
+        assert_eq!(mode(&outside), 0o644);
+    }
 
     #[test]
     fn writes_whole_file_with_mode() {

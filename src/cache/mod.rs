@@ -437,7 +437,7 @@ fn fsync_dir(dir: &Path) {
 impl DiskCache {
     /// Opens (creating) the cache directory and rebuilds the index from what is there.
     pub fn open(dir: &Path, disk_limit: u64, mem_limit: u64) -> io::Result<DiskCache> {
-        fs::create_dir_all(dir.join("tmp"))?;
+        crate::util::create_private_dir_all(&dir.join("tmp"))?;
         // Half-written files of a previous run.
         for e in fs::read_dir(dir.join("tmp"))?.flatten() {
             let _ = fs::remove_file(e.path());
@@ -723,11 +723,11 @@ impl DiskCache {
     fn write_meta(&self, key: &HashBinary, meta: &MetaFile) -> io::Result<u64> {
         let data = meta.encode();
         let tmp = self.tmp_path();
-        let mut f = File::create(&tmp)?;
+        let mut f = crate::util::create_private_file(&tmp)?;
         f.write_all(&data)?;
         f.sync_all()?;
         drop(f);
-        fs::create_dir_all(self.shard(key))?;
+        crate::util::create_private_dir_all(&self.shard(key))?;
         fs::rename(&tmp, self.meta_path(key))?;
         fsync_dir(&self.shard(key));
         Ok(data.len() as u64)
@@ -919,7 +919,7 @@ impl Storage for DiskCache {
         let tmp = self.tmp_path();
         let file = {
             let tmp = tmp.clone();
-            tokio::task::spawn_blocking(move || File::create(tmp))
+            tokio::task::spawn_blocking(move || crate::util::create_private_file(&tmp))
                 .await
                 .map_err(|e| internal("cache write task", e))?
                 .map_err(|e| internal("cannot create a cache file", e))?
@@ -1256,7 +1256,7 @@ impl HandleMiss for Miss {
                 let f = file.ok_or_else(|| io::Error::other("cache file already closed"))?;
                 f.sync_all()?;
                 drop(f);
-                fs::create_dir_all(cache.shard(&key))?;
+                crate::util::create_private_dir_all(&cache.shard(&key))?;
                 fs::rename(&tmp, &body_path)?;
                 cache.write_meta(&key, &mf)
             })();

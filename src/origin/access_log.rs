@@ -9,7 +9,7 @@
 //! ```
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -72,13 +72,8 @@ pub fn file_name(secs: u64) -> String {
 }
 
 /// S3's operation name, e.g. `REST.GET.OBJECT`, `REST.PUT.PART`, `REST.GET.BUCKET`.
-pub fn operation(method: &str, has_key: bool, query: Option<&str>) -> String {
-    let params: Vec<&str> = query
-        .unwrap_or("")
-        .split('&')
-        .map(|p| p.split('=').next().unwrap_or(""))
-        .collect();
-    let has = |p: &str| params.contains(&p);
+pub fn operation(method: &str, has_key: bool, query: &super::query::Query) -> String {
+    let has = |p: &str| query.has(p);
     let kind = if method == "OPTIONS" {
         "PREFLIGHT"
     } else if has("uploadId") {
@@ -191,8 +186,8 @@ impl AccessLog {
         let reopen = files.get(&e.bucket).is_none_or(|(hour, _)| *hour != name);
         if reopen {
             let dir = self.dir.join(&e.bucket);
-            let opened = std::fs::create_dir_all(&dir)
-                .and_then(|_| OpenOptions::new().create(true).append(true).open(dir.join(&name)));
+            let opened = crate::util::create_private_dir_all(&dir)
+                .and_then(|_| crate::util::open_private_append(&dir.join(&name)));
             match opened {
                 Ok(f) => {
                     files.insert(e.bucket.clone(), (name, f));
@@ -233,18 +228,27 @@ mod tests {
 
     #[test]
     fn operations() {
-        assert_eq!(operation("GET", true, None), "REST.GET.OBJECT");
-        assert_eq!(operation("GET", false, Some("list-type=2&prefix=a")), "REST.GET.BUCKET");
-        assert_eq!(operation("PUT", true, Some("partNumber=1&uploadId=x")), "REST.PUT.PART");
-        assert_eq!(operation("POST", true, Some("uploads")), "REST.POST.UPLOADS");
-        assert_eq!(operation("POST", true, Some("uploadId=x")), "REST.POST.UPLOAD");
+        let q = |raw| crate::origin::query::Query::parse(raw).unwrap();
+        assert_eq!(operation("GET", true, &q(None)), "REST.GET.OBJECT");
         assert_eq!(
-            operation("POST", false, Some("delete")),
+            operation("GET", false, &q(Some("list-type=2&prefix=a"))),
+            "REST.GET.BUCKET"
+        );
+        assert_eq!(
+            operation("PUT", true, &q(Some("partNumber=1&uploadId=x"))),
+            "REST.PUT.PART"
+        );
+        assert_eq!(operation("POST", true, &q(Some("uploads"))), "REST.POST.UPLOADS");
+        assert_eq!(operation("POST", true, &q(Some("uploadId=x"))), "REST.POST.UPLOAD");
+        assert_eq!(
+            operation("POST", false, &q(Some("delete"))),
             "REST.POST.MULTI_OBJECT_DELETE"
         );
-        assert_eq!(operation("PUT", false, Some("cors")), "REST.PUT.CORS");
-        assert_eq!(operation("GET", true, Some("tagging")), "REST.GET.OBJECT_TAGGING");
-        assert_eq!(operation("OPTIONS", true, None), "REST.OPTIONS.PREFLIGHT");
+        assert_eq!(operation("PUT", false, &q(Some("cors"))), "REST.PUT.CORS");
+        assert_eq!(operation("GET", true, &q(Some("tagging"))), "REST.GET.OBJECT_TAGGING");
+        assert_eq!(operation("OPTIONS", true, &q(None)), "REST.OPTIONS.PREFLIGHT");
+        // Names are read decoded, as s3s reads them.
+        assert_eq!(operation("GET", true, &q(Some("%61cl"))), "REST.GET.ACL");
     }
 
     #[test]

@@ -6,15 +6,16 @@ pub mod access_log;
 pub mod cors;
 pub mod multipart;
 pub mod presign;
+pub mod query;
 pub mod s3;
 pub mod store;
 pub mod transfer;
 
 use std::sync::Arc;
 
-use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 
+use query::Query;
 pub use store::DiskStore;
 
 /// Serves the S3 API on `listener` until the future is dropped. Only requests signed with
@@ -26,10 +27,12 @@ pub async fn serve(
     credentials: Vec<(String, String)>,
     log: Option<Arc<access_log::AccessLog>>,
 ) -> std::io::Result<()> {
-    let mut auth = SimpleAuth::new();
-    for (id, secret) in credentials {
-        auth.register(id, secret.into());
-    }
+    let auth = Credentials(
+        credentials
+            .into_iter()
+            .map(|(id, secret)| (id, secret.into()))
+            .collect(),
+    );
     let mut builder = S3ServiceBuilder::new(s3::S3Api { store: store.clone() });
     builder.set_auth(auth);
     builder.set_access(PublicReadAccess { store: store.clone() });
@@ -58,14 +61,18 @@ pub async fn serve(
                 let log = log.clone();
                 let ids = ids.clone();
                 async move {
-                    let bucket = bucket_of(req.uri().path()).to_string();
+                    // Parsed once, as s3s parses it: every check below reads this.
+                    let Ok(query) = Query::parse(req.uri().query()) else {
+                        return Ok(xml_error(400, "InvalidURI", "Couldn't parse the specified URI."));
+                    };
+                    let bucket = bucket_of(req.uri().path());
                     let logging = log.as_ref().filter(|l| l.enabled(&bucket));
                     let Some(log) = logging else {
-                        return respond(&service, &store, req).await;
+                        return respond(&service, &store, req, &query).await;
                     };
                     let started = std::time::Instant::now();
-                    let mut entry = log_entry(&req, &bucket, peer.ip());
-                    let mut resp = respond(&service, &store, req).await?;
+                    let mut entry = log_entry(&req, &query, &bucket, peer.ip());
+                    let mut resp = respond(&service, &store, req, &query).await?;
                     let n = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     finish_entry(&mut entry, &mut resp, started, n).await;
                     log.write(&entry);
@@ -82,11 +89,38 @@ pub async fn serve(
     }
 }
 
+/// The store's credentials. An unknown access key id gets S3's InvalidAccessKeyId (s3s's
+/// `SimpleAuth` answers NotSignedUp).
+struct Credentials(std::collections::HashMap<String, s3s::auth::SecretKey>);
+
+#[async_trait::async_trait]
+impl s3s::auth::S3Auth for Credentials {
+    async fn get_secret_key(&self, access_key: &str) -> s3s::S3Result<s3s::auth::SecretKey> {
+        self.0.get(access_key).cloned().ok_or_else(|| {
+            s3s::s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            )
+        })
+    }
+}
+
 /// Signed requests may do anything their credential allows (all credentials are the
 /// owner's); unsigned ones may only GET or HEAD objects that are `public-read` (by the
-/// object's or the bucket's canned ACL).
+/// object's or the bucket's canned ACL). Which object and version is read from the
+/// operation's input, after s3s has parsed it: exactly what it will serve.
 struct PublicReadAccess {
     store: Arc<DiskStore>,
+}
+
+impl PublicReadAccess {
+    fn anonymous_read(&self, bucket: &str, key: &str, version: Option<&str>) -> s3s::S3Result<()> {
+        if self.store.anonymous_read_allowed(bucket, key, version) {
+            Ok(())
+        } else {
+            Err(s3s::s3_error!(AccessDenied, "Access Denied"))
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -95,21 +129,37 @@ impl s3s::access::S3Access for PublicReadAccess {
         if cx.credentials().is_some() {
             return Ok(());
         }
-        let op = cx.s3_op().name();
-        if let (true, s3s::path::S3Path::Object { bucket, key }) =
-            (op == "GetObject" || op == "HeadObject", cx.s3_path())
-        {
-            let version = cx.uri().query().and_then(|q| {
-                q.split('&')
-                    .find_map(|p| p.strip_prefix("versionId="))
-                    .and_then(|v| crate::edge::viewer::percent_decode(v.as_bytes()))
-                    .and_then(|v| String::from_utf8(v).ok())
-            });
-            if self.store.anonymous_read_allowed(bucket, key, version.as_deref()) {
-                return Ok(());
-            }
+        // An anonymous GetObject or HeadObject goes on to `get_object` / `head_object`
+        // below, which decide on the parsed input; nothing else is open.
+        match cx.s3_op().name() {
+            "GetObject" | "HeadObject" => Ok(()),
+            _ => Err(s3s::s3_error!(AccessDenied, "Access Denied")),
         }
-        Err(s3s::s3_error!(AccessDenied, "Access Denied"))
+    }
+
+    async fn get_object(&self, req: &mut s3s::S3Request<s3s::dto::GetObjectInput>) -> s3s::S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
+        let i = &req.input;
+        self.anonymous_read(&i.bucket, &i.key, i.version_id.as_deref())
+    }
+
+    async fn head_object(&self, req: &mut s3s::S3Request<s3s::dto::HeadObjectInput>) -> s3s::S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
+        let i = &req.input;
+        self.anonymous_read(&i.bucket, &i.key, i.version_id.as_deref())
+    }
+
+    /// A browser form upload (POST policy) signed with SigV2 is refused like the other
+    /// SigV2 forms; s3s leaves the region empty only for SigV2 (a SigV4 credential names it).
+    async fn post_object(&self, req: &mut s3s::S3Request<s3s::dto::PostObjectInput>) -> s3s::S3Result<()> {
+        if req.credentials.is_some() && req.region.is_none() {
+            return Err(s3s::s3_error!(InvalidRequest, "{SIGV2_REFUSED}"));
+        }
+        Ok(())
     }
 }
 
@@ -118,11 +168,12 @@ async fn respond(
     service: &s3s::service::S3Service,
     store: &DiskStore,
     req: http::Request<hyper::body::Incoming>,
+    query: &Query,
 ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
-    if let Some(resp) = presign_expiry_error(req.uri().query()) {
+    if let Some(resp) = refusal(query, req.headers()) {
         return Ok(resp);
     }
-    let bucket = bucket_of(req.uri().path()).to_string();
+    let bucket = bucket_of(req.uri().path());
     let origin = req
         .headers()
         .get(http::header::ORIGIN)
@@ -132,8 +183,13 @@ async fn respond(
         return Ok(preflight_response(store, &bucket, req.headers()));
     }
     let method = req.method().as_str().to_string();
-    let signed = signed_header_values(req.uri().query(), req.headers());
+    let path = req.uri().path().to_string();
+    let signed = signed_header_values(query, req.headers());
     let mut resp = hyper::service::Service::call(service, req).await?;
+    if resp.status().is_server_error() {
+        // Client errors are the client's; these are ours (s3s's own log of them is off).
+        tracing::error!("bucket store: {method} {path} failed with {}", resp.status());
+    }
     if resp.status() == 403 && !signed.is_empty() {
         resp = explain_signature_mismatch(resp, &signed).await;
     }
@@ -146,14 +202,18 @@ async fn respond(
 }
 
 /// What the request itself tells the access log.
-fn log_entry(req: &http::Request<hyper::body::Incoming>, bucket: &str, ip: std::net::IpAddr) -> access_log::Entry {
+fn log_entry(
+    req: &http::Request<hyper::body::Incoming>,
+    query: &Query,
+    bucket: &str,
+    ip: std::net::IpAddr,
+) -> access_log::Entry {
     let h = |name: &str| {
         req.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let query = req.uri().query();
     let authorization = h("authorization");
     let (requester, auth_type) = if let Some(a) = &authorization {
         let id = a
@@ -162,21 +222,13 @@ fn log_entry(req: &http::Request<hyper::body::Incoming>, bucket: &str, ip: std::
             .and_then(|c| c.split('/').next())
             .map(str::to_string);
         (id, Some("AuthHeader"))
-    } else if let Some(c) = query
-        .unwrap_or("")
-        .split('&')
-        .find_map(|p| p.strip_prefix("X-Amz-Credential="))
-    {
-        let id = c
-            .split("%2F")
-            .next()
-            .and_then(|i| i.split('/').next())
-            .map(str::to_string);
-        (id, Some("QueryString"))
+    } else if let Some(c) = query.get("X-Amz-Credential") {
+        (c.split('/').next().map(str::to_string), Some("QueryString"))
     } else {
         (None, None)
     };
     let path = req.uri().path();
+    // S3 logs the key URL-encoded: as the client sent it.
     let key = path
         .trim_start_matches('/')
         .split_once('/')
@@ -204,11 +256,7 @@ fn log_entry(req: &http::Request<hyper::body::Incoming>, bucket: &str, ip: std::
         object_size,
         referer: h("referer"),
         user_agent: h("user-agent"),
-        version_id: query
-            .unwrap_or("")
-            .split('&')
-            .find_map(|p| p.strip_prefix("versionId="))
-            .map(str::to_string),
+        version_id: query.get("versionId").map(str::to_string),
         auth_type,
         host: h("host"),
         ..access_log::Entry::default()
@@ -264,17 +312,11 @@ async fn finish_entry(
 
 /// For a presigned request: the headers it signed besides Host, with the values this
 /// request sent (`None` when it sent none).
-fn signed_header_values(query: Option<&str>, headers: &http::HeaderMap) -> Vec<(String, Option<String>)> {
-    let Some(list) = query
-        .unwrap_or("")
-        .split('&')
-        .find_map(|p| p.strip_prefix("X-Amz-SignedHeaders="))
-    else {
+fn signed_header_values(query: &Query, headers: &http::HeaderMap) -> Vec<(String, Option<String>)> {
+    let Some(list) = query.get("X-Amz-SignedHeaders") else {
         return Vec::new();
     };
-    list.replace("%3B", ";")
-        .replace("%3b", ";")
-        .split(';')
+    list.split(';')
         .filter(|h| !h.is_empty() && *h != "host")
         .map(|h| {
             let sent = headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -329,9 +371,16 @@ async fn explain_signature_mismatch(
     out
 }
 
-/// The bucket of a path-style request (`/bucket/key`).
-fn bucket_of(path: &str) -> &str {
-    path.trim_start_matches('/').split('/').next().unwrap_or("")
+/// The bucket of a path-style request (`/bucket/key`), decoded as s3s decodes it (empty
+/// when it cannot be).
+fn bucket_of(path: &str) -> String {
+    let decoded = query::decode_path(path).unwrap_or_default();
+    decoded
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn xml_error(status: u16, code: &str, message: &str) -> http::Response<s3s::Body> {
@@ -396,58 +445,246 @@ fn preflight_response(store: &DiskStore, bucket: &str, headers: &http::HeaderMap
     }
 }
 
+/// S3's answer to a SigV2 signature where only SigV4 is accepted.
+const SIGV2_REFUSED: &str =
+    "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.";
+
+/// Parameters whose repetition could make two readers disagree: refused, as S3 does.
+const UNIQUE_PARAMS: &[(&str, &str)] = &[
+    ("versionId", "InvalidArgument"),
+    ("X-Amz-Algorithm", "AuthorizationQueryParametersError"),
+    ("X-Amz-Credential", "AuthorizationQueryParametersError"),
+    ("X-Amz-Date", "AuthorizationQueryParametersError"),
+    ("X-Amz-Expires", "AuthorizationQueryParametersError"),
+    ("X-Amz-SignedHeaders", "AuthorizationQueryParametersError"),
+    ("X-Amz-Signature", "AuthorizationQueryParametersError"),
+    ("X-Amz-Security-Token", "AuthorizationQueryParametersError"),
+];
+
+/// What the store refuses before s3s sees the request, all read from the decoded query:
+/// SigV2, repeated security parameters, an expiry outside S3's bounds, unsigned `x-amz-*`
+/// headers on a signed request.
+fn refusal(query: &Query, headers: &http::HeaderMap) -> Option<http::Response<s3s::Body>> {
+    if is_sigv2(query, headers) {
+        return Some(xml_error(400, "InvalidRequest", SIGV2_REFUSED));
+    }
+    for (name, code) in UNIQUE_PARAMS {
+        if query.unique(name).is_err() {
+            return Some(xml_error(
+                400,
+                code,
+                &format!("The query parameter {name} is given more than once."),
+            ));
+        }
+    }
+    if let Some(resp) = presign_expiry_error(query) {
+        return Some(resp);
+    }
+    let unsigned = unsigned_amz_headers(query, headers);
+    if !unsigned.is_empty() {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+             <Message>There were headers present in the request which were not signed</Message>\
+             <HeadersNotSigned>{}</HeadersNotSigned></Error>",
+            unsigned.join(", ")
+        );
+        return http::Response::builder()
+            .status(403)
+            .header("content-type", "application/xml")
+            .body(s3s::Body::from(body))
+            .ok();
+    }
+    None
+}
+
+/// A SigV2 signature in the header (`AWS AKID:sig`, which s3s would check) or the query
+/// (`Signature`, `AWSAccessKeyId`).
+fn is_sigv2(query: &Query, headers: &http::HeaderMap) -> bool {
+    query.has("Signature")
+        || query.has("AWSAccessKeyId")
+        || headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .any(|v| v.as_bytes().starts_with(b"AWS "))
+}
+
+/// The `x-amz-*` headers of a SigV4-signed request that its signature does not cover, as S3
+/// refuses them (HeadersNotSigned). `x-amz-content-sha256` may go unsigned, as on S3 (s3s
+/// checks the body against it either way). Which signature counts is decided as s3s does:
+/// the query's (`X-Amz-Signature`) before the Authorization header's.
+fn unsigned_amz_headers(query: &Query, headers: &http::HeaderMap) -> Vec<String> {
+    let list = if query.has("X-Amz-Signature") {
+        query.get("X-Amz-SignedHeaders").unwrap_or("").to_string()
+    } else {
+        let Some(auth) = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|a| a.starts_with("AWS4-HMAC-SHA256"))
+        else {
+            return Vec::new();
+        };
+        // `AWS4-HMAC-SHA256 Credential=.., SignedHeaders=a;b, Signature=..`; none found:
+        // nothing counts as signed (and s3s refuses the header anyway).
+        auth.split(',')
+            .find_map(|p| p.trim().strip_prefix("SignedHeaders="))
+            .unwrap_or("")
+            .to_string()
+    };
+    let signed: Vec<&str> = list.split(';').map(str::trim).collect();
+    let mut unsigned: Vec<String> = Vec::new();
+    for name in headers.keys() {
+        let name = name.as_str();
+        if name.starts_with("x-amz-")
+            && name != "x-amz-content-sha256"
+            && !signed.contains(&name)
+            && !unsigned.iter().any(|u| u == name)
+        {
+            unsigned.push(name.to_string());
+        }
+    }
+    unsigned
+}
+
 /// AWS accepts presigned URLs valid for 1 second to 7 days; s3s does not check the bound.
-fn presign_expiry_error(query: Option<&str>) -> Option<http::Response<s3s::Body>> {
-    let value = query?.split('&').find_map(|p| p.strip_prefix("X-Amz-Expires="))?;
+fn presign_expiry_error(query: &Query) -> Option<http::Response<s3s::Body>> {
+    let value = query.get("X-Amz-Expires")?;
     let ok = value.parse::<u64>().is_ok_and(|v| (1..=604_800).contains(&v));
     if ok {
         return None;
     }
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AuthorizationQueryParametersError</Code>\
-         <Message>X-Amz-Expires must be a number of seconds from 1 to 604800 (one week); got {}</Message></Error>",
-        value.replace(['<', '>', '&'], "")
-    );
-    http::Response::builder()
-        .status(400)
-        .header("content-type", "application/xml")
-        .body(s3s::Body::from(body))
-        .ok()
+    Some(xml_error(
+        400,
+        "AuthorizationQueryParametersError",
+        &format!(
+            "X-Amz-Expires must be a number of seconds from 1 to 604800 (one week); got {}",
+            value.replace(['<', '>', '&'], "")
+        ),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::Query;
+
+    fn q(raw: &str) -> Query {
+        Query::parse(Some(raw)).unwrap()
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
     #[test]
     fn signed_headers_of_presigned_urls() {
-        let mut h = http::HeaderMap::new();
-        h.insert("content-type", http::HeaderValue::from_static("image/jpeg"));
-        let q =
+        let h = headers(&[("content-type", "image/jpeg")]);
+        let url =
             "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-SignedHeaders=content-type%3Bhost%3Bx-amz-meta-a&X-Amz-Signature=x";
         assert_eq!(
-            super::signed_header_values(Some(q), &h),
+            super::signed_header_values(&q(url), &h),
             vec![
                 ("content-type".to_string(), Some("image/jpeg".to_string())),
                 ("x-amz-meta-a".to_string(), None)
             ]
         );
-        assert!(super::signed_header_values(Some("X-Amz-SignedHeaders=host"), &h).is_empty());
-        assert!(super::signed_header_values(None, &h).is_empty());
+        assert!(super::signed_header_values(&q("X-Amz-SignedHeaders=host"), &h).is_empty());
+        assert!(super::signed_header_values(&Query::default(), &h).is_empty());
     }
 
     #[test]
     fn presign_expiry_bounds() {
         use super::presign_expiry_error as e;
-        assert!(e(None).is_none());
-        assert!(e(Some("list-type=2")).is_none());
-        assert!(e(Some("X-Amz-Expires=1&a=b")).is_none());
-        assert!(e(Some("X-Amz-Expires=604800")).is_none());
+        assert!(e(&Query::default()).is_none());
+        assert!(e(&q("list-type=2")).is_none());
+        assert!(e(&q("X-Amz-Expires=1&a=b")).is_none());
+        assert!(e(&q("X-Amz-Expires=604800")).is_none());
         for bad in [
             "X-Amz-Expires=0",
             "X-Amz-Expires=604801",
             "X-Amz-Expires=-5",
             "X-Amz-Expires=soon",
+            // Names are read decoded, as s3s reads them.
+            "X-Amz-%45xpires=999999",
+            "%58-Amz-Expires=999999",
+            "X-Amz-Expires=%39%39%39%39%39%39%39",
         ] {
-            assert_eq!(e(Some(bad)).map(|r| r.status().as_u16()), Some(400), "{bad}");
+            assert_eq!(e(&q(bad)).map(|r| r.status().as_u16()), Some(400), "{bad}");
         }
+    }
+
+    #[test]
+    fn refusals_before_s3s() {
+        let status =
+            |query: &str, h: &[(&str, &str)]| super::refusal(&q(query), &headers(h)).map(|r| r.status().as_u16());
+        assert_eq!(status("", &[]), None);
+        assert_eq!(status("versionId=a", &[]), None);
+        // Repeated security parameters, however spelled.
+        assert_eq!(status("versionId=a&version%49d=b", &[]), Some(400));
+        assert_eq!(status("X-Amz-Expires=5&X-Amz-%45xpires=5", &[]), Some(400));
+        assert_eq!(status("X-Amz-Signature=a&X-Amz-Signature=b", &[]), Some(400));
+        // SigV2, header or query.
+        assert_eq!(status("", &[("authorization", "AWS AKID:c2ln")]), Some(400));
+        assert_eq!(status("AWSAccessKeyId=a&Expires=1&Signature=s", &[]), Some(400));
+        assert_eq!(status("%53ignature=s", &[]), Some(400));
+        // x-amz-* headers outside SignedHeaders.
+        let v4 = "AWS4-HMAC-SHA256 Credential=k/20250101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=abc";
+        assert_eq!(
+            status(
+                "",
+                &[
+                    ("authorization", v4),
+                    ("x-amz-date", "d"),
+                    ("x-amz-content-sha256", "h")
+                ]
+            ),
+            None
+        );
+        assert_eq!(
+            status("", &[("authorization", v4), ("x-amz-acl", "public-read")]),
+            Some(403)
+        );
+        assert_eq!(status("", &[("authorization", v4), ("x-amz-cf-id", "x")]), Some(403));
+        // Unsigned requests may carry what they like: they are anonymous.
+        assert_eq!(status("", &[("x-amz-acl", "public-read")]), None);
+    }
+
+    #[test]
+    fn unsigned_amz_headers_of_either_signature() {
+        use super::unsigned_amz_headers as u;
+        let presigned = q("X-Amz-SignedHeaders=host%3Bx-amz-meta-a&X-Amz-Signature=x");
+        let h = headers(&[
+            ("x-amz-meta-a", "1"),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+            ("x-amz-acl", "public-read"),
+            ("x-amz-acl", "private"),
+            ("x-amzn-trace-id", "t"),
+            ("content-type", "text/plain"),
+        ]);
+        assert_eq!(u(&presigned, &h), ["x-amz-acl"]);
+        // The presigned signature is the one s3s checks when both are there.
+        let both = headers(&[
+            (
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=k, SignedHeaders=host;x-amz-tagging, Signature=s",
+            ),
+            ("x-amz-tagging", "a=b"),
+        ]);
+        assert_eq!(u(&presigned, &both), ["x-amz-tagging"]);
+        assert!(u(&Query::default(), &both).is_empty());
+        let compact = headers(&[
+            (
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=k,SignedHeaders=host;x-amz-date,Signature=s",
+            ),
+            ("x-amz-date", "d"),
+            ("x-amz-meta-b", "2"),
+        ]);
+        assert_eq!(u(&Query::default(), &compact), ["x-amz-meta-b"]);
     }
 }

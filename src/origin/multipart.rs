@@ -43,6 +43,7 @@ pub enum MultipartError {
     InvalidArgument(String),
     BadDigest,
     Incomplete(String),
+    Sha256Mismatch,
 }
 
 impl From<StoreError> for MultipartError {
@@ -85,7 +86,7 @@ fn upload_dir(store: &DiskStore, bucket: &str, upload_id: &str) -> Result<PathBu
 
 fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), MultipartError> {
     let json = serde_json::to_vec(value).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
-    crate::util::write_file_atomic(path, &json, 0o644)?;
+    crate::util::write_file_atomic(path, &json, crate::util::PRIVATE_FILE_MODE)?;
     Ok(())
 }
 
@@ -99,7 +100,7 @@ pub fn create(store: &DiskStore, bucket: &str, key: &str, meta: ObjectMeta) -> R
     check_key(key).map_err(|b| MultipartError::Store(StoreError::BadKey(b)))?;
     let id = random_token();
     let dir = store.bucket_dir(bucket)?.join("uploads").join(&id);
-    std::fs::create_dir_all(&dir)?;
+    crate::util::create_private_dir_all(&dir)?;
     write_json_atomic(
         &dir.join("upload.json"),
         &UploadInfo {
@@ -158,6 +159,7 @@ pub async fn upload_part(
     let result = async {
         let received = super::transfer::receive(body, &temp).await.map_err(|e| match e {
             super::transfer::ReceiveError::Interrupted(m) => MultipartError::Incomplete(m),
+            super::transfer::ReceiveError::Sha256Mismatch => MultipartError::Sha256Mismatch,
             super::transfer::ReceiveError::Io(e) => MultipartError::from(e),
         })?;
         let (size, digest) = (received.size, received.md5);
@@ -295,7 +297,7 @@ pub async fn complete(
 
     let temp = store.temp_path(bucket)?;
     let result = async {
-        let mut out = tokio::fs::File::create(&temp).await?;
+        let mut out = tokio::fs::File::from_std(crate::util::create_private_file(&temp)?);
         let mut md5s = md5::Md5::new();
         let mut size = 0u64;
         for part in &chosen {

@@ -471,6 +471,16 @@ fn check_tags(tags: Vec<(String, String)>) -> S3Result<std::collections::BTreeMa
     Ok(out)
 }
 
+/// S3's answer to a body that is not the one whose SHA-256 the request signed.
+fn sha256_mismatch() -> S3Error {
+    let mut e = S3Error::with_message(
+        S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    );
+    e.set_status_code(http::StatusCode::BAD_REQUEST);
+    e
+}
+
 fn map_mp(e: MultipartError) -> S3Error {
     match e {
         MultipartError::Store(e) => map_err(e),
@@ -488,6 +498,7 @@ fn map_mp(e: MultipartError) -> S3Error {
         MultipartError::InvalidArgument(m) => s3_error!(InvalidArgument, "{m}"),
         MultipartError::BadDigest => s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."),
         MultipartError::Incomplete(m) => s3_error!(IncompleteBody, "{m}"),
+        MultipartError::Sha256Mismatch => sha256_mismatch(),
     }
 }
 
@@ -653,6 +664,7 @@ impl S3 for S3Api {
         let result = async {
             let received = transfer::receive(body, &temp).await.map_err(|e| match e {
                 transfer::ReceiveError::Interrupted(m) => s3_error!(IncompleteBody, "{m}"),
+                transfer::ReceiveError::Sha256Mismatch => sha256_mismatch(),
                 transfer::ReceiveError::Io(e) => map_err(StoreError::Io(e)),
             })?;
             let (size, digest) = (received.size, received.md5);

@@ -333,7 +333,7 @@ impl DiskStore {
     /// interrupted writes.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<DiskStore> {
         let root = root.into();
-        std::fs::create_dir_all(&root)?;
+        crate::util::create_private_dir_all(&root)?;
         let mut buckets = HashMap::new();
         for entry in std::fs::read_dir(&root)? {
             let entry = entry?;
@@ -355,9 +355,9 @@ impl DiskStore {
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
-        std::fs::create_dir_all(&tmp)?;
+        crate::util::create_private_dir_all(&tmp)?;
         let objects = dir.join("objects");
-        std::fs::create_dir_all(&objects)?;
+        crate::util::create_private_dir_all(&objects)?;
         let created = std::fs::metadata(dir)?
             .modified()
             .ok()
@@ -453,7 +453,11 @@ impl DiskStore {
         let mut next = (**guard).clone();
         change(&mut next);
         let json = serde_json::to_vec(&next).map_err(|e| StoreError::Io(io::Error::other(e)))?;
-        crate::util::write_file_atomic(&self.root.join(name).join("bucket.json"), &json, 0o644)?;
+        crate::util::write_file_atomic(
+            &self.root.join(name).join("bucket.json"),
+            &json,
+            crate::util::PRIVATE_FILE_MODE,
+        )?;
         *guard = Arc::new(next);
         Ok(())
     }
@@ -525,8 +529,8 @@ impl DiskStore {
             return Err(StoreError::BucketExists);
         }
         let dir = self.root.join(name);
-        std::fs::create_dir_all(dir.join("objects"))?;
-        std::fs::create_dir_all(dir.join("tmp"))?;
+        crate::util::create_private_dir_all(&dir.join("objects"))?;
+        crate::util::create_private_dir_all(&dir.join("tmp"))?;
         sync_dir(&self.root)?;
         map.insert(
             name.to_string(),
@@ -664,7 +668,7 @@ impl DiskStore {
                         .join("tmp")
                         .join(format!("{}.meta", random_token()));
                     use std::io::Write;
-                    let mut f = std::fs::File::create(&tmp)?;
+                    let mut f = crate::util::create_private_file(&tmp)?;
                     f.write_all(&json)?;
                     f.sync_all()?;
                     Some(tmp)
@@ -737,7 +741,7 @@ impl DiskStore {
         check_key(key).map_err(StoreError::BadKey)?;
         let version_id = self.new_version_id(bucket)?;
         let (dir, hash) = self.object_dir(bucket, key);
-        std::fs::create_dir_all(&dir)?;
+        crate::util::create_private_dir_all(&dir)?;
         let data_file = format!("{hash}-{}.data", random_token());
         std::fs::rename(temp, dir.join(&data_file))?;
         meta.key = key.to_string();
@@ -910,7 +914,7 @@ impl DiskStore {
         let temp = self.temp_path(bucket).map_err(to_io)?;
         {
             use std::io::Write;
-            let mut f = std::fs::File::create(&temp)?;
+            let mut f = crate::util::create_private_file(&temp)?;
             f.write_all(data)?;
             f.sync_all()?;
         }

@@ -27,6 +27,9 @@ pub struct Received {
 pub enum ReceiveError {
     /// The client's body ended early or broke.
     Interrupted(String),
+    /// The body is not the one whose SHA-256 the request signed (`x-amz-content-sha256`;
+    /// s3s checks it as the body streams and fails the stream at its end).
+    Sha256Mismatch,
     Io(io::Error),
 }
 
@@ -43,7 +46,7 @@ const SYNC_EVERY: usize = 8 << 20;
 /// Writes `body` to a new file at `path`, fsynced, and returns its size and MD5. On an error
 /// the file may be left behind partially written: the caller removes it.
 pub async fn receive(mut body: s3s::dto::StreamingBlob, path: &Path) -> Result<Received, ReceiveError> {
-    let file = std::fs::File::create(path).map_err(ReceiveError::Io)?;
+    let file = crate::util::create_private_file(path).map_err(ReceiveError::Io)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
     let aborted = Arc::new(AtomicBool::new(false));
     let writer = tokio::task::spawn_blocking({
@@ -84,7 +87,12 @@ pub async fn receive(mut body: s3s::dto::StreamingBlob, path: &Path) -> Result<R
                 }
             }
             Err(e) => {
-                failure = Some(ReceiveError::Interrupted(format!("The upload was interrupted: {e}")));
+                // s3s's UploadStreamError is private: its message is what tells it apart.
+                failure = Some(if e.to_string().contains("Sha256Mismatch") {
+                    ReceiveError::Sha256Mismatch
+                } else {
+                    ReceiveError::Interrupted(format!("The upload was interrupted: {e}"))
+                });
                 break;
             }
         }

@@ -8,7 +8,7 @@
 //! (`homefront_access_log_dropped_total`).
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -232,8 +232,8 @@ fn writer(dir: PathBuf, rx: Receiver<(Format, Record)>, queued: Arc<AtomicUsize>
         let reopen = files.get(&r.distribution).is_none_or(|(hour, _)| *hour != name);
         if reopen {
             let d = dir.join(&r.distribution);
-            let opened = std::fs::create_dir_all(&d)
-                .and_then(|_| OpenOptions::new().create(true).append(true).open(d.join(&name)))
+            let opened = crate::util::create_private_dir_all(&d)
+                .and_then(|_| crate::util::open_private_append(&d.join(&name)))
                 .and_then(|mut f| {
                     if format == Format::CloudFront && f.metadata()?.len() == 0 {
                         f.write_all(header().as_bytes())?;

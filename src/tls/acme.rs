@@ -163,7 +163,7 @@ async fn account(cfg: &AcmeConfig) -> Result<Account, String> {
 pub async fn obtain(cfg: &AcmeConfig, challenges: &Challenges) -> Result<(), String> {
     // rustls (the ACME client's HTTPS) needs one crypto provider chosen for the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    std::fs::create_dir_all(&cfg.dir).map_err(|e| format!("cannot create {}: {e}", cfg.dir.display()))?;
+    crate::util::create_private_dir_all(&cfg.dir).map_err(|e| format!("cannot create {}: {e}", cfg.dir.display()))?;
     let account = account(cfg).await?;
     let identifiers: Vec<Identifier> = cfg.domains.iter().map(|d| Identifier::Dns(d.clone())).collect();
     let mut order = account
@@ -257,7 +257,7 @@ async fn answer_and_finalize(
     let key_pem = key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?;
     crate::util::write_file_atomic(&spec.key, &key_pem, 0o600)
         .map_err(|e| format!("cannot write {}: {e}", spec.key.display()))?;
-    crate::util::write_file_atomic(&spec.cert, chain.as_bytes(), 0o644)
+    crate::util::write_file_atomic(&spec.cert, chain.as_bytes(), crate::util::PRIVATE_FILE_MODE)
         .map_err(|e| format!("cannot write {}: {e}", spec.cert.display()))?;
     Ok(())
 }

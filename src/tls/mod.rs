@@ -139,7 +139,7 @@ pub fn ensure_self_signed(dir: &Path) -> Result<CertificateSpec, TlsError> {
             .map_err(|e| TlsError(format!("cannot write {}: {e}", p.display())))
     };
     write(&key, &key_pem, 0o600)?;
-    write(&cert, &cert_pem, 0o644)?;
+    write(&cert, &cert_pem, crate::util::PRIVATE_FILE_MODE)?;
     tracing::info!(
         "generated a self-signed certificate for localhost in {}",
         cert.display()
