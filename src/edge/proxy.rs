@@ -1620,6 +1620,38 @@ pub(crate) fn declares_body(req: &RequestHeader) -> bool {
             .any(|v| v.as_bytes().trim_ascii() != b"0")
 }
 
+/// What [`decide`] made of a request that goes on to an origin, for the `request` fuzz
+/// target (`fuzz/`): where it landed, its canonical form, and the target the origin gets.
+#[doc(hidden)]
+pub struct Forwarded {
+    pub dist: usize,
+    pub behavior: usize,
+    pub canon: canonical::Canonical,
+    pub origin: Arc<Origin>,
+    pub target: String,
+}
+
+/// [`decide`] on a plain-HTTP or HTTPS (no SNI) request without a body, for the fuzz
+/// targets: `Ok` for a request that goes to an origin, else the status of the edge's own
+/// answer (a redirect is 301).
+#[doc(hidden)]
+pub fn decide_for_fuzz(state: &EdgeState, req: &RequestHeader, https: bool) -> Result<Forwarded, u16> {
+    let digest = pingora::protocols::tls::SslDigest::new("fuzz", "TLSv1.3", None, None, Vec::new());
+    let acme = crate::tls::acme::Challenges::default();
+    match decide(state, &acme, req, false, https.then_some(&digest), None) {
+        Decision::Forward(plan) => Ok(Forwarded {
+            dist: plan.dist,
+            behavior: plan.behavior,
+            canon: plan.canon,
+            origin: plan.origin,
+            target: plan.target,
+        }),
+        Decision::Deny(_, e) => Err(e.status),
+        Decision::Redirect(..) => Err(301),
+        Decision::Acme(_) | Decision::Preflight(..) => Err(200),
+    }
+}
+
 /// One finished exchange as the metrics and the access log see it, whichever path served it.
 pub(crate) struct Exchange<'a> {
     pub req: &'a RequestHeader,
