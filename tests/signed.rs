@@ -20,14 +20,14 @@ fn config(app: u16, keys: &[(&str, &str)]) -> String {
     }
     format!(
         r#"
-listen: {{ https: "127.0.0.1:{{https}}" }}
+listen: {{ http: "127.0.0.1:{{http}}", https: "127.0.0.1:{{https}}" }}
 trusted_proxies: ["127.0.0.1"]
 key_groups:
   trusted:
 {group}origins:
   app: {{ http: "127.0.0.1:{app}" }}
 distributions:
-  - domains: [cdn.example.test]
+  - domains: [cdn.example.test, other.example.test]
     behaviors:
       - {{ path_pattern: "/public/*", origin: app }}
       - {{ path_pattern: "*", origin: app, trusted_key_groups: [trusted], cache: {{ query_strings: all }} }}
@@ -64,16 +64,29 @@ const BOTH_KEYS: &[(&str, &str)] = &[
 /// without a port, as for a CDN on 443, the client address in X-Forwarded-For from a
 /// trusted proxy.
 async fn fetch(hf: &Homefront, url: &str, cookies: &str, client_ip: &str) -> (u16, String, String) {
+    fetch_as(hf, url, "cdn.example.test", cookies, client_ip).await
+}
+
+/// Like [`fetch`], over the scheme `url` names (the edge's http or https listener) and for
+/// the host `host` (in TLS's server name and in the Host header) instead of the URL's own.
+async fn fetch_as(hf: &Homefront, url: &str, host: &str, cookies: &str, client_ip: &str) -> (u16, String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let port = if scheme == "https" {
+        hf.ports.https
+    } else {
+        hf.ports.http
+    };
+    let path_and_query = &rest[rest.find('/').unwrap()..];
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .http1_only()
-        .resolve("cdn.example.test", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .resolve(host, SocketAddr::from(([127, 0, 0, 1], 0)))
         .build()
         .unwrap();
-    let target = url.replacen("cdn.example.test", &format!("cdn.example.test:{}", hf.ports.https), 1);
+    let target = format!("{scheme}://{host}:{port}{path_and_query}");
     let mut req = client
         .get(target)
-        .header("host", "cdn.example.test")
+        .header("host", host)
         .header("x-forwarded-for", client_ip);
     if !cookies.is_empty() {
         req = req.header("cookie", cookies);
@@ -276,4 +289,171 @@ async fn keys_rotate_with_a_config_change_and_restart() {
     let hf = start(app, BOTH_KEYS);
     let (status, _, body) = fetch(&hf, &signed, "", "203.0.113.7").await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// A signature over `data` with a test key, in CloudFront's base64, made with openssl
+/// directly (whatever the key and hash: the edge must refuse what CloudFront refuses).
+fn raw_signature(private_pem: &[u8], sha256: bool, data: &[u8]) -> String {
+    use openssl::hash::MessageDigest;
+    let key = openssl::pkey::PKey::private_key_from_pem(private_pem).unwrap();
+    let md = if sha256 {
+        MessageDigest::sha256()
+    } else {
+        MessageDigest::sha1()
+    };
+    let raw = openssl::sign::Signer::new(md, &key)
+        .unwrap()
+        .sign_oneshot_to_vec(data)
+        .unwrap();
+    homefront::edge::signed::url_b64encode(&raw)
+}
+
+const RSA_PRIVATE: &[u8] = include_bytes!("vectors/keys/trusted-rsa.pem");
+const EC_PRIVATE: &[u8] = include_bytes!("vectors/keys/trusted-ec.pem");
+
+/// Asserts a 403 with CloudFront's error `code` in the XML body.
+fn assert_refused((status, _, body): &(u16, String, String), code: &str, what: &str) {
+    assert_eq!(status, &403, "{what}: {body}");
+    assert!(
+        body.contains(&format!("<Code>{code}</Code>")),
+        "{what}: expected {code}: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_url_opens_its_own_scheme_and_host_only() {
+    let app = start_echo_origin().await;
+    let hf = start(app, BOTH_KEYS);
+    let expires = format!("@{}", NOW + 600);
+
+    for (signed_for, other) in [("https", "http"), ("http", "https")] {
+        let signed = homefront_sign(&[
+            "--expires",
+            &expires,
+            &format!("{signed_for}://cdn.example.test/private/a.txt"),
+        ]);
+        let (status, _, body) = fetch(&hf, &signed, "", "203.0.113.7").await;
+        assert_eq!(status, 200, "{signed_for} over {signed_for}: {body}");
+        let moved = signed.replacen(signed_for, other, 1);
+        assert_refused(
+            &fetch(&hf, &moved, "", "203.0.113.7").await,
+            "AccessDenied",
+            &format!("signed for {signed_for}, asked over {other}"),
+        );
+    }
+
+    // The same URL on another host of the same distribution.
+    let signed = homefront_sign(&["--expires", &expires, "https://cdn.example.test/private/a.txt"]);
+    assert_refused(
+        &fetch_as(&hf, &signed, "other.example.test", "", "203.0.113.7").await,
+        "AccessDenied",
+        "canned URL on another host",
+    );
+    let custom = homefront_sign(&[
+        "--expires",
+        &expires,
+        "--policy-resource",
+        "https://cdn.example.test/private/*",
+        "https://cdn.example.test/private/a.txt",
+    ]);
+    let (status, _, body) = fetch(&hf, &custom, "", "203.0.113.7").await;
+    assert_eq!(status, 200, "{body}");
+    assert_refused(
+        &fetch_as(&hf, &custom, "other.example.test", "", "203.0.113.7").await,
+        "AccessDenied",
+        "custom policy on another host",
+    );
+    assert_refused(
+        &fetch(&hf, &custom.replacen("https", "http", 1), "", "203.0.113.7").await,
+        "AccessDenied",
+        "custom policy over http",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ambiguous_or_unsupported_signing_parameters_are_refused() {
+    let app = start_echo_origin().await;
+    let hf = start(app, BOTH_KEYS);
+    let expires = format!("@{}", NOW + 600);
+    let ok = |r: &(u16, String, String), what: &str| assert_eq!(r.0, 200, "{what}: {}", r.2);
+
+    // Hash-Algorithm: SHA1 or SHA256, spelled so.
+    let sha256 = homefront_sign(&["--sha256", "--expires", &expires, "https://cdn.example.test/h.txt"]);
+    ok(&fetch(&hf, &sha256, "", "203.0.113.7").await, "SHA256");
+    for other in ["sha256", "SHA512"] {
+        let url = sha256.replace("Hash-Algorithm=SHA256", &format!("Hash-Algorithm={other}"));
+        assert_refused(&fetch(&hf, &url, "", "203.0.113.7").await, "AccessDenied", other);
+    }
+
+    // Every signing parameter twice: the same copy again, or another value before it.
+    let (base, query) = sha256.split_once('?').unwrap();
+    for pair in query.split('&') {
+        let name = pair.split_once('=').unwrap().0;
+        for url in [format!("{sha256}&{pair}"), format!("{base}?{name}=0&{query}")] {
+            assert_refused(&fetch(&hf, &url, "", "203.0.113.7").await, "AccessDenied", &url);
+        }
+    }
+
+    // Policy twice, and Policy with Expires.
+    let custom = homefront_sign(&[
+        "--expires",
+        &expires,
+        "--policy-resource",
+        "https://cdn.example.test/c/*",
+        "https://cdn.example.test/c/1.txt",
+    ]);
+    ok(&fetch(&hf, &custom, "", "203.0.113.7").await, "custom");
+    let policy = custom.split(['?', '&']).find(|p| p.starts_with("Policy=")).unwrap();
+    assert_refused(
+        &fetch(&hf, &format!("{custom}&{policy}"), "", "203.0.113.7").await,
+        "AccessDenied",
+        "two Policy parameters",
+    );
+    assert_refused(
+        &fetch(&hf, &format!("{custom}&Expires={}", NOW + 600), "", "203.0.113.7").await,
+        "AccessDenied",
+        "Policy and Expires",
+    );
+
+    // A policy with two statements, genuinely signed.
+    let statement = format!(
+        r#"{{"Resource":"https://cdn.example.test/c/*","Condition":{{"DateLessThan":{{"AWS:EpochTime":{}}}}}}}"#,
+        NOW + 600
+    );
+    let two = format!(r#"{{"Statement":[{statement},{statement}]}}"#);
+    let url = format!(
+        "https://cdn.example.test/c/1.txt?Policy={}&Signature={}&Key-Pair-Id=KTRUSTEDRSA0001",
+        homefront::edge::signed::url_b64encode(two.as_bytes()),
+        raw_signature(RSA_PRIVATE, false, two.as_bytes())
+    );
+    assert_refused(
+        &fetch(&hf, &url, "", "203.0.113.7").await,
+        "MalformedPolicy",
+        "two statements",
+    );
+
+    // An ECDSA key with SHA-1 (a genuine signature), then with SHA-256 as the control.
+    let resource = "https://cdn.example.test/ec.txt";
+    let canned = homefront::edge::signed::canned_policy(resource, NOW + 600);
+    let sha1 = raw_signature(EC_PRIVATE, false, canned.as_bytes());
+    let url = format!(
+        "{resource}?Expires={}&Signature={sha1}&Key-Pair-Id=KTRUSTEDEC00001",
+        NOW + 600
+    );
+    assert_refused(
+        &fetch(&hf, &url, "", "203.0.113.7").await,
+        "AccessDenied",
+        "ECDSA, SHA-1",
+    );
+    assert_refused(
+        &fetch(&hf, &format!("{url}&Hash-Algorithm=SHA1"), "", "203.0.113.7").await,
+        "AccessDenied",
+        "ECDSA, Hash-Algorithm=SHA1",
+    );
+    let good = raw_signature(EC_PRIVATE, true, canned.as_bytes());
+    let url = format!(
+        "{resource}?Expires={}&Signature={good}&Key-Pair-Id=KTRUSTEDEC00001&Hash-Algorithm=SHA256",
+        NOW + 600
+    );
+    ok(&fetch(&hf, &url, "", "203.0.113.7").await, "ECDSA, SHA-256");
 }

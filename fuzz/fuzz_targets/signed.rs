@@ -9,9 +9,11 @@
 //! - a custom policy document (input starting with `{`).
 //!
 //! Checked for a request:
-//! - `verify` agrees with a reference verifier written here from the wire format, which
-//!   checks the signature with openssl directly: no request verifies unless its signature
-//!   is genuine for the exact policy its URL or cookies imply, and every refusal has the
+//! - `verify` agrees with the reference verifier of `homefront_fuzz::signed_reference`,
+//!   written from the CloudFront documentation and sharing no code with homefront's (its
+//!   own query and cookie reading, base64, policy reading, CIDR check and wildcard
+//!   matcher; openssl called directly): no request verifies unless its signature is
+//!   genuine for the exact policy its URL or cookies imply, and every refusal has the
 //!   right error code.
 //! - The remembered-signature shortcut changes nothing: the long-lived key set (whose memo
 //!   holds every signature seen so far) and a fresh one give the same verdict.
@@ -19,23 +21,22 @@
 //!   the same verdict.
 //! - `strip_signing_params` and `has_signing_params` agree with each other and are stable.
 //!
-//! Checked for a policy: parsing is deterministic; a parsed policy rendered again (as
-//! `homefront sign-url` renders one) parses back to the same conditions; `Policy::allows`
-//! follows its conditions.
+//! Checked for a policy: `parse_policy` accepts exactly the documents the reference reads
+//! as a policy, and `Policy::allows` agrees with the reference's conditions; parsing is
+//! deterministic; a parsed policy rendered again (as `homefront sign-url` renders one)
+//! parses back to the same conditions.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, LazyLock};
 
 use homefront::edge::signed::{
-    canned_policy, has_signing_params, parse_policy, strip_signing_params, verify, Policy, SignSpec, SignedError,
-    TrustedKeys, VerifyKey, ViewerRequest, SIGNING_PARAMS,
+    has_signing_params, parse_policy, strip_signing_params, verify, SignSpec, TrustedKeys, VerifyKey, ViewerRequest,
+    SIGNING_PARAMS,
 };
-use homefront_fuzz::glob_reference;
+use homefront_fuzz::signed_reference;
 use libfuzzer_sys::fuzz_target;
-use openssl::hash::MessageDigest;
-use openssl::pkey::{Id, PKey, Public};
-use openssl::sign::Verifier;
+use openssl::pkey::{PKey, Public};
 
 /// 2026-01-01, inside the vectors' validity window.
 const DEFAULT_NOW: u64 = 1_767_225_600;
@@ -116,6 +117,18 @@ impl Request {
         }
     }
 
+    fn reference(&self) -> signed_reference::Request<'_> {
+        signed_reference::Request {
+            scheme: &self.scheme,
+            host: &self.host,
+            path: &self.path,
+            query: self.query.as_deref(),
+            cookies: self.cookies.as_deref(),
+            client_ip: self.client_ip,
+            now: self.now,
+        }
+    }
+
     fn viewer(&self) -> ViewerRequest<'_> {
         ViewerRequest {
             scheme: &self.scheme,
@@ -129,173 +142,21 @@ impl Request {
     }
 }
 
-/// The signing parameters a request carries, by name, first occurrence winning.
-#[derive(Default)]
-struct Credentials {
-    found: Vec<(String, String)>,
-}
-
-impl Credentials {
-    fn add(&mut self, name: &str, value: &str) {
-        if SIGNING_PARAMS.contains(&name) && self.get(name).is_none() {
-            self.found.push((name.to_string(), value.to_string()));
-        }
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.found.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-
-    /// `Hash-Algorithm` alone does not make a URL signed.
-    fn signs_the_url(&self) -> bool {
-        self.found.iter().any(|(n, _)| n != "Hash-Algorithm")
-    }
-}
-
 fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query.split('&').map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
-/// URL credentials if the query holds any, else the `CloudFront-*` cookies.
-fn credentials(req: &Request) -> Credentials {
-    let mut url = Credentials::default();
-    for (name, value) in query_pairs(req.query.as_deref().unwrap_or("")) {
-        url.add(name, value);
-    }
-    if url.signs_the_url() {
-        return url;
-    }
-    let mut cookies = Credentials::default();
-    for cookie in req.cookies.as_deref().unwrap_or("").split(';') {
-        let cookie = cookie.trim();
-        let (name, value) = cookie.split_once('=').unwrap_or((cookie, ""));
-        if let Some(param) = name.strip_prefix("CloudFront-") {
-            cookies.add(param, value.trim_matches('"'));
-        }
-    }
-    cookies
-}
-
-/// CloudFront's base64 (`-` `_` `~` for `+` `=` `/`), possibly percent-encoded.
-fn decode_cloudfront_base64(text: &str) -> Option<Vec<u8>> {
-    let mut raw = Vec::new();
-    let mut bytes = text.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let high = char::from(bytes.next()?).to_digit(16)?;
-            let low = char::from(bytes.next()?).to_digit(16)?;
-            raw.push((high * 16 + low) as u8);
-        } else {
-            raw.push(b);
-        }
-    }
-    let standard: String = String::from_utf8(raw)
-        .ok()?
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '=',
-            '~' => '/',
-            c => c,
-        })
-        .collect();
-    let alphabet = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=';
-    if standard.is_empty() || !standard.chars().all(alphabet) {
-        return None;
-    }
-    openssl::base64::decode_block(&standard).ok()
-}
-
-/// Is `signature` a genuine signature of `message` by `key`? ECDSA goes with SHA-256 only.
-fn genuine(key: &PKey<Public>, sha256: bool, message: &[u8], signature: &[u8]) -> bool {
-    if key.id() == Id::EC && !sha256 {
-        return false;
-    }
-    let digest = if sha256 {
-        MessageDigest::sha256()
-    } else {
-        MessageDigest::sha1()
-    };
-    let mut verifier = Verifier::new(digest, key).expect("verifier");
-    verifier.verify_oneshot(signature, message).unwrap_or(false)
-}
-
-/// The reference verdict.
-fn reference(req: &Request) -> Result<(), SignedError> {
-    let creds = credentials(req);
-    let key_id = creds
-        .get("Key-Pair-Id")
-        .filter(|k| !k.is_empty())
-        .ok_or(SignedError::MissingKey)?;
-    let key = REFERENCE_KEYS
-        .iter()
-        .find(|(id, _)| *id == key_id)
-        .map(|(_, k)| k)
-        .ok_or(SignedError::InvalidKey)?;
-    let signature = creds
-        .get("Signature")
-        .and_then(decode_cloudfront_base64)
-        .ok_or(SignedError::MalformedSignature)?;
-    let sha256 = match creds.get("Hash-Algorithm") {
-        None | Some("SHA1") => false,
-        Some("SHA256") => true,
-        Some(_) => return Err(SignedError::AccessDenied),
-    };
-    // The URL as requested, minus the signing parameters and empty pairs.
-    let kept: Vec<&str> = req
-        .query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|pair| !pair.is_empty() && !SIGNING_PARAMS.contains(&pair.split_once('=').map_or(*pair, |(n, _)| n)))
-        .collect();
-    let mut url = format!("{}://{}{}", req.scheme, req.host, req.path);
-    if !kept.is_empty() {
-        url = format!("{url}?{}", kept.join("&"));
-    }
-    let allowed = match creds.get("Policy") {
-        Some(encoded) => {
-            let document = decode_cloudfront_base64(encoded).ok_or(SignedError::MalformedPolicy)?;
-            let policy = parse_policy(&document).ok_or(SignedError::MalformedPolicy)?;
-            if !genuine(key, sha256, &document, &signature) {
-                return Err(SignedError::AccessDenied);
-            }
-            conditions_hold(&policy, &url, req.client_ip, req.now)
-        }
-        None => {
-            let expires: u64 = creds
-                .get("Expires")
-                .and_then(|e| e.parse().ok())
-                .ok_or(SignedError::AccessDenied)?;
-            if !genuine(key, sha256, canned_policy(&url, expires).as_bytes(), &signature) {
-                return Err(SignedError::AccessDenied);
-            }
-            req.now < expires
-        }
-    };
-    allowed.then_some(()).ok_or(SignedError::AccessDenied)
-}
-
-/// A custom policy's conditions, each on its own.
-fn conditions_hold(policy: &Policy, url: &str, client: IpAddr, now: u64) -> bool {
-    let resource = match &policy.resource {
-        None => true,
-        Some(r) => glob_reference(r.as_bytes(), url.as_bytes(), true),
-    };
-    let after = policy.date_greater_than.is_none_or(|t| now > t);
-    let address = policy.source_ip.is_none_or(|c| c.contains(client));
-    resource && now < policy.date_less_than && after && address
-}
-
 /// The same request with its signing parameters moved into `CloudFront-*` cookies, when
-/// the cookie syntax can carry them unchanged (no `;`, no surrounding blanks or quotes).
+/// the cookie syntax can carry them unchanged (no `;`, no surrounding blanks, not in
+/// double quotes).
 fn as_cookies(req: &Request) -> Option<Request> {
     let query = req.query.as_deref()?;
     let mut signing = Vec::new();
     for (name, value) in query_pairs(query) {
         if SIGNING_PARAMS.contains(&name) {
-            let awkward =
-                value.contains(';') || value.trim() != value || value.starts_with('"') || value.ends_with('"');
+            let blank = |c: char| c == ' ' || c == '\t';
+            let quoted = value.len() >= 2 && value.starts_with('"') && value.ends_with('"');
+            let awkward = value.contains(';') || value.starts_with(blank) || value.ends_with(blank) || quoted;
             if awkward {
                 return None;
             }
@@ -342,7 +203,11 @@ fn check_request(text: &str) {
         check_query_stripping(q);
     }
     let got = verify(&LONG_LIVED, &req.viewer());
-    assert_eq!(got, reference(&req), "verdict differs from the reference");
+    assert_eq!(
+        got.map_err(|e| e.code()),
+        signed_reference::verify(&REFERENCE_KEYS, &req.reference()),
+        "verdict differs from the reference"
+    );
     assert_eq!(verify(&key_set(), &req.viewer()), got, "the memo changed the verdict");
     if let Some(moved) = as_cookies(&req) {
         assert_eq!(
@@ -356,7 +221,14 @@ fn check_request(text: &str) {
 }
 
 fn check_policy(document: &[u8]) {
-    let Some(policy) = parse_policy(document) else {
+    let parsed = parse_policy(document);
+    let read = signed_reference::read_policy(document);
+    assert_eq!(
+        parsed.is_some(),
+        read.is_some(),
+        "parse_policy {parsed:?}, the reference {read:?}"
+    );
+    let (Some(policy), Some(conditions)) = (parsed, read) else {
         return;
     };
     assert_eq!(
@@ -364,29 +236,47 @@ fn check_policy(document: &[u8]) {
         Some(&policy),
         "parsing is not deterministic"
     );
-    for (url, client, now) in [
-        ("https://cdn.example.test/private/a.pdf", DEFAULT_CLIENT, DEFAULT_NOW),
-        (
-            "https://cdn.example.test/",
-            "192.0.2.10".parse().unwrap(),
-            policy.date_less_than,
-        ),
-        (
-            "http://x/y?z",
-            "::1".parse().unwrap(),
-            policy.date_less_than.saturating_sub(1),
-        ),
-        ("", DEFAULT_CLIENT, policy.date_greater_than.unwrap_or(0)),
-        (
-            "",
-            DEFAULT_CLIENT,
-            policy.date_greater_than.unwrap_or(0).saturating_add(1),
-        ),
-    ] {
-        assert_eq!(
-            policy.allows(url, client, now),
-            conditions_hold(&policy, url, client, now)
-        );
+    // Clients inside and just outside the range (its first and last prefix bit flipped).
+    let mut clients = vec![DEFAULT_CLIENT, "192.0.2.10".parse().unwrap(), "::1".parse().unwrap()];
+    if let Some((network, length)) = conditions.source_ip {
+        clients.push(network);
+        let flip = |bit: u32| match network {
+            IpAddr::V4(a) => IpAddr::from((u32::from(a) ^ (1u32 << (31 - bit))).to_be_bytes()),
+            IpAddr::V6(a) => IpAddr::from((u128::from(a) ^ (1u128 << (127 - bit))).to_be_bytes()),
+        };
+        if length > 0 {
+            clients.push(flip(0));
+            clients.push(flip(length - 1));
+        }
+        if let IpAddr::V4(a) = network {
+            clients.push(IpAddr::V6(a.to_ipv6_mapped()));
+        }
+    }
+    let resource = conditions.resource.clone().unwrap_or_default();
+    let urls = [
+        "https://cdn.example.test/private/a.pdf",
+        "https://cdn.example.test/",
+        "http://x/y?z",
+        "",
+        resource.as_str(),
+    ];
+    let times = [
+        DEFAULT_NOW,
+        policy.date_less_than,
+        policy.date_less_than.saturating_sub(1),
+        policy.date_greater_than.unwrap_or(0),
+        policy.date_greater_than.unwrap_or(0).saturating_add(1),
+    ];
+    for url in urls {
+        for &client in &clients {
+            for now in times {
+                assert_eq!(
+                    policy.allows(url, client, now),
+                    conditions.allow(url, client, now),
+                    "{url} from {client} at {now}"
+                );
+            }
+        }
     }
     // Rendered as `homefront sign-url` renders a custom policy, it parses back the same.
     let Some(resource) = policy.resource.as_deref() else {
@@ -398,14 +288,13 @@ fn check_policy(document: &[u8]) {
         other => other,
     };
     // The range as written, with an explicit prefix length (the signer assumes /32).
-    let ip = statement["Condition"]["IpAddress"]["AWS:SourceIp"].as_str().map(|ip| {
-        let ip = ip.trim();
-        match ip.parse::<IpAddr>() {
+    let ip = statement["Condition"]["IpAddress"]["AWS:SourceIp"]
+        .as_str()
+        .map(|ip| match ip.parse::<IpAddr>() {
             Ok(IpAddr::V4(_)) => format!("{ip}/32"),
             Ok(IpAddr::V6(_)) => format!("{ip}/128"),
             Err(_) => ip.to_string(),
-        }
-    });
+        });
     let spec = SignSpec {
         url: "",
         key_pair_id: "",

@@ -2,6 +2,8 @@
 //! deliberately simple (a dynamic program, exhaustive splits), so that when one disagrees
 //! with homefront's optimized code, the optimized code is the suspect.
 
+pub mod signed_reference;
+
 /// Does `pattern` match the whole of `text`? `*` matches any run of bytes (also empty, also
 /// `/`); with `question_is_wildcard`, `?` matches exactly one byte; every other byte
 /// matches itself. O(pattern × text) time, no backtracking.

@@ -208,6 +208,8 @@ struct Credentials<'a> {
     signature: Option<&'a str>,
     key_pair_id: Option<&'a str>,
     hash_algorithm: Option<&'a str>,
+    /// A signing parameter came more than once.
+    repeated: bool,
 }
 
 impl<'a> Credentials<'a> {
@@ -220,7 +222,15 @@ impl<'a> Credentials<'a> {
             "Hash-Algorithm" => &mut self.hash_algorithm,
             _ => return,
         };
-        slot.get_or_insert(value);
+        self.repeated |= slot.is_some();
+        *slot = Some(value);
+    }
+
+    /// Two of one parameter, or both a canned (`Expires`) and a custom (`Policy`) policy:
+    /// which one counts would be a guess (and another reader of the same request could
+    /// guess otherwise), so such a request is refused whatever else it holds.
+    fn ambiguous(&self) -> bool {
+        self.repeated || (self.expires.is_some() && self.policy.is_some())
     }
 
     fn any_url_credential(&self) -> bool {
@@ -260,31 +270,62 @@ pub fn url_b64encode(data: &[u8]) -> String {
         .replace('/', "~")
 }
 
+/// Decodes CloudFront's base64 (the standard `+` `=` `/` are taken too, and the value may
+/// be percent-encoded): padded to a multiple of four characters, padding only at the end,
+/// the unused bits zero. Only the one encoding a signer makes of some bytes is accepted
+/// (openssl's decoder also took padding inside the text, as zero bits).
 fn url_b64decode(text: &str) -> Option<Vec<u8>> {
-    let text = if text.contains('%') {
-        String::from_utf8(percent_decode(text.as_bytes())?).ok()?
+    let decoded;
+    let bytes = if text.contains('%') {
+        decoded = percent_decode(text.as_bytes())?;
+        &decoded[..]
     } else {
-        text.to_string()
+        text.as_bytes()
     };
-    if text.is_empty() {
+    if bytes.is_empty() || bytes.len() % 4 != 0 {
         return None;
     }
-    let std: String = text
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '=',
-            '~' => '/',
-            c => c,
-        })
-        .collect();
-    if !std
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
-    {
+    let sextet = |b: u8| -> Option<u32> {
+        Some(u32::from(match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'~' => 63,
+            _ => return None,
+        }))
+    };
+    let groups = bytes.len() / 4;
+    let mut out = Vec::with_capacity(groups * 3);
+    for (i, group) in bytes.chunks_exact(4).enumerate() {
+        let pad = if i + 1 == groups {
+            group.iter().rev().take_while(|&&b| b == b'=' || b == b'_').count()
+        } else {
+            0
+        };
+        if pad > 2 {
+            return None;
+        }
+        let mut n = 0u32;
+        for &b in &group[..4 - pad] {
+            n = n << 6 | sextet(b)?;
+        }
+        n <<= 6 * pad as u32;
+        let three = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        if three[3 - pad..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        out.extend_from_slice(&three[..3 - pad]);
+    }
+    Some(out)
+}
+
+/// Decimal seconds as a signer writes them: digits only.
+fn decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    openssl::base64::decode_block(&std).ok()
+    text.parse().ok()
 }
 
 /// Verifies a request for content behind trusted key groups.
@@ -300,13 +341,22 @@ pub fn verify(keys: &TrustedKeys, req: &ViewerRequest<'_>) -> Result<(), SignedE
     if !creds.any_url_credential() {
         creds = Credentials::default();
         if let Some(cookies) = req.cookies {
+            // RFC 6265 §4.2.1: blanks around each pair; a value may be in double quotes.
             for c in cookies.split(';') {
-                let (name, value) = c.trim().split_once('=').unwrap_or((c.trim(), ""));
+                let c = c.trim_matches([' ', '\t']);
+                let (name, value) = c.split_once('=').unwrap_or((c, ""));
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value);
                 if let Some(param) = name.strip_prefix("CloudFront-") {
-                    creds.set(param, value.trim_matches('"'));
+                    creds.set(param, value);
                 }
             }
         }
+    }
+    if creds.ambiguous() {
+        return Err(SignedError::AccessDenied);
     }
 
     let key_id = creds
@@ -348,10 +398,7 @@ pub fn verify(keys: &TrustedKeys, req: &ViewerRequest<'_>) -> Result<(), SignedE
             .then_some(())
             .ok_or(SignedError::AccessDenied)
     } else {
-        let expires: u64 = creds
-            .expires
-            .and_then(|e| e.parse().ok())
-            .ok_or(SignedError::AccessDenied)?;
+        let expires = creds.expires.and_then(decimal).ok_or(SignedError::AccessDenied)?;
         let policy = canned_policy(&url, expires);
         if !keys.verify_signature(key_id, key, sha256, policy.as_bytes(), &signature) {
             return Err(SignedError::AccessDenied);
@@ -385,12 +432,24 @@ impl Policy {
     }
 }
 
+/// `{"AWS:EpochTime": N}`: N a JSON integer (CloudFront's form) or a string of digits.
 fn epoch(v: &serde_json::Value) -> Option<u64> {
     let t = v.get("AWS:EpochTime")?;
-    t.as_u64().or_else(|| t.as_str()?.parse().ok())
+    t.as_u64().or_else(|| decimal(t.as_str()?))
 }
 
-/// One statement, as an array of one or a bare object; `DateLessThan` required.
+/// `AWS:SourceIp`: an address with an optional `/LENGTH`, written without blanks or signs
+/// (which `Cidr::parse`, made for the config file, lets through).
+fn source_ip(text: &str) -> Option<Cidr> {
+    let plain = |b: u8| b.is_ascii_hexdigit() || b == b'.' || b == b':' || b == b'/';
+    if !text.bytes().all(plain) {
+        return None;
+    }
+    Cidr::parse(text)
+}
+
+/// One statement, as an array of one or a bare object (CloudFront: "You can include only
+/// one statement"; two are MalformedPolicy); `DateLessThan` required.
 pub fn parse_policy(bytes: &[u8]) -> Option<Policy> {
     let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     let statement = match doc.get("Statement")? {
@@ -410,7 +469,7 @@ pub fn parse_policy(bytes: &[u8]) -> Option<Policy> {
     };
     let source_ip = match cond.get("IpAddress") {
         None => None,
-        Some(v) => Some(Cidr::parse(v.get("AWS:SourceIp")?.as_str()?)?),
+        Some(v) => Some(source_ip(v.get("AWS:SourceIp")?.as_str()?)?),
     };
     Some(Policy {
         resource,
@@ -760,6 +819,387 @@ mod tests {
         ] {
             assert!(parse_policy(bad).is_none(), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    fn vector(name: &str) -> serde_json::Value {
+        let doc: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
+        doc["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    }
+
+    fn private_key(pem: &[u8]) -> PKey<Private> {
+        PKey::private_key_from_pem(pem).unwrap()
+    }
+
+    fn rsa_key() -> PKey<Private> {
+        private_key(include_bytes!("../../tests/vectors/keys/trusted-rsa.pem"))
+    }
+
+    fn ec_key() -> PKey<Private> {
+        private_key(include_bytes!("../../tests/vectors/keys/trusted-ec.pem"))
+    }
+
+    /// A signature made with openssl directly (no check of the key/hash pairing).
+    fn raw_signature(key: &PKey<Private>, sha256: bool, data: &[u8]) -> String {
+        let md = if sha256 {
+            MessageDigest::sha256()
+        } else {
+            MessageDigest::sha1()
+        };
+        url_b64encode(&Signer::new(md, key).unwrap().sign_oneshot_to_vec(data).unwrap())
+    }
+
+    fn verdict(url: &str) -> Result<(), SignedError> {
+        verify(&trusted(), &url_request(url, "192.0.2.9", NOW))
+    }
+
+    fn cookie_verdict(url: &str, cookies: &str) -> Result<(), SignedError> {
+        let mut req = url_request(url, "192.0.2.9", NOW);
+        req.cookies = Some(cookies);
+        verify(&trusted(), &req)
+    }
+
+    fn spec(url: &str) -> SignSpec<'_> {
+        SignSpec {
+            url,
+            key_pair_id: "KTRUSTEDRSA0001",
+            expires: NOW + 600,
+            resource: None,
+            ip: None,
+            not_before: None,
+            sha256: false,
+        }
+    }
+
+    /// The docs and every AWS signer write `SHA256` (and `SHA1`) exactly; the parameter
+    /// names and cookie names are case-sensitive, and so is this value.
+    #[test]
+    fn hash_algorithm_is_sha1_or_sha256_exactly() {
+        let url = sign_url(
+            &SignSpec {
+                sha256: true,
+                ..spec("https://cdn.example.test/a.txt")
+            },
+            &rsa_key(),
+        )
+        .unwrap();
+        assert!(url.ends_with("&Hash-Algorithm=SHA256"));
+        assert_eq!(verdict(&url), Ok(()));
+        let base = url.strip_suffix("SHA256").unwrap();
+        for other in ["sha256", "Sha256", "SHA-256", "SHA512", "SHA384", "MD5", "", "SHA256 "] {
+            assert_eq!(
+                verdict(&format!("{base}{other}")),
+                Err(SignedError::AccessDenied),
+                "{other:?}"
+            );
+        }
+        // SHA1 named explicitly is the default made explicit.
+        let sha1 = sign_url(&spec("https://cdn.example.test/a.txt"), &rsa_key()).unwrap();
+        assert_eq!(verdict(&format!("{sha1}&Hash-Algorithm=SHA1")), Ok(()));
+        assert_eq!(
+            verdict(&format!("{sha1}&Hash-Algorithm=sha1")),
+            Err(SignedError::AccessDenied)
+        );
+        // The same for the cookie.
+        let custom = SignSpec {
+            sha256: true,
+            resource: Some("https://cdn.example.test/*"),
+            ..spec("https://cdn.example.test/a.txt")
+        };
+        let mut cookies: Vec<String> = sign_cookies(&custom, &rsa_key())
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            cookie_verdict("https://cdn.example.test/b", &cookies.join("; ")),
+            Ok(())
+        );
+        let last = cookies.len() - 1;
+        assert_eq!(cookies[last], "CloudFront-Hash-Algorithm=SHA256");
+        cookies[last] = "CloudFront-Hash-Algorithm=sha256".into();
+        assert_eq!(
+            cookie_verdict("https://cdn.example.test/b", &cookies.join("; ")),
+            Err(SignedError::AccessDenied)
+        );
+    }
+
+    /// CloudFront pairs ECDSA P-256 keys with SHA-256: a genuine ECDSA signature over
+    /// SHA-1 is refused, with or without `Hash-Algorithm=SHA1`.
+    #[test]
+    fn ecdsa_needs_sha256() {
+        let url = "https://cdn.example.test/ec.txt";
+        let expires = NOW + 600;
+        let policy = canned_policy(url, expires);
+        let sha1 = raw_signature(&ec_key(), false, policy.as_bytes());
+        let signed = format!("{url}?Expires={expires}&Signature={sha1}&Key-Pair-Id=KTRUSTEDEC00001");
+        assert_eq!(verdict(&signed), Err(SignedError::AccessDenied));
+        assert_eq!(
+            verdict(&format!("{signed}&Hash-Algorithm=SHA1")),
+            Err(SignedError::AccessDenied)
+        );
+        // The SHA-1 signature is genuine: openssl verifies it as ECDSA with SHA-1.
+        let public = PKey::public_key_from_pem(include_bytes!("../../tests/vectors/keys/trusted-ec.pub.pem")).unwrap();
+        let raw = url_b64decode(&sha1).unwrap();
+        let mut v = Verifier::new(MessageDigest::sha1(), &public).unwrap();
+        assert!(v.verify_oneshot(&raw, policy.as_bytes()).unwrap());
+        // The control: SHA-256, said so.
+        let sha256 = raw_signature(&ec_key(), true, policy.as_bytes());
+        let signed = format!("{url}?Expires={expires}&Signature={sha256}&Key-Pair-Id=KTRUSTEDEC00001");
+        assert_eq!(verdict(&format!("{signed}&Hash-Algorithm=SHA256")), Ok(()));
+        assert_eq!(
+            verdict(&signed),
+            Err(SignedError::AccessDenied),
+            "no Hash-Algorithm: SHA-1"
+        );
+    }
+
+    /// "You can include only one statement": a genuinely signed policy with two is
+    /// MalformedPolicy, even when each statement alone would allow the request.
+    #[test]
+    fn a_policy_has_exactly_one_statement() {
+        let statement = format!(
+            r#"{{"Resource":"https://cdn.example.test/*","Condition":{{"DateLessThan":{{"AWS:EpochTime":{}}}}}}}"#,
+            NOW + 600
+        );
+        let signed = |policy: &str| {
+            format!(
+                "https://cdn.example.test/a.txt?Policy={}&Signature={}&Key-Pair-Id=KTRUSTEDRSA0001",
+                url_b64encode(policy.as_bytes()),
+                raw_signature(&rsa_key(), false, policy.as_bytes())
+            )
+        };
+        assert_eq!(verdict(&signed(&format!(r#"{{"Statement":[{statement}]}}"#))), Ok(()));
+        assert_eq!(verdict(&signed(&format!(r#"{{"Statement":{statement}}}"#))), Ok(()));
+        for policy in [
+            format!(r#"{{"Statement":[{statement},{statement}]}}"#),
+            r#"{"Statement":[]}"#.to_string(),
+        ] {
+            assert_eq!(verdict(&signed(&policy)), Err(SignedError::MalformedPolicy), "{policy}");
+        }
+    }
+
+    /// A signing parameter twice is refused, whichever copy is the genuine one, so that no
+    /// reader of the request can take another copy than the one that was checked.
+    #[test]
+    fn repeated_signing_parameters_are_refused() {
+        let valid = vector("canned-rsa-sha1-valid")["request_url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(verdict(&valid), Ok(()));
+        let (base, query) = valid.split_once('?').unwrap();
+        for pair in query.split('&') {
+            let (name, _) = pair.split_once('=').unwrap();
+            for extra in [pair.to_string(), format!("{name}=x"), format!("{name}=")] {
+                // The copy after, and the copy before.
+                for url in [format!("{valid}&{extra}"), format!("{base}?{extra}&{query}")] {
+                    assert_eq!(verdict(&url), Err(SignedError::AccessDenied), "{url}");
+                }
+            }
+        }
+        for extra in [
+            "Hash-Algorithm=SHA1&Hash-Algorithm=SHA1",
+            "Hash-Algorithm=SHA256&Hash-Algorithm=SHA1",
+        ] {
+            assert_eq!(verdict(&format!("{valid}&{extra}")), Err(SignedError::AccessDenied));
+        }
+        // Two Policy parameters, the same policy twice.
+        let custom = vector("custom-wildcard-match")["request_url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(verdict(&custom), Ok(()));
+        let policy = custom.split('&').find(|p| p.contains("Policy=")).unwrap();
+        let policy = &policy[policy.find("Policy=").unwrap()..];
+        assert_eq!(verdict(&format!("{custom}&{policy}")), Err(SignedError::AccessDenied));
+        // Cookies: the same rule.
+        let case = vector("cookies-custom-valid");
+        let cookies: Vec<String> = case["cookies"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+            .collect();
+        let url = case["request_url"].as_str().unwrap();
+        let mut req = url_request(url, case["client_ip"].as_str().unwrap(), NOW);
+        let joined = cookies.join("; ");
+        req.cookies = Some(&joined);
+        assert_eq!(verify(&trusted(), &req), Ok(()));
+        for cookie in &cookies {
+            let twice = format!("{joined}; {cookie}");
+            let mut req = url_request(url, case["client_ip"].as_str().unwrap(), NOW);
+            req.cookies = Some(&twice);
+            assert_eq!(verify(&trusted(), &req), Err(SignedError::AccessDenied), "{cookie}");
+        }
+    }
+
+    /// `Policy` and `Expires` together: neither is taken over the other.
+    #[test]
+    fn policy_and_expires_together_are_refused() {
+        let custom = vector("custom-wildcard-match")["request_url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(verdict(&custom), Ok(()));
+        for expires in ["4102444800", "1", ""] {
+            assert_eq!(
+                verdict(&format!("{custom}&Expires={expires}")),
+                Err(SignedError::AccessDenied),
+                "{expires}"
+            );
+        }
+        let canned = vector("canned-rsa-sha1-valid")["request_url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let policy = custom.split('&').find(|p| p.contains("Policy=")).unwrap();
+        let policy = &policy[policy.find("Policy=").unwrap()..];
+        assert_eq!(verdict(&format!("{canned}&{policy}")), Err(SignedError::AccessDenied));
+        // Cookies: a canned cookie set with a custom one's policy added.
+        let cookies = format!("CloudFront-Expires=4102444800; CloudFront-{policy}; CloudFront-Signature=x; CloudFront-Key-Pair-Id=KTRUSTEDRSA0001");
+        assert_eq!(
+            cookie_verdict("https://cdn.example.test/images/a.jpg", &cookies),
+            Err(SignedError::AccessDenied)
+        );
+    }
+
+    /// The scheme and the host are part of the signed URL: a URL signed for https does not
+    /// open the resource over http (nor the reverse), nor on another host.
+    #[test]
+    fn scheme_and_host_are_signed() {
+        for (signed_for, other_scheme) in [("https", "http"), ("http", "https")] {
+            let url = format!("{signed_for}://cdn.example.test/private/a.pdf");
+            let canned = sign_url(&spec(&url), &rsa_key()).unwrap();
+            assert_eq!(verdict(&canned), Ok(()));
+            let moved = canned.replacen(signed_for, other_scheme, 1);
+            assert_eq!(verdict(&moved), Err(SignedError::AccessDenied), "{moved}");
+            let resource = format!("{signed_for}://cdn.example.test/private/*");
+            let custom = sign_url(
+                &SignSpec {
+                    resource: Some(&resource),
+                    ..spec(&url)
+                },
+                &rsa_key(),
+            )
+            .unwrap();
+            assert_eq!(verdict(&custom), Ok(()));
+            let moved = custom.replacen(signed_for, other_scheme, 1);
+            assert_eq!(verdict(&moved), Err(SignedError::AccessDenied), "{moved}");
+        }
+        let canned = sign_url(&spec("https://cdn.example.test/private/a.pdf"), &rsa_key()).unwrap();
+        for host in ["other.example.test", "cdn.example.test:8443"] {
+            let moved = canned.replacen("cdn.example.test", host, 1);
+            assert_eq!(verdict(&moved), Err(SignedError::AccessDenied), "{moved}");
+        }
+        let custom = sign_url(
+            &SignSpec {
+                resource: Some("https://cdn.example.test/private/*"),
+                ..spec("https://cdn.example.test/private/a.pdf")
+            },
+            &rsa_key(),
+        )
+        .unwrap();
+        assert_eq!(
+            verdict(&custom.replacen("cdn.example.test", "other.example.test", 1)),
+            Err(SignedError::AccessDenied)
+        );
+        // Cookies for one host, sent to another.
+        let cookies: Vec<String> = sign_cookies(
+            &SignSpec {
+                resource: Some("https://cdn.example.test/private/*"),
+                ..spec("https://cdn.example.test/private/a.pdf")
+            },
+            &rsa_key(),
+        )
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+        let cookies = cookies.join("; ");
+        assert_eq!(cookie_verdict("https://cdn.example.test/private/b", &cookies), Ok(()));
+        assert_eq!(
+            cookie_verdict("https://other.example.test/private/b", &cookies),
+            Err(SignedError::AccessDenied)
+        );
+        assert_eq!(
+            cookie_verdict("http://cdn.example.test/private/b", &cookies),
+            Err(SignedError::AccessDenied)
+        );
+    }
+
+    /// Only the encodings the signers make: canonical base64, decimal `Expires`, policy
+    /// times and ranges without signs or blanks.
+    #[test]
+    fn values_are_read_as_the_signers_write_them() {
+        let valid = vector("canned-rsa-sha1-valid")["request_url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let signature = valid.split("Signature=").nth(1).unwrap().split('&').next().unwrap();
+        // An `A` (zero bits) written as padding: openssl's decoder read the same bytes.
+        let at = signature[..signature.len() - 4]
+            .find('A')
+            .expect("an A in the signature");
+        let odd = format!("{}_{}", &signature[..at], &signature[at + 1..]);
+        assert_eq!(
+            verdict(&valid.replace(signature, &odd)),
+            Err(SignedError::MalformedSignature)
+        );
+        // Percent-encoded, the same signature is still read.
+        assert_eq!(
+            verdict(&valid.replace(signature, &signature.replace('~', "%7E"))),
+            Ok(())
+        );
+        for expires in ["+4102444800", "04102444800x", " 4102444800", "4102444800.0"] {
+            assert_eq!(
+                verdict(&valid.replace("Expires=4102444800", &format!("Expires={expires}"))),
+                Err(SignedError::AccessDenied),
+                "{expires}"
+            );
+        }
+        let with = |cond: &str| {
+            format!(r#"{{"Statement":[{{"Condition":{{"DateLessThan":{{"AWS:EpochTime":10}}{cond}}}}}]}}"#)
+        };
+        assert!(parse_policy(with("").as_bytes()).is_some());
+        assert!(parse_policy(with(r#","IpAddress":{"AWS:SourceIp":"192.0.2.0/24"}"#).as_bytes()).is_some());
+        for bad in [
+            r#","IpAddress":{"AWS:SourceIp":" 192.0.2.0/24"}"#,
+            r#","IpAddress":{"AWS:SourceIp":"192.0.2.0/+24"}"#,
+            r#","IpAddress":{"AWS:SourceIp":"192.0.2.0/24 "}"#,
+            r#","DateGreaterThan":{"AWS:EpochTime":"+5"}"#,
+            r#","DateGreaterThan":{"AWS:EpochTime":" 5"}"#,
+        ] {
+            assert!(parse_policy(with(bad).as_bytes()).is_none(), "{bad}");
+        }
+        // A cookie value in double quotes loses one pair of them, no more.
+        let case = vector("cookies-custom-valid");
+        let url = case["request_url"].as_str().unwrap();
+        let quoted = |q: &str| {
+            case["cookies"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| format!("{k}={q}{}{q}", v.as_str().unwrap()))
+                .collect::<Vec<_>>()
+                .join(";\t")
+        };
+        let mut req = url_request(url, case["client_ip"].as_str().unwrap(), NOW);
+        let once = quoted("\"");
+        req.cookies = Some(&once);
+        assert_eq!(verify(&trusted(), &req), Ok(()));
+        let twice = quoted("\"\"");
+        req.cookies = Some(&twice);
+        assert_eq!(
+            verify(&trusted(), &req),
+            Err(SignedError::InvalidKey),
+            "a quoted key id"
+        );
     }
 
     #[test]
