@@ -430,3 +430,23 @@ async fn a_write_invalidates_its_own_host_only() {
     assert_eq!(post("A.TEST."), 200);
     assert_eq!(x_cache("a.test"), "Miss from homefront");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http2_write_the_edge_refuses_gets_its_403_not_a_reset() {
+    let hf = start().await;
+    // A bucket origin is read-only through the edge: a POST with a body is refused before
+    // anything is read of the body. Over HTTP/2 the viewer must still get the answer.
+    for size in [10, 100_000] {
+        for _ in 0..5 {
+            let req = http::Request::builder()
+                .method("POST")
+                .uri("https://cdn.test/public.txt")
+                .version(http::Version::HTTP_2)
+                .body(())
+                .unwrap();
+            let body = vec![b'x'; size];
+            let (status, body) = h2(hf.ports.https, "cdn.test", req, Some(&body)).await;
+            assert_eq!(status, 403, "{size}: {body}");
+        }
+    }
+}
