@@ -5,6 +5,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use homefront::edge::behavior::{self, PathPattern};
+use homefront::edge::canonical;
 use homefront::edge::distribution::Router;
 
 /// A config with `n` behaviors before the default, CloudFront-style patterns.
@@ -47,6 +48,19 @@ fn bench(c: &mut Criterion) {
             b.iter(|| homefront::config::load_str("bench.yaml", black_box(&text), &base).is_ok())
         });
     }
+    // The canonical request every request pays for before routing (`edge::canonical`).
+    let plain = pingora::http::RequestHeader::build("GET", b"/static/v0/app.js?v=3", None).unwrap();
+    let mut plain = plain;
+    plain.insert_header("host", "cdn.example.com").unwrap();
+    c.bench_function("canonical_request/plain", |b| {
+        b.iter(|| canonical::canonicalize(&canonical::Raw::of(black_box(&plain), true)).is_ok())
+    });
+    let mut encoded =
+        pingora::http::RequestHeader::build("GET", b"/static/%76%30/a%20b%2bc.js?v=%33&x=%7e", None).unwrap();
+    encoded.insert_header("host", "CDN.Example.com:443").unwrap();
+    c.bench_function("canonical_request/encoded", |b| {
+        b.iter(|| canonical::canonicalize(&canonical::Raw::of(black_box(&encoded), true)).is_ok())
+    });
     let p = PathPattern::compile("/a*b*c*d*e*f").unwrap();
     c.bench_function("path_pattern/backtracking_worst_case", |b| {
         b.iter(|| p.matches(black_box("/aXbXcXdXeXgggggggggggggggggggggggggggggggggggggggggggggggg")))

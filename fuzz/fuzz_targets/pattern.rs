@@ -89,17 +89,40 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(one_star_match(pattern, text), question_literal, "one star as a glob");
     }
 
-    // Invalidation paths: a trailing `*` is a prefix match, anything else is exact.
+    // Invalidation paths: a trailing `*` is a prefix match, anything else is exact, on the
+    // path put in canonical form (as cached entries are labelled); canonical already, it is
+    // kept as written, and putting it in canonical form twice changes nothing.
     if let Ok(path) = InvalidationPath::parse(pattern) {
         assert!(pattern.starts_with('/'));
         assert!(pattern.find('*').is_none_or(|i| i + 1 == pattern.len()));
+        let canonical = match &path {
+            InvalidationPath::Exact(p) => p.clone(),
+            InvalidationPath::Prefix(p) => format!("{p}*"),
+        };
         assert_eq!(
             path.covers(text),
-            glob_reference(pattern.as_bytes(), text.as_bytes(), false),
-            "InvalidationPath {pattern:?}"
+            glob_reference(canonical.as_bytes(), text.as_bytes(), false),
+            "InvalidationPath {pattern:?} as {canonical:?}"
         );
+        assert_eq!(InvalidationPath::parse(&canonical).as_ref(), Ok(&path), "{canonical:?}");
+        let plain = pattern
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/*?=&".contains(&b));
+        if plain && !pattern.split('?').next().unwrap_or("").split('/').any(|s| s == "." || s == "..") {
+            assert_eq!(canonical, pattern, "a canonical path is kept as written");
+        }
     } else {
         let star_inside = pattern.find('*').is_some_and(|i| i + 1 < pattern.len());
-        assert!(!pattern.starts_with('/') || star_inside, "refused {pattern:?}");
+        let (path, prefix) = match pattern.strip_suffix('*') {
+            Some(p) => (p, true),
+            None => (pattern, false),
+        };
+        let (path, query) = match path.split_once('?') {
+            Some((p, _)) => (p.to_string(), true),
+            None => (path.to_string(), false),
+        };
+        let path = if prefix && !query { format!("{path}x") } else { path };
+        let not_canonical = homefront::edge::canonical::canonical_path(path.as_bytes()).is_err();
+        assert!(!pattern.starts_with('/') || star_inside || not_canonical, "refused {pattern:?}");
     }
 });

@@ -552,15 +552,42 @@ pub enum InvalidationPath {
 }
 
 impl InvalidationPath {
+    /// Parses an invalidation path and puts it in the canonical form cached entries are
+    /// labelled with (`edge::canonical`), so `/%7Euser/*` covers what `/~user/a` stored.
     pub fn parse(text: &str) -> Result<InvalidationPath, String> {
         if !text.starts_with('/') {
             return Err(format!("invalidation path '{text}' must start with '/'"));
         }
-        match text.find('*') {
-            None => Ok(InvalidationPath::Exact(text.to_string())),
-            Some(i) if i == text.len() - 1 => Ok(InvalidationPath::Prefix(text[..i].to_string())),
-            Some(_) => Err(format!("invalidation path '{text}': '*' is allowed only at the end")),
+        let (body, prefix) = match text.find('*') {
+            None => (text, false),
+            Some(i) if i == text.len() - 1 => (&text[..i], true),
+            Some(_) => return Err(format!("invalidation path '{text}': '*' is allowed only at the end")),
+        };
+        let (path, query) = match body.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (body, None),
+        };
+        let refused = |e: super::errors::EdgeError| format!("invalidation path '{text}': {}", e.message);
+        let mut canonical = if prefix && query.is_none() {
+            // A prefix may end inside a segment (`/.*`, `/a/..*`): canonical as the start
+            // of a longer path.
+            let mut longer = path.as_bytes().to_vec();
+            longer.push(b'x');
+            let mut c = super::canonical::canonical_path(&longer).map_err(refused)?;
+            c.pop();
+            c
+        } else {
+            super::canonical::canonical_path(path.as_bytes()).map_err(refused)?
+        };
+        if let Some(q) = query {
+            canonical.push('?');
+            canonical.push_str(&super::canonical::canonical_query(q.as_bytes()));
         }
+        Ok(if prefix {
+            InvalidationPath::Prefix(canonical)
+        } else {
+            InvalidationPath::Exact(canonical)
+        })
     }
 
     /// Whether a cached entry's path (with its keyed query string) is covered.
@@ -977,6 +1004,17 @@ mod tests {
         assert!(InvalidationPath::parse("/*").unwrap().covers("/anything"));
         assert!(InvalidationPath::parse("images/*").is_err());
         assert!(InvalidationPath::parse("/a*/b").is_err());
+        // Canonical, as entries are labelled.
+        assert_eq!(
+            InvalidationPath::parse("/%7euser/a%2bb*"),
+            Ok(InvalidationPath::Prefix("/~user/a%2Bb".into()))
+        );
+        assert_eq!(
+            InvalidationPath::parse("/.*"),
+            Ok(InvalidationPath::Prefix("/.".into()))
+        );
+        assert!(InvalidationPath::parse("/a/../b").is_err());
+        assert!(InvalidationPath::parse("/a%2Fb").is_err());
     }
 
     #[test]

@@ -1940,6 +1940,48 @@ mod tests {
     }
 
     #[test]
+    fn what_a_viewers_own_credentials_unlock_at_a_bucket_is_never_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("origin.key"), "secret").unwrap();
+        let text = r#"
+origins:
+  site: { bucket: site, signing: no-override }
+  app: { http: "127.0.0.1:9999" }
+distributions:
+  - domains: ["*"]
+    behaviors:
+      - { path_pattern: "/app/*", origin: app }
+      - { path_pattern: "*", origin: site }
+buckets:
+  site: {}
+origin_server:
+  listen: "127.0.0.1:9000"
+  credentials: [ { access_key_id: k, secret_access_key_file: origin.key } ]
+"#;
+        let loaded = crate::config::load_str("t.yaml", text, dir.path()).unwrap();
+        let state = Arc::new(EdgeState::new(Arc::new(loaded.config), Clock::System));
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.insert_header("cache-control", "public, max-age=60").unwrap();
+        let mut authorized = http::HeaderMap::new();
+        authorized.insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=viewer/...".parse().unwrap(),
+        );
+        let ttl = |behavior: usize, headers: &http::HeaderMap| {
+            let mut ctx = Ctx::new();
+            ctx.state = Some(state.clone());
+            (ctx.dist, ctx.behavior) = (0, behavior);
+            ctx.origin = Some(state.config.distributions[0].behaviors[behavior].origin.clone());
+            cache_ttl(&ctx, headers, &resp, SystemTime::now()).map(|t| t.fresh)
+        };
+        // The bucket: stored for the edge's own signature, never for a viewer's.
+        assert_eq!(ttl(1, &http::HeaderMap::new()), Some(Duration::from_secs(60)));
+        assert_eq!(ttl(1, &authorized), None);
+        // An app saying `public` for an authorized request may be stored (RFC 9111 §3.5).
+        assert_eq!(ttl(0, &authorized), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
     fn request_ids_are_32_hex_digits_and_distinct() {
         let ids = RequestIds::new();
         let a = ids.next();
