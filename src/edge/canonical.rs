@@ -18,8 +18,9 @@
 //! - **Behaviors match the decoded path** (every escape decoded once, as S3 and most
 //!   application servers read a path): no encoding of a character, reserved or not, can
 //!   move a request to another behavior than the object it names at such an origin.
-//! - **Query**: the same rules as the path's, except that `%2F`, NUL and a malformed `%`
-//!   are kept as sent (nothing in a query string climbs directories).
+//! - **Query**: the same rules as the path's, except that `%2F` and NUL are kept encoded
+//!   (nothing in a query string climbs directories) and a `%` that starts no escape is
+//!   encoded as `%25`.
 
 use std::borrow::Cow;
 use std::net::Ipv6Addr;
@@ -314,8 +315,9 @@ pub fn canonical_query(raw: &[u8]) -> String {
                 i += 3;
                 continue;
             }
-            // Not an escape: kept as sent.
-            out.push('%');
+            // Not an escape: a literal percent sign, encoded (kept raw, it could form an
+            // escape with what a decoded escape after it turns into: `%4%43` → `%4C`).
+            push_escape(&mut out, b'%');
         } else if path_char(b) || b == b'?' {
             out.push(b as char);
         } else {
@@ -429,7 +431,11 @@ mod tests {
     #[test]
     fn the_query_is_canonical_but_keeps_its_structure() {
         let c = canon("/a?x=%7e%2f&y=%41+b&z=100%", "h").unwrap();
-        assert_eq!(c.query.as_deref(), Some("x=~%2F&y=A+b&z=100%"));
+        assert_eq!(c.query.as_deref(), Some("x=~%2F&y=A+b&z=100%25"));
+        // A stray `%` is encoded, so that a decoded escape after it cannot complete it.
+        let c = canon("/a?q=4%4%43", "h").unwrap();
+        assert_eq!(c.query.as_deref(), Some("q=4%254C"));
+        assert_eq!(canon(&c.path_and_query(), "h").unwrap().query, c.query);
         assert_eq!(canon("/a?", "h").unwrap().query.as_deref(), Some(""));
         assert_eq!(canon("/a", "h").unwrap().query, None);
         assert_eq!(canon("/a#frag", "h").unwrap().path, "/a");
