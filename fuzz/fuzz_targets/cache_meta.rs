@@ -35,8 +35,13 @@ fn check_decoded(file: &[u8]) {
     };
     let encoded = meta.encode();
     assert_eq!(MetaFile::decode(&encoded).expect("re-encoded meta"), meta);
-    assert!(encoded.len() <= file.len(), "encoding grew");
-    if encoded.len() == file.len() {
+    // A file of the format before hosts were recorded (HFC1) has no host, and is written
+    // back in today's format with an empty one: 4 bytes longer.
+    let v1 = file.starts_with(b"HFC1");
+    assert!(!v1 || meta.label.host.is_empty(), "an HFC1 entry has no host");
+    let allowance = if v1 { 4 } else { 0 };
+    assert!(encoded.len() <= file.len() + allowance, "encoding grew");
+    if !v1 && encoded.len() == file.len() {
         assert_eq!(encoded, file, "two encodings of one entry");
     }
     check_cache_meta(&meta.internal, &meta.header);
