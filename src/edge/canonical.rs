@@ -247,6 +247,13 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// The byte a `%XX` escape starting at `s[i]` (the `%`) stands for, if it is one.
+fn escape_at(s: &[u8], i: usize) -> Option<u8> {
+    let hi = hex(*s.get(i + 1)?)?;
+    let lo = hex(*s.get(i + 2)?)?;
+    Some(hi << 4 | lo)
+}
+
 fn push_escape(out: &mut String, b: u8) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     out.push('%');
@@ -264,13 +271,9 @@ pub fn canonical_path(raw: &[u8]) -> Result<String, EdgeError> {
     while i < raw.len() {
         let b = raw[i];
         if b == b'%' {
-            let (Some(hi), Some(lo)) = (
-                raw.get(i + 1).and_then(|&h| hex(h)),
-                raw.get(i + 2).and_then(|&l| hex(l)),
-            ) else {
+            let Some(d) = escape_at(raw, i) else {
                 return Err(bad_path());
             };
-            let d = hi << 4 | lo;
             match d {
                 b'/' | b'\\' | 0 => return Err(bad_path()),
                 d if unreserved(d) => out.push(d as char),
@@ -302,11 +305,7 @@ pub fn canonical_query(raw: &[u8]) -> String {
     while i < raw.len() {
         let b = raw[i];
         if b == b'%' {
-            if let (Some(hi), Some(lo)) = (
-                raw.get(i + 1).and_then(|&h| hex(h)),
-                raw.get(i + 2).and_then(|&l| hex(l)),
-            ) {
-                let d = hi << 4 | lo;
+            if let Some(d) = escape_at(raw, i) {
                 if unreserved(d) {
                     out.push(d as char);
                 } else {
@@ -337,8 +336,8 @@ fn decode_all(s: &[u8]) -> Cow<'_, [u8]> {
     let mut i = 0;
     while i < s.len() {
         if s[i] == b'%' {
-            if let (Some(hi), Some(lo)) = (s.get(i + 1).and_then(|&h| hex(h)), s.get(i + 2).and_then(|&l| hex(l))) {
-                out.push(hi << 4 | lo);
+            if let Some(d) = escape_at(s, i) {
+                out.push(d);
                 i += 3;
                 continue;
             }
