@@ -3,13 +3,11 @@
 //! retried on the other, and the health check keeps it out), a group fails over to its
 //! secondary when the primary answers 503 or is down, and 504 when both fail.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// An HTTP/1.1 server answering `<name>`, with `status` for paths containing `/group/`.
 /// Dropping the handle stops it and closes every connection it holds.

@@ -4,9 +4,7 @@
 //! the bucket get 403, through the edge 200; a wrong secret is a 403 the edge explains in its
 //! log (without the secret); `signing: never` reaches only public-read objects.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const REMOTE_SECRET: &str = "remote-secret-0123456789abcdef";
 

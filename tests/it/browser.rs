@@ -4,12 +4,10 @@
 //! that could replay the `<img>` copy (without CORS headers) to the `fetch()` is the edge's.
 //! `./dev.sh test` installs Chromium (Debian package `chromium`) when it is missing.
 
-mod common;
-
 use std::process::Command;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use md5::Digest as _;
 
 /// A small image (SVG, so that the test needs no image encoder).

@@ -1,12 +1,10 @@
 //! Presigned URLs for the bucket store: `homefront presign`, boto3's presigner, and AWS's
 //! rules (Content-Type enforced when signed, expiry bounds, expired URLs).
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use crate::common::*;
 
 const CONFIG: &str = STORE_CONFIG;
 

@@ -2,9 +2,7 @@
 //! without entering the key (default CORS-S3Origin, a list, the all-viewer preset), and
 //! that a behavior with caching off forwards everything.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const CONFIG: &str = r#"
 listen: { https: "127.0.0.1:{https}" }

@@ -3,11 +3,9 @@
 //! one cached variant per coding, identity for Range requests. Bodies are decoded with
 //! independent decoders (flate2, brotli, zstd).
 
-mod common;
-
 use std::io::Read as _;
 
-use common::*;
+use crate::common::*;
 
 fn script(n: usize) -> Vec<u8> {
     let mut s = String::new();

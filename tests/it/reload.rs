@@ -1,13 +1,11 @@
 //! Live reload: a new config goes live on SIGHUP or `POST /reload` without dropping a
 //! request; a broken file is refused and the running config keeps serving.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn config(version: &str) -> String {
     let behaviors = match version {

@@ -3,14 +3,12 @@
 //! them. A `/private/*` behavior checks signed cookies and URLs, a public `*` behavior reads
 //! the same bucket, and the distribution takes any host.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 
 /// 2026-01-01T00:00:00Z: the clock injected into the edge (HOMEFRONT_FIXED_TIME).
@@ -57,7 +55,7 @@ async fn start() -> Homefront {
         &config(app),
         &[(
             "keys/trusted-rsa.pub.pem",
-            include_bytes!("vectors/keys/trusted-rsa.pub.pem"),
+            include_bytes!("../vectors/keys/trusted-rsa.pub.pem"),
         )],
         &[("HOMEFRONT_FIXED_TIME", &NOW.to_string())],
     );

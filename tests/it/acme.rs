@@ -4,13 +4,11 @@
 //! its companion DNS server (pebble-challtestsrv), which answers 127.0.0.1 for every name.
 //! `./dev.sh test` installs pebble when it is missing.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};

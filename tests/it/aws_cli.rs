@@ -1,12 +1,10 @@
 //! The real `aws` cli against the bucket store, then the uploaded file through the edge.
 //! (`./dev.sh test` installs the aws cli when it is missing.)
 
-mod common;
-
 use std::net::SocketAddr;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const CONFIG: &str = STORE_CONFIG;
 

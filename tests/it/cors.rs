@@ -1,9 +1,7 @@
 //! Bucket CORS as S3 evaluates it: rules from YAML and from PutBucketCors (the official
 //! SDK), preflights and actual requests at the bucket store, and through the edge's cache.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const CONFIG: &str = r#"
 listen: { http: "127.0.0.1:{http}", https: "127.0.0.1:{https}" }

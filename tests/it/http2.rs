@@ -3,13 +3,11 @@
 //! and reads HTTP/2 frames itself over a real TLS connection, to see what a library client
 //! hides: which frames arrive, and when the server closes.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
 
 const DATA: u8 = 0x0;

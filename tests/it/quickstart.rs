@@ -2,11 +2,9 @@
 //! directory, serves the demo page over HTTPS and redirects HTTP (ports overridden so tests
 //! never share a fixed port).
 
-mod common;
-
 use std::net::SocketAddr;
 
-use common::*;
+use crate::common::*;
 
 fn serve_args(p: &Ports) -> Vec<String> {
     vec![

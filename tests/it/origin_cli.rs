@@ -1,8 +1,6 @@
 //! `homefront origin -c FILE`: the bucket store alone, as it runs on another machine.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn origin_command_runs_only_the_bucket_store() {

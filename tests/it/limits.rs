@@ -3,14 +3,12 @@
 //! than its connections and request rate, except the exempt ones (loopback by default).
 //! The URL and header-size limits are in `tests/edge.rs`.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn config(app: u16, limits: &str) -> String {
     format!(

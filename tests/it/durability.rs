@@ -2,13 +2,11 @@
 //! while the store is killed with SIGKILL over and over. Afterwards every listed object reads
 //! back byte-identical to a version a client sent, and nothing half-written is listed.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
-use common::*;
 
 const CONFIG: &str = STORE_CONFIG;
 

@@ -3,9 +3,7 @@
 //! the edge then answers 400 and cuts the origin request off, so the origin never gets a
 //! whole request, and the connection is closed, so nothing can be smuggled after it.)
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const CONFIG: &str = r#"
 listen: { http: "127.0.0.1:{http}" }

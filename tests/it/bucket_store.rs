@@ -1,9 +1,7 @@
 //! The bucket store through the official Rust AWS SDK, as users' programs use it.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
-use common::*;
 
 const CONFIG: &str = STORE_CONFIG;
 

@@ -1,11 +1,9 @@
 //! The edge end to end: the real binary, real TLS with SNI, HTTP/2 and HTTP/1.1, the
 //! built-in bucket store written with the official AWS SDK, and an HTTP app origin.
 
-mod common;
-
 use std::net::SocketAddr;
 
-use common::*;
+use crate::common::*;
 
 const CONFIG: &str = r#"
 data_dir: ./data

@@ -4,13 +4,11 @@
 //! request with a precondition, which the pass path leaves to pingora): the origin must get
 //! the same request and the viewer the same answer, framed the same way.
 
-mod common;
-
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What the test origin saw: each request (path, header fields in order), and how many

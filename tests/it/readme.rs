@@ -1,7 +1,7 @@
 //! The README's configuration reference is checked against the schema: it must load, and it
 //! must show every key the schema accepts.
 
-mod common;
+use crate::common;
 
 fn reference_block() -> String {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();

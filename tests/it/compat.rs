@@ -2,11 +2,9 @@
 //! running homefront, then read the results through the edge (`tests/compat/s3_clients.py`;
 //! `./dev.sh test` installs boto3 and the aws cli when they are missing).
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn boto3_and_the_aws_cli_drive_every_bucket_store_flow() {

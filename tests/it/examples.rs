@@ -1,11 +1,9 @@
 //! The files in `examples/`: the Grafana dashboard queries only metrics homefront exports,
 //! and the systemd unit runs, checks and reloads it the way the README says.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// An origin whose answers may be served stale while they revalidate.
 async fn start_origin() -> u16 {
@@ -76,7 +74,7 @@ distributions:
         .metrics_when(|m| m.contains("homefront_cache_stale_served_total{"))
         .await;
 
-    let dash: serde_json::Value = serde_json::from_str(include_str!("../examples/grafana-dashboard.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(include_str!("../../examples/grafana-dashboard.json")).unwrap();
     let mut queried = Vec::new();
     for panel in dash["panels"].as_array().unwrap() {
         for t in panel["targets"].as_array().unwrap() {
@@ -101,7 +99,7 @@ distributions:
 
 #[test]
 fn the_systemd_unit_starts_checks_and_reloads() {
-    let unit = include_str!("../examples/homefront.service");
+    let unit = include_str!("../../examples/homefront.service");
     assert!(unit.contains("ExecStart=/usr/local/bin/homefront serve -c /etc/homefront/homefront.yaml"));
     assert!(unit.contains("ExecStartPre=/usr/local/bin/homefront check-config /etc/homefront/homefront.yaml"));
     assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));

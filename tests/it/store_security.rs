@@ -1,12 +1,10 @@
 //! The bucket store against an attacker: raw HTTP requests, signed by hand where a real
 //! client would refuse to build them, to the real binary.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
-use common::*;
 use homefront::edge::sigv4;
 
 const CONFIG: &str = STORE_CONFIG;

@@ -1,13 +1,11 @@
 //! The edge cache, driven as viewers drive it: real homefront, a scripted HTTP origin that
 //! counts what reaches it, the bucket store, restarts, damaged files and the admin CLI.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// One scripted answer of the test origin.
 #[derive(Clone, Default)]

@@ -3,14 +3,12 @@
 //! data directory homefront may not write. The full disks are real: a small tmpfs mounted in
 //! a mount namespace of homefront's own (`unshare -m`, as root; `unshare -rm` otherwise).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const EDGE: &str = r#"
 listen: { http: "127.0.0.1:{http}" }

@@ -1,16 +1,14 @@
 //! Signed URLs and cookies through the running edge: every vector made by the real AWS
 //! signers, botocore's signer run at test time, `homefront sign-url`, and key rotation.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// 2026-01-01T00:00:00Z: the clock injected into the edge (HOMEFRONT_FIXED_TIME).
 const NOW: u64 = 1_767_225_600;
-const VECTORS: &str = include_str!("vectors/cloudfront-signed.json");
+const VECTORS: &str = include_str!("../vectors/cloudfront-signed.json");
 const SIGNING_PARAMS: [&str; 5] = ["Expires=", "Policy=", "Signature=", "Key-Pair-Id=", "Hash-Algorithm="];
 
 fn config(app: u16, keys: &[(&str, &str)]) -> String {
@@ -38,11 +36,11 @@ distributions:
 const KEY_FILES: &[(&str, &[u8])] = &[
     (
         "keys/trusted-rsa.pub.pem",
-        include_bytes!("vectors/keys/trusted-rsa.pub.pem"),
+        include_bytes!("../vectors/keys/trusted-rsa.pub.pem"),
     ),
     (
         "keys/trusted-ec.pub.pem",
-        include_bytes!("vectors/keys/trusted-ec.pub.pem"),
+        include_bytes!("../vectors/keys/trusted-ec.pub.pem"),
     ),
 ];
 
@@ -308,8 +306,8 @@ fn raw_signature(private_pem: &[u8], sha256: bool, data: &[u8]) -> String {
     homefront::edge::signed::url_b64encode(&raw)
 }
 
-const RSA_PRIVATE: &[u8] = include_bytes!("vectors/keys/trusted-rsa.pem");
-const EC_PRIVATE: &[u8] = include_bytes!("vectors/keys/trusted-ec.pem");
+const RSA_PRIVATE: &[u8] = include_bytes!("../vectors/keys/trusted-rsa.pem");
+const EC_PRIVATE: &[u8] = include_bytes!("../vectors/keys/trusted-ec.pem");
 
 /// Asserts a 403 with CloudFront's error `code` in the XML body.
 fn assert_refused((status, _, body): &(u16, String, String), code: &str, what: &str) {
