@@ -22,7 +22,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::cache::DiskCache;
 use crate::edge::cache_policy::InvalidationPath;
-use crate::edge::proxy::EdgeState;
+use crate::edge::state::EdgeState;
 use crate::server::Reloader;
 
 /// Largest accepted request body.

@@ -15,7 +15,8 @@ use pingora::services::background::{background_service, BackgroundService};
 
 use crate::config::model::Config;
 use crate::config::Loaded;
-use crate::edge::proxy::{Edge, EdgeState};
+use crate::edge::proxy::Edge;
+use crate::edge::state::EdgeState;
 use crate::origin::DiskStore;
 use crate::{telemetry, tls};
 

@@ -21,7 +21,8 @@ use std::sync::{Arc, LazyLock};
 
 use homefront::config::model::OriginKind;
 use homefront::edge::canonical::canonical_path;
-use homefront::edge::proxy::{decide_for_fuzz, EdgeState};
+use homefront::edge::route::decide_for_fuzz;
+use homefront::edge::state::EdgeState;
 use homefront::util::Clock;
 use libfuzzer_sys::fuzz_target;
 use pingora::http::RequestHeader;

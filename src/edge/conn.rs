@@ -40,7 +40,8 @@ use tokio::time::Sleep;
 use super::hit::{HitBody, Hits, Served};
 use super::limits::{too_many, Connections};
 use super::pass::{Passed, Passes};
-use super::proxy::{Edge, EdgeState};
+use super::proxy::Edge;
+use super::state::EdgeState;
 
 /// The edge service's app: connection limits and timeouts around pingora's proxy.
 pub struct Guard {
@@ -128,7 +129,7 @@ impl ServerApp for Guard {
             let mut routed = match &head {
                 Head::Parsed(req, _) => self
                     .passes
-                    .route(req, peer, super::proxy::declares_body(req), ssl.as_deref()),
+                    .route(req, peer, super::route::declares_body(req), ssl.as_deref()),
                 _ => None,
             };
             if let (Head::Parsed(req, len), Some(hits), Some(r)) = (&head, &self.hits, routed.take()) {
@@ -176,7 +177,7 @@ impl ServerApp for Guard {
             // next pipelined request), it would answer this one and close the connection.
             // A body's framing is pingora's to read, so a request with one gets all.
             let take = match &head {
-                Head::Parsed(req, len) if !super::proxy::has_body(req) => *len,
+                Head::Parsed(req, len) if !super::route::has_body(req) => *len,
                 _ => buf.len(),
             };
             guarded.replay(buf.split_to(take));

@@ -24,9 +24,12 @@ use http::{header, Method};
 use pingora::cache::key::CacheHashKey;
 use pingora::http::{RequestHeader, ResponseHeader};
 
+use super::account::{account, Exchange, RequestIds};
 use super::cache_policy;
+use super::ctx::Ctx;
 use super::limits;
-use super::proxy::{account, viewer_headers, Ctx, Exchange, RequestIds, Routed};
+use super::route::Routed;
+use super::shape::viewer_headers;
 use crate::cache::{DiskCache, Loaded, MemoryEntry, FILE_BODY_MIN};
 use crate::telemetry::access_log::AccessLogger;
 
@@ -186,7 +189,7 @@ impl Hits {
         // counts the request again, which changes nothing once the bucket is empty).
         if let Some(client) = client {
             self.rate
-                .take(&limits.per_client, *client, super::proxy::monotonic_ms())
+                .take(&limits.per_client, *client, limits::monotonic_ms())
                 .ok()?;
         }
         // As pingora's hit: RFC 9111 §4 Age, and HTTP/1.1 whatever the origin spoke.

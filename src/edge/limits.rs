@@ -183,6 +183,12 @@ impl RequestRate {
     }
 }
 
+/// Milliseconds on a monotonic clock, for rate limits.
+pub(crate) fn monotonic_ms() -> u64 {
+    static START: std::sync::LazyLock<std::time::Instant> = std::sync::LazyLock::new(std::time::Instant::now);
+    START.elapsed().as_millis() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

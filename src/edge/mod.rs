@@ -1,11 +1,15 @@
 //! The edge: the pingora proxy and the pure decisions it applies per request.
 
+pub mod account;
+pub mod answer;
 pub mod behavior;
 pub mod cache_policy;
 pub mod canonical;
 pub mod compress;
 pub mod conn;
+pub mod ctx;
 pub mod distribution;
+pub mod error_pages;
 pub mod errors;
 pub mod headers_policy;
 pub mod hit;
@@ -14,6 +18,10 @@ pub mod limits;
 pub mod pass;
 pub mod pool;
 pub mod proxy;
+pub mod route;
+pub mod shape;
 pub mod signed;
 pub mod sigv4;
+pub mod state;
+pub mod upstream;
 pub mod viewer;

@@ -43,12 +43,15 @@ use pingora::protocols::http::v1::client::HttpSession;
 use pingora::upstreams::peer::Peer;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::account::{account, Exchange, RequestIds};
+use super::answer::{error_response, failure_answer, failure_status};
 use super::conn::h1_head;
+use super::ctx::Ctx;
 use super::limits;
-use super::proxy::{
-    account, cache_ttl, encode, error_response, failure_answer, failure_status, origin_request, origin_response,
-    viewer_headers, Ctx, EdgeState, Exchange, RequestIds, Routed, UNCACHEABLE,
-};
+use super::route::Routed;
+use super::shape::{cache_ttl, encode, origin_response, viewer_headers};
+use super::state::{EdgeState, UNCACHEABLE};
+use super::upstream::origin_request;
 use crate::config::model::OriginKind;
 use crate::telemetry::access_log::AccessLogger;
 
@@ -126,7 +129,7 @@ impl Passes {
         body: bool,
         tls: Option<&pingora::protocols::tls::SslDigest>,
     ) -> Option<Routed> {
-        super::proxy::route(&self.state, &self.acme, req, peer, body, tls)
+        super::route::route(&self.state, &self.acme, req, peer, body, tls)
     }
 
     /// Proxies `req` from `peer`, routed as `routed`, if it is the pass path's to serve,
@@ -167,7 +170,7 @@ impl Passes {
         if let Some(client) = client {
             let limits = &state.config.limits;
             self.rate
-                .take(&limits.per_client, client, super::proxy::monotonic_ms())
+                .take(&limits.per_client, client, limits::monotonic_ms())
                 .ok()?;
         }
         let mut ctx = Ctx::for_pass(state.clone(), *plan, self.ids.next());

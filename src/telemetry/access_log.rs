@@ -130,7 +130,7 @@ pub fn values(r: &Record) -> Vec<String> {
     vec![
         date,
         time,
-        crate::edge::proxy::EDGE_NAME.to_string(),
+        super::EDGE_NAME.to_string(),
         r.sc_bytes.to_string(),
         field(Some(&r.c_ip)),
         r.method.clone(),

@@ -18,6 +18,9 @@ use prometheus::{
 };
 
 /// `homefront_requests_total{distribution, behavior, status_class, cache}`.
+/// The edge's name: in `X-Cache: <result> from homefront` and the access log.
+pub const EDGE_NAME: &str = "homefront";
+
 pub static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "homefront_requests_total",
