@@ -16,7 +16,7 @@ use pingora::services::background::{background_service, BackgroundService};
 use crate::config::model::Config;
 use crate::config::Loaded;
 use crate::edge::proxy::Edge;
-use crate::edge::state::EdgeState;
+use crate::edge::state::{EdgeState, Shared};
 use crate::origin::DiskStore;
 use crate::{telemetry, tls};
 
@@ -675,18 +675,15 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     }
     let state = Arc::new(ArcSwap::from_pointee(EdgeState::new(config.clone(), clock)));
     let acme = Arc::new(tls::acme::Challenges::default());
-    let edge_proxy = Edge::new(
+    let shared = Arc::new(Shared::new(
         state.clone(),
         cache,
         Some(Arc::new(crate::telemetry::access_log::AccessLogger::start(
             config.data_dir.join("logs/distributions"),
         ))),
         acme.clone(),
-    );
-    // Memory-tier hits are answered before pingora's proxy (`edge::hit`).
-    let hits = edge_proxy.hits();
-    // Requests the cache does not keep, to HTTP origins, likewise (`edge::pass`).
-    let passes = edge_proxy.passes();
+    ));
+    let edge_proxy = Edge::new(shared.clone());
     let proxy = pingora::proxy::http_proxy(&server.configuration, edge_proxy);
     // Connection limits and timeouts around the proxy (`limits`).
     let mut listeners = pingora::listeners::Listeners::new();
@@ -709,7 +706,7 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
     let edge = pingora::services::listening::Service::with_listeners(
         "homefront edge".to_string(),
         listeners,
-        crate::edge::conn::Guard::new(proxy, hits, passes, state.clone()),
+        crate::edge::conn::Guard::new(proxy, shared),
     );
     server.add_service(edge);
 

@@ -30,15 +30,21 @@ pub(crate) fn account(access_log: Option<&AccessLogger>, ex: &Exchange, ctx: &Ct
         _ => ("-", "-", None),
     };
     telemetry::REQUESTS
-        .with_label_values(&[dist, behavior, telemetry::status_class(status), ctx.cache_result])
+        .with_label_values(&[
+            dist,
+            behavior,
+            telemetry::status_class(status),
+            ctx.cache_result.as_str(),
+        ])
         .inc();
     telemetry::RESPONSE_BYTES
         .with_label_values(&[dist])
         .inc_by(ex.body_sent as u64);
     if ctx.key.is_some() {
-        let source = match ctx.cache_result {
-            "Hit" | "RefreshHit" => "cache",
-            _ => "origin",
+        let source = if ctx.cache_result.from_cache() {
+            "cache"
+        } else {
+            "origin"
         };
         telemetry::CACHE_BYTES
             .with_label_values(&[dist, behavior, source])
@@ -133,7 +139,7 @@ pub(crate) fn access_record(ex: &Exchange, ctx: &Ctx, dist: &str, status: u16) -
             None => req.uri.query().map(str::to_string),
         },
         cookie: cookie_header(req),
-        result: ctx.cache_result.to_string(),
+        result: ctx.cache_result.as_str().to_string(),
         request_id: ctx.request_id.clone(),
         host_header: match canon {
             Some(c) => Some(c.authority.clone()),

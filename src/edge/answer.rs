@@ -1,27 +1,107 @@
-//! The edge's own answers: errors (CloudFront-style XML), and the status of a request the
-//! edge could not complete.
+//! The edge's own answers, written in one place: errors (CloudFront-style XML), redirects,
+//! CORS preflights, ACME validations and refusals. [`own_answer`] builds each with the
+//! common decoration (`X-Cache`, `Via`, the request id) and the HEAD rule; the sinks
+//! write it out: [`write_to_session`] for pingora's sessions (HTTP/1.1 and HTTP/2),
+//! [`h1_answer`] for the connection loop's own HTTP/1.1 writes.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
+use pingora::proxy::Session;
 
-use super::ctx::Ctx;
+use super::ctx::{CacheResult, Ctx};
 use super::errors::EdgeError;
 use super::limits;
+use super::route::OwnAnswer;
 use super::shape::decorate;
 
-pub(crate) fn error_response(err: &EdgeError, ctx: &mut Ctx) -> Result<(ResponseHeader, Bytes)> {
-    ctx.cache_result = "Error";
-    let body = err.body();
-    let mut resp = ResponseHeader::build(err.status, Some(5))?;
-    resp.insert_header(header::CONTENT_TYPE, "text/xml")?;
-    resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
-    if let Some(s) = err.retry_after {
-        resp.insert_header(header::RETRY_AFTER, s.to_string())?;
+/// An answer the edge makes itself, ready for a sink.
+pub(crate) struct Answer {
+    pub header: ResponseHeader,
+    /// Empty for a HEAD (the header keeps the length a GET would get).
+    pub body: Bytes,
+}
+
+/// The edge's own answer `what` to a request (`ctx`: its context, which records the
+/// result; `head`: it is a HEAD).
+pub(crate) fn own_answer(what: &OwnAnswer, ctx: &mut Ctx, head: bool) -> Result<Answer> {
+    let (mut header, body) = match what {
+        OwnAnswer::Error(err) => {
+            ctx.cache_result = CacheResult::Error;
+            let body = err.body();
+            let mut resp = ResponseHeader::build(err.status, Some(5))?;
+            resp.insert_header(header::CONTENT_TYPE, "text/xml")?;
+            resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+            if let Some(s) = err.retry_after {
+                resp.insert_header(header::RETRY_AFTER, s.to_string())?;
+            }
+            (resp, body)
+        }
+        OwnAnswer::Redirect(location) => {
+            ctx.cache_result = CacheResult::Redirect;
+            let mut resp = ResponseHeader::build(301, Some(4))?;
+            resp.insert_header(header::LOCATION, location.as_str())?;
+            resp.insert_header(header::CONTENT_LENGTH, "0")?;
+            (resp, Bytes::new())
+        }
+        OwnAnswer::Preflight(allowed) => {
+            ctx.cache_result = CacheResult::Miss;
+            let mut resp = ResponseHeader::build(if allowed.is_some() { 200 } else { 403 }, Some(8))?;
+            for (name, value) in allowed.iter().flatten() {
+                resp.insert_header(*name, value.as_str())?;
+            }
+            resp.insert_header(header::CONTENT_LENGTH, "0")?;
+            (resp, Bytes::new())
+        }
+        OwnAnswer::Acme(key_authorization) => {
+            ctx.cache_result = CacheResult::Miss;
+            let mut resp = ResponseHeader::build(200, Some(4))?;
+            resp.insert_header(header::CONTENT_TYPE, "text/plain")?;
+            resp.insert_header(header::CONTENT_LENGTH, key_authorization.len())?;
+            (resp, Bytes::from(key_authorization.clone()))
+        }
+    };
+    decorate(&mut header, ctx)?;
+    let body = if head { Bytes::new() } else { body };
+    Ok(Answer { header, body })
+}
+
+/// Writes an answer to a pingora session (either HTTP version) and ends it.
+pub(crate) async fn write_to_session(session: &mut Session, answer: Answer) -> Result<()> {
+    let Answer { header, body } = answer;
+    let ends = body.is_empty();
+    session.write_response_header(Box::new(header), ends).await?;
+    if !ends {
+        session.write_response_body(Some(body), true).await?;
     }
-    decorate(&mut resp, ctx)?;
-    Ok((resp, body))
+    Ok(())
+}
+
+/// An answer as HTTP/1.1 bytes, into `out` (`keepalive`: the connection goes on after it).
+pub(crate) fn h1_answer(answer: Answer, keepalive: bool, out: &mut BytesMut) -> Result<()> {
+    let Answer { mut header, body } = answer;
+    h1_head(&mut header, keepalive, out)?;
+    out.extend_from_slice(&body);
+    Ok(())
+}
+
+/// An HTTP/1.1 answer's head as pingora's session writes it: its `Date`, `Connection` as the
+/// connection goes on (`keepalive`) or not, the status line and the fields, into `out`.
+pub(crate) fn h1_head(resp: &mut ResponseHeader, keepalive: bool, out: &mut BytesMut) -> Result<()> {
+    resp.insert_header(http::header::DATE, pingora::protocols::http::date::get_cached_date())?;
+    resp.insert_header(http::header::CONNECTION, if keepalive { "keep-alive" } else { "close" })?;
+    out.extend_from_slice(match resp.version {
+        http::Version::HTTP_10 => b"HTTP/1.0 ",
+        _ => b"HTTP/1.1 ",
+    });
+    out.extend_from_slice(resp.status.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(resp.get_reason_phrase().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    resp.header_to_h1_wire(out);
+    out.extend_from_slice(b"\r\n");
+    Ok(())
 }
 
 /// The answer to a request the edge could not complete (`status`, from [`failure_status`]).

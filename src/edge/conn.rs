@@ -9,61 +9,54 @@
 //! stream is offered to the hit path on the connection's own task, and the answers to one
 //! read leave in one write.
 
-use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
 use pingora::protocols::http::v2::server as h2;
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::raw_connect::ProxyDigest;
-use pingora::protocols::tls::TlsRef;
-use pingora::protocols::{
-    Digest, GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream, TimingDigest,
-    UniqueID, UniqueIDType, ALPN,
-};
+use pingora::protocols::{Digest, Shutdown, Stream, ALPN};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::time::Sleep;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::answer::{h1_answer, h1_head, own_answer};
+use super::ctx::Ctx;
 use super::hit::{HitBody, Hits, Served};
 use super::limits::{too_many, Connections};
 use super::pass::{Passed, Passes};
 use super::proxy::Edge;
-use super::state::EdgeState;
+use super::route::{admit, declares_body, has_body, Handoff, OwnAnswer};
+use super::state::Shared;
+use super::stream::Guarded;
 
 /// The edge service's app: connection limits and timeouts around pingora's proxy.
 pub struct Guard {
     proxy: Arc<HttpProxy<Edge>>,
-    state: Arc<ArcSwap<EdgeState>>,
+    shared: Arc<Shared>,
     connections: Arc<Connections>,
-    /// Memory-tier hits answered without pingora's proxy (`None` without a cache).
+    /// Fresh hits answered without pingora's proxy (`None` without a cache).
     hits: Option<Arc<Hits>>,
     /// Requests the cache does not keep, proxied to HTTP origins without pingora's proxy.
     passes: Passes,
 }
 
 impl Guard {
-    pub fn new(proxy: HttpProxy<Edge>, hits: Option<Hits>, passes: Passes, state: Arc<ArcSwap<EdgeState>>) -> Guard {
-        let proxy = Arc::new(proxy);
-        let hits = hits.map(Arc::new);
+    pub fn new(proxy: HttpProxy<Edge>, shared: Arc<Shared>) -> Guard {
         Guard {
-            proxy,
-            state,
+            proxy: Arc::new(proxy),
+            hits: Hits::new(shared.clone()).map(Arc::new),
+            passes: Passes::new(shared.clone()),
             connections: Arc::new(Connections::default()),
-            hits,
-            passes,
+            shared,
         }
     }
 }
@@ -79,7 +72,7 @@ impl ServerApp for Guard {
         let peer = peer_addr(&stream);
         // What this connection needs of the live limits (the config is not held meanwhile).
         let (idle_timeout, header_timeout, slot) = {
-            let state = self.state.load();
+            let state = self.shared.state.load();
             let limits = &state.config.limits;
             let slot = peer.map(|a| self.connections.enter(&limits.per_client, a.ip()));
             (limits.idle_timeout, limits.header_timeout, slot)
@@ -88,14 +81,17 @@ impl ServerApp for Guard {
         if matches!(slot, Some(None)) {
             crate::telemetry::limited("connections");
             if !matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-                let body = too_many("connections").body();
-                let head = format!(
-                    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(head.as_bytes()).await;
-                let _ = stream.write_all(&body).await;
-                let _ = stream.flush().await;
+                // The edge's own answer, with its decoration, before any request is read.
+                let mut ctx = Ctx::new();
+                ctx.request_id = self.shared.ids.next();
+                let mut e = too_many("connections");
+                e.retry_after = Some(1);
+                let mut out = BytesMut::new();
+                let answer = own_answer(&OwnAnswer::Error(e), &mut ctx, false);
+                if answer.and_then(|a| h1_answer(a, false, &mut out)).is_ok() {
+                    let _ = stream.write_all(&out).await;
+                    let _ = stream.flush().await;
+                }
             }
             Shutdown::shutdown(stream.as_mut()).await;
             return None;
@@ -125,11 +121,17 @@ impl ServerApp for Guard {
             }
             guarded.expect_request();
             let head = read_head(&mut guarded, &mut buf, idle_timeout, shutdown).await;
-            // The hit path, then the pass path, on one routing of the request.
+            // Routed once, for whichever path serves it: the hit path, the pass path, or
+            // pingora's proxy, which gets the routing with the request.
             let mut routed = match &head {
-                Head::Parsed(req, _) => self
-                    .passes
-                    .route(req, peer, super::route::declares_body(req), ssl.as_deref()),
+                Head::Parsed(req, len) => Some(admit(
+                    &self.shared,
+                    req,
+                    peer,
+                    declares_body(req),
+                    Some(&buf[..*len]),
+                    ssl.as_deref(),
+                )),
                 _ => None,
             };
             if let (Head::Parsed(req, len), Some(hits), Some(r)) = (&head, &self.hits, routed.take()) {
@@ -150,26 +152,32 @@ impl ServerApp for Guard {
                         first = false;
                         continue;
                     }
-                    Err(back) => routed = back,
+                    Err(back) => routed = Some(back),
                 }
             }
-            if let (Head::Parsed(req, len), Some(r)) = (&head, routed) {
+            if let (Head::Parsed(req, len), Some(r)) = (&head, routed.take()) {
                 let keepalive = !shutting_down && !asks_close(req);
                 let passed = self.passes.serve(r, req, peer, ssl.clone(), &mut *guarded, keepalive);
-                if let Some(passed) = passed.await {
-                    guarded.header_done();
-                    let _ = buf.split_to(*len);
-                    match passed {
-                        Passed::Answered(true) => {
-                            first = false;
-                            continue;
+                match passed.await {
+                    Ok(passed) => {
+                        guarded.header_done();
+                        let _ = buf.split_to(*len);
+                        match passed {
+                            Passed::Answered(true) => {
+                                first = false;
+                                continue;
+                            }
+                            Passed::Answered(false) => Shutdown::shutdown(&mut *guarded).await,
+                            Passed::Broken => {}
                         }
-                        Passed::Answered(false) => Shutdown::shutdown(&mut *guarded).await,
-                        Passed::Broken => {}
+                        break;
                     }
-                    break;
+                    Err(back) => routed = Some(back),
                 }
             }
+            // pingora serves anything else, with this request's routing (or none, for a
+            // request not parsed here: pingora's `request_filter` routes it).
+            guarded.hand_off(routed);
             if matches!(head, Head::Closed) {
                 break;
             }
@@ -177,7 +185,7 @@ impl ServerApp for Guard {
             // next pipelined request), it would answer this one and close the connection.
             // A body's framing is pingora's to read, so a request with one gets all.
             let take = match &head {
-                Head::Parsed(req, len) if !super::route::has_body(req) => *len,
+                Head::Parsed(req, len) if !has_body(req) => *len,
                 _ => buf.len(),
             };
             guarded.replay(buf.split_to(take));
@@ -325,37 +333,46 @@ impl Guard {
         }
     }
 
-    /// One HTTP/2 stream: the hit path, else pingora's proxy.
+    /// One HTTP/2 stream: routed once, then the hit path, else pingora's proxy (with the
+    /// routing).
     async fn answer_h2(self: Arc<Self>, mut session: ServerSession, shutdown: ShutdownWatch) {
-        if let (ServerSession::H2(h2), Some(hits)) = (&mut session, &self.hits) {
+        if let ServerSession::H2(h2) = &mut session {
             let peer = h2.client_addr().and_then(|a| a.as_inet()).copied();
             let ssl = h2.digest().and_then(|d| d.ssl_digest.clone());
-            let served = match self
-                .passes
-                .route(h2.req_header(), peer, !h2.is_body_empty(), ssl.as_deref())
-            {
-                Some(routed) => hits.serve(routed, h2.req_header(), false).await.ok(),
-                None => None,
+            let routed = admit(
+                &self.shared,
+                h2.req_header(),
+                peer,
+                !h2.is_body_empty(),
+                None,
+                ssl.as_deref(),
+            );
+            let routed = match &self.hits {
+                Some(hits) => match hits.serve(routed, h2.req_header(), false).await {
+                    Ok(served) => {
+                        let Served { header, body, ctx } = served;
+                        let body = match body {
+                            Some(HitBody::Bytes(b)) if !b.is_empty() => Some(b),
+                            _ => None,
+                        };
+                        let sent = body.as_ref().map_or(0, |b| b.len());
+                        let written = match h2.write_response_header(Box::new(header), body.is_none()) {
+                            Ok(()) => match body {
+                                Some(b) => h2.write_body(b, true).await,
+                                None => Ok(()),
+                            },
+                            Err(e) => Err(e),
+                        };
+                        if let (Ok(()), Some(resp)) = (written, h2.response_written()) {
+                            hits.done(&ctx, resp, h2.req_header(), peer, ssl, sent);
+                        }
+                        return;
+                    }
+                    Err(back) => back,
+                },
+                None => routed,
             };
-            if let Some(served) = served {
-                let Served { header, body, ctx } = served;
-                let body = match body {
-                    Some(HitBody::Bytes(b)) if !b.is_empty() => Some(b),
-                    _ => None,
-                };
-                let sent = body.as_ref().map_or(0, |b| b.len());
-                let written = match h2.write_response_header(Box::new(header), body.is_none()) {
-                    Ok(()) => match body {
-                        Some(b) => h2.write_body(b, true).await,
-                        None => Ok(()),
-                    },
-                    Err(e) => Err(e),
-                };
-                if let (Ok(()), Some(resp)) = (written, h2.response_written()) {
-                    hits.done(&ctx, resp, h2.req_header(), peer, ssl, sent);
-                }
-                return;
-            }
+            h2.req_header_mut().extensions_mut().insert(Handoff::new(routed));
         }
         // An HTTP/2 stream is never reused; the connection goes on.
         let _ = self.proxy.process_new_http(session, &shutdown).await;
@@ -533,24 +550,6 @@ async fn write_hit(stream: &mut Guarded, served: &mut Served, keepalive: bool) -
     Ok(memory.len())
 }
 
-/// An HTTP/1.1 answer's head as pingora's session writes it: its `Date`, `Connection` as the
-/// connection goes on (`keepalive`) or not, the status line and the fields, into `out`.
-pub(crate) fn h1_head(resp: &mut ResponseHeader, keepalive: bool, out: &mut BytesMut) -> pingora::Result<()> {
-    resp.insert_header(http::header::DATE, pingora::protocols::http::date::get_cached_date())?;
-    resp.insert_header(http::header::CONNECTION, if keepalive { "keep-alive" } else { "close" })?;
-    out.extend_from_slice(match resp.version {
-        http::Version::HTTP_10 => b"HTTP/1.0 ",
-        _ => b"HTTP/1.1 ",
-    });
-    out.extend_from_slice(resp.status.as_str().as_bytes());
-    out.extend_from_slice(b" ");
-    out.extend_from_slice(resp.get_reason_phrase().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    resp.header_to_h1_wire(out);
-    out.extend_from_slice(b"\r\n");
-    Ok(())
-}
-
 /// Unsent bytes the kernel holds for a connection before the socket stops taking more
 /// (`TCP_NOTSENT_LOWAT`), set where a cache file goes out with `sendfile`. Without it one
 /// `sendfile` call queues up to the send buffer, megabytes, behind the receiver's window;
@@ -704,280 +703,6 @@ pub(crate) async fn write_both<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// A viewer's HTTP/1.1 stream with a deadline for each request header: once the first byte
-/// of a request has arrived, its header must be complete within `header_timeout`, or reads
-/// fail with `TimedOut` and pingora closes the connection. The proxy ends the header phase
-/// with [`header_received`] as soon as it has the request.
-pub struct Guarded {
-    inner: Stream,
-    header_timeout: Duration,
-    awaiting_header: AtomicBool,
-    deadline: Option<Pin<Box<Sleep>>>,
-    /// Bytes already read from `inner` (by the hit path's parser), read again first.
-    replay: BytesMut,
-    /// HTTP/2 only: writes gathered for one write per turn of the connection's task (see
-    /// [`Guarded::corked`]); `None` writes straight through.
-    out: Option<Out>,
-    /// `send_file` has limited the socket's unsent bytes (`limit_unsent`), once for the
-    /// connection.
-    unsent_limited: bool,
-}
-
-/// What an HTTP/2 connection has written and not yet sent.
-struct Out {
-    buf: BytesMut,
-    /// Counts the polls of the connection's task (see [`Guard::serve_h2`]).
-    turn: Arc<AtomicU64>,
-    /// The turn in which a flush was put off: a flush in a later one sends.
-    deferred: Option<u64>,
-}
-
-/// Writes gathered before [`Guarded`] sends them even without a flush.
-const CORK_MAX: usize = 64 * 1024;
-/// A write this large (a body's DATA frame, 16 KiB by default) is not copied: it goes out
-/// right after what was gathered before it.
-const WRITE_THROUGH: usize = 16 * 1024;
-
-impl Guarded {
-    fn new(inner: Stream, header_timeout: Duration) -> Guarded {
-        Guarded {
-            inner,
-            header_timeout,
-            awaiting_header: AtomicBool::new(true),
-            deadline: None,
-            replay: BytesMut::new(),
-            out: None,
-            unsent_limited: false,
-        }
-    }
-
-    /// An HTTP/2 connection's stream, with no header deadline (the h2 codec has its own
-    /// limits), whose writes are sent once per turn of the connection's task rather than
-    /// once per response. h2 flushes at the end of every poll of the connection, and each
-    /// stream's task wakes the connection as it answers; with tokio running a task it just
-    /// woke next, that was one TLS record and one `sendto` for every response. Here the first
-    /// flush with data pending only wakes the task again, which puts it behind the tasks
-    /// already queued (the streams answering the same read), and the next flush sends what
-    /// all of them wrote, in one write.
-    fn corked(inner: Stream, turn: Arc<AtomicU64>) -> Guarded {
-        let mut g = Guarded::new(inner, Duration::ZERO);
-        g.awaiting_header = AtomicBool::new(false);
-        g.out = Some(Out {
-            buf: BytesMut::new(),
-            turn,
-            deferred: None,
-        });
-        g
-    }
-
-    /// Writes out what the connection gathered; `Pending` until all of it is written.
-    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(out) = self.out.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        while !out.buf.is_empty() {
-            match Pin::new(&mut self.inner).poll_write(cx, &out.buf) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => {
-                    let _ = out.buf.split_to(n);
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        out.deferred = None;
-        Poll::Ready(Ok(()))
-    }
-
-    fn header_done(&self) {
-        self.awaiting_header.store(false, Ordering::Release);
-    }
-
-    fn replay(&mut self, bytes: BytesMut) {
-        self.replay = bytes;
-    }
-
-    fn take_replay(&mut self) -> BytesMut {
-        std::mem::take(&mut self.replay)
-    }
-
-    fn expect_request(&mut self) {
-        self.awaiting_header.store(true, Ordering::Release);
-        self.deadline = None;
-    }
-}
-
-/// Ends the header deadline of the request on `stream`, if it is a [`Guarded`] one.
-pub fn header_received(stream: Option<&Stream>) {
-    if let Some(g) = stream.and_then(|s| s.as_any().downcast_ref::<Guarded>()) {
-        g.awaiting_header.store(false, Ordering::Release);
-    }
-}
-
-fn header_timed_out() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "the request header did not arrive in time")
-}
-
-impl AsyncRead for Guarded {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if !this.replay.is_empty() {
-            let n = this.replay.len().min(buf.remaining());
-            buf.put_slice(&this.replay.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        if !this.awaiting_header.load(Ordering::Acquire) {
-            this.deadline = None;
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
-        }
-        if this.deadline.as_ref().is_some_and(|d| d.is_elapsed()) {
-            crate::telemetry::limited("header_timeout");
-            return Poll::Ready(Err(header_timed_out()));
-        }
-        let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before && this.deadline.is_none() {
-                    this.deadline = Some(Box::pin(tokio::time::sleep(this.header_timeout)));
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Pending => {
-                let expired = this.deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready());
-                if expired {
-                    crate::telemetry::limited("header_timeout");
-                    return Poll::Ready(Err(header_timed_out()));
-                }
-                Poll::Pending
-            }
-            ready => ready,
-        }
-    }
-}
-
-impl AsyncWrite for Guarded {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        let Some(out) = this.out.as_mut() else {
-            return Pin::new(&mut this.inner).poll_write(cx, data);
-        };
-        if out.buf.len() >= CORK_MAX || data.len() >= WRITE_THROUGH {
-            std::task::ready!(this.poll_send(cx))?;
-            if data.len() >= WRITE_THROUGH {
-                return Pin::new(&mut this.inner).poll_write(cx, data);
-            }
-        }
-        let out = this.out.as_mut().expect("corked");
-        out.buf.extend_from_slice(data);
-        Poll::Ready(Ok(data.len()))
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if let Some(out) = this.out.as_mut().filter(|o| !o.buf.is_empty()) {
-            let turn = out.turn.load(Ordering::Relaxed);
-            match out.deferred {
-                // Sent at a flush in the task's next turn, after the tasks already queued.
-                None => {
-                    out.deferred = Some(turn);
-                    cx.waker().wake_by_ref();
-                    return Poll::Ready(Ok(()));
-                }
-                Some(t) if t == turn => return Poll::Ready(Ok(())),
-                Some(_) => std::task::ready!(this.poll_send(cx))?,
-            }
-        }
-        Pin::new(&mut this.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        std::task::ready!(self.poll_send(cx))?;
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        if self.out.is_some() {
-            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
-            return self.poll_write(cx, first);
-        }
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        // Gathered writes are copied one slice at a time.
-        self.out.is_none() && self.inner.is_write_vectored()
-    }
-}
-
-#[async_trait]
-impl Shutdown for Guarded {
-    async fn shutdown(&mut self) {
-        let _ = std::future::poll_fn(|cx| self.poll_send(cx)).await;
-        Shutdown::shutdown(self.inner.as_mut()).await
-    }
-}
-
-impl UniqueID for Guarded {
-    fn id(&self) -> UniqueIDType {
-        self.inner.id()
-    }
-}
-
-impl Ssl for Guarded {
-    fn get_ssl(&self) -> Option<&TlsRef> {
-        self.inner.get_ssl()
-    }
-    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
-        self.inner.get_ssl_digest()
-    }
-    fn selected_alpn_proto(&self) -> Option<ALPN> {
-        self.inner.selected_alpn_proto()
-    }
-}
-
-impl GetTimingDigest for Guarded {
-    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner.get_timing_digest()
-    }
-    fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
-    }
-    fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
-    }
-}
-
-impl GetProxyDigest for Guarded {
-    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
-        self.inner.get_proxy_digest()
-    }
-    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
-        self.inner.set_proxy_digest(digest)
-    }
-}
-
-impl GetSocketDigest for Guarded {
-    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.inner.get_socket_digest()
-    }
-    fn set_socket_digest(&mut self, digest: SocketDigest) {
-        self.inner.set_socket_digest(digest)
-    }
-}
-
-#[async_trait]
-impl Peek for Guarded {
-    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
-    }
-}
-
-impl fmt::Debug for Guarded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guarded").field("inner", &self.inner).finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1073,58 +798,6 @@ mod tests {
                 String::from_utf8_lossy(other)
             );
         }
-    }
-
-    #[tokio::test]
-    async fn an_http2_connections_writes_go_out_together_at_a_flush_in_a_later_turn() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let ours = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (mut peer, _) = listener.accept().await.unwrap();
-        let turn = Arc::new(AtomicU64::new(1));
-        let l4: pingora::protocols::l4::stream::Stream = ours.into();
-        let mut g = Guarded::corked(Box::new(l4), turn.clone());
-        let mut buf = [0u8; 64];
-        // Two answers and their flushes in one turn: nothing is sent yet.
-        for part in [&b"one "[..], b"two"] {
-            g.write_all(part).await.unwrap();
-            g.flush().await.unwrap();
-        }
-        assert_eq!(peer.try_read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
-        // The task's next turn: the first flush sends both, in one write.
-        turn.fetch_add(1, Ordering::Relaxed);
-        g.flush().await.unwrap();
-        peer.read_exact(&mut buf[..7]).await.unwrap();
-        assert_eq!(&buf[..7], b"one two");
-        // A large write goes at once, right after what was gathered before it.
-        g.write_all(b"frame header").await.unwrap();
-        g.flush().await.unwrap();
-        let big = vec![b'x'; WRITE_THROUGH];
-        g.write_all(&big).await.unwrap();
-        let mut got = vec![0u8; 12 + WRITE_THROUGH];
-        peer.read_exact(&mut got).await.unwrap();
-        assert!(got[..12] == b"frame header"[..] && got[12..] == big[..]);
-        // So do gathered writes past CORK_MAX, flushed or not.
-        for _ in 0..=CORK_MAX / 1024 {
-            g.write_all(&[b'y'; 1024]).await.unwrap();
-        }
-        let mut got = vec![0u8; CORK_MAX];
-        peer.read_exact(&mut got).await.unwrap();
-        assert!(got.iter().all(|b| *b == b'y'));
-        // The rest: put off at a flush, sent at one in the next turn.
-        g.flush().await.unwrap();
-        assert_eq!(peer.try_read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
-        turn.fetch_add(1, Ordering::Relaxed);
-        g.flush().await.unwrap();
-        peer.read_exact(&mut got[..1024]).await.unwrap();
-        // Closing sends what is gathered first.
-        g.write_all(b"bye").await.unwrap();
-        g.flush().await.unwrap();
-        AsyncWriteExt::shutdown(&mut g).await.unwrap();
-        let mut rest = Vec::new();
-        peer.read_to_end(&mut rest).await.unwrap();
-        assert_eq!(rest, b"bye");
     }
 
     #[test]

@@ -11,6 +11,47 @@ use super::canonical;
 use super::state::EdgeState;
 use crate::config::model::Origin;
 
+/// What the edge did with a request, as `X-Cache: <result> from homefront` and the access
+/// log's `x-edge-result-type` say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheResult {
+    Hit,
+    RefreshHit,
+    Miss,
+    /// The edge's own error answer.
+    Error,
+    /// A viewer-protocol redirect.
+    Redirect,
+}
+
+impl CacheResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheResult::Hit => "Hit",
+            CacheResult::RefreshHit => "RefreshHit",
+            CacheResult::Miss => "Miss",
+            CacheResult::Error => "Error",
+            CacheResult::Redirect => "Redirect",
+        }
+    }
+
+    /// The answer came from the cache.
+    pub fn from_cache(self) -> bool {
+        matches!(self, CacheResult::Hit | CacheResult::RefreshHit)
+    }
+
+    /// The `X-Cache` value.
+    pub(crate) fn x_cache(self) -> http::HeaderValue {
+        http::HeaderValue::from_static(match self {
+            CacheResult::Hit => "Hit from homefront",
+            CacheResult::RefreshHit => "RefreshHit from homefront",
+            CacheResult::Miss => "Miss from homefront",
+            CacheResult::Error => "Error from homefront",
+            CacheResult::Redirect => "Redirect from homefront",
+        })
+    }
+}
+
 /// Per-request state shared across the hooks.
 pub struct Ctx {
     pub(crate) state: Option<Arc<EdgeState>>,
@@ -20,7 +61,7 @@ pub struct Ctx {
     /// Path (and query, for HTTP origins) to request from the origin.
     pub(crate) upstream_target: String,
     /// `Hit`, `RefreshHit`, `Miss`, `Error`, `Redirect`: the `X-Cache` result.
-    pub(crate) cache_result: &'static str,
+    pub(crate) cache_result: CacheResult,
     pub(crate) origin_started: Option<Instant>,
     /// The request's cache key and what the origin gets; `None` when the behavior does not
     /// cache.
@@ -81,7 +122,7 @@ impl Ctx {
             behavior: usize::MAX,
             request_id: String::new(),
             upstream_target: String::new(),
-            cache_result: "Miss",
+            cache_result: CacheResult::Miss,
             origin_started: None,
             key: None,
             stale_on_error: false,

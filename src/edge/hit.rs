@@ -24,21 +24,18 @@ use http::{header, Method};
 use pingora::cache::key::CacheHashKey;
 use pingora::http::{RequestHeader, ResponseHeader};
 
-use super::account::{account, Exchange, RequestIds};
+use super::account::{account, Exchange};
 use super::cache_policy;
-use super::ctx::Ctx;
-use super::limits;
+use super::ctx::{CacheResult, Ctx};
 use super::route::Routed;
 use super::shape::viewer_headers;
+use super::state::Shared;
 use crate::cache::{DiskCache, Loaded, MemoryEntry, FILE_BODY_MIN};
-use crate::telemetry::access_log::AccessLogger;
 
-/// What the hit path shares with the proxy (`Edge::hits`).
+/// The hit path: the cache it reads, and what it shares with the other paths.
 pub struct Hits {
-    pub(crate) cache: &'static DiskCache,
-    pub(crate) ids: Arc<RequestIds>,
-    pub(crate) rate: Arc<limits::RequestRate>,
-    pub(crate) access_log: Option<Arc<AccessLogger>>,
+    shared: Arc<Shared>,
+    cache: &'static DiskCache,
 }
 
 /// A hit ready to go out: the response header (without the connection's own `Date` and
@@ -72,53 +69,40 @@ enum Source {
     Disk(HitBody),
 }
 
-/// Request headers that make pingora do more than send the stored response as it is:
-/// a body, a precondition (304/412), a range (206), an upgrade.
-const NOT_PLAIN: [header::HeaderName; 10] = [
-    header::CONTENT_LENGTH,
-    header::TRANSFER_ENCODING,
-    header::RANGE,
-    header::IF_NONE_MATCH,
-    header::IF_MODIFIED_SINCE,
-    header::IF_MATCH,
-    header::IF_UNMODIFIED_SINCE,
-    header::IF_RANGE,
-    header::EXPECT,
-    header::UPGRADE,
-];
-
-/// Whether the hit path may answer this request at all (the rest of the checks need the
-/// config and the cache).
-/// Also left to pingora: a target that is not a plain origin-form path (absolute-form, not
-/// UTF-8) and several Host fields (pingora refuses an ambiguous authority).
-pub fn plain(req: &RequestHeader) -> bool {
-    let target = req.raw_path();
-    matches!(req.method, Method::GET | Method::HEAD)
-        && target.first() == Some(&b'/')
-        && std::str::from_utf8(target).is_ok()
-        && req.headers.get_all(header::HOST).iter().count() <= 1
-        && !NOT_PLAIN.iter().any(|h| req.headers.contains_key(h))
-}
-
 impl Hits {
-    /// The hit for `req`, routed as `routed`, or `Err`: another path serves it, the pass
-    /// path if `routed` comes back, else pingora's proxy. `sendfile`: the connection can
-    /// take a large body straight from its cache file (plain TCP); without it only the
+    /// The hit path of an edge with a cache (`None` without one).
+    pub fn new(shared: Arc<Shared>) -> Option<Hits> {
+        Some(Hits {
+            cache: shared.cache?,
+            shared,
+        })
+    }
+
+    /// The hit for `req`, routed as `routed`, or `Err`: another path serves it (the pass
+    /// path, else pingora's proxy), with the routing given back. `sendfile`: the connection
+    /// can take a large body straight from its cache file (plain TCP); without it only the
     /// memory tier is looked at.
     pub(crate) async fn serve(
         &self,
-        routed: Routed,
+        mut routed: Box<Routed>,
         req: &RequestHeader,
         sendfile: bool,
-    ) -> Result<Served, Option<Routed>> {
+    ) -> Result<Served, Box<Routed>> {
+        if !routed.fast.hit || routed.answer.is_some() {
+            return Err(routed);
+        }
         let Some((mut header, body)) = self.find(&routed, req, sendfile).await else {
-            return Err(Some(routed));
+            return Err(routed);
         };
-        let Routed { state, plan, .. } = routed;
-        let ctx = Ctx::for_hit(state, *plan, self.ids.next());
         let origin = req.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        // A header the policy cannot set: pingora serves the entry (and decides it again).
-        viewer_headers(&mut header, &ctx, origin).map_err(|_| None)?;
+        routed.ctx.cache_result = CacheResult::Hit;
+        // A header the policy cannot set: pingora serves the entry (and fails the same way).
+        if viewer_headers(&mut header, &routed.ctx, origin).is_err() {
+            routed.ctx.cache_result = CacheResult::Miss;
+            return Err(routed);
+        }
+        let mut ctx = routed.ctx;
+        ctx.mark_first_byte();
         Ok(Served { header, body, ctx })
     }
 
@@ -130,15 +114,7 @@ impl Hits {
         req: &RequestHeader,
         sendfile: bool,
     ) -> Option<(ResponseHeader, Option<HitBody>)> {
-        let Routed {
-            state,
-            plan,
-            client,
-            key,
-            ..
-        } = routed;
-        let limits = &state.config.limits;
-        let primary = key.as_ref()?.primary_bin();
+        let primary = routed.key.as_ref()?.primary_bin();
         let now = SystemTime::now();
         let found = match self.cache.memory_entry(&primary) {
             Some(e) => Found {
@@ -166,9 +142,8 @@ impl Hits {
             }
             None => return None,
         };
-        let dist = &state.config.distributions[plan.dist];
         let mut header = found.header;
-        if !found.fresh || header.status.as_u16() != 200 || dist.error_response(200).is_some() {
+        if !found.fresh || header.status.as_u16() != 200 {
             return None;
         }
         let mut input = Vec::with_capacity(cache_policy::VARIANCE_INPUT);
@@ -184,13 +159,6 @@ impl Hits {
             if let Some(e) = memory {
                 e.remember_variant(&input);
             }
-        }
-        // The request rate counts served requests; over it, pingora answers 429 (and
-        // counts the request again, which changes nothing once the bucket is empty).
-        if let Some(client) = client {
-            self.rate
-                .take(&limits.per_client, *client, limits::monotonic_ms())
-                .ok()?;
         }
         // As pingora's hit: RFC 9111 §4 Age, and HTTP/1.1 whatever the origin spoke.
         header.insert_header(header::AGE, found.age).ok()?;
@@ -237,54 +205,7 @@ impl Hits {
             body_sent: sent,
             body_read: 0,
         };
-        account(self.access_log.as_deref(), &ex, ctx, false);
+        account(self.shared.access_log.as_deref(), &ex, ctx, false);
         crate::telemetry::HIT_PATH.inc();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHeader {
-        let mut r = RequestHeader::build(method, target.as_bytes(), None).unwrap();
-        for (n, v) in headers {
-            r.append_header(n.to_string(), *v).unwrap();
-        }
-        r
-    }
-
-    #[test]
-    fn plain_gets_and_heads_only() {
-        assert!(plain(&req("GET", "/a", &[("host", "x"), ("accept-encoding", "gzip")])));
-        assert!(plain(&req("HEAD", "/a", &[("host", "x")])));
-        for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
-            assert!(!plain(&req(method, "/a", &[("host", "x")])), "{method}");
-        }
-    }
-
-    #[test]
-    fn bodies_preconditions_ranges_and_upgrades_take_the_full_path() {
-        for h in [
-            ("content-length", "0"),
-            ("transfer-encoding", "chunked"),
-            ("range", "bytes=0-1"),
-            ("if-none-match", "\"x\""),
-            ("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT"),
-            ("if-match", "*"),
-            ("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT"),
-            ("if-range", "\"x\""),
-            ("expect", "100-continue"),
-            ("upgrade", "websocket"),
-        ] {
-            assert!(!plain(&req("GET", "/a", &[("host", "x"), h])), "{h:?}");
-        }
-    }
-
-    #[test]
-    fn an_ambiguous_authority_takes_the_full_path() {
-        assert!(!plain(&req("GET", "http://x/a", &[("host", "x")])));
-        assert!(!plain(&req("GET", "*", &[("host", "x")])));
-        assert!(!plain(&req("GET", "/a", &[("host", "x"), ("host", "y")])));
     }
 }

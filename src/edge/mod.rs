@@ -23,5 +23,6 @@ pub mod shape;
 pub mod signed;
 pub mod sigv4;
 pub mod state;
+pub mod stream;
 pub mod upstream;
 pub mod viewer;

@@ -32,7 +32,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use http::{header, Method, Version};
 use pingora::cache::predictor::CacheablePredictor;
@@ -43,69 +42,19 @@ use pingora::protocols::http::v1::client::HttpSession;
 use pingora::upstreams::peer::Peer;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::account::{account, Exchange, RequestIds};
-use super::answer::{error_response, failure_answer, failure_status};
-use super::conn::h1_head;
+use super::account::{account, Exchange};
+use super::answer::{failure_answer, failure_status, h1_answer, h1_head, own_answer};
 use super::ctx::Ctx;
-use super::limits;
-use super::route::Routed;
+use super::route::{OwnAnswer, Routed};
 use super::shape::{cache_ttl, encode, origin_response, viewer_headers};
-use super::state::{EdgeState, UNCACHEABLE};
+use super::state::{Shared, UNCACHEABLE};
 use super::upstream::origin_request;
-use crate::config::model::OriginKind;
-use crate::telemetry::access_log::AccessLogger;
 
-/// What the pass path shares with the proxy (`Edge::passes`).
+/// The pass path: its own keep-alive connections to origins, and what it shares with the
+/// other paths.
 pub struct Passes {
-    pub(crate) state: Arc<ArcSwap<EdgeState>>,
-    pub(crate) ids: Arc<RequestIds>,
-    pub(crate) rate: Arc<limits::RequestRate>,
-    pub(crate) acme: Arc<crate::tls::acme::Challenges>,
-    pub(crate) access_log: Option<Arc<AccessLogger>>,
-    /// The edge has a cache: a caching behavior's request passes only when the predictor
-    /// says its answer will not be cached.
-    pub(crate) cached: bool,
-    pub(crate) idle: IdleConnections,
-}
-
-/// Request headers that are hop-by-hop (pingora strips them, and some change what it sends),
-/// besides `Connection`.
-const HOP_BY_HOP: [&str; 9] = [
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-];
-
-/// Whether the pass path may take a request that is plain for the hit path (`hit::plain`),
-/// before its route is looked at.
-pub fn passable(req: &RequestHeader) -> bool {
-    if req.version != Version::HTTP_11 {
-        return false;
-    }
-    // One pass over the fields (names are lowercase in a HeaderMap).
-    let mut hosts = 0;
-    for (name, value) in req.headers.iter() {
-        if name == header::HOST {
-            hosts += 1;
-        } else if name == header::CONNECTION {
-            let only_persistence = value.as_bytes().split(|b| *b == b',').all(|t| {
-                let t = t.trim_ascii();
-                t.eq_ignore_ascii_case(b"keep-alive") || t.eq_ignore_ascii_case(b"close")
-            });
-            if !only_persistence {
-                return false;
-            }
-        } else if HOP_BY_HOP.contains(&name.as_str()) {
-            return false;
-        }
-    }
-    hosts == 1
+    shared: Arc<Shared>,
+    idle: IdleConnections,
 }
 
 /// How a passed request ended for its connection.
@@ -121,81 +70,63 @@ pub enum Passed {
 const GATHER: usize = 16 * 1024;
 
 impl Passes {
-    /// Routes a request for the hit path and this one (`None`: pingora's proxy serves it).
-    pub(crate) fn route(
-        &self,
-        req: &RequestHeader,
-        peer: Option<SocketAddr>,
-        body: bool,
-        tls: Option<&pingora::protocols::tls::SslDigest>,
-    ) -> Option<Routed> {
-        super::route::route(&self.state, &self.acme, req, peer, body, tls)
+    pub fn new(shared: Arc<Shared>) -> Passes {
+        Passes {
+            shared,
+            idle: IdleConnections::default(),
+        }
     }
 
     /// Proxies `req` from `peer`, routed as `routed`, if it is the pass path's to serve,
-    /// writing the answer to `down`; `None`: pingora serves it (nothing was written).
-    /// `keepalive`: the connection goes on after this answer.
+    /// writing the answer to `down`; `Err`: pingora serves it (nothing was written), with
+    /// the routing given back, attempts at the origin included. `keepalive`: the connection
+    /// goes on after this answer.
     pub(crate) async fn serve<W: AsyncWrite + Unpin>(
         &self,
-        routed: Routed,
+        mut routed: Box<Routed>,
         req: &RequestHeader,
         peer: Option<SocketAddr>,
         ssl: Option<Arc<pingora::protocols::tls::SslDigest>>,
         down: &mut W,
         keepalive: bool,
-    ) -> Option<Passed> {
-        let Routed {
-            state,
-            plan,
-            client,
-            key,
-        } = routed;
-        if !passable(req) {
-            return None;
+    ) -> Result<Passed, Box<Routed>> {
+        if !routed.fast.pass || routed.answer.is_some() {
+            return Err(routed);
         }
-        let is_https = ssl.is_some();
-        let dist = &state.config.distributions[plan.dist];
-        let behavior = &dist.behaviors[plan.behavior];
-        let OriginKind::Http { upstreams, .. } = &behavior.origin.kind else {
-            return None;
-        };
-        if !dist.error_responses.is_empty() || upstreams.iter().any(|u| u.tls) {
-            return None;
-        }
-        if let (true, Some(key)) = (self.cached, &key) {
+        // A key the cache may keep goes to pingora's path, which stores the answer.
+        let cached = self.shared.cache.is_some();
+        if let (true, Some(key)) = (cached, &routed.key) {
             if UNCACHEABLE.cacheable_prediction(key) {
-                return None;
+                return Err(routed);
             }
         }
-        if let Some(client) = client {
-            let limits = &state.config.limits;
-            self.rate
-                .take(&limits.per_client, client, limits::monotonic_ms())
-                .ok()?;
-        }
-        let mut ctx = Ctx::for_pass(state.clone(), *plan, self.ids.next());
+        let is_https = ssl.is_some();
         let mut up = req.clone();
         up.remove_header(&header::CONNECTION);
-        origin_request(&mut up, &mut ctx, None, peer.map(|p| p.ip()), is_https).ok()?;
+        if origin_request(&mut up, &mut routed.ctx, None, peer.map(|p| p.ip()), is_https).is_err() {
+            return Err(routed);
+        }
+        let key = routed.key.take();
 
         let viewer = Viewer { req, peer, ssl };
-        let (mut http, addr) = match self.send(&mut ctx, up).await {
+        let (mut http, addr) = match self.send(&mut routed.ctx, up).await {
             Sent::Answered(http, addr) => (http, addr),
             Sent::Unreachable => {
-                ctx.release_upstream();
-                return None;
+                routed.ctx.release_upstream();
+                routed.key = key;
+                return Err(routed);
             }
             Sent::Failed(e) => {
                 let status = failure_status(&e, false);
-                let out = self.fail(&mut ctx, &viewer, down, status, &e).await;
-                return Some(out);
+                return Ok(self.fail(&mut routed.ctx, &viewer, down, status, &e).await);
             }
         };
+        let mut ctx = routed.ctx;
         let Some(mut resp) = http.resp_header().cloned() else {
             let e = Error::explain(InternalError, "no response header");
-            return Some(self.fail(&mut ctx, &viewer, down, 500, &e).await);
+            return Ok(self.fail(&mut ctx, &viewer, down, 500, &e).await);
         };
-        if let (true, Some(key)) = (self.cached, &key) {
+        if let (true, Some(key)) = (cached, &key) {
             // As pingora's bypassed miss: the mark stays while the answers stay uncacheable.
             if cache_ttl(&ctx, &req.headers, &resp, SystemTime::now()).is_some() {
                 UNCACHEABLE.mark_cacheable(key);
@@ -221,7 +152,7 @@ impl Passes {
         });
         let mut out = BytesMut::with_capacity(GATHER);
         if let Err(e) = shaped.and_then(|()| h1_head(&mut resp, keepalive, &mut out)) {
-            return Some(self.fail(&mut ctx, &viewer, down, 500, &e).await);
+            return Ok(self.fail(&mut ctx, &viewer, down, 500, &e).await);
         }
         let chunked = !no_body && resp.headers.contains_key(header::TRANSFER_ENCODING);
         let (outcome, sent) = match relay(&mut http, &mut ctx, down, &mut out, no_body, chunked).await {
@@ -242,11 +173,11 @@ impl Passes {
             Err(Cut::Unsent(e)) => {
                 // Nothing went out: the viewer gets the edge's error, as before a header.
                 let status = failure_status(&e, false);
-                return Some(self.fail(&mut ctx, &viewer, down, status, &e).await);
+                return Ok(self.fail(&mut ctx, &viewer, down, status, &e).await);
             }
         };
         self.done(&mut ctx, &viewer, Some(&resp), sent);
-        Some(outcome)
+        Ok(outcome)
     }
 
     /// Sends the request and reads the answer's header: on a kept-alive connection when
@@ -325,17 +256,16 @@ impl Passes {
         let mut sent = 0;
         if status > 0 {
             let err = failure_answer(status, false, u64::MAX);
-            if let Ok((mut resp, body)) = error_response(&err, ctx) {
-                let mut out = BytesMut::with_capacity(512 + body.len());
-                if h1_head(&mut resp, false, &mut out).is_ok() {
-                    if viewer.req.method != Method::HEAD {
-                        out.extend_from_slice(&body);
-                        sent = body.len();
-                    }
+            let head = viewer.req.method == Method::HEAD;
+            if let Ok(answer) = own_answer(&OwnAnswer::Error(err), ctx, head) {
+                sent = answer.body.len();
+                let mut out = BytesMut::with_capacity(512 + sent);
+                let header = answer.header.clone();
+                if h1_answer(answer, false, &mut out).is_ok() {
                     if down.write_all(&out).await.is_ok() && down.flush().await.is_ok() {
                         outcome = Passed::Answered(false);
                     }
-                    written = Some(resp);
+                    written = Some(header);
                 }
             }
             let origin = ctx.origin().map_or("", |o| o.name.as_str());
@@ -357,7 +287,7 @@ impl Passes {
             body_sent: sent,
             body_read: 0,
         };
-        account(self.access_log.as_deref(), &ex, ctx, false);
+        account(self.shared.access_log.as_deref(), &ex, ctx, false);
         crate::telemetry::PASS_PATH.inc();
     }
 }
@@ -580,46 +510,6 @@ fn quiet(fd: std::os::fd::RawFd) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn req(method: &str, headers: &[(&str, &str)]) -> RequestHeader {
-        let mut r = RequestHeader::build(method, b"/a", None).unwrap();
-        for (n, v) in headers {
-            r.append_header(n.to_string(), *v).unwrap();
-        }
-        r
-    }
-
-    fn passable(r: &RequestHeader) -> bool {
-        crate::edge::hit::plain(r) && super::passable(r)
-    }
-
-    #[test]
-    fn plain_http11_requests_with_one_host_pass() {
-        assert!(passable(&req("GET", &[("host", "x"), ("accept", "*/*")])));
-        assert!(passable(&req("HEAD", &[("host", "x"), ("connection", "keep-alive")])));
-        assert!(passable(&req(
-            "GET",
-            &[("host", "x"), ("connection", "Keep-Alive, close")]
-        )));
-        assert!(!passable(&req("GET", &[])), "no Host");
-        assert!(!passable(&req("POST", &[("host", "x")])));
-        assert!(!passable(&req("GET", &[("host", "x"), ("range", "bytes=0-1")])));
-        let mut old = req("GET", &[("host", "x")]);
-        old.set_version(Version::HTTP_10);
-        assert!(!passable(&old));
-    }
-
-    #[test]
-    fn hop_by_hop_headers_and_other_connection_tokens_take_the_full_path() {
-        for h in HOP_BY_HOP {
-            assert!(!passable(&req("GET", &[("host", "x"), (h, "1")])), "{h}");
-        }
-        assert!(!passable(&req("GET", &[("host", "x"), ("connection", "x-secret")])));
-        assert!(!passable(&req(
-            "GET",
-            &[("host", "x"), ("connection", "keep-alive, upgrade")]
-        )));
-    }
 
     #[tokio::test]
     async fn an_idle_connection_the_origin_closed_or_wrote_on_is_not_reused() {

@@ -4,7 +4,6 @@
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, Method};
@@ -15,38 +14,28 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
-use super::account::{account, Exchange, RequestIds};
-use super::answer::{error_response, failure_answer, failure_status};
+use super::account::{account, Exchange};
+use super::answer::{failure_answer, failure_status, own_answer, write_to_session};
 use super::cache_policy;
-use super::ctx::Ctx;
+use super::ctx::{CacheResult, Ctx};
 use super::error_pages::ErrorPages;
-use super::errors::EdgeError;
-use super::route::{check_head, client_of, decide, declared_length, declares_body, has_body, Decision};
-use super::shape::{cache_ttl, decorate, encode, origin_response, variance, viewer_headers};
-use super::state::{EdgeState, UNCACHEABLE};
+use super::route::{admit, declared_length, declares_body, has_body, Handoff, OwnAnswer, Routed};
+use super::shape::{cache_ttl, encode, origin_response, variance, viewer_headers};
+use super::state::{Shared, UNCACHEABLE};
+use super::stream;
 use super::upstream::origin_request;
-use super::{limits, viewer};
-use crate::cache::{DiskCache, EntryLabel};
+use crate::cache::EntryLabel;
 use crate::config::model::OriginKind;
 use crate::telemetry;
-use crate::telemetry::access_log::AccessLogger;
 
 /// Collapses concurrent misses for one key into one origin request; a writer that takes
 /// longer than this to fill the entry releases the waiting readers to the origin.
 static CACHE_LOCK: LazyLock<Box<CacheKeyLockImpl>> = LazyLock::new(|| CacheLock::new_boxed(Duration::from_secs(30)));
 
 pub struct Edge {
-    state: Arc<ArcSwap<EdgeState>>,
-    ids: Arc<RequestIds>,
-    cache: Option<&'static DiskCache>,
+    shared: Arc<Shared>,
     /// Custom error pages.
     pages: ErrorPages,
-    /// Access logs of the distributions that ask for them.
-    access_log: Option<Arc<AccessLogger>>,
-    /// ACME HTTP-01 answers being validated right now.
-    acme: Arc<crate::tls::acme::Challenges>,
-    /// Per-client request rates (`limits.per_client`).
-    rate: Arc<limits::RequestRate>,
 }
 
 /// A request body the edge still reads, when the origin failed before it was sent, before
@@ -55,46 +44,10 @@ const DRAIN_MAX: u64 = 1 << 20;
 const DRAIN_FOR: Duration = Duration::from_secs(2);
 
 impl Edge {
-    /// `cache`: the process's cache storage; `None` serves everything from the origin.
-    pub fn new(
-        state: Arc<ArcSwap<EdgeState>>,
-        cache: Option<&'static DiskCache>,
-        access_log: Option<Arc<AccessLogger>>,
-        acme: Arc<crate::tls::acme::Challenges>,
-    ) -> Self {
+    pub fn new(shared: Arc<Shared>) -> Self {
         Edge {
-            state,
-            ids: Arc::new(RequestIds::new()),
-            cache,
+            shared,
             pages: ErrorPages::new(),
-            rate: Arc::new(limits::RequestRate::default()),
-            access_log,
-            acme,
-        }
-    }
-}
-
-impl Edge {
-    /// The hit path's share of this proxy (`None` without a cache).
-    pub fn hits(&self) -> Option<super::hit::Hits> {
-        Some(super::hit::Hits {
-            cache: self.cache?,
-            ids: self.ids.clone(),
-            rate: self.rate.clone(),
-            access_log: self.access_log.clone(),
-        })
-    }
-
-    /// The pass path's share of this proxy.
-    pub fn passes(&self) -> super::pass::Passes {
-        super::pass::Passes {
-            state: self.state.clone(),
-            ids: self.ids.clone(),
-            rate: self.rate.clone(),
-            acme: self.acme.clone(),
-            access_log: self.access_log.clone(),
-            cached: self.cache.is_some(),
-            idle: Default::default(),
         }
     }
 }
@@ -109,88 +62,54 @@ impl ProxyHttp for Edge {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         // The request's header is in: its deadline (`limits.header_timeout`) is met.
-        super::conn::header_received(session.as_downstream().stream());
-        let state = self.state.load_full();
-        session.set_read_timeout(Some(state.config.limits.body_timeout));
-        ctx.body_limit = state.config.limits.max_body_size;
-        ctx.request_id = self.ids.next();
-        ctx.state = Some(state.clone());
-        let tls = session.digest().and_then(|d| d.ssl_digest.clone());
+        stream::header_received(session.as_downstream().stream());
+        // Routed once: by the connection loop, which handed it over with the request (or
+        // here, for a request that loop did not parse).
+        let from_h2 = session
+            .req_header_mut()
+            .extensions_mut()
+            .remove::<Handoff>()
+            .and_then(|h| h.take());
         let req = session.req_header();
-        // CloudFront's limits, checked before anything else reads the request.
-        // Only a request with body framing can frame it ambiguously; pingora keeps
-        // Transfer-Encoding (and every Content-Length) in the parsed headers, so the raw
-        // block is read only then, not on every GET.
-        let raw = has_body(req)
-            .then(|| session.as_downstream().as_http1().map(|h1| h1.get_headers_raw_bytes()))
-            .flatten();
-        let limits = &state.config.limits;
-        let head = check_head(limits, req);
-        let declared = declared_length(req);
-        let refused = head
-            .and_then(|()| declared.map_or(Ok(()), |n| limits::check_body(limits, n)))
-            .err()
-            .or_else(|| raw.and_then(|r| viewer::framing(&r)));
-        if let Some(e) = refused {
-            // The body (if any) is not read: the connection cannot carry another request.
+        let handed = from_h2
+            .or_else(|| stream::take_handoff(session.as_downstream().stream()))
+            .filter(|r| r.is_for(req));
+        let routed = match handed {
+            Some(routed) => routed,
+            None => {
+                let tls = session.digest().and_then(|d| d.ssl_digest.clone());
+                let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
+                let declared = declares_body(session.req_header());
+                let body = declared || !session.is_body_empty();
+                // pingora keeps Transfer-Encoding (and every Content-Length) in the parsed
+                // headers, so the raw block is read only for a request with body framing.
+                let raw = has_body(session.req_header())
+                    .then(|| session.as_downstream().as_http1().map(|h1| h1.get_headers_raw_bytes()))
+                    .flatten();
+                let req = session.req_header();
+                admit(&self.shared, req, peer, body, raw.as_deref(), tls.as_deref())
+            }
+        };
+        let Routed {
+            ctx: routed_ctx,
+            answer,
+            close,
+            ..
+        } = *routed;
+        *ctx = routed_ctx;
+        if let Some(state) = &ctx.state {
+            session.set_read_timeout(Some(state.config.limits.body_timeout));
+        }
+        if close {
             session.set_keepalive(None);
-            return self.deny(session, ctx, e).await;
         }
-        // The client: the peer, or the one behind a trusted proxy (rate limits, signed URLs).
-        let client = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|peer| client_of(&state, req, peer.ip()));
-        // Per-client request rate.
-        if let Some(client) = client {
-            if let Err(retry_after) = self.rate.take(&limits.per_client, client, limits::monotonic_ms()) {
-                crate::telemetry::limited("requests");
-                let mut e = limits::too_many("requests");
-                e.retry_after = Some(retry_after);
-                return self.deny(session, ctx, e).await;
-            }
-        }
-        let declared = declares_body(req);
-        let body = declared || !session.is_body_empty();
-        let req = session.req_header();
-        match decide(&state, &self.acme, req, body, tls.as_deref(), client) {
-            Decision::Acme(answer) => {
-                let mut resp = ResponseHeader::build(200, Some(2))?;
-                resp.insert_header(header::CONTENT_TYPE, "text/plain")?;
-                resp.insert_header(header::CONTENT_LENGTH, answer.len())?;
-                session.write_response_header(Box::new(resp), false).await?;
-                session.write_response_body(Some(Bytes::from(answer)), true).await?;
+        match answer {
+            None => Ok(false),
+            Some(answer) => {
+                let head = session.req_header().method == Method::HEAD;
+                let answer = own_answer(&answer, ctx, head)?;
+                write_to_session(session, answer).await?;
                 Ok(true)
-            }
-            Decision::Deny(at, e) => {
-                (ctx.dist, ctx.behavior) = at;
-                self.deny(session, ctx, e).await
-            }
-            Decision::Redirect(at, location) => {
-                (ctx.dist, ctx.behavior) = at;
-                ctx.cache_result = "Redirect";
-                let mut resp = ResponseHeader::build(301, Some(4))?;
-                resp.insert_header(header::LOCATION, location)?;
-                resp.insert_header(header::CONTENT_LENGTH, "0")?;
-                decorate(&mut resp, ctx)?;
-                session.write_response_header(Box::new(resp), true).await?;
-                Ok(true)
-            }
-            Decision::Preflight(at, answer) => {
-                (ctx.dist, ctx.behavior) = at;
-                ctx.cache_result = "Miss";
-                let mut resp = ResponseHeader::build(if answer.is_some() { 200 } else { 403 }, Some(8))?;
-                for (name, value) in answer.unwrap_or_default() {
-                    resp.insert_header(name, value)?;
-                }
-                resp.insert_header(header::CONTENT_LENGTH, "0")?;
-                decorate(&mut resp, ctx)?;
-                session.write_response_header(Box::new(resp), true).await?;
-                Ok(true)
-            }
-            Decision::Forward(plan) => {
-                ctx.follow(*plan);
-                Ok(false)
             }
         }
     }
@@ -296,7 +215,7 @@ impl ProxyHttp for Edge {
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
-        let (Some(storage), Some(_)) = (self.cache, &ctx.key) else {
+        let (Some(storage), Some(_)) = (self.shared.cache, &ctx.key) else {
             return Ok(());
         };
         if !matches!(session.req_header().method, Method::GET | Method::HEAD) {
@@ -364,9 +283,9 @@ impl ProxyHttp for Edge {
     async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
         if session.cache.enabled() || ctx.key.is_some() {
             ctx.cache_result = match session.cache.phase() {
-                CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating => "Hit",
-                CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => "RefreshHit",
-                _ => "Miss",
+                CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating => CacheResult::Hit,
+                CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => CacheResult::RefreshHit,
+                _ => CacheResult::Miss,
             };
         }
         ctx.first_byte = Some(Instant::now());
@@ -377,7 +296,7 @@ impl ProxyHttp for Edge {
         if unsafe_method && (200..400).contains(&resp.status.as_u16()) {
             // Only the entries of this distribution and host, for this path and its query
             // variants: a write to one host never evicts another's.
-            if let (Some(cache), Some(canon), Some(state)) = (self.cache, &ctx.canon, &ctx.state) {
+            if let (Some(cache), Some(canon), Some(state)) = (self.shared.cache, &ctx.canon, &ctx.state) {
                 let path = &canon.path;
                 let paths = [
                     cache_policy::InvalidationPath::Exact(path.to_string()),
@@ -457,7 +376,10 @@ impl ProxyHttp for Edge {
             if upstream_failed && declared.is_some_and(|n| n <= DRAIN_MAX) && !session.is_body_done() {
                 let _ = tokio::time::timeout(DRAIN_FOR, session.drain_request_body()).await;
             }
-            let _ = self.write_error(session, ctx, &err).await;
+            let head = session.req_header().method == Method::HEAD;
+            if let Ok(answer) = own_answer(&OwnAnswer::Error(err), ctx, head) {
+                let _ = write_to_session(session, answer).await;
+            }
         }
         FailToProxy {
             error_code: status,
@@ -474,24 +396,6 @@ impl ProxyHttp for Edge {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         ctx.release_upstream();
         let stale = matches!(session.cache.phase(), CachePhase::Stale | CachePhase::StaleUpdating);
-        account(self.access_log.as_deref(), &Exchange::of(session), ctx, stale);
-    }
-}
-
-impl Edge {
-    /// Answers with a CloudFront-style XML error and ends the request.
-    async fn deny(&self, session: &mut Session, ctx: &mut Ctx, err: EdgeError) -> Result<bool> {
-        self.write_error(session, ctx, &err).await?;
-        Ok(true)
-    }
-
-    async fn write_error(&self, session: &mut Session, ctx: &mut Ctx, err: &EdgeError) -> Result<()> {
-        let (resp, body) = error_response(err, ctx)?;
-        let head_only = session.req_header().method == Method::HEAD;
-        session.write_response_header(Box::new(resp), head_only).await?;
-        if !head_only {
-            session.write_response_body(Some(body), true).await?;
-        }
-        Ok(())
+        account(self.shared.access_log.as_deref(), &Exchange::of(session), ctx, stale);
     }
 }

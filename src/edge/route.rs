@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use http::{header, Method};
 use pingora::cache::CacheKey;
 use pingora::http::RequestHeader;
@@ -13,7 +12,7 @@ use super::cache_policy::{self, CacheKeyParts};
 use super::canonical;
 use super::ctx::Ctx;
 use super::errors::EdgeError;
-use super::state::EdgeState;
+use super::state::{EdgeState, Shared};
 use super::upstream::target_for;
 use super::viewer::{self, ViewerOutcome};
 use super::{behavior, ip, limits, signed};
@@ -86,49 +85,276 @@ pub(crate) fn client_of(state: &EdgeState, req: &RequestHeader, peer: std::net::
     ip::client_ip(peer, xff, &state.config.trusted_proxies)
 }
 
-/// A request the fast paths (`edge::hit`, then `edge::pass`) may serve, routed once for
-/// both: a plain GET or HEAD within the limits that `decide` forwards.
+/// The edge's own answer to a request, decided before any origin is asked.
+pub(crate) enum OwnAnswer {
+    /// An ACME HTTP-01 validation: the key authorization.
+    Acme(String),
+    Error(EdgeError),
+    /// A viewer-protocol redirect to this location.
+    Redirect(String),
+    /// A CORS preflight: the headers, or `None` for 403.
+    Preflight(Option<Vec<(&'static str, String)>>),
+}
+
+/// A request routed once, before any path serves it: the hit path, the pass path and
+/// pingora's proxy all read this, so nothing is decided, charged or counted twice.
 pub(crate) struct Routed {
-    pub state: Arc<EdgeState>,
-    pub plan: Box<Plan>,
+    /// The request's context: its config generation, request id and limits, and, for a
+    /// request that goes on, the plan (`Ctx::follow`).
+    pub ctx: Ctx,
+    /// The edge answers itself; `None`: the request goes on to the cache and the origin.
+    pub answer: Option<OwnAnswer>,
+    /// Refused before its body was read: the connection ends with the answer.
+    pub close: bool,
     /// The viewer (behind trusted proxies, the one they name).
     pub client: Option<std::net::IpAddr>,
     /// The cache key's primary part, hashed once (`None`: the behavior does not cache).
     pub key: Option<CacheKey>,
+    /// The fast paths that may serve it ([`fast_paths`]).
+    pub fast: FastPaths,
+    /// What it was routed for, to check a hand-off (`Handoff`) against the request pingora
+    /// parsed.
+    method: Method,
+    target: Box<[u8]>,
 }
 
-/// Routes `req` for the fast paths, or `None`: pingora's proxy serves it (and decides it
-/// again from the start).
-pub(crate) fn route(
-    state: &ArcSwap<EdgeState>,
-    acme: &crate::tls::acme::Challenges,
+impl Routed {
+    /// This routing is for `req` (same method and target).
+    pub(crate) fn is_for(&self, req: &RequestHeader) -> bool {
+        self.method == req.method && *self.target == *req.raw_path()
+    }
+}
+
+/// Routes a request once: the limits, the per-client rate (a token taken), a request id,
+/// then [`decide`]. `body`: the request has a body; `raw`: its HTTP/1.x header block as
+/// sent (framing checks), `None` for HTTP/2; `tls`: the connection's TLS digest.
+pub(crate) fn admit(
+    shared: &Shared,
     req: &RequestHeader,
     peer: Option<SocketAddr>,
     body: bool,
+    raw: Option<&[u8]>,
     tls: Option<&pingora::protocols::tls::SslDigest>,
-) -> Option<Routed> {
-    if body || !super::hit::plain(req) {
-        return None;
-    }
-    let state = state.load_full();
-    check_head(&state.config.limits, req).ok()?;
-    let client = peer.map(|p| client_of(&state, req, p.ip()));
-    let Decision::Forward(plan) = decide(&state, acme, req, false, tls, client) else {
-        return None;
-    };
-    let key = plan.key.as_ref().map(|k| {
-        use pingora::cache::key::CacheHashKey;
-        let mut key = CacheKey::new(k.primary.as_bytes(), String::new());
-        let bin = key.primary_bin();
-        key.set_primary_bin_override(bin);
-        key
+) -> Box<Routed> {
+    let state = shared.state.load_full();
+    let mut ctx = Ctx::new();
+    ctx.request_id = shared.ids.next();
+    ctx.body_limit = state.config.limits.max_body_size;
+    ctx.state = Some(state.clone());
+    let mut routed = Box::new(Routed {
+        ctx,
+        answer: None,
+        close: false,
+        client: None,
+        key: None,
+        fast: FastPaths::NONE,
+        method: req.method.clone(),
+        target: req.raw_path().into(),
     });
-    Some(Routed {
-        state,
-        plan,
-        client,
+    // CloudFront's limits, checked before anything else reads the request. Only a request
+    // with body framing can frame it ambiguously.
+    let limits = &state.config.limits;
+    let refused = check_head(limits, req)
+        .and_then(|()| declared_length(req).map_or(Ok(()), |n| limits::check_body(limits, n)))
+        .err()
+        .or_else(|| raw.filter(|_| has_body(req)).and_then(viewer::framing));
+    if let Some(e) = refused {
+        // The body (if any) is not read: the connection cannot carry another request.
+        routed.close = true;
+        routed.answer = Some(OwnAnswer::Error(e));
+        return routed;
+    }
+    // The client: the peer, or the one behind a trusted proxy (rate limits, signed URLs).
+    let client = peer.map(|p| client_of(&state, req, p.ip()));
+    routed.client = client;
+    if let Some(client) = client {
+        if let Err(retry_after) = shared.rate.take(&limits.per_client, client, limits::monotonic_ms()) {
+            crate::telemetry::limited("requests");
+            let mut e = limits::too_many("requests");
+            e.retry_after = Some(retry_after);
+            routed.answer = Some(OwnAnswer::Error(e));
+            return routed;
+        }
+    }
+    let at = match decide(&state, &shared.acme, req, body, tls, client) {
+        Decision::Forward(plan) => {
+            routed.fast = fast_paths(&state, req, body, &plan);
+            routed.key = plan.key.as_ref().map(|k| {
+                use pingora::cache::key::CacheHashKey;
+                let mut key = CacheKey::new(k.primary.as_bytes(), String::new());
+                let bin = key.primary_bin();
+                key.set_primary_bin_override(bin);
+                key
+            });
+            routed.ctx.follow(*plan);
+            return routed;
+        }
+        Decision::Acme(answer) => {
+            routed.answer = Some(OwnAnswer::Acme(answer));
+            return routed;
+        }
+        Decision::Deny(at, e) => {
+            routed.answer = Some(OwnAnswer::Error(e));
+            at
+        }
+        Decision::Redirect(at, location) => {
+            routed.answer = Some(OwnAnswer::Redirect(location));
+            at
+        }
+        Decision::Preflight(at, headers) => {
+            routed.answer = Some(OwnAnswer::Preflight(headers));
+            at
+        }
+    };
+    (routed.ctx.dist, routed.ctx.behavior) = at;
+    routed
+}
+
+/// Which fast path may serve a request that goes on to the cache and the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FastPaths {
+    /// `edge::hit`: a fresh 200 entry, sent as it is stored.
+    pub hit: bool,
+    /// `edge::pass`: straight to a plain-HTTP upstream, when the cache will not keep it.
+    pub pass: bool,
+}
+
+impl FastPaths {
+    pub(crate) const NONE: FastPaths = FastPaths {
+        hit: false,
+        pass: false,
+    };
+}
+
+/// Request headers that make pingora do more than send a stored response as it is, or the
+/// viewer's request as it is: a body, a precondition (304/412), a range (206), an upgrade.
+const NOT_PLAIN: [header::HeaderName; 10] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::RANGE,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::EXPECT,
+    header::UPGRADE,
+];
+
+/// Request headers that are hop-by-hop (pingora strips them, and some change what it
+/// sends), besides `Connection`.
+const HOP_BY_HOP: [&str; 9] = [
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
+
+/// The one rule of which fast path may serve a request `decide` forwards, written as what
+/// each cannot do; anything else is pingora's. Every field of the plan, the behavior and
+/// the distribution is named here (no `..`): a field added to them does not compile until
+/// it is decided for the fast paths. What depends on the cache's content (a fresh 200
+/// entry, the variance, the predictor) is checked by the paths themselves.
+pub(crate) fn fast_paths(state: &EdgeState, req: &RequestHeader, body: bool, plan: &Plan) -> FastPaths {
+    let Plan {
+        dist,
+        behavior,
+        // Both paths compress as pingora's does (`shape::origin_response`, stored variants).
+        compress: _,
         key,
-    })
+        origin,
+        // The origin request is built by `upstream::origin_request` on every path.
+        object_path: _,
+        http_query: _,
+        target: _,
+        canon: _,
+    } = plan;
+    let Some(d) = state.config.distributions.get(*dist) else {
+        return FastPaths::NONE;
+    };
+    let crate::config::model::Distribution {
+        name: _,
+        domains: _,
+        default_root_object: _,
+        behaviors,
+        // Custom error pages are fetched and swapped in by pingora's path only.
+        error_responses,
+        // Every path logs through `account::account`.
+        access_log: _,
+    } = d;
+    let Some(b) = behaviors.get(*behavior) else {
+        return FastPaths::NONE;
+    };
+    let crate::config::model::Behavior {
+        path_pattern_text: _,
+        path_pattern: _,
+        // A group fails over on the primary's status: pingora's path only.
+        origin: behavior_origin,
+        // Viewer rules, methods and signed access are `decide`'s, before any path.
+        viewer_protocol_policy: _,
+        allowed_methods: _,
+        trusted_keys: _,
+        // The key is in the plan; forwarding is `origin_request`'s.
+        cache: _,
+        // Applied by `shape::viewer_headers` on every path.
+        headers: _,
+        inject_origin: _,
+        compress: _,
+    } = b;
+    // A plain GET or HEAD: no body, no precondition, range or upgrade; an origin-form
+    // UTF-8 target; at most one Host (pingora refuses an ambiguous authority).
+    let target = req.raw_path();
+    let plain = !body
+        && matches!(req.method, Method::GET | Method::HEAD)
+        && target.first() == Some(&b'/')
+        && std::str::from_utf8(target).is_ok()
+        && req.headers.get_all(header::HOST).iter().count() <= 1
+        && !NOT_PLAIN.iter().any(|h| req.headers.contains_key(h));
+    if !plain {
+        return FastPaths::NONE;
+    }
+    // The hit path: a caching behavior whose 200s are not replaced by an error page.
+    let hit = key.is_some() && d.error_response(200).is_none();
+    // The pass path: HTTP/1.1 with one Host and no hop-by-hop header but `Connection:
+    // keep-alive`/`close`, to an `http` origin (not a group) with plain-HTTP upstreams, in
+    // a distribution without custom error responses.
+    let pass = req.version == http::Version::HTTP_11
+        && req.headers.get_all(header::HOST).iter().count() == 1
+        && req.headers.iter().all(|(name, value)| {
+            if name == header::CONNECTION {
+                value.as_bytes().split(|b| *b == b',').all(|t| {
+                    let t = t.trim_ascii();
+                    t.eq_ignore_ascii_case(b"keep-alive") || t.eq_ignore_ascii_case(b"close")
+                })
+            } else {
+                !HOP_BY_HOP.contains(&name.as_str())
+            }
+        })
+        && !matches!(behavior_origin.kind, OriginKind::Group { .. })
+        && matches!(&origin.kind, OriginKind::Http { upstreams, .. } if upstreams.iter().all(|u| !u.tls))
+        && error_responses.is_empty();
+    FastPaths { hit, pass }
+}
+
+/// A routed request handed to pingora's proxy with its HTTP/2 stream (in the request
+/// header's extensions; HTTP/1.1 hands it over in the connection's stream,
+/// `stream::Guarded`), so that `request_filter` does not route it again.
+#[derive(Clone)]
+pub(crate) struct Handoff(Arc<std::sync::Mutex<Option<Box<Routed>>>>);
+
+impl Handoff {
+    pub(crate) fn new(routed: Box<Routed>) -> Handoff {
+        Handoff(Arc::new(std::sync::Mutex::new(Some(routed))))
+    }
+
+    pub(crate) fn take(&self) -> Option<Box<Routed>> {
+        self.0.lock().ok()?.take()
+    }
 }
 
 /// The server name a TLS connection was made for (SNI), if any.
@@ -371,26 +597,248 @@ impl Ctx {
         self.origin = Some(origin);
         self.canon = Some(canon);
     }
+}
 
-    /// The context of a request the hit path serves from the memory tier: what
-    /// `request_filter` would have set, and the `Hit` result.
-    pub(crate) fn for_hit(state: Arc<EdgeState>, plan: Plan, request_id: String) -> Ctx {
-        let mut ctx = Ctx::new();
-        ctx.state = Some(state);
-        ctx.follow(plan);
-        ctx.request_id = request_id;
-        ctx.cache_result = "Hit";
-        ctx.first_byte = Some(std::time::Instant::now());
-        ctx
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::Clock;
+
+    const CONFIG: &str = r#"
+origins:
+  site: { bucket: site }
+  app: { http: "127.0.0.1:9001" }
+  api: { http: "127.0.0.1:9002" }
+  secure: { http: "https://127.0.0.1:9003" }
+  both: { group: { primary: api, secondary: app, failover_on: [503] } }
+distributions:
+  - domains: ["pages.example"]
+    custom_error_responses:
+      - { error_code: 404, response_page_path: /404.html, response_code: 404 }
+    behaviors:
+      - { path_pattern: "*", origin: app }
+  - domains: ["*"]
+    behaviors:
+      - { path_pattern: "/cached/*", origin: app }
+      - { path_pattern: "/live/*", origin: app, cache: { max_ttl: 0 }, allowed_methods: [GET, HEAD, OPTIONS, PUT, POST, PATCH, DELETE] }
+      - { path_pattern: "/group/*", origin: both }
+      - { path_pattern: "/tls/*", origin: secure }
+      - { path_pattern: "/secure/*", origin: app, viewer_protocol_policy: https-only }
+      - { path_pattern: "/moved/*", origin: app, viewer_protocol_policy: redirect-to-https }
+      - { path_pattern: "*", origin: site }
+buckets:
+  site: {}
+origin_server:
+  listen: "127.0.0.1:9000"
+  credentials: [ { access_key_id: k, secret_access_key_file: origin.key } ]
+"#;
+
+    fn state() -> EdgeState {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("origin.key"), "secret").unwrap();
+        let loaded = crate::config::load_str("t.yaml", CONFIG, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        EdgeState::new(Arc::new(loaded.config), Clock::Fixed(1_800_000_000))
     }
 
-    /// The context of a request the pass path sends to the origin: what `request_filter`
-    /// would have set, and the `Miss` result.
-    pub(crate) fn for_pass(state: Arc<EdgeState>, plan: Plan, request_id: String) -> Ctx {
-        let mut ctx = Ctx::new();
-        ctx.state = Some(state);
-        ctx.follow(plan);
-        ctx.request_id = request_id;
-        ctx
+    fn req(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build(method, target.as_bytes(), None).unwrap();
+        for (n, v) in headers {
+            r.append_header(n.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    /// What `decide` did, in a form a table can hold.
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        /// Forwarded to (distribution, behavior) with this origin target.
+        Forward(usize, usize, String),
+        Deny(u16),
+        Redirect(String),
+        Preflight,
+        Acme,
+    }
+
+    fn outcome(state: &EdgeState, r: &RequestHeader, body: bool) -> Outcome {
+        let acme = crate::tls::acme::Challenges::default();
+        match decide(state, &acme, r, body, None, None) {
+            Decision::Forward(p) => Outcome::Forward(p.dist, p.behavior, p.target),
+            Decision::Deny(_, e) => Outcome::Deny(e.status),
+            Decision::Redirect(_, l) => Outcome::Redirect(l),
+            Decision::Preflight(..) => Outcome::Preflight,
+            Decision::Acme(_) => Outcome::Acme,
+        }
+    }
+
+    #[test]
+    fn decide_routes_each_request_once_from_its_canonical_form() {
+        let state = state();
+        let h = |host: &str| vec![("host", host.to_string())];
+        let rows: Vec<(&str, &str, Vec<(&str, String)>, bool, Outcome)> = vec![
+            (
+                "GET",
+                "/a.html",
+                h("pages.example"),
+                false,
+                Outcome::Forward(0, 0, "/a.html".into()),
+            ),
+            (
+                "GET",
+                "/a.html",
+                h("PAGES.example."),
+                false,
+                Outcome::Forward(0, 0, "/a.html".into()),
+            ),
+            (
+                "GET",
+                "/cached/x?b=1",
+                h("other"),
+                false,
+                Outcome::Forward(1, 0, "/cached/x".into()),
+            ),
+            (
+                "GET",
+                "/live/x?b=1",
+                h("other"),
+                false,
+                Outcome::Forward(1, 1, "/live/x?b=1".into()),
+            ),
+            // Escapes of unreserved characters are decoded before the behavior is matched.
+            (
+                "GET",
+                "/%63ached/x",
+                h("other"),
+                false,
+                Outcome::Forward(1, 0, "/cached/x".into()),
+            ),
+            (
+                "GET",
+                "/x.png",
+                h("other"),
+                false,
+                Outcome::Forward(1, 6, "/site/x.png".into()),
+            ),
+            ("GET", "/secure/x", h("other"), false, Outcome::Deny(403)),
+            (
+                "GET",
+                "/moved/x",
+                h("other"),
+                false,
+                Outcome::Redirect("https://other:8443/moved/x".into()),
+            ),
+            // A GET with a body, a write to a bucket, a bad path, a bad host.
+            ("GET", "/cached/x", h("other"), true, Outcome::Deny(403)),
+            ("PUT", "/x.png", h("other"), false, Outcome::Deny(403)),
+            ("GET", "/a/../b", h("other"), false, Outcome::Deny(400)),
+            ("GET", "/a%2Fb", h("other"), false, Outcome::Deny(400)),
+            ("GET", "/a", h("a/b"), false, Outcome::Deny(400)),
+            ("GET", "/a", vec![], false, Outcome::Deny(400)),
+        ];
+        for (method, target, headers, body, want) in rows {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let r = req(method, target, &headers);
+            assert_eq!(
+                outcome(&state, &r, body),
+                want,
+                "{method} {target} {headers:?} body={body}"
+            );
+        }
+    }
+
+    /// The fast paths `admit` would allow for `r` (`None`: `decide` does not forward it).
+    fn paths(state: &EdgeState, r: &RequestHeader, body: bool) -> Option<FastPaths> {
+        let acme = crate::tls::acme::Challenges::default();
+        match decide(state, &acme, r, body, None, None) {
+            Decision::Forward(plan) => Some(fast_paths(state, r, body, &plan)),
+            _ => None,
+        }
+    }
+
+    const BOTH: FastPaths = FastPaths { hit: true, pass: true };
+    const HIT_ONLY: FastPaths = FastPaths { hit: true, pass: false };
+
+    #[test]
+    fn a_plain_get_or_head_may_take_a_fast_path() {
+        let state = state();
+        for method in ["GET", "HEAD"] {
+            let r = req(method, "/cached/x", &[("host", "x"), ("accept-encoding", "gzip")]);
+            assert_eq!(paths(&state, &r, false), Some(BOTH), "{method}");
+        }
+        // Persistence tokens alone are not hop-by-hop for the pass path.
+        let r = req(
+            "GET",
+            "/cached/x",
+            &[("host", "x"), ("connection", "Keep-Alive, close")],
+        );
+        assert_eq!(paths(&state, &r, false), Some(BOTH));
+    }
+
+    #[test]
+    fn bodies_preconditions_ranges_upgrades_and_other_methods_take_the_full_path() {
+        let state = state();
+        for h in [
+            ("content-length", "0"),
+            ("transfer-encoding", "chunked"),
+            ("range", "bytes=0-1"),
+            ("if-none-match", "\"x\""),
+            ("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            ("if-match", "*"),
+            ("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            ("if-range", "\"x\""),
+            ("expect", "100-continue"),
+            ("upgrade", "websocket"),
+        ] {
+            let r = req("GET", "/live/x", &[("host", "x"), h]);
+            assert_eq!(paths(&state, &r, false), Some(FastPaths::NONE), "{h:?}");
+        }
+        for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
+            let r = req(method, "/live/x", &[("host", "x")]);
+            assert_eq!(paths(&state, &r, false), Some(FastPaths::NONE), "{method}");
+        }
+        // An HTTP/2 stream that the HEADERS frame did not end has a body.
+        let r = req("POST", "/live/x", &[("host", "x")]);
+        assert_eq!(paths(&state, &r, true), Some(FastPaths::NONE));
+    }
+
+    #[test]
+    fn an_ambiguous_authority_takes_the_full_path() {
+        let state = state();
+        let r = req("GET", "http://x/cached/a", &[("host", "x")]);
+        assert_eq!(paths(&state, &r, false), Some(FastPaths::NONE));
+        let r = req("GET", "/cached/a", &[("host", "x"), ("host", "x")]);
+        assert_eq!(paths(&state, &r, false).unwrap_or(FastPaths::NONE), FastPaths::NONE);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_other_versions_keep_the_hit_path_only() {
+        let state = state();
+        for h in HOP_BY_HOP
+            .iter()
+            .filter(|h| !["transfer-encoding", "upgrade"].contains(h))
+        {
+            let r = req("GET", "/cached/x", &[("host", "x"), (h, "1")]);
+            assert_eq!(paths(&state, &r, false), Some(HIT_ONLY), "{h}");
+        }
+        for token in ["x-secret", "keep-alive, upgrade"] {
+            let r = req("GET", "/cached/x", &[("host", "x"), ("connection", token)]);
+            assert_eq!(paths(&state, &r, false), Some(HIT_ONLY), "{token}");
+        }
+        let mut old = req("GET", "/cached/x", &[("host", "x")]);
+        old.set_version(http::Version::HTTP_10);
+        assert_eq!(paths(&state, &old, false), Some(HIT_ONLY));
+    }
+
+    #[test]
+    fn the_pass_path_takes_plain_http_origins_only_and_the_hit_path_caching_behaviors_only() {
+        let state = state();
+        let get = |host: &str, path: &str| paths(&state, &req("GET", path, &[("host", host)]), false);
+        // Not caching: nothing to hit.
+        assert_eq!(get("x", "/live/x"), Some(FastPaths { hit: false, pass: true }));
+        // A group fails over on the primary's status; a TLS upstream; a bucket.
+        assert_eq!(get("x", "/group/x"), Some(HIT_ONLY));
+        assert_eq!(get("x", "/tls/x"), Some(HIT_ONLY));
+        assert_eq!(get("x", "/x.png"), Some(HIT_ONLY));
+        // Custom error pages are swapped in by pingora's path.
+        assert_eq!(get("pages.example", "/a"), Some(HIT_ONLY));
     }
 }

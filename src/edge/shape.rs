@@ -12,7 +12,6 @@ use pingora::prelude::*;
 use super::cache_policy;
 use super::ctx::Ctx;
 use crate::config::model::{OriginKind, Signing};
-use crate::telemetry::EDGE_NAME;
 
 /// `Via` value the edge adds to origin requests and viewer responses.
 pub(crate) const VIA: &str = "1.1 homefront";
@@ -132,15 +131,7 @@ pub(crate) fn decorate(resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
     // Static names and values where they are known (this runs on every response).
     const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
     const ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
-    let x_cache = match ctx.cache_result {
-        "Hit" => HeaderValue::from_static("Hit from homefront"),
-        "Miss" => HeaderValue::from_static("Miss from homefront"),
-        "RefreshHit" => HeaderValue::from_static("RefreshHit from homefront"),
-        "Error" => HeaderValue::from_static("Error from homefront"),
-        "Redirect" => HeaderValue::from_static("Redirect from homefront"),
-        other => HeaderValue::try_from(format!("{other} from {EDGE_NAME}"))
-            .map_err(|e| Error::because(InternalError, "x-cache", e))?,
-    };
+    let x_cache = ctx.cache_result.x_cache();
     resp.insert_header(X_CACHE, x_cache)?;
     resp.append_header(header::VIA, HeaderValue::from_static(VIA))?;
     resp.insert_header(
@@ -180,19 +171,29 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::edge::ctx::CacheResult;
     use crate::edge::state::EdgeState;
     use crate::util::Clock;
 
     #[test]
     fn every_response_says_its_result_via_and_request_id() {
-        for result in ["Hit", "Miss", "RefreshHit", "Error", "Redirect", "Other"] {
+        for result in [
+            CacheResult::Hit,
+            CacheResult::Miss,
+            CacheResult::RefreshHit,
+            CacheResult::Error,
+            CacheResult::Redirect,
+        ] {
             let mut ctx = Ctx::new();
             ctx.cache_result = result;
             ctx.request_id = "0123456789abcdef0123456789abcdef".into();
             let mut resp = ResponseHeader::build(200, None).unwrap();
             resp.append_header("via", "1.1 upstream").unwrap();
             decorate(&mut resp, &ctx).unwrap();
-            assert_eq!(resp.headers["x-cache"], format!("{result} from homefront"));
+            assert_eq!(
+                resp.headers["x-cache"],
+                format!("{} from {}", result.as_str(), crate::telemetry::EDGE_NAME)
+            );
             let via: Vec<_> = resp.headers.get_all("via").iter().collect();
             assert_eq!(via, ["1.1 upstream", "1.1 homefront"]);
             assert_eq!(resp.headers["x-amz-cf-id"], "0123456789abcdef0123456789abcdef");

@@ -4,7 +4,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
+use arc_swap::ArcSwap;
 use pingora::cache::predictor::Predictor;
+
+use super::account::RequestIds;
+use super::limits::RequestRate;
+use crate::cache::DiskCache;
+use crate::telemetry::access_log::AccessLogger;
+use crate::tls::acme::Challenges;
 
 use super::distribution::Router;
 use crate::config::model::{Config, Credential, OriginKind};
@@ -69,3 +76,36 @@ impl EdgeState {
 /// uncacheable URL do not wait for each other (Varnish's hit-for-miss). An answer that can
 /// be cached again is stored and clears the mark.
 pub(crate) static UNCACHEABLE: LazyLock<Predictor<16>> = LazyLock::new(|| Predictor::new(4096, None));
+
+/// What every path serving requests shares for the process's life (config generations
+/// come and go in `state`).
+pub struct Shared {
+    pub(crate) state: Arc<ArcSwap<EdgeState>>,
+    pub(crate) ids: RequestIds,
+    /// Per-client request rates (`limits.per_client`).
+    pub(crate) rate: RequestRate,
+    /// ACME HTTP-01 answers being validated right now.
+    pub(crate) acme: Arc<Challenges>,
+    /// Access logs of the distributions that ask for them.
+    pub(crate) access_log: Option<Arc<AccessLogger>>,
+    /// The process's cache storage; `None` serves everything from the origin.
+    pub(crate) cache: Option<&'static DiskCache>,
+}
+
+impl Shared {
+    pub fn new(
+        state: Arc<ArcSwap<EdgeState>>,
+        cache: Option<&'static DiskCache>,
+        access_log: Option<Arc<AccessLogger>>,
+        acme: Arc<Challenges>,
+    ) -> Shared {
+        Shared {
+            state,
+            ids: RequestIds::new(),
+            rate: RequestRate::default(),
+            acme,
+            access_log,
+            cache,
+        }
+    }
+}
