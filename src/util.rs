@@ -207,9 +207,8 @@ mod tests {
     }
 }
 
-/// The time decisions are made at. `Fixed` is for tests: `HOMEFRONT_FIXED_TIME=<epoch
-/// seconds>` pins it for a whole process, so signed-URL expiry can be tested without the
-/// wall clock.
+/// The time decisions are made at, injected into the edge's state (`EdgeState::clock`):
+/// the system clock, or a fixed instant for tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Clock {
     #[default]
@@ -218,15 +217,18 @@ pub enum Clock {
 }
 
 impl Clock {
-    /// From `HOMEFRONT_FIXED_TIME`, else the system clock.
+    /// The clock a server runs on: the system's. A debug build (the binary the integration
+    /// tests start) can be pinned with `HOMEFRONT_FIXED_TIME=<epoch seconds>`, so that
+    /// signed-URL expiry is tested without the wall clock; a release build never reads it.
     pub fn from_env() -> Clock {
-        match std::env::var("HOMEFRONT_FIXED_TIME")
+        #[cfg(debug_assertions)]
+        if let Some(t) = std::env::var("HOMEFRONT_FIXED_TIME")
             .ok()
             .and_then(|v| v.trim().parse().ok())
         {
-            Some(t) => Clock::Fixed(t),
-            None => Clock::System,
+            return Clock::Fixed(t);
         }
+        Clock::System
     }
 
     /// Seconds since the epoch.
