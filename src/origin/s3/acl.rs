@@ -22,6 +22,17 @@ pub(super) fn canned_public_read(acl: &str) -> S3Result<bool> {
     }
 }
 
+/// PutObjectAcl and PutBucketAcl take a canned ACL (`x-amz-acl`), not grants.
+fn required_canned_acl(acl: Option<&str>) -> S3Result<bool> {
+    let Some(acl) = acl else {
+        return Err(s3_error!(
+            NotImplemented,
+            "Only canned ACLs (x-amz-acl: private | public-read) are supported."
+        ));
+    };
+    canned_public_read(acl)
+}
+
 pub(super) fn owner() -> Owner {
     Owner {
         display_name: Some("homefront".into()),
@@ -76,13 +87,7 @@ pub(super) async fn put_object_acl(
     req: S3Request<PutObjectAclInput>,
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
     let input = req.input;
-    let Some(acl) = &input.acl else {
-        return Err(s3_error!(
-            NotImplemented,
-            "Only canned ACLs (x-amz-acl: private | public-read) are supported."
-        ));
-    };
-    let public_read = canned_public_read(acl.as_str())?;
+    let public_read = required_canned_acl(input.acl.as_ref().map(|a| a.as_str()))?;
     store
         .update_meta(&input.bucket, &input.key, input.version_id.as_deref(), |m| {
             m.public_read = public_read
@@ -107,13 +112,7 @@ pub(super) async fn put_bucket_acl(
     req: S3Request<PutBucketAclInput>,
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
     let input = req.input;
-    let Some(acl) = &input.acl else {
-        return Err(s3_error!(
-            NotImplemented,
-            "Only canned ACLs (x-amz-acl: private | public-read) are supported."
-        ));
-    };
-    let public_read = canned_public_read(acl.as_str())?;
+    let public_read = required_canned_acl(input.acl.as_ref().map(|a| a.as_str()))?;
     store
         .set_bucket_public_read(&input.bucket, public_read)
         .map_err(map_err)?;

@@ -13,34 +13,38 @@ use super::tagging::parse_tagging_header;
 use crate::origin::multipart;
 use crate::origin::store::{check_key, DiskStore, StoreError};
 
+/// The bucket, key and version of a copy source (an access point's ARN is not supported).
+fn bucket_source(source: &CopySource) -> S3Result<(&str, &str, Option<&str>)> {
+    let CopySource::Bucket {
+        bucket,
+        key,
+        version_id,
+    } = source
+    else {
+        return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported."));
+    };
+    Ok((bucket, key, version_id.as_deref()))
+}
+
 pub(super) async fn copy_object(
     store: &DiskStore,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let input = req.input;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        version_id: src_version,
-    } = &input.copy_source
-    else {
-        return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported."));
-    };
+    let (src_bucket, src_key, src_version) = bucket_source(&input.copy_source)?;
     let replace = input
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     // Copying an older version over the current one is how a version is restored.
-    if src_bucket.as_ref() == input.bucket && src_key.as_ref() == input.key && src_version.is_none() && !replace {
+    if src_bucket == input.bucket && src_key == input.key && src_version.is_none() && !replace {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
     check_key(&input.key).map_err(|b| map_err(StoreError::BadKey(b)))?;
-    let (src_meta, src_file) = store
-        .open_object(src_bucket, src_key, src_version.as_deref())
-        .map_err(map_err)?;
+    let (src_meta, src_file) = store.open_object(src_bucket, src_key, src_version).map_err(map_err)?;
     let temp = store.temp_path(&input.bucket).map_err(map_err)?;
     let result = async {
         let mut from = tokio::fs::File::from_std(src_file);
@@ -103,17 +107,8 @@ pub(super) async fn upload_part_copy(
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let input = req.input;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        version_id: src_version,
-    } = &input.copy_source
-    else {
-        return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported."));
-    };
-    let (meta, file) = store
-        .open_object(src_bucket, src_key, src_version.as_deref())
-        .map_err(map_err)?;
+    let (src_bucket, src_key, src_version) = bucket_source(&input.copy_source)?;
+    let (meta, file) = store.open_object(src_bucket, src_key, src_version).map_err(map_err)?;
     // x-amz-copy-source-range: bytes=first-last (inclusive), within the source.
     let (start, len) = match &input.copy_source_range {
         None => (0, meta.size),

@@ -131,6 +131,10 @@ pub(super) fn enc(yes: bool, v: Option<String>) -> Option<String> {
     }
 }
 
+fn common_prefixes(prefixes: Vec<String>) -> Option<Vec<CommonPrefix>> {
+    Some(prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect())
+}
+
 pub(super) fn max_keys(v: Option<i32>) -> usize {
     v.map(|m| m.clamp(0, 1000) as usize).unwrap_or(1000)
 }
@@ -167,12 +171,7 @@ pub(super) async fn list_objects(
         next_marker,
         encoding_type: input.encoding_type,
         contents: Some(page.objects),
-        common_prefixes: Some(
-            page.prefixes
-                .into_iter()
-                .map(|p| CommonPrefix { prefix: Some(p) })
-                .collect(),
-        ),
+        common_prefixes: common_prefixes(page.prefixes),
         ..Default::default()
     }))
 }
@@ -225,12 +224,7 @@ pub(super) async fn list_objects_v2(
         start_after: enc(url, input.start_after),
         encoding_type: input.encoding_type,
         contents: Some(page.objects),
-        common_prefixes: Some(
-            page.prefixes
-                .into_iter()
-                .map(|p| CommonPrefix { prefix: Some(p) })
-                .collect(),
-        ),
+        common_prefixes: common_prefixes(page.prefixes),
         ..Default::default()
     }))
 }
