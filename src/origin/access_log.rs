@@ -1,6 +1,7 @@
 //! Server access logs in S3's format, opt-in per bucket (`buckets.<name>.access_log: true`):
 //! one line per request, appended to `data_dir/logs/buckets/<bucket>/<YYYY-MM-DD-HH>.log` (one file
-//! per bucket per hour, UTC). Fields, space-separated, `-` when empty, as S3 writes them:
+//! per bucket per hour, UTC) by the log's writer thread ([`crate::telemetry::log_writer`]), before
+//! the request is answered. Fields, space-separated, `-` when empty, as S3 writes them:
 //!
 //! ```text
 //! owner bucket [time] remote-ip requester request-id operation key "request-uri" status
@@ -8,12 +9,11 @@
 //! version-id host-id signature-version cipher-suite auth-type host-header tls-version
 //! ```
 
-use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::Write;
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::telemetry::log_writer::{hourly_file_name, LogLine, LogWriter};
 
 /// The canonical owner id written in the first field (all credentials are the owner's).
 pub const OWNER: &str = "homefront";
@@ -63,12 +63,6 @@ pub fn log_time(secs: u64) -> String {
         s / 60 % 60,
         s % 60
     )
-}
-
-/// The hourly file name: `2019-02-06-00.log`.
-pub fn file_name(secs: u64) -> String {
-    let (y, m, d) = civil((secs / 86_400) as i64);
-    format!("{y}-{m:02}-{d:02}-{:02}.log", secs % 86_400 / 3600)
 }
 
 /// S3's operation name, e.g. `REST.GET.OBJECT`, `REST.PUT.PART`, `REST.GET.BUCKET`.
@@ -153,20 +147,33 @@ pub fn format_line(e: &Entry) -> String {
     )
 }
 
+impl LogLine for Entry {
+    fn folder(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The hourly file name: `2019-02-06-00.log`.
+    fn file_name(&self) -> String {
+        hourly_file_name(self.time, "log")
+    }
+
+    fn line(&self) -> String {
+        format_line(self)
+    }
+}
+
 /// Appends lines to the hourly files of the buckets that log.
 pub struct AccessLog {
-    dir: PathBuf,
     buckets: HashSet<String>,
-    /// Open file per bucket, with the hour it is for.
-    files: Mutex<HashMap<String, (String, File)>>,
+    writer: LogWriter<Entry>,
 }
 
 impl AccessLog {
+    /// Starts the log's writer thread, for logs under `dir`.
     pub fn new(dir: PathBuf, buckets: HashSet<String>) -> AccessLog {
         AccessLog {
-            dir,
             buckets,
-            files: Mutex::new(HashMap::new()),
+            writer: LogWriter::start("homefront bucket log", dir, "bucket", usize::MAX),
         }
     }
 
@@ -174,36 +181,14 @@ impl AccessLog {
         self.buckets.contains(bucket)
     }
 
-    /// Appends one line; a failure to write is reported, never fails the request.
-    pub fn write(&self, e: &Entry) {
+    /// Appends one line, and waits until it is in the file (as when it was written on the
+    /// request's task): a request's line is on disk before it is answered. A failure to
+    /// write is reported, never fails the request.
+    pub async fn write(&self, e: Entry) {
         if !self.enabled(&e.bucket) {
             return;
         }
-        let name = file_name(e.time);
-        let mut line = format_line(e);
-        line.push('\n');
-        let Ok(mut files) = self.files.lock() else { return };
-        let reopen = files.get(&e.bucket).is_none_or(|(hour, _)| *hour != name);
-        if reopen {
-            let dir = self.dir.join(&e.bucket);
-            let opened = crate::util::create_private_dir_all(&dir)
-                .and_then(|_| crate::util::open_private_append(&dir.join(&name)));
-            match opened {
-                Ok(f) => {
-                    files.insert(e.bucket.clone(), (name, f));
-                }
-                Err(err) => {
-                    tracing::warn!("access log for bucket {}: {err}", e.bucket);
-                    return;
-                }
-            }
-        }
-        if let Some((_, f)) = files.get_mut(&e.bucket) {
-            // One write per line with O_APPEND: lines never interleave.
-            if let Err(err) = f.write_all(line.as_bytes()) {
-                tracing::warn!("access log for bucket {}: {err}", e.bucket);
-            }
-        }
+        self.writer.write(e).await;
     }
 }
 
@@ -223,7 +208,11 @@ mod tests {
         assert_eq!(log_time(1_549_411_238), "[06/Feb/2019:00:00:38 +0000]");
         assert_eq!(log_time(0), "[01/Jan/1970:00:00:00 +0000]");
         assert_eq!(log_time(951_782_400), "[29/Feb/2000:00:00:00 +0000]");
-        assert_eq!(file_name(1_549_411_238 + 3600 * 13), "2019-02-06-13.log");
+        let e = Entry {
+            time: 1_549_411_238 + 3600 * 13,
+            ..Entry::default()
+        };
+        assert_eq!(e.file_name(), "2019-02-06-13.log");
     }
 
     #[test]

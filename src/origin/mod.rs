@@ -75,7 +75,7 @@ pub async fn serve(
                     let mut resp = respond(&service, &store, req, &query).await?;
                     let n = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     finish_entry(&mut entry, &mut resp, started, n).await;
-                    log.write(&entry);
+                    log.write(entry).await;
                     Ok(resp)
                 }
             });

@@ -3,17 +3,13 @@
 //! CloudFront's field names in CloudFront's order) or JSON lines with the same fields, one
 //! file per distribution per hour (UTC) under `data_dir/logs/distributions/<name>/`.
 //!
-//! Requests never wait for the disk: lines go through a bounded channel to one writer
-//! thread; when it falls behind, lines are dropped and counted
+//! Requests never wait for the disk: records go through a bounded queue to the log's writer
+//! thread ([`super::log_writer`]); when it falls behind, they are dropped and counted
 //! (`homefront_access_log_dropped_total`).
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+
+use super::log_writer::{hourly_file_name, LogLine, LogWriter};
 
 /// CloudFront's standard log fields, in order.
 pub const FIELDS: [&str; 33] = [
@@ -188,74 +184,48 @@ pub fn header() -> String {
 /// Records waiting for the writer at most; more are dropped (and counted).
 const QUEUE: usize = 65_536;
 
-/// Hands records to the writer thread. The queue grows with what waits in it: a bounded
-/// channel of this size reserved ~35 MiB up front, even with no access log configured.
+/// One record, in its distribution's format: what the writer thread writes.
+struct Line(Format, Record);
+
+impl LogLine for Line {
+    fn folder(&self) -> &str {
+        &self.1.distribution
+    }
+
+    fn file_name(&self) -> String {
+        let ext = match self.0 {
+            Format::CloudFront => "log",
+            Format::Json => "jsonl",
+        };
+        hourly_file_name(self.1.time, ext)
+    }
+
+    fn header(&self) -> Option<String> {
+        (self.0 == Format::CloudFront).then(header)
+    }
+
+    fn line(&self) -> String {
+        line(self.0, &self.1)
+    }
+}
+
+/// Hands records to the writer thread ([`LogWriter`]).
 pub struct AccessLogger {
-    tx: Sender<(Format, Record)>,
-    queued: Arc<AtomicUsize>,
+    writer: LogWriter<Line>,
 }
 
 impl AccessLogger {
     /// Starts the writer thread for logs under `dir`.
     pub fn start(dir: PathBuf) -> AccessLogger {
-        let (tx, rx) = channel();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let count = queued.clone();
-        let spawned = std::thread::Builder::new()
-            .name("homefront access log".into())
-            .spawn(move || writer(dir, rx, count));
-        if let Err(e) = spawned {
-            tracing::error!("cannot start the access log writer: {e}");
+        AccessLogger {
+            writer: LogWriter::start("homefront access log", dir, "distribution", QUEUE),
         }
-        AccessLogger { tx, queued }
     }
 
     /// Never blocks: a full queue drops the record and counts it.
     pub fn log(&self, format: Format, record: Record) {
-        if self.queued.fetch_add(1, Ordering::Relaxed) >= QUEUE || self.tx.send((format, record)).is_err() {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
+        if !self.writer.log(Line(format, record)) {
             super::ACCESS_LOG_DROPPED.inc();
-        }
-    }
-}
-
-fn writer(dir: PathBuf, rx: Receiver<(Format, Record)>, queued: Arc<AtomicUsize>) {
-    // Open file per distribution, with the hour it is for.
-    let mut files: HashMap<String, (String, File)> = HashMap::new();
-    while let Ok((format, r)) = rx.recv() {
-        queued.fetch_sub(1, Ordering::Relaxed);
-        let ext = match format {
-            Format::CloudFront => "log",
-            Format::Json => "jsonl",
-        };
-        let name = crate::origin::access_log::file_name(r.time).replace(".log", &format!(".{ext}"));
-        let reopen = files.get(&r.distribution).is_none_or(|(hour, _)| *hour != name);
-        if reopen {
-            let d = dir.join(&r.distribution);
-            let opened = crate::util::create_private_dir_all(&d)
-                .and_then(|_| crate::util::open_private_append(&d.join(&name)))
-                .and_then(|mut f| {
-                    if format == Format::CloudFront && f.metadata()?.len() == 0 {
-                        f.write_all(header().as_bytes())?;
-                    }
-                    Ok(f)
-                });
-            match opened {
-                Ok(f) => {
-                    files.insert(r.distribution.clone(), (name, f));
-                }
-                Err(e) => {
-                    tracing::warn!("access log for distribution {}: {e}", r.distribution);
-                    continue;
-                }
-            }
-        }
-        let mut text = line(format, &r);
-        text.push('\n');
-        if let Some((_, f)) = files.get_mut(&r.distribution) {
-            if let Err(e) = f.write_all(text.as_bytes()) {
-                tracing::warn!("access log for distribution {}: {e}", r.distribution);
-            }
         }
     }
 }

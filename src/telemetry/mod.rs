@@ -1,10 +1,11 @@
 //! Prometheus metrics (names prefixed `homefront_`) and the `/metrics` endpoint; edge
-//! access logs in [`access_log`].
+//! access logs in [`access_log`]; the writer thread both access logs use in [`log_writer`].
 //!
 //! All metrics live in the process-wide default registry, so modules register their own
 //! (the TLS module counts handshakes) and one endpoint serves them all.
 
 pub mod access_log;
+pub mod log_writer;
 
 use std::convert::Infallible;
 use std::sync::LazyLock;

@@ -1,0 +1,107 @@
+//! Object metadata to and from S3: what a PUT, a multipart create or a copy's headers say,
+//! and the shared pieces of answers (timestamps, user metadata, the version id shown).
+
+use s3s::dto::*;
+use s3s::S3Result;
+
+use super::acl::canned_public_read;
+use super::tagging::parse_tagging_header;
+use crate::origin::store::{DiskStore, ObjectMeta};
+
+/// The version id a response shows for `meta`: its id, `null` for the null version of a bucket
+/// that has had versioning, nothing in a bucket that never had.
+pub(super) fn shown_version(store: &DiskStore, bucket: &str, meta: &ObjectMeta) -> Option<String> {
+    match &meta.version_id {
+        Some(id) => Some(id.clone()),
+        None => matches!(store.versioning(bucket), Ok(Some(_))).then(|| "null".to_string()),
+    }
+}
+
+pub(super) fn timestamp(secs: u64) -> Timestamp {
+    Timestamp::from(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+pub(super) fn parse_http_date(s: &str) -> Option<Timestamp> {
+    httpdate::parse_http_date(s).ok().map(Timestamp::from)
+}
+
+pub(super) fn user_metadata(meta: &ObjectMeta) -> Option<Metadata> {
+    if meta.user_metadata.is_empty() {
+        None
+    } else {
+        Some(meta.user_metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+/// The object headers a PUT, a multipart create or a copy with REPLACE carries.
+#[derive(Default)]
+pub(super) struct ObjectHeaders<'a> {
+    pub(super) content_type: Option<&'a String>,
+    pub(super) cache_control: Option<&'a String>,
+    pub(super) content_disposition: Option<&'a String>,
+    pub(super) content_encoding: Option<&'a String>,
+    pub(super) content_language: Option<&'a String>,
+    pub(super) expires: Option<&'a Timestamp>,
+    pub(super) metadata: Option<&'a Metadata>,
+    pub(super) tagging: Option<&'a String>,
+    pub(super) acl: Option<&'a ObjectCannedACL>,
+}
+
+/// [`ObjectHeaders`] of any s3s input that has those fields.
+macro_rules! object_headers {
+    ($input:expr) => {
+        ObjectHeaders {
+            content_type: $input.content_type.as_ref(),
+            cache_control: $input.cache_control.as_ref(),
+            content_disposition: $input.content_disposition.as_ref(),
+            content_encoding: $input.content_encoding.as_ref(),
+            content_language: $input.content_language.as_ref(),
+            expires: $input.expires.as_ref(),
+            metadata: $input.metadata.as_ref(),
+            tagging: $input.tagging.as_ref(),
+            acl: $input.acl.as_ref(),
+        }
+    };
+}
+pub(super) use object_headers;
+
+/// Object metadata from request headers (size, ETag and file are filled in later).
+pub(super) fn new_meta(h: ObjectHeaders<'_>) -> S3Result<ObjectMeta> {
+    let ObjectHeaders {
+        content_type,
+        cache_control,
+        content_disposition,
+        content_encoding,
+        content_language,
+        expires,
+        metadata,
+        tagging,
+        acl,
+    } = h;
+    let public_read = match acl {
+        Some(a) => canned_public_read(a.as_str())?,
+        None => false,
+    };
+    let tags = match tagging {
+        Some(h) => parse_tagging_header(h)?,
+        None => Default::default(),
+    };
+    Ok(ObjectMeta {
+        content_type: content_type.cloned(),
+        cache_control: cache_control.cloned(),
+        content_disposition: content_disposition.cloned(),
+        content_encoding: content_encoding.cloned(),
+        content_language: content_language.cloned(),
+        expires: expires.map(|t| {
+            let mut buf = Vec::new();
+            let _ = t.format(TimestampFormat::HttpDate, &mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        }),
+        user_metadata: metadata
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        tags,
+        public_read,
+        ..Default::default()
+    })
+}
