@@ -1,7 +1,8 @@
 //! homefront: CloudFront + S3 for a home server or a small team, in one binary.
 //!
-//! The request's way through the system is described in `DESIGN.md`; each stage is a module
-//! with a pure decision core and a thin I/O shell.
+//! The request's way through the system, the layering of these modules and the codebase's
+//! habits are described in `ARCHITECTURE.md`; each stage is a module with a pure decision
+//! core and a thin I/O shell.
 
 pub mod admin;
 pub mod cache;

@@ -5,15 +5,13 @@
 //! that is most of the work. `edge::conn` parses each HTTP/1.1 request itself, and takes
 //! each HTTP/2 stream from pingora's connection handling, and offers it here first. A
 //! request is served here only when pingora would have served it from the same entry with
-//! nothing else to do: GET or HEAD, no body, no conditional or range header, within the
-//! limits, routed once by `proxy::route` (the same `decide` as `request_filter`, signed
-//! URLs included) to a caching behavior, with a fresh 200 entry in the primary slot whose
-//! variance matches. The entry is in the memory tier, or (plain-TCP HTTP/1.1 only, where
-//! the body goes out with `sendfile`) on disk with a verified body file. Everything else,
-//! including a refusal, goes to the pass path (`edge::pass`) or to pingora, which decides
-//! it again from the start. The response is built by the
-//! same functions as `response_filter`'s, and the request is counted and logged by the same
-//! [`account`].
+//! nothing else to do: routed once by `route::admit` (limits, rate, `decide` with signed
+//! URLs), eligible by `route::fast_paths` (the one rule for both fast paths), with a fresh
+//! 200 entry in the primary slot whose variance matches. The entry is in the memory tier,
+//! or (plain-TCP HTTP/1.1 only, where the body goes out with `sendfile`) on disk with a
+//! verified body file. Anything else goes, with its routing, to the pass path
+//! (`edge::pass`) or to pingora. The response is built by the same functions as
+//! `response_filter`'s, and the request is counted and logged by the same [`account`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -7,11 +7,9 @@
 //! HTTP/1.1 request that the hit path did not answer here, and one is served here only when
 //! pingora would send it to the origin with nothing else to do:
 //!
-//! - a plain GET or HEAD (as the hit path's: no body, no precondition or range), HTTP/1.1,
-//!   one Host, no hop-by-hop header but `Connection: keep-alive` or `close` (which pingora
-//!   strips);
-//! - routed once by `proxy::route`, for the hit path and this one (the same `decide` as
-//!   `request_filter`, signed URLs included), to a behavior whose origin is an `http` origin
+//! - eligible by `route::fast_paths`, the one rule for both fast paths: a plain GET or HEAD
+//!   (no body, no precondition or range), HTTP/1.1, one Host, no hop-by-hop header but
+//!   `Connection: keep-alive` or `close`, to a behavior whose origin is an `http` origin
 //!   (not a group) with plain-HTTP upstreams, in a distribution without custom error
 //!   responses;
 //! - not looked up in the cache: the behavior does not cache, or its key's last answer could
@@ -24,7 +22,8 @@
 //! length). It is counted and logged by the same [`account`]. An answer that has become
 //! cacheable clears the key's mark, so the next request takes the full path and stores it
 //! (pingora would have stored this one). A connection that cannot be made sends the request
-//! on to pingora, which retries, fails over and answers the error as it always does.
+//! on to pingora with its routing and context (the attempt made counts), which retries,
+//! fails over and answers the error as it always does.
 
 use std::collections::HashMap;
 use std::io;

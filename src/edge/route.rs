@@ -23,8 +23,8 @@ use crate::config::model::{Origin, OriginKind};
 pub(crate) type At = (usize, usize);
 
 /// What the edge does with a request, decided from the request alone: steps 0–6 of the
-/// request's way (DESIGN.md). Both drivers use it: `request_filter` (pingora's proxy) and
-/// the hit path in `edge::hit`, so a request is judged the same way whichever serves it.
+/// request's way (ARCHITECTURE.md). `admit` runs it once per request, for whichever path
+/// serves it.
 pub(crate) enum Decision {
     /// An ACME HTTP-01 validation: the key authorization to answer with.
     Acme(String),

@@ -574,3 +574,70 @@ async fn a_post_the_origin_cannot_take_gets_its_502_whole_while_still_sending_it
         }
     }
 }
+
+/// The sum of a metric's samples whose labels contain `labels`.
+fn metric_sum(m: &str, name: &str, labels: &str) -> f64 {
+    m.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_the_pass_path_gives_back_is_routed_charged_and_counted_once() {
+    // An origin that refuses connections: the pass path cannot connect and gives the request
+    // to pingora's path, which tries the rest of the origin's connection attempts and
+    // answers 502. One request: one rate token, one request id, `connection_attempts` origin
+    // requests (before, the pass path's try came on top, and both paths took a token).
+    let refused = free_port();
+    let config = format!(
+        r#"
+listen: {{ http: "127.0.0.1:{{http}}", https: "127.0.0.1:{{https}}" }}
+metrics: {{ listen: "127.0.0.1:{{metrics}}" }}
+admin: {{ listen: "127.0.0.1:{{admin}}" }}
+limits:
+  per_client: {{ requests_per_second: 1, burst: 1, exempt: [] }}
+origins:
+  app: {{ http: "127.0.0.1:{refused}", connection_attempts: 2 }}
+distributions:
+  - name: main
+    domains: [p.test]
+    access_log: cloudfront
+    behaviors:
+      - {{ path_pattern: "*", origin: app, cache: {{ max_ttl: 0 }} }}
+"#
+    );
+    let hf = Homefront::start(&config);
+    let gone = one(hf.ports.http, req("GET", "/a.txt", ""));
+    assert_eq!(gone.status, 502, "{gone:?}");
+    assert_eq!(gone.get("x-cache"), Some("Error from homefront"));
+    let id = gone.get("x-amz-cf-id").expect("request id").to_string();
+    // The one token is spent: the next request, sent at once (a token comes back each
+    // second), is refused, and that refusal is the edge's own answer with its decoration.
+    let limited = one(hf.ports.http, req("GET", "/a.txt", ""));
+    assert_eq!(limited.status, 429, "{limited:?}");
+    assert_eq!(limited.get("x-cache"), Some("Error from homefront"));
+    assert!(limited.get("retry-after").is_some());
+    let m = hf
+        .metrics_when(|m| metric_sum(m, "homefront_requests_total", "status_class=\"5xx\"") >= 1.0)
+        .await;
+    assert_eq!(
+        metric_sum(&m, "homefront_requests_total", "status_class=\"5xx\""),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_sum(&m, "homefront_origin_requests_total", "origin=\"app\""),
+        2.0,
+        "connection_attempts: 2, whichever path made them: {m}"
+    );
+    assert_eq!(
+        metric_sum(&m, "homefront_edge_limited_total", ""),
+        1.0,
+        "the 429 only: {m}"
+    );
+    // The access log has the request once, under the id the viewer got.
+    let lines = log_lines(&hf.dir.path().join("data/logs/distributions/main"), 1).await;
+    let with_id: Vec<_> = lines.iter().filter(|l| l.contains(&id)).collect();
+    assert_eq!(with_id.len(), 1, "{lines:?}");
+}
