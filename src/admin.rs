@@ -23,7 +23,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::cache::DiskCache;
 use crate::edge::cache_policy::InvalidationPath;
 use crate::edge::state::EdgeState;
-use crate::server::Reloader;
 
 /// Largest accepted request body.
 const MAX_BODY: usize = 1 << 20;
@@ -162,12 +161,19 @@ async fn authorized_body(req: Request<hyper::body::Incoming>, token: &str) -> Re
     }
 }
 
+/// A live reload of the config, as `POST /reload` asks for it (the server's reloader: the
+/// admin API sits above nothing it serves).
+pub trait Reload: Send + Sync {
+    /// `Ok`: what changed; `Err`: why the running config was kept.
+    fn reload_and_log(&self) -> Result<String, String>;
+}
+
 async fn handle(
     req: Request<hyper::body::Incoming>,
     state: Arc<ArcSwap<EdgeState>>,
     cache: Option<&'static DiskCache>,
     token: Arc<String>,
-    reloader: Arc<Reloader>,
+    reloader: Arc<dyn Reload>,
 ) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") | (&Method::GET, "/readyz") => Response::new(Full::new(Bytes::from_static(b"ok\n"))),
@@ -285,7 +291,7 @@ pub async fn serve(
     state: Arc<ArcSwap<EdgeState>>,
     cache: Option<&'static DiskCache>,
     token: String,
-    reloader: Arc<Reloader>,
+    reloader: Arc<dyn Reload>,
 ) {
     let token = Arc::new(token);
     loop {

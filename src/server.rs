@@ -13,6 +13,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
+use crate::admin::Reload;
 use crate::config::model::Config;
 use crate::config::Loaded;
 use crate::edge::proxy::Edge;
@@ -281,6 +282,18 @@ pub struct Reloader {
     lock: Mutex<()>,
 }
 
+impl Reload for Reloader {
+    /// Reloads and logs the outcome.
+    fn reload_and_log(&self) -> Result<String, String> {
+        let r = self.reload();
+        match &r {
+            Ok(s) => tracing::info!("{s}"),
+            Err(e) => tracing::error!("config reload refused, the running config stays:\n{e}"),
+        }
+        r
+    }
+}
+
 impl Reloader {
     /// Reloads from the running config's file. `Ok` says what changed; `Err` is the reason
     /// the running config was kept (every config error with file, line and key).
@@ -374,16 +387,6 @@ impl Reloader {
             }
             Err(e) => tracing::error!("certificates changed on disk but do not load; the ones in use stay: {e}"),
         }
-    }
-
-    /// Logs the outcome of a reload.
-    pub fn reload_and_log(&self) -> Result<String, String> {
-        let r = self.reload();
-        match &r {
-            Ok(s) => tracing::info!("{s}"),
-            Err(e) => tracing::error!("config reload refused, the running config stays:\n{e}"),
-        }
-        r
     }
 }
 

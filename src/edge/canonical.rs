@@ -356,6 +356,22 @@ fn bad_host(message: &str) -> EdgeError {
     EdgeError::new(400, "InvalidHost", message.to_string())
 }
 
+/// All Cookie headers joined with `; ` (HTTP/2 clients send one header per cookie).
+pub(crate) fn cookie_header(req: &pingora::http::RequestHeader) -> Option<String> {
+    let mut values = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let first = values.next()?;
+    let mut joined = first.to_string();
+    for v in values {
+        joined.push_str("; ");
+        joined.push_str(v);
+    }
+    Some(joined)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::{Digest, Shutdown, Stream, ALPN};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::answer::{h1_answer, h1_head, own_answer};
 use super::ctx::Ctx;
@@ -36,7 +36,7 @@ use super::pass::{Passed, Passes};
 use super::proxy::Edge;
 use super::route::{admit, declares_body, has_body, Handoff, OwnAnswer};
 use super::state::Shared;
-use super::stream::Guarded;
+use super::stream::{write_both, Guarded};
 
 /// The edge service's app: connection limits and timeouts around pingora's proxy.
 pub struct Guard {
@@ -677,30 +677,6 @@ async fn send_file(stream: &mut Guarded, head: &[u8], file: &std::fs::File, len:
         }
     }
     Ok(len)
-}
-
-/// Writes `head` then `body`, both in one `writev` where the stream takes them so.
-pub(crate) async fn write_both<W: AsyncWrite + Unpin>(
-    stream: &mut W,
-    mut head: &[u8],
-    mut body: &[u8],
-) -> io::Result<()> {
-    while !head.is_empty() || !body.is_empty() {
-        let n = if head.is_empty() {
-            stream.write(body).await?
-        } else {
-            stream
-                .write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(body)])
-                .await?
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let from_head = n.min(head.len());
-        head = &head[from_head..];
-        body = &body[n - from_head..];
-    }
-    Ok(())
 }
 
 #[cfg(test)]

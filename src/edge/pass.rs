@@ -432,7 +432,7 @@ async fn emit<W: AsyncWrite + Unpin>(
     } else {
         // Both in one `writev` where the stream takes them so.
         *wrote = true;
-        super::conn::write_both(down, out, data).await?;
+        super::stream::write_both(down, out, data).await?;
         out.clear();
     }
     if chunked {

@@ -444,7 +444,7 @@ pub(crate) fn decide(
         }
     }
     // 4 access: signed URL or cookies against the behavior's trusted key groups.
-    let cookies = cookie_header(req);
+    let cookies = canonical::cookie_header(req);
     if let Some(keys) = &behavior.trusted_keys {
         let viewer_req = signed::ViewerRequest {
             scheme: if is_https { "https" } else { "http" },
@@ -556,22 +556,6 @@ pub fn decide_for_fuzz(state: &EdgeState, req: &RequestHeader, https: bool) -> R
         Decision::Redirect(..) => Err(301),
         Decision::Acme(_) | Decision::Preflight(..) => Err(200),
     }
-}
-
-/// All Cookie headers joined with `; ` (HTTP/2 clients send one header per cookie).
-pub(crate) fn cookie_header(req: &RequestHeader) -> Option<String> {
-    let mut values = req
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let first = values.next()?;
-    let mut joined = first.to_string();
-    for v in values {
-        joined.push_str("; ");
-        joined.push_str(v);
-    }
-    Some(joined)
 }
 
 impl Ctx {

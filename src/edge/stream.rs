@@ -19,7 +19,7 @@ use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream, TimingDigest,
     UniqueID, UniqueIDType, ALPN,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
 use super::route::Routed;
@@ -312,6 +312,30 @@ impl fmt::Debug for Guarded {
 pub(crate) fn take_handoff(stream: Option<&Stream>) -> Option<Box<Routed>> {
     let g = stream?.as_any().downcast_ref::<Guarded>()?;
     g.handoff.lock().ok()?.take()
+}
+
+/// Writes `head` then `body`, both in one `writev` where the stream takes them so.
+pub(crate) async fn write_both<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    mut head: &[u8],
+    mut body: &[u8],
+) -> io::Result<()> {
+    while !head.is_empty() || !body.is_empty() {
+        let n = if head.is_empty() {
+            stream.write(body).await?
+        } else {
+            stream
+                .write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(body)])
+                .await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    Ok(())
 }
 
 #[cfg(test)]
