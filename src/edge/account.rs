@@ -13,6 +13,8 @@ use super::ctx::Ctx;
 use crate::telemetry;
 use crate::telemetry::access_log::{AccessLogger, Record};
 
+/// The metrics and the access log line of one finished exchange. `stale`: a stale entry
+/// was served.
 pub(crate) fn account(access_log: Option<&AccessLogger>, ex: &Exchange, ctx: &Ctx, stale: bool) {
     let status = ex.resp.map(|r| r.status.as_u16()).unwrap_or(0);
     let origin = ctx.origin.as_ref().map(|o| o.name.as_str());

@@ -658,7 +658,9 @@ origin_server:
     fn decide_routes_each_request_once_from_its_canonical_form() {
         let state = state();
         let h = |host: &str| vec![("host", host.to_string())];
-        let rows: Vec<(&str, &str, Vec<(&str, String)>, bool, Outcome)> = vec![
+        // (method, target, headers, body, outcome)
+        type Row<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, bool, Outcome);
+        let rows: Vec<Row> = vec![
             (
                 "GET",
                 "/a.html",

@@ -18,6 +18,9 @@ pub(crate) const VIA: &str = "1.1 homefront";
 /// Per-request id header, on the origin request and on the response.
 pub const REQUEST_ID_HEADER: &str = "x-amz-cf-id";
 
+/// An origin's answer as the edge takes it, before the cache and the viewer: a bucket's
+/// 403 to the edge's own signature is logged, and a compressible body gets `Vary:
+/// Accept-Encoding` and, when this viewer takes a coding, an encoder (`ctx.encoder`).
 pub(crate) fn origin_response(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
     use super::compress;
     if resp.status.as_u16() == 403 {
@@ -116,8 +119,6 @@ pub(crate) fn cache_ttl(
         now,
     )
 }
-
-/// The metrics and the access log line of one finished exchange. `stale`: a stale entry
 
 /// The variance of a stored response (`stored`: its headers) for a request: pingora keeps
 /// one entry per variance under the same primary key.

@@ -217,9 +217,6 @@ pub(crate) fn origin_request(
     Ok(())
 }
 
-/// An origin's answer as the edge takes it, before the cache and the viewer: a bucket's
-/// 403 to the edge's own signature is logged, and a compressible body gets `Vary:
-
 /// The origin request path for an object path through `origin` (no query string); `None`
 /// when it would name no object (an empty bucket key would list the bucket).
 pub(crate) fn origin_target(origin: &Origin, object_path: &str) -> Option<String> {
