@@ -21,8 +21,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::cache::DiskCache;
-use crate::edge::cache_policy::InvalidationPath;
 use crate::edge::proxy::EdgeState;
+use crate::policy::cache_policy::InvalidationPath;
 use crate::server::Reloader;
 
 /// Largest accepted request body.

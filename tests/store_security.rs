@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::*;
-use homefront::edge::sigv4;
+use homefront::policy::sigv4;
 
 const CONFIG: &str = STORE_CONFIG;
 

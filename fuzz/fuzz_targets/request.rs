@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
 use homefront::config::model::OriginKind;
-use homefront::edge::canonical::canonical_path;
+use homefront::policy::percent::canonical_path;
 use homefront::edge::proxy::{decide_for_fuzz, EdgeState};
 use homefront::util::Clock;
 use libfuzzer_sys::fuzz_target;

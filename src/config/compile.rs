@@ -14,8 +14,8 @@ use super::model::*;
 use super::schema::*;
 use super::yaml::{self, path_string, Node, Seg};
 use super::{ConfigError, ConfigErrors, Loaded};
-use crate::edge::behavior::PathPattern;
-use crate::edge::cache_policy::{CachePolicy, KeyList};
+use crate::policy::cache_policy::{CachePolicy, KeyList};
+use crate::policy::path_pattern::PathPattern;
 use std::time::Duration;
 
 /// Collects errors against one file, locating key paths in its tree.
@@ -209,7 +209,7 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
     let distributions = compile_distributions(raw, &origins, &key_groups, errors);
     let mut trusted_proxies = Vec::new();
     for (i, t) in raw.trusted_proxies.iter().enumerate() {
-        match crate::edge::ip::Cidr::parse(t) {
+        match crate::policy::ip::Cidr::parse(t) {
             Some(c) => trusted_proxies.push(c),
             None => errors.at(
                 &[k("trusted_proxies"), Seg::Index(i)],
@@ -339,7 +339,7 @@ fn compile_limits(raw: &RawConfig, errors: &mut Errors<'_>) -> Limits {
         if let Some(list) = &c.exempt {
             pc.exempt.clear();
             for (i, t) in list.iter().enumerate() {
-                match crate::edge::ip::Cidr::parse(t) {
+                match crate::policy::ip::Cidr::parse(t) {
                     Some(cidr) => pc.exempt.push(cidr),
                     None => errors.at(
                         &[k("limits"), k("per_client"), k("exempt"), Seg::Index(i)],
@@ -448,8 +448,8 @@ fn compile_headers_policy(
     errors: &mut Errors<'_>,
     at: &[Seg],
     raw: Option<&RawHeadersPolicy>,
-) -> Option<crate::edge::headers_policy::HeadersPolicy> {
-    use crate::edge::headers_policy::{CorsPolicy, HeadersPolicy};
+) -> Option<crate::policy::headers_policy::HeadersPolicy> {
+    use crate::policy::headers_policy::{CorsPolicy, HeadersPolicy};
     let raw = raw?;
     let mut out = HeadersPolicy {
         security_override: true,
@@ -732,7 +732,7 @@ fn compile_buckets(raw: &RawConfig, errors: &mut Errors<'_>) -> BTreeMap<String,
         let cors = b.cors.as_ref().map(|rules| {
             rules
                 .iter()
-                .map(|r| crate::origin::cors::CorsRule {
+                .map(|r| crate::policy::cors::CorsRule {
                     id: r.id.clone(),
                     allowed_origins: r.allowed_origins.clone(),
                     allowed_methods: r.allowed_methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
@@ -743,7 +743,7 @@ fn compile_buckets(raw: &RawConfig, errors: &mut Errors<'_>) -> BTreeMap<String,
                 .collect::<Vec<_>>()
         });
         if let Some(rules) = &cors {
-            if let Err(m) = crate::origin::cors::validate(rules) {
+            if let Err(m) = crate::policy::cors::validate(rules) {
                 errors.at(&[k("buckets"), k(name), k("cors")], m);
             }
         }
@@ -753,8 +753,8 @@ fn compile_buckets(raw: &RawConfig, errors: &mut Errors<'_>) -> BTreeMap<String,
                 cors,
                 access_log: b.access_log,
                 versioning: b.versioning.map(|v| match v {
-                    RawVersioning::Enabled => crate::origin::store::Versioning::Enabled,
-                    RawVersioning::Suspended => crate::origin::store::Versioning::Suspended,
+                    RawVersioning::Enabled => crate::policy::bucket::Versioning::Enabled,
+                    RawVersioning::Suspended => crate::policy::bucket::Versioning::Suspended,
                 }),
             },
         );
@@ -1346,7 +1346,7 @@ const METHOD_SETS: [&[&str]; 3] = [
     &["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"],
 ];
 
-type KeyGroups = HashMap<String, Vec<(String, Arc<crate::edge::signed::VerifyKey>)>>;
+type KeyGroups = HashMap<String, Vec<(String, Arc<crate::policy::signed::VerifyKey>)>>;
 
 fn compile_key_groups(raw: &RawConfig, base: &Path, errors: &mut Errors<'_>) -> KeyGroups {
     let mut out = HashMap::new();
@@ -1377,7 +1377,7 @@ fn compile_key_groups(raw: &RawConfig, base: &Path, errors: &mut Errors<'_>) -> 
             }
             let path = resolve(base, &key.public_key);
             match std::fs::read(&path) {
-                Ok(pem) => match crate::edge::signed::VerifyKey::from_pem(&pem) {
+                Ok(pem) => match crate::policy::signed::VerifyKey::from_pem(&pem) {
                     Ok(v) => group.push((key.id.clone(), Arc::new(v))),
                     Err(e) => errors.at(&p(&kat, &[k("public_key")]), format!("{}: {e}", path.display())),
                 },
@@ -1537,7 +1537,7 @@ fn compile_distributions(
                 None => None,
                 Some(groups) if groups.is_empty() => None,
                 Some(groups) => {
-                    let mut keys = crate::edge::signed::TrustedKeys::default();
+                    let mut keys = crate::policy::signed::TrustedKeys::default();
                     for (g, group) in groups.iter().enumerate() {
                         match key_groups.get(group) {
                             Some(list) => {
@@ -1563,7 +1563,7 @@ fn compile_distributions(
                     None => {}
                     Some("cors-s3origin") => {
                         cache_policy.forward_headers = KeyList::Whitelist(
-                            crate::edge::cache_policy::CORS_S3ORIGIN_HEADERS
+                            crate::policy::cache_policy::CORS_S3ORIGIN_HEADERS
                                 .iter()
                                 .map(|s| s.to_string())
                                 .collect(),
@@ -1631,7 +1631,7 @@ fn compile_distributions(
         let mut error_responses: Vec<ErrorResponse> = Vec::new();
         for (j, e) in d.custom_error_responses.iter().enumerate() {
             let eat = p(&at, &[k("custom_error_responses"), Seg::Index(j)]);
-            if !crate::edge::cache_policy::is_cacheable_error(
+            if !crate::policy::cache_policy::is_cacheable_error(
                 http::StatusCode::from_u16(e.error_code).unwrap_or(http::StatusCode::OK),
             ) {
                 errors.at(
@@ -1665,7 +1665,7 @@ fn compile_distributions(
                     );
                 }
                 let ok = code == 200
-                    || crate::edge::cache_policy::is_cacheable_error(
+                    || crate::policy::cache_policy::is_cacheable_error(
                         http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::OK),
                     );
                 if !ok {
@@ -1690,8 +1690,8 @@ fn compile_distributions(
         }
         let access_log = match d.access_log.as_deref() {
             None => None,
-            Some("cloudfront") => Some(crate::telemetry::access_log::Format::CloudFront),
-            Some("json") => Some(crate::telemetry::access_log::Format::Json),
+            Some("cloudfront") => Some(AccessLogFormat::CloudFront),
+            Some("json") => Some(AccessLogFormat::Json),
             Some(other) => {
                 errors.at(
                     &p(&at, &[k("access_log")]),

@@ -24,9 +24,9 @@ use http::{header, Method};
 use pingora::cache::key::CacheHashKey;
 use pingora::http::{RequestHeader, ResponseHeader};
 
-use super::cache_policy;
 use super::limits;
 use super::proxy::{account, viewer_headers, Ctx, Exchange, RequestIds, Routed};
+use super::variance;
 use crate::cache::{DiskCache, Loaded, MemoryEntry, FILE_BODY_MIN};
 use crate::telemetry::access_log::AccessLogger;
 
@@ -168,14 +168,14 @@ impl Hits {
         if !found.fresh || header.status.as_u16() != 200 || dist.error_response(200).is_some() {
             return None;
         }
-        let mut input = Vec::with_capacity(cache_policy::VARIANCE_INPUT);
-        cache_policy::variance_input(&header.headers, &req.headers, &mut input);
+        let mut input = Vec::with_capacity(variance::VARIANCE_INPUT);
+        variance::variance_input(&header.headers, &req.headers, &mut input);
         let memory = match &found.body {
             Source::Memory(e) => Some(e),
             Source::Disk(_) => None,
         };
         if !memory.is_some_and(|e| e.knows_variant(&input)) {
-            if found.variance != Some(cache_policy::variance_hash(&input)) {
+            if found.variance != Some(variance::variance_hash(&input)) {
                 return None;
             }
             if let Some(e) = memory {

@@ -21,15 +21,15 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::behavior;
-use super::cache_policy::{self, CacheKeyParts};
 use super::canonical;
 use super::distribution::Router;
 use super::errors::EdgeError;
-use super::sigv4;
 use super::viewer::{self, ViewerOutcome};
-use super::{ip, limits, signed};
+use super::{limits, variance};
 use crate::cache::{DiskCache, EntryLabel};
 use crate::config::model::{Config, Credential, Origin, OriginKind, Signing};
+use crate::policy::cache_policy::{self, CacheKeyParts};
+use crate::policy::{headers_policy, ip, signed, sigv4};
 use crate::telemetry;
 use crate::telemetry::access_log::{AccessLogger, Record};
 use crate::util::Clock;
@@ -855,7 +855,7 @@ pub(crate) fn origin_request(
         // Full GETs only, with the stored entry's validators when revalidating.
         pingora::cache::filters::upstream::request_filter(upstream, meta);
         if let Some(ae) = upstream.headers.get(header::ACCEPT_ENCODING) {
-            let normalized = cache_policy::normalize_accept_encoding(ae.to_str().unwrap_or(""));
+            let normalized = variance::normalize_accept_encoding(ae.to_str().unwrap_or(""));
             upstream.insert_header(header::ACCEPT_ENCODING, normalized)?;
         }
     }
@@ -1288,7 +1288,7 @@ impl Edge {
 /// The variance of a stored response (`stored`: its headers) for a request: pingora keeps
 /// one entry per variance under the same primary key.
 pub(crate) fn variance(stored: &http::HeaderMap, req: &http::HeaderMap) -> Option<HashBinary> {
-    Some(cache_policy::variance_key(stored, req))
+    Some(variance::variance_key(stored, req))
 }
 
 /// The edge's own response headers: `X-Cache`, `Via` and the request id.
@@ -1320,10 +1320,10 @@ fn decorate(resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
 /// Origin` on a cached behavior, and the edge's own headers.
 pub(crate) fn viewer_headers(resp: &mut ResponseHeader, ctx: &Ctx, origin: Option<&str>) -> Result<()> {
     if let Some(policy) = ctx.behavior().and_then(|b| b.headers.as_ref()) {
-        for change in super::headers_policy::changes(policy, origin, &resp.headers) {
+        for change in headers_policy::changes(policy, origin, &resp.headers) {
             match change {
-                super::headers_policy::Change::Set(n, v) => resp.insert_header(n, v)?,
-                super::headers_policy::Change::Remove(n) => {
+                headers_policy::Change::Set(n, v) => resp.insert_header(n, v)?,
+                headers_policy::Change::Remove(n) => {
                     resp.remove_header(&n);
                 }
             }

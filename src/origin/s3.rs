@@ -8,10 +8,11 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, S3};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::cors::{self, CorsRule};
 use super::multipart::{self, MultipartError};
-use super::store::{DiskStore, ObjectMeta, StoreError, Versioning};
+use super::store::{DiskStore, ObjectMeta, StoreError};
 use super::transfer;
+use crate::policy::bucket::Versioning;
+use crate::policy::cors::{self, CorsRule};
 
 pub struct S3Api {
     pub store: Arc<DiskStore>,
@@ -439,7 +440,7 @@ fn grants(public_read: bool) -> Vec<Grant> {
 /// `x-amz-tagging: k1=v1&k2=v2` (URL-encoded).
 fn parse_tagging_header(header: &str) -> S3Result<std::collections::BTreeMap<String, String>> {
     let decode = |s: &str| {
-        crate::edge::viewer::percent_decode(s.replace('+', " ").as_bytes())
+        crate::policy::percent::percent_decode(s.replace('+', " ").as_bytes())
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| s3_error!(InvalidTag, "The x-amz-tagging header is not valid URL encoding."))
     };

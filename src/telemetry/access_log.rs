@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
+pub use crate::config::model::AccessLogFormat as Format;
+
 /// CloudFront's standard log fields, in order.
 pub const FIELDS: [&str; 33] = [
     "date",
@@ -51,12 +53,6 @@ pub const FIELDS: [&str; 33] = [
     "sc-range-start",
     "sc-range-end",
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    CloudFront,
-    Json,
-}
 
 /// One request, as the log records it. `None` / empty fields are written as `-`.
 #[derive(Debug, Clone, Default)]
