@@ -36,7 +36,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::policy::bucket::Versioning;
+use crate::policy::bucket::{check_bucket_name, Versioning};
 use crate::policy::cors::CorsRule;
 
 /// What is stored beside each object: one version of it. The `.meta` file of a key holds its
@@ -213,17 +213,6 @@ pub fn check_key(key: &str) -> Result<(), BadKey> {
     Ok(())
 }
 
-/// S3 bucket-name rules; also what keeps bucket names safe as directory names.
-pub fn check_bucket_name(name: &str) -> bool {
-    (3..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
-        && !name.contains("..")
-}
-
 type Index = Arc<RwLock<BTreeMap<String, Arc<ObjectMeta>>>>;
 
 struct BucketState {
@@ -333,7 +322,7 @@ impl DiskStore {
         for entry in std::fs::read_dir(&root)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !entry.file_type()?.is_dir() || !check_bucket_name(&name) {
+            if !entry.file_type()?.is_dir() || check_bucket_name(&name).is_err() {
                 continue;
             }
             let state = Self::load_bucket(&entry.path())?;
@@ -513,7 +502,7 @@ impl DiskStore {
     }
 
     pub fn create_bucket(&self, name: &str) -> Result<(), StoreError> {
-        if !check_bucket_name(name) {
+        if check_bucket_name(name).is_err() {
             return Err(StoreError::InvalidBucketName);
         }
         let mut map = self
