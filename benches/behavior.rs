@@ -4,9 +4,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use homefront::edge::behavior::{self, PathPattern};
+use homefront::edge::behavior;
 use homefront::edge::canonical;
 use homefront::edge::distribution::Router;
+use homefront::policy::path_pattern::PathPattern;
 
 /// A config with `n` behaviors before the default, CloudFront-style patterns.
 fn config_text(n: usize) -> String {

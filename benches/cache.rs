@@ -4,7 +4,7 @@ use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use homefront::edge::cache_policy::{cache_key, ttl, CachePolicy, KeyInput, KeyList};
+use homefront::policy::cache_policy::{cache_key, ttl, CachePolicy, KeyInput, KeyList};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 fn bench(c: &mut Criterion) {

@@ -4,7 +4,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use homefront::edge::signed::{verify, TrustedKeys, VerifyKey, ViewerRequest};
+use homefront::policy::signed::{verify, TrustedKeys, VerifyKey, ViewerRequest};
 
 const VECTORS: &str = include_str!("../tests/vectors/cloudfront-signed.json");
 

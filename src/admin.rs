@@ -21,8 +21,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::cache::DiskCache;
-use crate::edge::cache_policy::InvalidationPath;
 use crate::edge::state::EdgeState;
+use crate::policy::cache_policy::InvalidationPath;
 
 /// Largest accepted request body.
 const MAX_BODY: usize = 1 << 20;

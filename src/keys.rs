@@ -8,7 +8,7 @@ use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 
-use crate::edge::signed::{self, SignSpec};
+use crate::policy::signed::{self, SignSpec};
 
 /// A key pair just written.
 #[derive(Debug)]
@@ -119,7 +119,7 @@ pub fn sign(args: &SignArgs, now: u64) -> Result<String, String> {
         return Err(format!("'{}' is not an http(s) URL", args.url));
     }
     if let Some(ip) = &args.ip {
-        crate::edge::ip::Cidr::parse(ip).ok_or_else(|| format!("--ip '{ip}' is not an IP address or CIDR range"))?;
+        crate::policy::ip::Cidr::parse(ip).ok_or_else(|| format!("--ip '{ip}' is not an IP address or CIDR range"))?;
     }
     let pem =
         std::fs::read(&args.private_key).map_err(|e| format!("cannot read {}: {e}", args.private_key.display()))?;

@@ -10,6 +10,7 @@ pub mod config;
 pub mod edge;
 pub mod keys;
 pub mod origin;
+pub mod policy;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

@@ -9,9 +9,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use homefront::edge::behavior::{glob_match, PathPattern, PatternError};
-use homefront::edge::cache_policy::InvalidationPath;
-use homefront::edge::signed::Policy;
+use homefront::policy::path_pattern::{glob_match, PathPattern, PatternError};
+use homefront::policy::cache_policy::InvalidationPath;
+use homefront::policy::signed::Policy;
 use homefront::util::one_star_match;
 use homefront_fuzz::{glob_reference, one_star_reference};
 use libfuzzer_sys::fuzz_target;
@@ -122,7 +122,7 @@ fuzz_target!(|data: &[u8]| {
             None => (path.to_string(), false),
         };
         let path = if prefix && !query { format!("{path}x") } else { path };
-        let not_canonical = homefront::edge::canonical::canonical_path(path.as_bytes()).is_err();
+        let not_canonical = homefront::policy::percent::canonical_path(path.as_bytes()).is_err();
         assert!(!pattern.starts_with('/') || star_inside || not_canonical, "refused {pattern:?}");
     }
 });

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
 use homefront::config::model::OriginKind;
-use homefront::edge::canonical::canonical_path;
+use homefront::policy::percent::canonical_path;
 use homefront::edge::route::decide_for_fuzz;
 use homefront::edge::state::EdgeState;
 use homefront::util::Clock;

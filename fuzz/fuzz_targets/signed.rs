@@ -30,7 +30,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, LazyLock};
 
-use homefront::edge::signed::{
+use homefront::policy::signed::{
     has_signing_params, parse_policy, strip_signing_params, verify, SignSpec, TrustedKeys, VerifyKey, ViewerRequest,
     SIGNING_PARAMS,
 };

@@ -1,7 +1,7 @@
 //! A reference verifier for CloudFront signed URLs and signed cookies, written from the
 //! CloudFront Developer Guide ("Create a signed URL using a canned policy / a custom
 //! policy", "Set signed cookies") and `shared/spec/cloudfront-s3-behavior.md`, for the
-//! `signed` fuzz target to compare `homefront::edge::signed::verify` with.
+//! `signed` fuzz target to compare `homefront::policy::signed::verify` with.
 //!
 //! It shares no code with homefront's verifier: its own reading of the query and of the
 //! Cookie header, its own base64 variant, its own policy reading (over `serde_json::Value`),

@@ -31,7 +31,7 @@ use pingora::cache::trace::SpanHandle;
 use pingora::cache::{CacheMeta, Storage};
 use pingora::prelude::*;
 
-use crate::edge::cache_policy::InvalidationPath;
+use crate::policy::cache_policy::InvalidationPath;
 use crate::telemetry;
 
 const MAGIC: &[u8; 4] = b"HFC2";

@@ -2,7 +2,7 @@
 //! every error located (file, line, column, key path), validated, and compiled into the
 //! immutable [`model::Config`] the edge and the bucket store use.
 
-mod compile;
+pub(crate) mod compile;
 pub mod de;
 pub mod model;
 pub mod schema;

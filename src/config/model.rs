@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 
-use crate::edge::behavior::PathPattern;
+use crate::policy::path_pattern::PathPattern;
 
 /// One generation of the running configuration.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub struct Config {
     /// The built-in bucket store listener; `None` when no bucket store runs in this process.
     pub origin_server: Option<OriginServer>,
     /// Peers whose X-Forwarded-For names the client (for signed-URL IP conditions).
-    pub trusted_proxies: Vec<crate::edge::ip::Cidr>,
+    pub trusted_proxies: Vec<crate::policy::ip::Cidr>,
     /// Size limits of the edge cache under `data_dir/cache`.
     pub cache: CacheStoreConfig,
     /// The admin API listener (invalidations); `None` turns it off.
@@ -79,7 +79,7 @@ pub struct PerClientLimits {
     pub requests_per_second: u32,
     pub burst: u32,
     /// Clients the limits never apply to (loopback by default).
-    pub exempt: Vec<crate::edge::ip::Cidr>,
+    pub exempt: Vec<crate::policy::ip::Cidr>,
 }
 
 impl Default for PerClientLimits {
@@ -90,7 +90,7 @@ impl Default for PerClientLimits {
             burst: 2000,
             exempt: ["127.0.0.0/8", "::1"]
                 .iter()
-                .filter_map(|c| crate::edge::ip::Cidr::parse(c))
+                .filter_map(|c| crate::policy::ip::Cidr::parse(c))
                 .collect(),
         }
     }
@@ -285,7 +285,16 @@ pub struct Distribution {
     /// CloudFront's custom error responses, by origin status code.
     pub error_responses: Vec<ErrorResponse>,
     /// Access log format, `None` = no access log.
-    pub access_log: Option<crate::telemetry::access_log::Format>,
+    pub access_log: Option<AccessLogFormat>,
+}
+
+/// A distribution's access log format (`distributions[].access_log`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// CloudFront's standard log format, tab-separated.
+    CloudFront,
+    /// JSON lines with the same fields.
+    Json,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,11 +330,11 @@ pub struct Behavior {
     /// One of CloudFront's three sets: {GET,HEAD} | {GET,HEAD,OPTIONS} | all seven.
     pub allowed_methods: Vec<Method>,
     /// Keys whose signed URLs or cookies grant access; `None`: the behavior is public.
-    pub trusted_keys: Option<Arc<crate::edge::signed::TrustedKeys>>,
+    pub trusted_keys: Option<Arc<crate::policy::signed::TrustedKeys>>,
     /// TTLs and cache key (`behaviors[].cache`).
-    pub cache: Arc<crate::edge::cache_policy::CachePolicy>,
+    pub cache: Arc<crate::policy::cache_policy::CachePolicy>,
     /// `behaviors[].response_headers`; `None`: responses pass as the origin sent them.
-    pub headers: Option<Arc<crate::edge::headers_policy::HeadersPolicy>>,
+    pub headers: Option<Arc<crate::policy::headers_policy::HeadersPolicy>>,
     /// `origin_request.origin`: the Origin sent to the origin when the viewer sent none.
     pub inject_origin: Option<HeaderValue>,
     /// `compress`: gzip/br/zstd at the edge for viewers that accept it.
@@ -343,11 +352,11 @@ pub enum ViewerProtocolPolicy {
 pub struct BucketConfig {
     /// CORS rules from YAML; they replace the stored rules at start. `None`: whatever
     /// PutBucketCors stored is kept.
-    pub cors: Option<Vec<crate::origin::cors::CorsRule>>,
+    pub cors: Option<Vec<crate::policy::cors::CorsRule>>,
     /// Write S3-format server access logs under `data_dir/logs/buckets/<bucket>/`.
     pub access_log: bool,
     /// Versioning state set at start; `None`: whatever PutBucketVersioning stored is kept.
-    pub versioning: Option<crate::origin::store::Versioning>,
+    pub versioning: Option<crate::policy::bucket::Versioning>,
 }
 
 #[derive(Debug, Clone)]

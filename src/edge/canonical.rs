@@ -29,6 +29,7 @@ use http::Version;
 use pingora::http::RequestHeader;
 
 use super::errors::EdgeError;
+use crate::policy::percent::{canonical_path, canonical_query, decode_all};
 
 /// One request's canonical host, path and query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,130 +223,6 @@ fn authority(raw: &[u8], default_port: u16) -> Result<(String, String), EdgeErro
         None => host.clone(),
     };
     Ok((host, authority))
-}
-
-/// RFC 3986 unreserved: ALPHA / DIGIT / "-" / "." / "_" / "~".
-fn unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
-/// Kept as sent in a path: unreserved, sub-delims, ":", "@" and "/".
-fn path_char(b: u8) -> bool {
-    unreserved(b)
-        || matches!(
-            b,
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@' | b'/'
-        )
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// The byte a `%XX` escape starting at `s[i]` (the `%`) stands for, if it is one.
-fn escape_at(s: &[u8], i: usize) -> Option<u8> {
-    let hi = hex(*s.get(i + 1)?)?;
-    let lo = hex(*s.get(i + 2)?)?;
-    Some(hi << 4 | lo)
-}
-
-fn push_escape(out: &mut String, b: u8) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    out.push('%');
-    out.push(HEX[usize::from(b >> 4)] as char);
-    out.push(HEX[usize::from(b & 15)] as char);
-}
-
-/// The canonical path (see the module's doc), or 400.
-pub fn canonical_path(raw: &[u8]) -> Result<String, EdgeError> {
-    if raw.first() != Some(&b'/') {
-        return Err(bad_path());
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let b = raw[i];
-        if b == b'%' {
-            let Some(d) = escape_at(raw, i) else {
-                return Err(bad_path());
-            };
-            match d {
-                b'/' | b'\\' | 0 => return Err(bad_path()),
-                d if unreserved(d) => out.push(d as char),
-                d => push_escape(&mut out, d),
-            }
-            i += 3;
-            continue;
-        }
-        match b {
-            b'\\' => return Err(bad_path()),
-            b if b < 0x20 || b == 0x7f => return Err(bad_path()),
-            b if path_char(b) => out.push(b as char),
-            b => push_escape(&mut out, b),
-        }
-        i += 1;
-    }
-    // Dot segments, as any origin would read them (escapes decoded).
-    let decoded = decode_all(out.as_bytes());
-    if decoded.split(|&b| b == b'/').any(|seg| seg == b"." || seg == b"..") {
-        return Err(bad_path());
-    }
-    Ok(out)
-}
-
-/// The canonical query string (see the module's doc).
-pub fn canonical_query(raw: &[u8]) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let b = raw[i];
-        if b == b'%' {
-            if let Some(d) = escape_at(raw, i) {
-                if unreserved(d) {
-                    out.push(d as char);
-                } else {
-                    push_escape(&mut out, d);
-                }
-                i += 3;
-                continue;
-            }
-            // Not an escape: a literal percent sign, encoded (kept raw, it could form an
-            // escape with what a decoded escape after it turns into: `%4%43` → `%4C`).
-            push_escape(&mut out, b'%');
-        } else if path_char(b) || b == b'?' {
-            out.push(b as char);
-        } else {
-            push_escape(&mut out, b);
-        }
-        i += 1;
-    }
-    out
-}
-
-/// Every `%XX` escape decoded once (a canonical path has only well-formed ones).
-fn decode_all(s: &[u8]) -> Cow<'_, [u8]> {
-    if !s.contains(&b'%') {
-        return Cow::Borrowed(s);
-    }
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' {
-            if let Some(d) = escape_at(s, i) {
-                out.push(d);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(s[i]);
-        i += 1;
-    }
-    Cow::Owned(out)
 }
 
 fn bad_path() -> EdgeError {

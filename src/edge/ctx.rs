@@ -6,10 +6,10 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::cache_policy::CacheKeyParts;
 use super::canonical;
 use super::state::EdgeState;
 use crate::config::model::Origin;
+use crate::policy::cache_policy::CacheKeyParts;
 
 /// What the edge did with a request, as `X-Cache: <result> from homefront` and the access
 /// log's `x-edge-result-type` say.

@@ -3,6 +3,8 @@
 
 use bytes::Bytes;
 
+use crate::policy::percent::BadPath;
+
 /// An error the edge answers itself, before or instead of asking an origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeError {
@@ -60,12 +62,19 @@ impl EdgeError {
     }
 
     pub fn bad_path() -> Self {
-        EdgeError::new(400, "InvalidURI", "The request path is not valid.")
+        EdgeError::new(400, "InvalidURI", BadPath.to_string())
     }
 
     /// The XML body.
     pub fn body(&self) -> Bytes {
         Bytes::from(error_xml(self.code, &self.message))
+    }
+}
+
+/// A refused path is answered as [`EdgeError::bad_path`].
+impl From<BadPath> for EdgeError {
+    fn from(_: BadPath) -> Self {
+        EdgeError::bad_path()
     }
 }
 

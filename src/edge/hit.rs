@@ -23,7 +23,6 @@ use pingora::cache::key::CacheHashKey;
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use super::account::{account, Exchange};
-use super::cache_policy;
 use super::ctx::{CacheResult, Ctx};
 use super::route::Routed;
 use super::shape::viewer_headers;
@@ -144,14 +143,14 @@ impl Hits {
         if !found.fresh || header.status.as_u16() != 200 {
             return None;
         }
-        let mut input = Vec::with_capacity(cache_policy::VARIANCE_INPUT);
-        cache_policy::variance_input(&header.headers, &req.headers, &mut input);
+        let mut input = Vec::with_capacity(super::variance::VARIANCE_INPUT);
+        super::variance::variance_input(&header.headers, &req.headers, &mut input);
         let memory = match &found.body {
             Source::Memory(e) => Some(e),
             Source::Disk(_) => None,
         };
         if !memory.is_some_and(|e| e.knows_variant(&input)) {
-            if found.variance != Some(cache_policy::variance_hash(&input)) {
+            if found.variance != Some(super::variance::variance_hash(&input)) {
                 return None;
             }
             if let Some(e) = memory {

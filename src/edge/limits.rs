@@ -192,7 +192,7 @@ pub(crate) fn monotonic_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edge::ip::Cidr;
+    use crate::policy::ip::Cidr;
 
     fn head(limits: &Limits, target: &str, headers: &[(&str, &str)]) -> Result<(), u16> {
         check_head(limits, target, headers.iter().map(|(n, v)| (*n, v.as_bytes()))).map_err(|e| e.status)

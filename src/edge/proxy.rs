@@ -16,7 +16,6 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::account::{account, Exchange};
 use super::answer::{failure_answer, failure_status, own_answer, write_to_session};
-use super::cache_policy;
 use super::ctx::{CacheResult, Ctx};
 use super::error_pages::ErrorPages;
 use super::route::{admit, declared_length, declares_body, has_body, Handoff, OwnAnswer, Routed};
@@ -26,6 +25,7 @@ use super::stream;
 use super::upstream::origin_request;
 use crate::cache::EntryLabel;
 use crate::config::model::OriginKind;
+use crate::policy::cache_policy;
 use crate::telemetry;
 
 /// Collapses concurrent misses for one key into one origin request; a writer that takes

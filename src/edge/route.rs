@@ -8,15 +8,16 @@ use http::{header, Method};
 use pingora::cache::CacheKey;
 use pingora::http::RequestHeader;
 
-use super::cache_policy::{self, CacheKeyParts};
 use super::canonical;
 use super::ctx::Ctx;
 use super::errors::EdgeError;
 use super::state::{EdgeState, Shared};
 use super::upstream::target_for;
 use super::viewer::{self, ViewerOutcome};
-use super::{behavior, ip, limits, signed};
+use super::{behavior, limits};
 use crate::config::model::{Origin, OriginKind};
+use crate::policy::cache_policy::{self, CacheKeyParts};
+use crate::policy::{ip, signed};
 
 /// Where in the config a request landed: its distribution and behavior (`usize::MAX` until
 /// known), for the metrics and the access log.

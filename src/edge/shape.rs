@@ -9,9 +9,9 @@ use pingora::cache::key::HashBinary;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 
-use super::cache_policy;
 use super::ctx::Ctx;
 use crate::config::model::{OriginKind, Signing};
+use crate::policy::cache_policy;
 
 /// `Via` value the edge adds to origin requests and viewer responses.
 pub(crate) const VIA: &str = "1.1 homefront";
@@ -123,7 +123,7 @@ pub(crate) fn cache_ttl(
 /// The variance of a stored response (`stored`: its headers) for a request: pingora keeps
 /// one entry per variance under the same primary key.
 pub(crate) fn variance(stored: &http::HeaderMap, req: &http::HeaderMap) -> Option<HashBinary> {
-    Some(cache_policy::variance_key(stored, req))
+    Some(super::variance::variance_key(stored, req))
 }
 
 /// The edge's own response headers: `X-Cache`, `Via` and the request id.
@@ -147,10 +147,10 @@ pub(crate) fn decorate(resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
 /// Origin` on a cached behavior, and the edge's own headers.
 pub(crate) fn viewer_headers(resp: &mut ResponseHeader, ctx: &Ctx, origin: Option<&str>) -> Result<()> {
     if let Some(policy) = ctx.behavior().and_then(|b| b.headers.as_ref()) {
-        for change in super::headers_policy::changes(policy, origin, &resp.headers) {
+        for change in crate::policy::headers_policy::changes(policy, origin, &resp.headers) {
             match change {
-                super::headers_policy::Change::Set(n, v) => resp.insert_header(n, v)?,
-                super::headers_policy::Change::Remove(n) => {
+                crate::policy::headers_policy::Change::Set(n, v) => resp.insert_header(n, v)?,
+                crate::policy::headers_policy::Change::Remove(n) => {
                     resp.remove_header(&n);
                 }
             }

@@ -9,12 +9,12 @@ use pingora::cache::CacheMeta;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
-use super::cache_policy;
 use super::ctx::Ctx;
 use super::shape::{REQUEST_ID_HEADER, VIA};
-use super::sigv4;
 use super::state::EdgeState;
 use crate::config::model::{Origin, OriginKind, Signing};
+use crate::policy::cache_policy;
+use crate::policy::sigv4;
 use crate::telemetry;
 
 impl Ctx {
@@ -135,7 +135,7 @@ pub(crate) fn origin_request(
         // Full GETs only, with the stored entry's validators when revalidating.
         pingora::cache::filters::upstream::request_filter(upstream, meta);
         if let Some(ae) = upstream.headers.get(header::ACCEPT_ENCODING) {
-            let normalized = cache_policy::normalize_accept_encoding(ae.to_str().unwrap_or(""));
+            let normalized = super::variance::normalize_accept_encoding(ae.to_str().unwrap_or(""));
             upstream.insert_header(header::ACCEPT_ENCODING, normalized)?;
         }
     }

@@ -65,33 +65,6 @@ pub fn object_path<'a>(path: &'a str, default_root_object: Option<&str>) -> Cow<
     }
 }
 
-/// Decodes `%XX` escapes; `None` for a malformed escape.
-pub fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] == b'%' {
-            let hi = hex_val(*input.get(i + 1)?)?;
-            let lo = hex_val(*input.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(input[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Request framing that HTTP/1.1 intermediaries disagree about (RFC 9112 §6.3), refused
 /// with 400 before anything is forwarded: Content-Length together with Transfer-Encoding,
 /// more than one Content-Length, a Content-Length that is not a number, or a
@@ -145,7 +118,7 @@ pub fn framing(raw_header: &[u8]) -> Option<EdgeError> {
 mod tests {
     use super::*;
     use crate::config::model::{Origin, OriginKind};
-    use crate::edge::behavior::PathPattern;
+    use crate::policy::path_pattern::PathPattern;
     use std::sync::Arc;
 
     fn behavior(policy: ViewerProtocolPolicy, methods: &[Method]) -> Behavior {

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::config::model::OriginServer;
-use crate::edge::sigv4::{self, SignInput, UNSIGNED_PAYLOAD};
+use crate::policy::sigv4::{self, SignInput, UNSIGNED_PAYLOAD};
 
 /// What to presign.
 pub struct PresignRequest<'a> {

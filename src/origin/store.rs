@@ -36,6 +36,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::policy::bucket::{check_bucket_name, Versioning};
+use crate::policy::cors::CorsRule;
+
 /// What is stored beside each object: one version of it. The `.meta` file of a key holds its
 /// current version, with the older ones (in a bucket that has had versioning) in `noncurrent`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,14 +114,6 @@ impl ObjectMeta {
         rest.insert(0, current);
         rest
     }
-}
-
-/// A bucket's versioning state, once it has been set (S3: a bucket never returns to
-/// unversioned).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Versioning {
-    Enabled,
-    Suspended,
 }
 
 /// What a DELETE did.
@@ -218,17 +213,6 @@ pub fn check_key(key: &str) -> Result<(), BadKey> {
     Ok(())
 }
 
-/// S3 bucket-name rules; also what keeps bucket names safe as directory names.
-pub fn check_bucket_name(name: &str) -> bool {
-    (3..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
-        && !name.contains("..")
-}
-
 type Index = Arc<RwLock<BTreeMap<String, Arc<ObjectMeta>>>>;
 
 struct BucketState {
@@ -246,7 +230,7 @@ struct BucketSettings {
     public_read: bool,
     /// CORS rules (PutBucketCors or `buckets.<name>.cors`); `None`: CORS is not enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    cors: Option<Vec<super::cors::CorsRule>>,
+    cors: Option<Vec<CorsRule>>,
     /// `None`: versioning was never enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     versioning: Option<Versioning>,
@@ -338,7 +322,7 @@ impl DiskStore {
         for entry in std::fs::read_dir(&root)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !entry.file_type()?.is_dir() || !check_bucket_name(&name) {
+            if !entry.file_type()?.is_dir() || check_bucket_name(&name).is_err() {
                 continue;
             }
             let state = Self::load_bucket(&entry.path())?;
@@ -472,12 +456,12 @@ impl DiskStore {
     }
 
     /// Sets (or with `None` removes) the bucket's CORS rules, persisted in `bucket.json`.
-    pub fn set_bucket_cors(&self, name: &str, rules: Option<Vec<super::cors::CorsRule>>) -> Result<(), StoreError> {
+    pub fn set_bucket_cors(&self, name: &str, rules: Option<Vec<CorsRule>>) -> Result<(), StoreError> {
         self.update_settings(name, |s| s.cors = rules)
     }
 
     /// The bucket's CORS rules; `None` when CORS is not enabled.
-    pub fn bucket_cors(&self, name: &str) -> Result<Option<Vec<super::cors::CorsRule>>, StoreError> {
+    pub fn bucket_cors(&self, name: &str) -> Result<Option<Vec<CorsRule>>, StoreError> {
         Ok(self.settings(name)?.cors.clone())
     }
 
@@ -518,7 +502,7 @@ impl DiskStore {
     }
 
     pub fn create_bucket(&self, name: &str) -> Result<(), StoreError> {
-        if !check_bucket_name(name) {
+        if check_bucket_name(name).is_err() {
             return Err(StoreError::InvalidBucketName);
         }
         let mut map = self

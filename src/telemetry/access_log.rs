@@ -11,6 +11,8 @@ use std::path::PathBuf;
 
 use super::log_writer::{hourly_file_name, LogLine, LogWriter};
 
+pub use crate::config::model::AccessLogFormat as Format;
+
 /// CloudFront's standard log fields, in order.
 pub const FIELDS: [&str; 33] = [
     "date",
@@ -47,12 +49,6 @@ pub const FIELDS: [&str; 33] = [
     "sc-range-start",
     "sc-range-end",
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    CloudFront,
-    Json,
-}
 
 /// One request, as the log records it. `None` / empty fields are written as `-`.
 #[derive(Debug, Clone, Default)]

@@ -19,6 +19,7 @@ use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TlsAccept;
 use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, IntCounterVec};
 
+use crate::config::compile::secrets::read_certificate_pair;
 use crate::config::model::CertificateSpec;
 
 pub mod acme;
@@ -95,23 +96,7 @@ impl CertStore {
 }
 
 fn load_pair(cert: &Path, key: &Path, domains: &[String]) -> Result<LoadedCert, TlsError> {
-    let pem = std::fs::read(cert).map_err(|e| TlsError(format!("cannot read certificate {}: {e}", cert.display())))?;
-    let chain = X509::stack_from_pem(&pem)
-        .map_err(|e| TlsError(format!("{} is not a PEM certificate: {e}", cert.display())))?;
-    if chain.is_empty() {
-        return Err(TlsError(format!("{} holds no certificate", cert.display())));
-    }
-    let key_pem = std::fs::read(key).map_err(|e| TlsError(format!("cannot read key {}: {e}", key.display())))?;
-    let pkey = PKey::private_key_from_pem(&key_pem)
-        .map_err(|e| TlsError(format!("{} is not a PEM private key: {e}", key.display())))?;
-    let matches = chain[0].public_key().map(|pk| pk.public_eq(&pkey)).unwrap_or(false);
-    if !matches {
-        return Err(TlsError(format!(
-            "the key {} does not belong to the certificate {}",
-            key.display(),
-            cert.display()
-        )));
-    }
+    let (chain, pkey) = read_certificate_pair(cert, key).map_err(TlsError)?;
     Ok(LoadedCert {
         domains: domains.to_vec(),
         chain,

@@ -303,7 +303,7 @@ fn raw_signature(private_pem: &[u8], sha256: bool, data: &[u8]) -> String {
         .unwrap()
         .sign_oneshot_to_vec(data)
         .unwrap();
-    homefront::edge::signed::url_b64encode(&raw)
+    homefront::policy::signed::url_b64encode(&raw)
 }
 
 const RSA_PRIVATE: &[u8] = include_bytes!("../vectors/keys/trusted-rsa.pem");
@@ -421,7 +421,7 @@ async fn ambiguous_or_unsupported_signing_parameters_are_refused() {
     let two = format!(r#"{{"Statement":[{statement},{statement}]}}"#);
     let url = format!(
         "https://cdn.example.test/c/1.txt?Policy={}&Signature={}&Key-Pair-Id=KTRUSTEDRSA0001",
-        homefront::edge::signed::url_b64encode(two.as_bytes()),
+        homefront::policy::signed::url_b64encode(two.as_bytes()),
         raw_signature(RSA_PRIVATE, false, two.as_bytes())
     );
     assert_refused(
@@ -432,7 +432,7 @@ async fn ambiguous_or_unsupported_signing_parameters_are_refused() {
 
     // An ECDSA key with SHA-1 (a genuine signature), then with SHA-256 as the control.
     let resource = "https://cdn.example.test/ec.txt";
-    let canned = homefront::edge::signed::canned_policy(resource, NOW + 600);
+    let canned = homefront::policy::signed::canned_policy(resource, NOW + 600);
     let sha1 = raw_signature(EC_PRIVATE, false, canned.as_bytes());
     let url = format!(
         "{resource}?Expires={}&Signature={sha1}&Key-Pair-Id=KTRUSTEDEC00001",

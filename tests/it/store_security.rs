@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
-use homefront::edge::sigv4;
+use homefront::policy::sigv4;
 
 const CONFIG: &str = STORE_CONFIG;
 

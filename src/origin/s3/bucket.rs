@@ -7,7 +7,8 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use super::acl::canned_public_read;
 use super::error::map_err;
 use super::meta::timestamp;
-use crate::origin::store::{DiskStore, StoreError, Versioning};
+use crate::origin::store::{DiskStore, StoreError};
+use crate::policy::bucket::Versioning;
 
 pub(super) async fn list_buckets(
     store: &DiskStore,

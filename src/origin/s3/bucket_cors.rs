@@ -5,8 +5,8 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::error::map_err;
-use crate::origin::cors::{self, CorsRule};
 use crate::origin::store::DiskStore;
+use crate::policy::cors::{self, CorsRule};
 
 pub(super) async fn put_bucket_cors(
     store: &DiskStore,

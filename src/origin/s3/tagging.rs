@@ -11,7 +11,7 @@ use crate::origin::store::DiskStore;
 /// `x-amz-tagging: k1=v1&k2=v2` (URL-encoded).
 pub(super) fn parse_tagging_header(header: &str) -> S3Result<std::collections::BTreeMap<String, String>> {
     let decode = |s: &str| {
-        crate::edge::viewer::percent_decode(s.replace('+', " ").as_bytes())
+        crate::policy::percent::percent_decode(s.replace('+', " ").as_bytes())
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| s3_error!(InvalidTag, "The x-amz-tagging header is not valid URL encoding."))
     };

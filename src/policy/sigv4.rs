@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use super::viewer::percent_decode;
+use super::percent::percent_decode;
 
 /// `x-amz-content-sha256` value for requests whose body is not hashed.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
