@@ -1,11 +1,11 @@
 //! The index of both tiers: entries, LRU order, sizes, eviction down to the limits, and
 //! the invalidations fills in flight are checked against.
 
-use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
+use bytes::Bytes;
 use pingora::cache::key::HashBinary;
 
 use super::format::EntryLabel;
