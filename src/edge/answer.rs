@@ -13,8 +13,18 @@ use pingora::proxy::Session;
 use super::ctx::{CacheResult, Ctx};
 use super::errors::EdgeError;
 use super::limits;
-use super::route::OwnAnswer;
 use super::shape::decorate;
+
+/// The edge's own answer to a request, decided before any origin is asked.
+pub(crate) enum OwnAnswer {
+    /// An ACME HTTP-01 validation: the key authorization.
+    Acme(String),
+    Error(EdgeError),
+    /// A viewer-protocol redirect to this location.
+    Redirect(String),
+    /// A CORS preflight: the headers, or `None` for 403.
+    Preflight(Option<Vec<(&'static str, String)>>),
+}
 
 /// An answer the edge makes itself, ready for a sink.
 pub(crate) struct Answer {

@@ -28,13 +28,15 @@ use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::admit::{admit, Handoff};
+use super::answer::OwnAnswer;
 use super::answer::{h1_answer, h1_head, own_answer};
 use super::ctx::Ctx;
 use super::hit::{HitBody, Hits, Served};
 use super::limits::{too_many, Connections};
 use super::pass::{Passed, Passes};
 use super::proxy::Edge;
-use super::route::{admit, declares_body, has_body, Handoff, OwnAnswer};
+use super::route::{declares_body, has_body};
 use super::state::Shared;
 use super::stream::{write_both, Guarded};
 

@@ -23,8 +23,8 @@ use pingora::cache::key::CacheHashKey;
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use super::account::{account, Exchange};
+use super::admit::Routed;
 use super::ctx::{CacheResult, Ctx};
-use super::route::Routed;
 use super::shape::viewer_headers;
 use super::state::Shared;
 use crate::cache::{DiskCache, Loaded, MemoryEntry, FILE_BODY_MIN};

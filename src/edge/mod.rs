@@ -1,6 +1,7 @@
 //! The edge: the pingora proxy and the pure decisions it applies per request.
 
 pub mod account;
+pub mod admit;
 pub mod answer;
 pub mod behavior;
 pub mod canonical;

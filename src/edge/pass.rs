@@ -42,9 +42,10 @@ use pingora::upstreams::peer::Peer;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::account::{account, Exchange};
+use super::admit::Routed;
+use super::answer::OwnAnswer;
 use super::answer::{failure_answer, failure_status, h1_answer, h1_head, own_answer};
 use super::ctx::Ctx;
-use super::route::{OwnAnswer, Routed};
 use super::shape::{cache_ttl, encode, origin_response, viewer_headers};
 use super::state::{Shared, UNCACHEABLE};
 use super::upstream::origin_request;

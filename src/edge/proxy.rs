@@ -15,10 +15,12 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::account::{account, Exchange};
+use super::admit::{admit, Handoff, Routed};
+use super::answer::OwnAnswer;
 use super::answer::{failure_answer, failure_status, own_answer, write_to_session};
 use super::ctx::{CacheResult, Ctx};
 use super::error_pages::ErrorPages;
-use super::route::{admit, declared_length, declares_body, has_body, Handoff, OwnAnswer, Routed};
+use super::route::{declared_length, declares_body, has_body};
 use super::shape::{cache_ttl, encode, origin_response, variance, viewer_headers};
 use super::state::{Shared, UNCACHEABLE};
 use super::stream;

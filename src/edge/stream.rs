@@ -22,7 +22,7 @@ use pingora::protocols::{
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
-use super::route::Routed;
+use super::admit::Routed;
 
 /// A viewer's HTTP/1.1 stream with a deadline for each request header: once the first byte
 /// of a request has arrived, its header must be complete within `header_timeout`, or reads
