@@ -36,12 +36,14 @@ pub(crate) struct Routed {
     /// parsed.
     method: Method,
     target: Box<[u8]>,
+    fields: usize,
 }
 
 impl Routed {
-    /// This routing is for `req` (same method and target).
+    /// This routing is for `req`: the same method, target and number of header fields (the
+    /// connection loop and pingora parse the same bytes; anything else is routed again).
     pub(crate) fn is_for(&self, req: &RequestHeader) -> bool {
-        self.method == req.method && *self.target == *req.raw_path()
+        self.method == req.method && *self.target == *req.raw_path() && self.fields == req.headers.len()
     }
 }
 
@@ -70,6 +72,7 @@ pub(crate) fn admit(
         fast: FastPaths::NONE,
         method: req.method.clone(),
         target: req.raw_path().into(),
+        fields: req.headers.len(),
     });
     // CloudFront's limits, checked before anything else reads the request. Only a request
     // with body framing can frame it ambiguously.

@@ -640,4 +640,34 @@ distributions:
     let lines = log_lines(&hf.dir.path().join("data/logs/distributions/main"), 1).await;
     let with_id: Vec<_> = lines.iter().filter(|l| l.contains(&id)).collect();
     assert_eq!(with_id.len(), 1, "{lines:?}");
+
+    // Requests that go straight to pingora's path take the connection loop's routing with
+    // them, over HTTP/1.1 and HTTP/2: each is one token too, so a client with a burst of one
+    // gets its answer, not a 429. (Each from its own loopback address: its own bucket.)
+    let client = |from: [u8; 4], h2: bool| {
+        let b = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .local_address(std::net::IpAddr::from(from))
+            .resolve("p.test", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .timeout(Duration::from_secs(20));
+        if h2 { b } else { b.http1_only() }.build().unwrap()
+    };
+    let post = client([127, 0, 0, 2], false)
+        .post(format!("http://p.test:{}/a.txt", hf.ports.http))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        post.status(),
+        403,
+        "a POST the behavior does not allow: the edge's answer"
+    );
+    let over_h2 = client([127, 0, 0, 3], true)
+        .get(format!("https://p.test:{}/a.txt", hf.ports.https))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over_h2.version(), reqwest::Version::HTTP_2);
+    assert_eq!(over_h2.status(), 502);
 }
