@@ -9,8 +9,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use homefront::policy::path_pattern::{glob_match, PathPattern, PatternError};
 use homefront::policy::cache_policy::InvalidationPath;
+use homefront::policy::path_pattern::{glob_match, PathPattern, PatternError};
 use homefront::policy::signed::Policy;
 use homefront::util::one_star_match;
 use homefront_fuzz::{glob_reference, one_star_reference};
@@ -108,7 +108,14 @@ fuzz_target!(|data: &[u8]| {
         let plain = pattern
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~/*?=&".contains(&b));
-        if plain && !pattern.split('?').next().unwrap_or("").split('/').any(|s| s == "." || s == "..") {
+        if plain
+            && !pattern
+                .split('?')
+                .next()
+                .unwrap_or("")
+                .split('/')
+                .any(|s| s == "." || s == "..")
+        {
             assert_eq!(canonical, pattern, "a canonical path is kept as written");
         }
     } else {
@@ -123,6 +130,9 @@ fuzz_target!(|data: &[u8]| {
         };
         let path = if prefix && !query { format!("{path}x") } else { path };
         let not_canonical = homefront::policy::percent::canonical_path(path.as_bytes()).is_err();
-        assert!(!pattern.starts_with('/') || star_inside || not_canonical, "refused {pattern:?}");
+        assert!(
+            !pattern.starts_with('/') || star_inside || not_canonical,
+            "refused {pattern:?}"
+        );
     }
 });

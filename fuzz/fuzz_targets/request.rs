@@ -20,9 +20,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
 use homefront::config::model::OriginKind;
-use homefront::policy::percent::canonical_path;
 use homefront::edge::route::decide_for_fuzz;
 use homefront::edge::state::EdgeState;
+use homefront::policy::percent::canonical_path;
 use homefront::util::Clock;
 use libfuzzer_sys::fuzz_target;
 use pingora::http::RequestHeader;
@@ -127,7 +127,11 @@ fuzz_target!(|data: &[u8]| {
         Some((p, q)) => (p, Some(q)),
         None => (sent, None),
     };
-    assert!(query_allowed || sent_query.is_none(), "a bucket got a query: {}", f.target);
+    assert!(
+        query_allowed || sent_query.is_none(),
+        "a bucket got a query: {}",
+        f.target
+    );
     if canon.path == "/" {
         // The default root object stands in for `/`.
         assert_eq!(sent_path, "/index.html");
@@ -144,7 +148,11 @@ fuzz_target!(|data: &[u8]| {
     let dist = &state.config.distributions[f.dist];
     let decoded = decode(sent_path);
     let chosen = homefront::edge::behavior::select(dist, &decoded).map(|(i, _)| i);
-    assert_eq!(chosen, Some(f.behavior), "the origin's path {sent_path:?} selects another behavior");
+    assert_eq!(
+        chosen,
+        Some(f.behavior),
+        "the origin's path {sent_path:?} selects another behavior"
+    );
     assert!(!decoded.contains(&0) && !decoded.contains(&b'\\'));
     assert!(
         !decoded.split(|&b| b == b'/').any(|s| s == b"." || s == b".."),
@@ -153,7 +161,10 @@ fuzz_target!(|data: &[u8]| {
 
     // The signed-URL resource names this host and this path.
     assert!(
-        !canon.authority.bytes().any(|b| matches!(b, b'/' | b'?' | b'#' | b'@' | b' ' | b'\\' | b'%')),
+        !canon
+            .authority
+            .bytes()
+            .any(|b| matches!(b, b'/' | b'?' | b'#' | b'@' | b' ' | b'\\' | b'%')),
         "authority {:?}",
         canon.authority
     );
@@ -168,7 +179,10 @@ fuzz_target!(|data: &[u8]| {
     // The canonical request is a fixed point.
     let again_target = canon.path_and_query();
     let Some(again) = request(again_target.as_bytes(), canon.authority.as_bytes()) else {
-        panic!("the canonical form is not a request: {again_target:?} {:?}", canon.authority);
+        panic!(
+            "the canonical form is not a request: {again_target:?} {:?}",
+            canon.authority
+        );
     };
     match decide_for_fuzz(state, &again, https) {
         Ok(g) => {
