@@ -11,6 +11,14 @@ use std::time::{Duration, Instant};
 pub const ACCESS_KEY: &str = "testkey";
 pub const SECRET_KEY: &str = "test-secret-0123456789abcdef";
 
+/// How long a test waits for an event (a log line, a metric, a closed socket) before it
+/// gives up: a safety net only, long enough that on a loaded machine only a failure meets it.
+pub const EVENT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What the server logs (pingora, at INFO) when the grace period after SIGTERM is over and
+/// the process goes on to exit.
+pub const GRACE_ENDS: &str = "grace period ends";
+
 /// One catch-all distribution in front of the `site` bucket of the built-in store, for the
 /// tests about the store itself.
 pub const STORE_CONFIG: &str = r#"
@@ -299,15 +307,29 @@ impl Homefront {
     }
 
     /// Scrapes `/metrics` until `ready` holds (metrics are recorded after a response is
-    /// sent, so a scrape right after a request may miss it) or 10 s pass; returns the last.
+    /// sent, so a scrape right after a request may miss it) or [`EVENT_DEADLINE`] passes;
+    /// returns the last.
     pub async fn metrics_when(&self, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + EVENT_DEADLINE;
         loop {
             let m = self.metrics();
             if ready(&m) || Instant::now() > deadline {
                 return m;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reads the process's output (see [`Homefront::stderr`]) until `ready` holds or
+    /// [`EVENT_DEADLINE`] passes; returns the last read.
+    pub async fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + EVENT_DEADLINE;
+        loop {
+            let log = self.stderr();
+            if ready(&log) || Instant::now() > deadline {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -489,9 +511,10 @@ pub async fn counting_origin() -> (u16, std::sync::Arc<std::sync::atomic::Atomic
     (port, seen)
 }
 
-/// Waits for the access log writer (a background thread) to have written `n` lines.
+/// Waits for the access log writer (a background thread) to have written `n` lines (or for
+/// [`EVENT_DEADLINE`]); returns the lines there are.
 pub async fn log_lines(path: &std::path::Path, n: usize) -> Vec<String> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + EVENT_DEADLINE;
     loop {
         let mut lines = Vec::new();
         if let Ok(dir) = std::fs::read_dir(path) {

@@ -18,6 +18,8 @@ struct Route {
     /// The body is this request header's value instead of `body`.
     echo_header: Option<String>,
     delay: Duration,
+    /// Held until the test closes this semaphore (after the delay).
+    gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 fn route(status: u16, headers: &[(&str, &str)], body: &str) -> Route {
@@ -83,6 +85,10 @@ impl Origin {
         self.state.lock().unwrap().hits.get(path).copied().unwrap_or(0)
     }
 
+    fn in_flight(&self) -> usize {
+        self.state.lock().unwrap().in_flight
+    }
+
     fn max_in_flight(&self) -> usize {
         self.state.lock().unwrap().max_in_flight
     }
@@ -121,6 +127,10 @@ async fn answer(
     };
     let r = r.unwrap_or_else(|| route(404, &[], "no such route"));
     tokio::time::sleep(r.delay).await;
+    if let Some(gate) = &r.gate {
+        // Closed: every waiter goes on.
+        let _ = gate.acquire().await;
+    }
     st.lock().unwrap().in_flight -= 1;
     let not_modified = r.etag.is_some() && headers.get("if-none-match") == r.etag.as_ref();
     let mut b = hyper::Response::builder().status(if not_modified { 304 } else { r.status });
@@ -505,20 +515,19 @@ async fn vary_keeps_variants_apart_and_vary_star_is_not_stored() {
 #[tokio::test(flavor = "multi_thread")]
 async fn conditional_requests_and_revalidation() {
     let s = setup().await;
-    s.origin.set(
-        "/e",
-        Route {
-            etag: Some("\"v1\"".into()),
-            ..route(
-                200,
-                &[
-                    ("cache-control", "max-age=1"),
-                    ("last-modified", "Mon, 02 Nov 2026 10:00:00 GMT"),
-                ],
-                "body-v1",
-            )
-        },
-    );
+    let versioned = |cache_control: &str| Route {
+        etag: Some("\"v1\"".into()),
+        ..route(
+            200,
+            &[
+                ("cache-control", cache_control),
+                ("last-modified", "Mon, 02 Nov 2026 10:00:00 GMT"),
+            ],
+            "body-v1",
+        )
+    };
+    // Fresh for ten minutes: conditional requests are answered from the cache.
+    s.origin.set("/e", versioned("max-age=600"));
     assert_eq!(s.get("/e").await.1, "Miss");
     // A conditional hit: 304 from the cache, nothing reaches the origin.
     let r = s
@@ -547,16 +556,21 @@ async fn conditional_requests_and_revalidation() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(s.origin.hits("/e"), 1);
-    // Stale: revalidated with the stored ETag; the origin's 304 makes a RefreshHit.
+    // Stale (fresh for a second, and more than that has passed): revalidated with the
+    // stored ETag; the origin's 304 makes a RefreshHit. The 304 gives it ten minutes more.
+    s.origin.set("/r", versioned("max-age=1"));
+    assert_eq!(s.get("/r").await.1, "Miss");
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(s.get("/e").await, (200, "RefreshHit".into(), "body-v1".into()));
-    assert_eq!(s.origin.hits("/e"), 2);
-    assert_eq!(s.origin.last("/e").1["if-none-match"], "\"v1\"");
+    s.origin.set("/r", versioned("max-age=600"));
+    assert_eq!(s.get("/r").await, (200, "RefreshHit".into(), "body-v1".into()));
+    assert_eq!(s.origin.hits("/r"), 2);
+    assert_eq!(s.origin.last("/r").1["if-none-match"], "\"v1\"");
     assert_eq!(
-        s.origin.last("/e").1["if-modified-since"],
+        s.origin.last("/r").1["if-modified-since"],
         "Mon, 02 Nov 2026 10:00:00 GMT"
     );
-    assert_eq!(s.get("/e").await.1, "Hit", "the refreshed entry is fresh again");
+    assert_eq!(s.get("/r").await.1, "Hit", "the refreshed entry is fresh again");
+    assert_eq!(s.origin.hits("/r"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -623,19 +637,34 @@ async fn concurrent_misses_collapse_into_one_origin_request() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_requests_for_an_uncacheable_url_do_not_wait_for_each_other() {
     let s = setup().await;
-    let slow = |headers: &[(&str, &str)], body: &str| Route {
-        delay: Duration::from_millis(400),
-        ..route(200, headers, body)
-    };
-    s.origin.set("/live", slow(&[("cache-control", "no-store")], "now"));
+    s.origin
+        .set("/live", route(200, &[("cache-control", "no-store")], "now"));
     assert_eq!(s.get("/live").await, (200, "Miss".to_string(), "now".to_string()));
-    for answer in s.get_at_once("/live", 8).await {
+    // The origin holds every answer until all eight requests are at it at once. With the
+    // lock, one would have gone alone and seven waited behind it (for the lock's 30 s), so
+    // the wait here ends before the lock would give up, and within the client's timeout.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    s.origin.set(
+        "/live",
+        Route {
+            gate: Some(gate.clone()),
+            ..route(200, &[("cache-control", "no-store")], "now")
+        },
+    );
+    let all_at_origin = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while s.origin.in_flight() < 8 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        gate.close();
+    };
+    let (answers, ()) = tokio::join!(s.get_at_once("/live", 8), all_at_origin);
+    for answer in answers {
         assert_eq!(answer, (200, "now".to_string()));
     }
-    // With the lock, one would have gone alone and seven after it.
     assert_eq!(s.origin.max_in_flight(), 8, "all eight at the origin at once");
     s.origin
-        .set("/live", slow(&[("cache-control", "max-age=600")], "later"));
+        .set("/live", route(200, &[("cache-control", "max-age=600")], "later"));
     assert_eq!(s.get("/live").await, (200, "Miss".to_string(), "later".to_string()));
     assert_eq!(s.get("/live").await, (200, "Hit".to_string(), "later".to_string()));
     assert_eq!(s.origin.hits("/live"), 10);

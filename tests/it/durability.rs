@@ -58,7 +58,23 @@ async fn kill_9_during_writes_never_leaves_a_partial_object() {
     let mut history: HashMap<String, Vec<(Option<u64>, bool)>> = HashMap::new();
     let mut rng = Rng(0x5eed_cafe);
     let mut kills = 0;
-    for round in 0..12 {
+    // Kill until enough writes were both cut off and acknowledged (a loaded machine gets
+    // fewer done between two kills), at least twelve times; the deadline is a safety net.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let counts = |history: &HashMap<String, Vec<(Option<u64>, bool)>>| {
+        let ops: Vec<_> = history.values().flatten().collect();
+        let cut = ops.iter().filter(|(_, ok)| !ok).count();
+        (cut, ops.len() - cut)
+    };
+    for round in 0u64.. {
+        let (cut, acked) = counts(&history);
+        if kills >= 12 && cut >= 6 && acked >= 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after {kills} kills, {cut} writes cut off and {acked} acknowledged"
+        );
         let s3 = client(hf.ports.origin);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writes = tokio::spawn({
@@ -77,7 +93,7 @@ async fn kill_9_during_writes_never_leaves_a_partial_object() {
                         log.push((key, None, res.is_ok()));
                     } else {
                         // Up to 1 MiB, so that kills land mid-body too.
-                        let seed = (round as u64) << 32 | i;
+                        let seed = round << 32 | i;
                         let len = (r.next() % (1 << 20)) as usize;
                         let res = s3
                             .put_object()
@@ -113,9 +129,7 @@ async fn kill_9_during_writes_never_leaves_a_partial_object() {
         hf.wait_port(hf.ports.origin);
     }
     assert!(kills >= 12);
-    let ops: Vec<_> = history.values().flatten().collect();
-    let cut = ops.iter().filter(|(_, ok)| !ok).count();
-    let acked = ops.len() - cut;
+    let (cut, acked) = counts(&history);
     eprintln!("{kills} kills, {acked} acknowledged writes, {cut} cut off by a kill");
     assert!(
         cut >= 6 && acked >= 20,

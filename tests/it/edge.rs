@@ -408,15 +408,8 @@ async fn metrics_count_requests() {
         assert_eq!(r.status(), 200);
         r.bytes().await.unwrap();
     }
-    // Metrics are recorded when a request ends; poll briefly for the last one.
-    let mut after = count(&hf.metrics());
-    for _ in 0..50 {
-        if after >= before + 3.0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        after = count(&hf.metrics());
-    }
+    // Metrics are recorded when a request ends; wait for the last one.
+    let after = count(&hf.metrics_when(|m| count(m) >= before + 3.0).await);
     assert_eq!(after, before + 3.0);
     let text = hf.metrics();
     for name in [
@@ -459,14 +452,7 @@ async fn an_unreachable_origin_is_a_502_with_an_xml_body() {
         "the viewer is not told where the origin is: {body}"
     );
     // The log says which origin failed.
-    let mut log = String::new();
-    for _ in 0..50 {
-        log = hf.stderr();
-        if log.contains("origin=dead") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let log = hf.log_when(|log| log.contains("origin=dead")).await;
     assert!(log.contains("origin=dead"), "{log}");
 }
 

@@ -150,7 +150,7 @@ async fn with_homefront(limits: &str, client: impl FnOnce(Homefront) + Send + 's
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shutdown_sends_goaway_and_closes_the_connection_promptly() {
-    with_homefront("{ idle_timeout: 60s }", |hf| {
+    with_homefront("{ idle_timeout: 60s }", |mut hf| {
         let port = hf.ports.https;
         let mut c = H2::connect(port);
         c.get(1, "/before", Some("a.test"));
@@ -163,14 +163,18 @@ async fn a_shutdown_sends_goaway_and_closes_the_connection_promptly() {
         let signalled = Instant::now();
         let frames = c.until_closed();
         let closed_after = signalled.elapsed();
+        // Closed by the shutdown, not by the process's exit at the end of its 5 s grace
+        // period: the process still runs, and has not logged that period's end, when the
+        // connection is closed.
+        let running = hf.child.try_wait().unwrap().is_none();
+        let log = hf.stderr();
         let goaways: Vec<&Frame> = frames.iter().filter(|f| f.kind == GOAWAY).collect();
         assert!(!goaways.is_empty(), "no GOAWAY before the close: {frames:?}");
         // The last one names stream 1 as the last processed, with NO_ERROR.
         assert_eq!(goaway(goaways.last().unwrap()), (1, 0), "stream 1, NO_ERROR");
-        // Before the 5 s grace period ends the process.
         assert!(
-            closed_after < Duration::from_secs(3),
-            "the connection stayed open {closed_after:?} into the shutdown"
+            running && !log.contains(GRACE_ENDS),
+            "the connection stayed open until the process exited ({closed_after:?} after SIGTERM):\n{log}"
         );
     })
     .await;

@@ -254,7 +254,7 @@ async fn a_truncated_upload_is_refused_and_leaves_nothing() {
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
     // The partial data is removed, not left in tmp/ until the next start.
     let tmp = hf.dir.path().join("data/buckets/site/tmp");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + EVENT_DEADLINE;
     while std::fs::read_dir(&tmp).unwrap().count() > 0 {
         assert!(
             std::time::Instant::now() < deadline,

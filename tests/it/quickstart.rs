@@ -215,16 +215,22 @@ async fn sigterm_stops_the_server_promptly() {
         0,
         "the idle connection is closed"
     );
-    // Within about a second; the process itself exits after its 5 s grace period.
+    // Closed by the shutdown itself, not by the process's exit after its 5 s grace period:
+    // the process still runs, and has not logged the end of its grace period, when the
+    // connection is closed.
     let closed_after = signalled.elapsed();
+    let running = hf.child.try_wait().unwrap().is_none();
+    let log = hf.stderr();
     assert!(
-        closed_after < std::time::Duration::from_secs(3),
-        "the idle connection stayed open {closed_after:?} into the shutdown"
+        running && !log.contains(GRACE_ENDS),
+        "the idle connection stayed open until the process exited ({closed_after:?} after SIGTERM):\n{log}"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + EVENT_DEADLINE;
     loop {
         if let Some(status) = hf.child.try_wait().unwrap() {
             eprintln!("exited with {status}");
+            // (What the check above looks for is what the shutdown logs.)
+            assert!(hf.stderr().contains(GRACE_ENDS), "{}", hf.stderr());
             break;
         }
         assert!(

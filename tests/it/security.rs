@@ -424,7 +424,7 @@ async fn a_write_invalidates_its_own_host_only() {
     };
     assert_eq!(x_cache("a.test"), "Miss from homefront");
     // pingora may finish storing a miss after the viewer has the answer: wait for the hit.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + EVENT_DEADLINE;
     while x_cache("a.test") != "Hit from homefront" {
         assert!(std::time::Instant::now() < deadline, "the miss was never stored");
         std::thread::sleep(Duration::from_millis(20));

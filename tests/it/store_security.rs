@@ -521,7 +521,7 @@ async fn data_dir_is_private_to_its_owner() {
 
     let data = hf.dir.path().join("data");
     // The cache and the logs are written after the answer: wait for them to appear.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + EVENT_DEADLINE;
     let walk = |root: &std::path::Path| {
         let mut all = Vec::new();
         let mut pending = vec![root.to_path_buf()];
