@@ -2,6 +2,10 @@
 //! loopback ports with a config written to a temp dir, and offers real clients.
 #![allow(dead_code)]
 
+mod origin;
+#[allow(unused_imports)]
+pub use origin::{Body, Reply, Request, TestOrigin};
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -440,75 +444,15 @@ pub fn handshake(port: u16, sni: &str, alpn: &[u8]) -> (String, Option<Vec<u8>>,
 }
 
 /// An HTTP app origin that answers every request with a JSON echo of what it received
-/// (method, uri, headers). Returns its port.
+/// (method, uri, headers), running until the test ends. Returns its port.
 pub async fn start_echo_origin() -> u16 {
-    use std::collections::BTreeMap;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let headers: BTreeMap<String, String> = req
-                        .headers()
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                        .collect();
-                    let body = serde_json::json!({
-                        "method": req.method().as_str(),
-                        "uri": req.uri().to_string(),
-                        "headers": headers,
-                    });
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
-                        bytes::Bytes::from(body.to_string()),
-                    )))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    port
+    TestOrigin::answering(Reply::echo()).await.leak()
 }
 
-/// Counts whole requests (header and complete body) reaching an origin that answers 200.
-pub async fn counting_origin() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(AtomicUsize::new(0));
-    let s = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let s = s.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let s = s.clone();
-                    async move {
-                        use http_body_util::BodyExt;
-                        // Only whole requests count: a body cut off by the edge is not one.
-                        if req.into_body().collect().await.is_ok() {
-                            s.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
-                            bytes::Bytes::from_static(b"ok"),
-                        )))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    (port, seen)
+/// An origin that answers 200 to everything; [`TestOrigin::count_all`] counts the whole
+/// requests (header and complete body) that reached it.
+pub async fn counting_origin() -> TestOrigin {
+    TestOrigin::answering(Reply::ok("ok")).await
 }
 
 /// Waits for the access log writer (a background thread) to have written `n` lines (or for

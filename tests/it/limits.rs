@@ -5,7 +5,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -125,7 +124,8 @@ fn try_read_response(s: &mut TcpStream) -> Result<String, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_requests_get_their_status_and_are_never_forwarded() {
-    let (app, seen) = counting_origin().await;
+    let seen = counting_origin().await;
+    let app = seen.port;
     let hf = Homefront::start(&config(app, "{ max_body_size: 1KiB }"));
     let send = |raw: &str| raw_http(hf.ports.http, raw);
 
@@ -134,7 +134,7 @@ async fn oversized_requests_get_their_status_and_are_never_forwarded() {
         "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1024\r\nConnection: close\r\n\r\n{body}"
     ));
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-    let forwarded = seen.load(Ordering::SeqCst);
+    let forwarded = seen.count_all();
 
     // A declared body over the limit: 413 before anything is read or forwarded.
     let big = "b".repeat(2000);
@@ -167,18 +167,15 @@ async fn oversized_requests_get_their_status_and_are_never_forwarded() {
     ));
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
 
-    assert_eq!(
-        seen.load(Ordering::SeqCst),
-        forwarded,
-        "a refused request reached the origin"
-    );
+    assert_eq!(seen.count_all(), forwarded, "a refused request reached the origin");
     let ok = send("GET /z HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_senders_are_cut_off() {
-    let (app, seen) = counting_origin().await;
+    let seen = counting_origin().await;
+    let app = seen.port;
     let hf = Homefront::start(&config(
         app,
         "{ header_timeout: 1s, idle_timeout: 2s, body_timeout: 1s }",
@@ -234,7 +231,7 @@ async fn slow_senders_are_cut_off() {
     );
 
     // A body that stops arriving: 408, and the origin never gets a whole request.
-    let before = seen.load(Ordering::SeqCst);
+    let before = seen.count_all();
     let mut s = connect(port);
     s.write_all(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
         .unwrap();
@@ -242,7 +239,7 @@ async fn slow_senders_are_cut_off() {
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("<Code>RequestTimeout</Code>"), "{text}");
-    assert_eq!(seen.load(Ordering::SeqCst), before);
+    assert_eq!(seen.count_all(), before);
 
     let cut = |m: &str| {
         m.lines()
@@ -254,7 +251,8 @@ async fn slow_senders_are_cut_off() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_client_gets_limited_connections_and_rate() {
-    let (app, _) = counting_origin().await;
+    let origin = counting_origin().await;
+    let app = origin.port;
     let hf = Homefront::start(&config(
         app,
         "{ per_client: { max_connections: 2, requests_per_second: 1, burst: 5, exempt: [] } }",
@@ -341,7 +339,8 @@ async fn one_client_gets_limited_connections_and_rate() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn loopback_is_exempt_by_default() {
-    let (app, _) = counting_origin().await;
+    let origin = counting_origin().await;
+    let app = origin.port;
     let hf = Homefront::start(&config(
         app,
         "{ per_client: { max_connections: 1, requests_per_second: 1, burst: 1 } }",

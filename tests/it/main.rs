@@ -10,6 +10,7 @@ mod aws_cli;
 mod browser;
 mod bucket_store;
 mod cache;
+mod cache_hits;
 mod cli;
 mod compat;
 mod compress;
