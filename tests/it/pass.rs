@@ -5,29 +5,9 @@
 //! the same request and the viewer the same answer, framed the same way.
 
 use std::io::Read;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// What the test origin saw: each request (path, header fields in order), and how many
-/// connections it accepted.
-#[derive(Default)]
-struct Seen {
-    requests: Vec<(String, Vec<(String, String)>)>,
-    connections: usize,
-    /// The tasks serving them, to break them all when the origin goes down.
-    serving: Vec<tokio::task::JoinHandle<()>>,
-}
-
-/// A keep-alive HTTP/1.1 origin that answers by path, in the framing each path names.
-struct Origin {
-    port: u16,
-    seen: Arc<Mutex<Seen>>,
-    /// The accepting task, until [`Origin::stop`] takes it.
-    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
 
 const PAGE_LEN: usize = 5000;
 
@@ -40,175 +20,58 @@ fn page() -> Vec<u8> {
     s.into_bytes()
 }
 
-/// The answer for a path: head (without the framing header) and body, and whether the
-/// body goes out chunked.
-fn answer_for(path: &str, n: usize) -> (String, Vec<u8>, bool) {
-    let no_store = "Cache-Control: no-store\r\n";
-    match path {
-        p if p.starts_with("/n/") => (
-            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{no_store}Set-Cookie: s={n}\r\nX-From: origin\r\nETag: \"e1\"\r\n"),
-            b"passed body".to_vec(),
-            false,
+/// The test origin: it answers by path, in the framing each path names, without a `Date`
+/// field.
+async fn start_origin() -> TestOrigin {
+    let origin = TestOrigin::start().await;
+    origin.without_date();
+    origin.fallback(answer_for);
+    origin
+}
+
+/// The answer for a request.
+fn answer_for(r: &Request) -> Reply {
+    let no_store = ("Cache-Control", "no-store");
+    match r.path.as_str() {
+        p if p.starts_with("/n/") => Reply::with(
+            200,
+            &[
+                ("Content-Type", "text/plain"),
+                no_store,
+                ("Set-Cookie", &format!("s={}", r.seq)),
+                ("X-From", "origin"),
+                ("ETag", "\"e1\""),
+            ],
+            "passed body",
         ),
-        "/api/page.html" => ("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n".into(), page(), false),
-        "/api/stream.txt" => (
-            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n".into(),
-            b"first,second,third".to_vec(),
-            true,
+        "/api/page.html" => Reply::with(200, &[("Content-Type", "text/html")], page()),
+        "/api/stream.txt" => Reply::new(200)
+            .header("Content-Type", "application/octet-stream")
+            .chunks(&["first;", "second;", "third;"]),
+        "/api/empty" => Reply::new(204),
+        // Closes without having said so (no `Connection: close`), as an origin whose
+        // keep-alive timeout ran out does.
+        "/api/once.txt" => Reply::ok("once").close(),
+        p if p.starts_with("/c/") => Reply::with(
+            200,
+            &[("Content-Type", "text/plain"), ("Cache-Control", "max-age=600")],
+            "cached body",
         ),
-        "/api/empty" => ("HTTP/1.1 204 No Content\r\n".into(), Vec::new(), false),
-        "/api/once.txt" => ("HTTP/1.1 200 OK\r\n".into(), b"once".to_vec(), false),
-        p if p.starts_with("/c/") => (
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=600\r\n".into(),
-            b"cached body".to_vec(),
-            false,
-        ),
-        _ => ("HTTP/1.1 404 Not Found\r\n".into(), b"no such path".to_vec(), false),
+        // Far past the response timeout (1 s), whatever the machine's load.
+        "/api/slow.txt" => Reply::with(404, &[], "no such path").delay(Duration::from_secs(30)),
+        // Dies after the header and part of the body.
+        "/api/cut.txt" => Reply::with(200, &[("Content-Type", "text/plain")], "partial")
+            .length(100)
+            .close(),
+        _ => Reply::with(404, &[], "no such path"),
     }
 }
 
-impl Origin {
-    async fn start() -> Origin {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let st = seen.clone();
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let task = tokio::spawn(serve_connection(stream, st.clone()));
-                let mut seen = st.lock().unwrap();
-                seen.connections += 1;
-                seen.serving.push(task);
-            }
-        });
-        Origin {
-            port,
-            seen,
-            accept: Mutex::new(Some(accept)),
-        }
-    }
-
-    /// The last request for `path`: its header fields in order, without the edge's request
-    /// id (which differs between any two requests).
-    fn last(&self, path: &str) -> Vec<(String, String)> {
-        let seen = self.seen.lock().unwrap();
-        let (_, headers) = seen
-            .requests
-            .iter()
-            .rev()
-            .find(|(p, _)| p == path)
-            .unwrap_or_else(|| panic!("no request for {path}"));
-        headers.iter().filter(|(n, _)| n != "x-amz-cf-id").cloned().collect()
-    }
-
-    fn count(&self, path: &str) -> usize {
-        self.seen
-            .lock()
-            .unwrap()
-            .requests
-            .iter()
-            .filter(|(p, _)| p == path)
-            .count()
-    }
-
-    fn connections(&self) -> usize {
-        self.seen.lock().unwrap().connections
-    }
-
-    /// Stops accepting and closes every open connection: the origin is gone. Returns once
-    /// the listener and the connections are closed (their tasks, which own them, have ended).
-    async fn stop(&self) {
-        let accept = self.accept.lock().unwrap().take().expect("stopped once");
-        accept.abort();
-        let _ = accept.await;
-        // No connection is accepted any more: these are all there are.
-        let serving: Vec<_> = self.seen.lock().unwrap().serving.drain(..).collect();
-        for task in &serving {
-            task.abort();
-        }
-        for task in serving {
-            let _ = task.await;
-        }
-    }
-}
-
-async fn serve_connection(mut stream: tokio::net::TcpStream, seen: Arc<Mutex<Seen>>) {
-    let mut buf = Vec::new();
-    loop {
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).to_string();
-        buf.drain(..end);
-        let mut lines = head.split("\r\n");
-        let request_line = lines.next().unwrap_or_default().to_string();
-        let mut parts = request_line.split(' ');
-        let method = parts.next().unwrap_or_default().to_string();
-        let path = parts.next().unwrap_or_default().to_string();
-        let headers: Vec<(String, String)> = lines
-            .filter(|l| !l.is_empty())
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let n = {
-            let mut s = seen.lock().unwrap();
-            s.requests.push((path.clone(), headers));
-            s.requests.len()
-        };
-        if path == "/api/slow.txt" {
-            // Far past the response timeout (1 s), whatever the machine's load.
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        }
-        if path == "/api/cut.txt" {
-            // Dies after the header and part of the body.
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\npartial")
-                .await;
-            return;
-        }
-        let (mut out, body, chunked) = answer_for(&path, n);
-        let out = if chunked {
-            out.push_str("Transfer-Encoding: chunked\r\n\r\n");
-            let mut out = out.into_bytes();
-            if method != "HEAD" {
-                for piece in body.split(|b| *b == b',') {
-                    out.extend_from_slice(format!("{:x}\r\n", piece.len() + 1).as_bytes());
-                    out.extend_from_slice(piece);
-                    out.extend_from_slice(b";\r\n");
-                }
-                out.extend_from_slice(b"0\r\n\r\n");
-            }
-            out
-        } else {
-            if !out.starts_with("HTTP/1.1 204") {
-                out.push_str(&format!("Content-Length: {}\r\n", body.len()));
-            }
-            out.push_str("\r\n");
-            let mut out = out.into_bytes();
-            if method != "HEAD" {
-                out.extend_from_slice(&body);
-            }
-            out
-        };
-        if stream.write_all(&out).await.is_err() {
-            return;
-        }
-        if path == "/api/once.txt" {
-            // Closes without having said so (no `Connection: close`), as an origin whose
-            // keep-alive timeout ran out does.
-            return;
-        }
-    }
+/// The last request for `path`: its header fields in order, without the edge's request id
+/// (which differs between any two requests).
+fn asked(origin: &TestOrigin, path: &str) -> Vec<(String, String)> {
+    let last = origin.last(path).unwrap_or_else(|| panic!("no request for {path}"));
+    last.headers.into_iter().filter(|(n, _)| n != "x-amz-cf-id").collect()
 }
 
 /// The chunked test body as the viewer gets it (each piece with its `;`).
@@ -239,11 +102,11 @@ distributions:
 
 struct Setup {
     hf: Homefront,
-    origin: Origin,
+    origin: TestOrigin,
 }
 
 async fn setup() -> Setup {
-    let origin = Origin::start().await;
+    let origin = start_origin().await;
     let hf = Homefront::start(&CONFIG.replace("{app}", &origin.port.to_string()));
     Setup { hf, origin }
 }
@@ -304,14 +167,14 @@ async fn a_pass_asks_the_origin_and_answers_the_viewer_as_the_full_path_does() {
     let first = one(port, req("GET", "/n/a.txt", viewer));
     assert_eq!(first.get("x-cache"), Some("Miss from homefront"));
     let by_proxy = one(port, req("GET", "/n/a.txt", &format!("{viewer}TE: trailers\r\n")));
-    let asked_by_proxy = s.origin.last("/n/a.txt");
+    let asked_by_proxy = asked(&s.origin, "/n/a.txt");
     assert_eq!(pass_count(&s.hf.metrics()), 0);
     // pingora puts its connection back in its pool after the viewer has the answer, so
     // whether its second request found it there is a race: count only the pass path's.
     let by_pingora = s.origin.connections();
     let by_pass = one(port, req("GET", "/n/a.txt", viewer));
     passes_reach(&s, 1).await;
-    let asked_by_pass = s.origin.last("/n/a.txt");
+    let asked_by_pass = asked(&s.origin, "/n/a.txt");
     assert_eq!(s.origin.count("/n/a.txt"), 3);
 
     assert_eq!(asked_by_pass, asked_by_proxy, "the origin request");
@@ -380,8 +243,7 @@ async fn compressed_chunked_and_empty_passes_are_framed_as_pingora_frames_them()
         let by_proxy = one(port, req("GET", path, &format!("{extra}{through_pingora}")));
         passes_reach(&s, before + 1).await;
         assert_eq!(
-            s.origin
-                .last(path)
+            asked(&s.origin, path)
                 .iter()
                 .find(|(n, _)| n == "if-none-match")
                 .map(|(_, v)| v.as_str()),
@@ -526,7 +388,7 @@ async fn a_pass_over_https_tells_the_origin_so() {
         assert_eq!(body, page());
         passes_reach(&s, n).await;
     }
-    let asked = s.origin.last("/api/page.html");
+    let asked = asked(&s.origin, "/api/page.html");
     let proto = asked
         .iter()
         .find(|(n, _)| n == "x-forwarded-proto")
