@@ -39,42 +39,21 @@ origin_server:
 
 /// An HTTP/1.1 server on an ephemeral loopback port answering every request with the HTML
 /// that `page(path)` makes.
-async fn serve_pages<F, Fut>(page: F) -> u16
+async fn serve_pages<F, Fut>(page: F) -> TestOrigin
 where
-    F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(String) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = String> + Send + 'static,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let page = page.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let html = page(req.uri().path().to_string());
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            hyper::Response::builder()
-                                .header("content-type", "text/html")
-                                .body(http_body_util::Full::new(bytes::Bytes::from(html.await)))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
+    let origin = TestOrigin::start().await;
+    origin.fallback_async(move |r| {
+        let html = page(r.path);
+        async move { Reply::with(200, &[("content-type", "text/html")], html.await) }
     });
-    port
+    origin
 }
 
 /// Serves `/img.html` (the image only) and `/fetch.html` (a CORS fetch of it) for any host.
-async fn start_pages(image_url: String) -> u16 {
+async fn start_pages(image_url: String) -> TestOrigin {
     let url = Arc::new(image_url);
     serve_pages(move |path| {
         let url = url.clone();
@@ -144,7 +123,8 @@ async fn an_img_then_a_cors_fetch_of_the_same_url_works_through_the_cache() {
     // The page names the edge's port and the edge's CORS rule the page's: ports first.
     let hf_ports = Ports::new();
     let image_url = format!("https://cdn.test:{}/img/cat.svg", hf_ports.https);
-    let page_port = start_pages(image_url).await;
+    let pages = start_pages(image_url).await;
+    let page_port = pages.port;
     let hf = Homefront::start_on(
         tempfile::tempdir().unwrap(),
         hf_ports,
@@ -197,7 +177,7 @@ async fn a_browser_uploads_straight_to_the_bucket_store_with_a_presigned_put() {
     let dir = tempfile::tempdir().unwrap();
     let admin = hf_ports.admin;
     let token_file = dir.path().join("data/secrets/admin.token");
-    let page_port = serve_pages(move |path| {
+    let pages = serve_pages(move |path| {
         let token_file = token_file.clone();
         async move {
             if path != "/upload.html" {
@@ -232,6 +212,7 @@ fetch({url:?}, {{ method: "PUT", body: file, headers: {{ "Content-Type": "text/p
         }
     })
     .await;
+    let page_port = pages.port;
     let config = config(page_port)
         .replace(
             "allowed_methods: [GET, HEAD]",

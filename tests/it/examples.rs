@@ -6,30 +6,9 @@ use std::time::Duration;
 use crate::common::*;
 
 /// An origin whose answers may be served stale while they revalidate.
-async fn start_origin() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|_req: hyper::Request<hyper::body::Incoming>| async move {
-                    Ok::<_, std::convert::Infallible>(
-                        hyper::Response::builder()
-                            .header("cache-control", "max-age=1, stale-while-revalidate=60")
-                            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"hello")))
-                            .unwrap(),
-                    )
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    port
+async fn start_origin() -> TestOrigin {
+    let cached = [("cache-control", "max-age=1, stale-while-revalidate=60")];
+    TestOrigin::answering(Reply::with(200, &cached, "hello")).await
 }
 
 /// Metric names in a PromQL expression (`homefront_...`, histogram suffixes removed).
@@ -50,7 +29,8 @@ fn metric_names(expr: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_metric_the_dashboard_queries_is_exported() {
-    let origin = start_origin().await;
+    let app = start_origin().await;
+    let origin = app.port;
     let hf = Homefront::start(&format!(
         r#"
 listen: {{ https: "127.0.0.1:{{https}}" }}

@@ -3,9 +3,6 @@
 //! data directory homefront may not write. The full disks are real: a small tmpfs mounted in
 //! a mount namespace of homefront's own (`unshare -m`, as root; `unshare -rm` otherwise).
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
@@ -21,69 +18,37 @@ distributions:
       - { path_pattern: "*", origin: app }
 "#;
 
-/// How the test origin answers a request for `path`.
-fn script(path: &str) -> (usize, Vec<u8>, Option<Duration>, bool) {
-    // (declared length, bytes actually sent, pause before the answer, close mid-body)
-    let big = 3 << 20;
-    match path {
-        "/reset" => (200_000, vec![b'r'; 100_000], None, true),
-        "/stall" => (200_000, vec![b's'; 100_000], Some(Duration::from_secs(30)), true),
-        "/slow" => (10, b"slow reply".to_vec(), Some(Duration::from_secs(5)), false),
-        "/big" => (big, (0..big).map(|i| (i % 251) as u8).collect(), None, false),
-        _ => (100_000, vec![b'k'; 100_000], None, false),
-    }
+/// The body `/big` sends: 3 MiB.
+fn big_body() -> Vec<u8> {
+    (0..3 << 20).map(|i| (i % 251) as u8).collect()
 }
 
-/// A raw HTTP/1.1 origin following [`script`], one request per connection, counting requests
-/// by path. `/stall` sends half its body and then waits before closing.
-fn scripted_origin() -> (u16, Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-    let h = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let h = h.clone();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&buf);
-                let path = text.split(' ').nth(1).unwrap_or("/").to_string();
-                *h.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
-                let (declared, body, pause, cut) = script(&path);
-                if path == "/slow" {
-                    std::thread::sleep(pause.unwrap());
-                }
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {declared}\r\nCache-Control: max-age=600\r\nContent-Type: application/octet-stream\r\n\r\n"
-                );
-                if s.write_all(head.as_bytes()).is_err() || s.write_all(&body).is_err() {
-                    return;
-                }
-                let _ = s.flush();
-                if cut {
-                    if path == "/stall" {
-                        std::thread::sleep(pause.unwrap());
-                    }
-                    // An abortive close: RST, not FIN.
-                    let sock = socket2::SockRef::from(&s);
-                    let _ = sock.set_linger(Some(Duration::ZERO));
-                }
-            });
+/// The test origin, one request per connection: `/reset` sends half its body and resets the
+/// connection, `/stall` sends half and waits before resetting it, `/slow` answers after 5 s,
+/// `/big` sends 3 MiB, any other path 100 kB.
+async fn scripted_origin() -> TestOrigin {
+    let origin = TestOrigin::start().await;
+    origin.without_date();
+    origin.fallback(|r| {
+        let reply = |body: Vec<u8>| {
+            let fields = [
+                ("Cache-Control", "max-age=600"),
+                ("Content-Type", "application/octet-stream"),
+            ];
+            Reply::with(200, &fields, body)
+        };
+        match r.path.as_str() {
+            "/reset" => reply(vec![b'r'; 100_000]).length(200_000).reset(),
+            "/stall" => reply(vec![b's'; 100_000])
+                .length(200_000)
+                .close_after(Duration::from_secs(30))
+                .reset(),
+            "/slow" => reply(b"slow reply".to_vec()).delay(Duration::from_secs(5)).close(),
+            "/big" => reply(big_body()).close(),
+            _ => reply(vec![b'k'; 100_000]).close(),
         }
     });
-    (port, hits)
-}
-
-fn hits(h: &std::sync::Mutex<std::collections::HashMap<String, usize>>, path: &str) -> usize {
-    h.lock().unwrap().get(path).copied().unwrap_or(0)
+    origin
 }
 
 /// GET through the edge: status, X-Cache, and the body, or the error that cut it off.
@@ -113,7 +78,8 @@ async fn get(port: u16, path: &str) -> (u16, String, Result<Vec<u8>, String>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_origin_cut_off_or_too_slow_is_never_cached() {
-    let (app, h) = scripted_origin();
+    let origin = scripted_origin().await;
+    let app = origin.port;
     let hf = Homefront::start(&EDGE.replace("{app}", &app.to_string()));
     let port = hf.ports.http;
 
@@ -127,7 +93,7 @@ async fn an_origin_cut_off_or_too_slow_is_never_cached() {
             "a truncated body was delivered as whole: {:?}",
             body.map(|b| b.len())
         );
-        assert_eq!(hits(&h, "/reset"), attempt);
+        assert_eq!(origin.count("/reset"), attempt);
     }
 
     // Headers, half the body, then nothing (longer than the response timeout): cut off,
@@ -136,7 +102,7 @@ async fn an_origin_cut_off_or_too_slow_is_never_cached() {
         let (status, _, body) = get(port, "/stall").await;
         assert_eq!(status, 200);
         assert!(body.is_err(), "a stalled body was delivered as whole");
-        assert_eq!(hits(&h, "/stall"), attempt);
+        assert_eq!(origin.count("/stall"), attempt);
     }
 
     // No answer within the response timeout: 504 with CloudFront's body.
@@ -176,7 +142,8 @@ fn inside(hf: &Homefront, path: &std::path::Path) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_cache_disk_serves_from_the_origin_and_keeps_running() {
-    let (app, h) = scripted_origin();
+    let origin = scripted_origin().await;
+    let app = origin.port;
     let dir = tempfile::tempdir().unwrap();
     let wrapper = on_small_disk(dir.path(), "data/cache", "1m");
     let hf = Homefront::start_wrapped(
@@ -188,13 +155,13 @@ async fn a_full_cache_disk_serves_from_the_origin_and_keeps_running() {
         &wrapper,
     );
     let port = hf.ports.http;
-    let expected = script("/big").1;
+    let expected = big_body();
     // 3 MiB cannot be cached on a 1 MiB disk: each viewer still gets all of it.
     for attempt in 1..=3 {
         let (status, xc, body) = get(port, "/big").await;
         assert_eq!((status, xc.as_str()), (200, "Miss"));
         assert!(body.unwrap() == expected, "attempt {attempt}: the body differs");
-        assert_eq!(hits(&h, "/big"), attempt);
+        assert_eq!(origin.count("/big"), attempt);
     }
     // What fits is cached as usual.
     assert_eq!(get(port, "/small").await.1, "Miss");

@@ -10,63 +10,23 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 /// An HTTP/1.1 server answering `<name>`, with `status` for paths containing `/group/`.
-/// Dropping the handle stops it and closes every connection it holds.
-struct Upstream {
-    port: u16,
-    served: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn upstream(name: &'static str, status: u16) -> Upstream {
+/// Dropping it stops it and closes every connection it holds.
+async fn upstream(name: &'static str, status: u16) -> TestOrigin {
     upstream_on(0, name, status).await
 }
 
-async fn upstream_on(port: u16, name: &'static str, status: u16) -> Upstream {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let served = Arc::new(AtomicUsize::new(0));
-    let counter = served.clone();
-    let task = tokio::spawn(async move {
-        let mut conns = tokio::task::JoinSet::new();
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let counter = counter.clone();
-            conns.spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let counter = counter.clone();
-                    async move {
-                        let code = if req.uri().path().contains("/group/") {
-                            status
-                        } else {
-                            200
-                        };
-                        if req.uri().path() != "/healthz" {
-                            counter.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok::<_, std::convert::Infallible>(
-                            hyper::Response::builder()
-                                .status(code)
-                                .header("content-type", "text/plain")
-                                .body(http_body_util::Full::new(bytes::Bytes::from(name)))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
+async fn upstream_on(port: u16, name: &'static str, status: u16) -> TestOrigin {
+    let origin = TestOrigin::start_on(port).await;
+    origin.fallback(move |r| {
+        let code = if r.path.contains("/group/") { status } else { 200 };
+        Reply::with(code, &[("content-type", "text/plain")], name)
     });
-    Upstream { port, served, task }
+    origin
+}
+
+/// Requests the upstream answered, health checks aside.
+fn served(upstream: &TestOrigin) -> usize {
+    upstream.all_requests().iter().filter(|r| r.path != "/healthz").count()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -97,7 +57,7 @@ distributions:
     for _ in 0..40 {
         assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
     }
-    let (sa, sb) = (a.served.load(Ordering::Relaxed), b.served.load(Ordering::Relaxed));
+    let (sa, sb) = (served(&a), served(&b));
     assert!(sa >= 15 && sb >= 15, "round-robin: a {sa}, b {sb}");
 
     // A bounded load from 8 clients; `a` dies after the first few hundred requests.
@@ -123,7 +83,7 @@ distributions:
         assert!(Instant::now() < deadline, "the load does not progress");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let served_by_a = a.served.load(Ordering::Relaxed);
+    let served_by_a = served(&a);
     drop(a);
     let mut failures = Vec::new();
     for t in load {
@@ -257,6 +217,6 @@ distributions:
     for _ in 0..20 {
         assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
     }
-    assert!(a.served.load(Ordering::Relaxed) > 0, "a gets requests again");
+    assert!(served(&a) > 0, "a gets requests again");
     drop(b);
 }
