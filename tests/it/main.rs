@@ -9,6 +9,7 @@ mod acme;
 mod aws_cli;
 mod browser;
 mod bucket_store;
+mod bucket_versions;
 mod cache;
 mod cache_hits;
 mod cli;
