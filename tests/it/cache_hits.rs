@@ -370,13 +370,11 @@ async fn many_streams_on_one_http2_connection_each_get_their_own_answer() {
     for i in 0..8 {
         let cached = [("cache-control", "max-age=600")];
         s.origin
-            .route(&format!("/small/{i}"), Reply::with(200, &cached, &format!("small {i}")));
-        s.origin.route(
-            &format!("/large/{i}"),
-            Reply::with(200, &cached, &format!("{i}{large}")),
-        );
+            .route(&format!("/small/{i}"), Reply::with(200, &cached, format!("small {i}")));
         s.origin
-            .route(&format!("/nocache/{i}"), Reply::with(200, &[], &format!("fresh {i}")));
+            .route(&format!("/large/{i}"), Reply::with(200, &cached, format!("{i}{large}")));
+        s.origin
+            .route(&format!("/nocache/{i}"), Reply::with(200, &[], format!("fresh {i}")));
     }
     // Fill the cache (and open the connection) first.
     for i in 0..8 {
