@@ -232,6 +232,11 @@ impl Passes {
             };
             let e = e.into_up();
             ctx.exchange_failed(&e);
+            // A new connection that failed before any answer: pingora's path takes the
+            // request to another upstream, within the origin's attempts.
+            if !reused && ctx.retry_elsewhere(&e) {
+                return Sent::Unreachable;
+            }
             // Logged once, with the answer (`fail`), as `fail_to_proxy` does.
             if !reused || matches!(e.etype(), ReadTimedout | WriteTimedout) {
                 return Sent::Failed(e);

@@ -151,11 +151,15 @@ impl ProxyHttp for Edge {
         let origin = ctx.origin.as_ref().map(|o| o.name.clone()).unwrap_or_default();
         e = e.more_context(format!("peer: {peer}"));
         // As pingora's default: a reused connection that broke may be retried, if the
-        // request can be sent again.
+        // request can be sent again; and a new one that failed before any answer, on
+        // another upstream (`Ctx::retry_elsewhere`).
         if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
             e.set_retry(false);
+        } else if client_reused {
+            e.retry.decide_reuse(true);
         } else {
-            e.retry.decide_reuse(client_reused);
+            let retry = session.response_written().is_none() && ctx.retry_elsewhere(&e);
+            e.set_retry(retry);
         }
         if session.response_written().is_none() && ctx.fail_over(&session.req_header().method) {
             tracing::warn!(origin = %origin, error = %e, "origin group: failing over to the secondary");

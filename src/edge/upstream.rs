@@ -85,6 +85,24 @@ impl Ctx {
         Some(origin)
     }
 
+    /// An exchange that failed on a new connection before any answer came back (not a
+    /// timeout: the upstream reset it, e.g. as it died) may go to another upstream, within
+    /// the origin's connection attempts, as nginx's `proxy_next_upstream error` sends it:
+    /// `true` when it may, with the upstream in use left out of the next pick.
+    pub(crate) fn retry_elsewhere(&mut self, e: &Error) -> bool {
+        let attempts_left = self
+            .origin
+            .as_ref()
+            .is_some_and(|o| self.attempts < o.timeouts.attempts);
+        if !attempts_left || matches!(e.etype(), ReadTimedout | WriteTimedout) {
+            return false;
+        }
+        if let Some((_, i)) = &self.upstream {
+            self.tried.push(*i);
+        }
+        true
+    }
+
     /// An exchange with the upstream in use failed after connecting (`timeout` or `error`
     /// in `homefront_origin_failures_total`).
     pub(crate) fn exchange_failed(&self, e: &Error) {

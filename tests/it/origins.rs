@@ -220,3 +220,45 @@ distributions:
     assert!(served(&a) > 0, "a gets requests again");
     drop(b);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_that_resets_before_answering_is_passed_over() {
+    // `a` accepts and resets every request before answering (as an upstream dying with the
+    // request in hand); `b` answers. A GET or HEAD goes on to `b` on the same request, on
+    // the pass path and on pingora's (a hop-by-hop header takes a request there), as nginx's
+    // `proxy_next_upstream error` does; the viewer never sees the reset.
+    let a = TestOrigin::start().await;
+    a.fallback(|_| Reply::raw("").reset());
+    let b = upstream("b", 200).await;
+    let config = format!(
+        r#"
+listen: {{ http: "127.0.0.1:{{http}}" }}
+metrics: {{ listen: "127.0.0.1:{{metrics}}" }}
+origins:
+  app: {{ http: ["127.0.0.1:{}", "127.0.0.1:{}"] }}
+distributions:
+  - domains: ["*"]
+    behaviors:
+      - {{ path_pattern: "*", origin: app, cache: {{ max_ttl: 0 }} }}
+"#,
+        a.port, b.port
+    );
+    let hf = Homefront::start(&config);
+    for extra in ["", "TE: trailers\r\n"] {
+        for n in 0..6 {
+            let r = pipelined(
+                hf.ports.http,
+                &[format!("GET /page{n} HTTP/1.1\r\nHost: app.test\r\n{extra}\r\n")],
+            )
+            .remove(0);
+            assert_eq!((r.status, r.body.as_slice()), (200, &b"b"[..]), "{extra:?} {n}: {r:?}");
+        }
+    }
+    // `a` was asked (round-robin sends it its share) and reset each time.
+    assert!(a.count_all() > 0, "a never asked");
+    let m = hf.metrics();
+    assert!(
+        m.contains("reason=\"error\""),
+        "the resets are counted as origin failures: {m}"
+    );
+}
