@@ -8,8 +8,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::acl::canned_public_read;
 use super::error::{map_err, map_mp};
+use super::meta::parse_tagging_header;
 use super::meta::{new_meta, object_headers, shown_version, timestamp, ObjectHeaders};
-use super::tagging::parse_tagging_header;
 use crate::origin::multipart;
 use crate::origin::store::{check_key, DiskStore, StoreError};
 

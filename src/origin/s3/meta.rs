@@ -1,11 +1,10 @@
 //! Object metadata to and from S3: what a PUT, a multipart create or a copy's headers say,
-//! and the shared pieces of answers (timestamps, user metadata, the version id shown).
+//! and the shared pieces of answers (timestamps, user metadata, tags, the version id shown).
 
 use s3s::dto::*;
-use s3s::S3Result;
+use s3s::{s3_error, S3Result};
 
 use super::acl::canned_public_read;
-use super::tagging::parse_tagging_header;
 use crate::origin::store::{DiskStore, ObjectMeta};
 
 /// The version id a response shows for `meta`: its id, `null` for the null version of a bucket
@@ -104,4 +103,39 @@ pub(super) fn new_meta(h: ObjectHeaders<'_>) -> S3Result<ObjectMeta> {
         public_read,
         ..Default::default()
     })
+}
+
+/// `x-amz-tagging: k1=v1&k2=v2` (URL-encoded).
+pub(super) fn parse_tagging_header(header: &str) -> S3Result<std::collections::BTreeMap<String, String>> {
+    let decode = |s: &str| {
+        crate::policy::percent::percent_decode(s.replace('+', " ").as_bytes())
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| s3_error!(InvalidTag, "The x-amz-tagging header is not valid URL encoding."))
+    };
+    let mut tags = Vec::new();
+    for pair in header.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        tags.push((decode(k)?, decode(v)?));
+    }
+    check_tags(tags)
+}
+
+/// S3's limits: at most 10 tags, unique keys of 1-128 characters, values up to 256.
+pub(super) fn check_tags(tags: Vec<(String, String)>) -> S3Result<std::collections::BTreeMap<String, String>> {
+    if tags.len() > 10 {
+        return Err(s3_error!(InvalidTag, "Object tags cannot be greater than 10"));
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Err(s3_error!(
+                InvalidTag,
+                "A tag key must be 1-128 characters and a value at most 256."
+            ));
+        }
+        if out.insert(k, v).is_some() {
+            return Err(s3_error!(InvalidTag, "Cannot provide multiple Tags with the same key"));
+        }
+    }
+    Ok(out)
 }
