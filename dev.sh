@@ -27,6 +27,8 @@ case "${1:-}" in
     if ! command -v aws >/dev/null; then
       python3 -m pip install --quiet awscli || apt_install awscli
     fi
+    # Tests drive curl where it is the client that found a bug (HTTP/2 framing).
+    command -v curl >/dev/null || apt_install curl
     # The ACME test gets certificates from Pebble, the ACME test CA.
     if ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null; then
       apt_install pebble

@@ -4,6 +4,8 @@
 //! write it out: [`write_to_session`] for pingora's sessions (HTTP/1.1 and HTTP/2),
 //! [`h1_answer`] for the connection loop's own HTTP/1.1 writes.
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora::http::ResponseHeader;
@@ -77,8 +79,21 @@ pub(crate) fn own_answer(what: &OwnAnswer, ctx: &mut Ctx, head: bool) -> Result<
     Ok(Answer { header, body })
 }
 
+/// The most of a request body read and dropped before the edge answers the request itself,
+/// and for how long.
+const DRAIN_MAX: usize = 1 << 20;
+const DRAIN_FOR: Duration = Duration::from_secs(2);
+
 /// Writes an answer to a pingora session (either HTTP version) and ends it.
+///
+/// A request body still on its way is read first (up to [`DRAIN_MAX`], for at most
+/// [`DRAIN_FOR`]) and dropped: answering and closing under a viewer who is still sending
+/// resets the connection (HTTP/1.1) or the stream (HTTP/2, where clients report a framing
+/// error) before the viewer reads the answer.
 pub(crate) async fn write_to_session(session: &mut Session, answer: Answer) -> Result<()> {
+    if !session.is_body_done() {
+        let _ = tokio::time::timeout(DRAIN_FOR, drain(session)).await;
+    }
     let Answer { header, body } = answer;
     let ends = body.is_empty();
     session.write_response_header(Box::new(header), ends).await?;
@@ -86,6 +101,17 @@ pub(crate) async fn write_to_session(session: &mut Session, answer: Answer) -> R
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
+}
+
+/// Reads the request body until its end or [`DRAIN_MAX`] bytes.
+async fn drain(session: &mut Session) {
+    let mut read = 0;
+    while read <= DRAIN_MAX {
+        match session.read_request_body().await {
+            Ok(Some(piece)) => read += piece.len(),
+            Ok(None) | Err(_) => return,
+        }
+    }
 }
 
 /// An answer as HTTP/1.1 bytes, into `out` (`keepalive`: the connection goes on after it).

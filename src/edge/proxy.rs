@@ -20,7 +20,7 @@ use super::answer::OwnAnswer;
 use super::answer::{failure_answer, failure_status, own_answer, write_to_session};
 use super::ctx::{CacheResult, Ctx};
 use super::error_pages::ErrorPages;
-use super::route::{declared_length, declares_body, has_body};
+use super::route::{declares_body, has_body};
 use super::shape::{cache_ttl, encode, origin_response, variance, viewer_headers};
 use super::state::{Shared, UNCACHEABLE};
 use super::stream;
@@ -39,11 +39,6 @@ pub struct Edge {
     /// Custom error pages.
     pages: ErrorPages,
 }
-
-/// A request body the edge still reads, when the origin failed before it was sent, before
-/// answering with the error and closing (`fail_to_proxy`); and for how long.
-const DRAIN_MAX: u64 = 1 << 20;
-const DRAIN_FOR: Duration = Duration::from_secs(2);
 
 impl Edge {
     pub fn new(shared: Arc<Shared>) -> Self {
@@ -375,13 +370,9 @@ impl ProxyHttp for Edge {
             // connection that is being closed. pingora's own error responses do the same.
             session.set_keepalive(None);
             // The origin failed before the request's body was read (a refused connection):
-            // the body is read first, up to a bound, so that closing the connection does not
-            // reset it under the viewer, who is still sending, before it reads the answer.
-            let upstream_failed = e.esource() == &ErrorSource::Upstream;
-            let declared = declared_length(session.req_header());
-            if upstream_failed && declared.is_some_and(|n| n <= DRAIN_MAX) && !session.is_body_done() {
-                let _ = tokio::time::timeout(DRAIN_FOR, session.drain_request_body()).await;
-            }
+            // the writer reads the rest first, up to a bound, so that closing the connection
+            // does not reset it under the viewer, who is still sending, before it reads the
+            // answer.
             let head = session.req_header().method == Method::HEAD;
             if let Ok(answer) = own_answer(&OwnAnswer::Error(err), ctx, head) {
                 let _ = write_to_session(session, answer).await;

@@ -456,3 +456,28 @@ async fn an_http2_write_the_edge_refuses_gets_its_403_not_a_reset() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn curl_over_http2_reads_the_403_of_a_get_with_a_body() {
+    let hf = start().await;
+    // curl sends the body in DATA frames after the request's HEADERS; the edge refuses the
+    // request before it reads them. It must read (and drop) the body before answering, or
+    // the stream is reset under curl, which reports a framing error instead of the 403.
+    let resolve = format!("cdn.test:{}:127.0.0.1", hf.ports.https);
+    let app = format!("https://cdn.test:{}/app/page", hf.ports.https);
+    // A bucket origin is read-only through the edge.
+    let bucket = format!("https://cdn.test:{}/public.txt", hf.ports.https);
+    for (method, size, url) in [("GET", 1, &app), ("GET", 100_000, &app), ("POST", 1, &bucket)] {
+        let body = "x".repeat(size);
+        for _ in 0..3 {
+            let out = std::process::Command::new("curl")
+                .args(["-sk", "--http2", "--resolve", &resolve, "-X", method, "--data-binary", &body])
+                .args(["-o", "/dev/null", "-w", "%{http_code} %{http_version}", url])
+                .output()
+                .expect("curl runs");
+            let printed = String::from_utf8_lossy(&out.stdout);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(printed, "403 2", "{method} of {size} bytes: {err}");
+        }
+    }
+}
