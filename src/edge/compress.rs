@@ -82,9 +82,14 @@ pub fn choose(accept_encoding: &str) -> Option<Coding> {
     best.map(|(c, _)| c)
 }
 
-/// Content types CloudFront compresses (parameters such as `charset` ignored).
+/// Content types CloudFront compresses (parameters such as `charset` ignored), but
+/// `text/event-stream`: a compressor holds back what it has not filled a block with, and
+/// each event must reach the viewer as the origin sends it.
 pub fn compressible_type(content_type: &str) -> bool {
     let t = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if t == "text/event-stream" {
+        return false;
+    }
     const TYPES: &[&str] = &[
         "application/dash+xml",
         "application/eot",
@@ -245,6 +250,19 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_streams_are_never_compressed() {
+        assert!(compressible_type("text/html; charset=utf-8"));
+        assert!(!compressible_type("text/event-stream"));
+        assert!(!compressible_type("Text/Event-Stream; charset=utf-8"));
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
+        h.insert(http::header::CONTENT_LENGTH, "5000".parse().unwrap());
+        assert!(!compressible(200, &h));
+        h.insert(http::header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert!(compressible(200, &h));
+    }
 
     #[test]
     fn choice_follows_q_values() {

@@ -28,7 +28,9 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -381,7 +383,8 @@ async fn relay<W: AsyncWrite + Unpin>(
         let encoding = ctx.encoding();
         loop {
             let done = if encoding {
-                let mut piece = match http.read_body_ref().await {
+                let read = next_piece(http, down, out, &mut wrote).await.map_err(|_| Cut::Broken(sent))?;
+                let mut piece = match read {
                     Ok(p) => p.map(Bytes::copy_from_slice),
                     Err(e) => return Err(origin_failed(ctx, e, wrote, sent)),
                 };
@@ -396,7 +399,8 @@ async fn relay<W: AsyncWrite + Unpin>(
                 done
             } else {
                 // Straight from the origin session's buffer.
-                match http.read_body_ref().await {
+                let read = next_piece(http, down, out, &mut wrote).await.map_err(|_| Cut::Broken(sent))?;
+                match read {
                     Ok(Some(data)) => {
                         sent += emit(down, out, data, chunked, &mut wrote)
                             .await
@@ -416,6 +420,34 @@ async fn relay<W: AsyncWrite + Unpin>(
         }
     }
     Ok(sent)
+}
+
+/// The origin's next piece of body. When none is ready yet, what `out` gathered is written
+/// out first: an answer that comes slowly (server-sent events, a long poll, a report that
+/// streams its lines) reaches the viewer piece by piece as the origin sends it, while the
+/// pieces of an answer that is already there still leave in few writes. `Err`: the viewer
+/// is gone.
+async fn next_piece<'a, W: AsyncWrite + Unpin>(
+    http: &'a mut HttpSession,
+    down: &mut W,
+    out: &mut BytesMut,
+    wrote: &mut bool,
+) -> io::Result<Result<Option<&'a [u8]>>> {
+    let read = http.read_body_ref();
+    tokio::pin!(read);
+    let ready = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+    Ok(match ready {
+        Poll::Ready(piece) => piece,
+        Poll::Pending => {
+            if !out.is_empty() {
+                *wrote = true;
+                down.write_all(out).await?;
+                down.flush().await?;
+                out.clear();
+            }
+            read.await
+        }
+    })
 }
 
 /// Adds a piece of body behind what `out` holds (as a chunk if `chunked`), writing both out

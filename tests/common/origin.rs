@@ -60,6 +60,9 @@ pub enum Body {
     Echo,
     /// The value of this request header, or `none`.
     EchoHeader(String),
+    /// Sent chunked, each piece written and flushed as the test sends it on the channel
+    /// ([`Reply::stream`]); the body ends when the test drops its sender.
+    Stream(Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>>>),
 }
 
 /// One scripted answer.
@@ -147,6 +150,14 @@ impl Reply {
     pub fn chunks<B: AsRef<[u8]>>(mut self, pieces: &[B]) -> Reply {
         self.body = Body::Chunks(pieces.iter().map(|p| p.as_ref().to_vec()).collect());
         self
+    }
+
+    /// A body the test sends piece by piece, when it chooses: the reply, and the sender
+    /// (drop it to end the body). For one request: a second one waits for the first's end.
+    pub fn stream(mut self) -> (Reply, tokio::sync::mpsc::UnboundedSender<Vec<u8>>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.body = Body::Stream(Arc::new(tokio::sync::Mutex::new(rx)));
+        (self, tx)
     }
 
     pub fn echo_header(mut self, name: &str) -> Reply {
@@ -509,6 +520,20 @@ async fn serve(mut stream: TcpStream, st: Arc<Mutex<State>>, connection: usize) 
             return;
         }
         let _ = stream.flush().await;
+        if let (Body::Stream(pieces), true) = (&reply.body, req.method != "HEAD") {
+            let mut pieces = pieces.lock().await;
+            while let Some(p) = pieces.recv().await {
+                let mut chunk = format!("{:x}\r\n", p.len()).into_bytes();
+                chunk.extend_from_slice(&p);
+                chunk.extend_from_slice(b"\r\n");
+                if stream.write_all(&chunk).await.is_err() || stream.flush().await.is_err() {
+                    return;
+                }
+            }
+            if stream.write_all(b"0\r\n\r\n").await.is_err() {
+                return;
+            }
+        }
         let asked_close = req
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
@@ -557,6 +582,10 @@ fn compose(req: &Request, reply: &Reply, date: bool) -> Vec<u8> {
     let send_body = !bodiless && req.method != "HEAD";
     let mut body = Vec::new();
     match &reply.body {
+        Body::Stream(_) if !bodiless => {
+            // The pieces follow as the test sends them (`serve`).
+            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+        }
         Body::Chunks(pieces) if !bodiless => {
             head.push_str("Transfer-Encoding: chunked\r\n\r\n");
             if send_body {
@@ -574,7 +603,7 @@ fn compose(req: &Request, reply: &Reply, date: bool) -> Vec<u8> {
             } else {
                 match &reply.body {
                     Body::Bytes(b) => b.clone(),
-                    Body::Chunks(_) => unreachable!(),
+                    Body::Chunks(_) | Body::Stream(_) => unreachable!(),
                     Body::Echo => {
                         let headers: BTreeMap<String, String> = req.headers.iter().cloned().collect();
                         serde_json::json!({ "method": req.method, "uri": req.target, "headers": headers })

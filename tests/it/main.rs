@@ -20,6 +20,7 @@ mod durability;
 mod edge;
 mod examples;
 mod faults;
+mod front_proxy;
 mod http2;
 mod limits;
 mod origin_cli;
