@@ -101,3 +101,85 @@ async fn server_sent_events_reach_the_viewer_as_the_app_sends_them() {
         assert_eq!(got, "id: 0\ndata: tick 0\n\nid: 1\ndata: tick 1\n\nid: 2\ndata: tick 2\n\n");
     }
 }
+
+/// An HTTP/2 connection to the edge's TLS listener (SNI `app.test`), with flow-control
+/// windows as a browser's: larger for the connection (16 MiB) than for a stream (1 MiB), so
+/// that one stream the viewer does not read cannot use up the connection's.
+async fn h2_connection(port: u16) -> h2::client::SendRequest<bytes::Bytes> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_alpn_protos(b"\x02h2").unwrap();
+    let ssl = b.build().configure().unwrap().into_ssl("app.test").unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+    std::pin::Pin::new(&mut tls).connect().await.unwrap();
+    let (client, conn) = h2::client::Builder::new()
+        .initial_window_size(1 << 20)
+        .initial_connection_window_size(16 << 20)
+        .handshake(tls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client.ready().await.unwrap()
+}
+
+fn h2_get(path: &str) -> http::Request<()> {
+    http::Request::builder()
+        .uri(format!("https://app.test{path}"))
+        .version(http::Version::HTTP_2)
+        .body(())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_http2_stream_does_not_stall_the_others() {
+    let app = TestOrigin::start().await;
+    let hf = Homefront::start(&config(app.port, ""));
+    let (reply, events) = Reply::new(200).header("content-type", "text/event-stream").stream();
+    app.route("/events", reply);
+    app.route("/big", Reply::ok(vec![b'b'; 4 << 20]).header("content-type", "application/octet-stream"));
+    app.route("/small", Reply::ok("small"));
+    let mut conn = h2_connection(hf.ports.https).await;
+
+    // An event stream the app keeps open, and a 4 MiB download the viewer does not read:
+    // it fills its stream's flow-control window and stops there.
+    let (events_resp, _) = conn.send_request(h2_get("/events"), true).unwrap();
+    let events_resp = tokio::time::timeout(EVENT_DEADLINE, events_resp).await.unwrap().unwrap();
+    assert_eq!(events_resp.status(), 200);
+    let (big_resp, _) = conn.send_request(h2_get("/big"), true).unwrap();
+    let big_resp = tokio::time::timeout(EVENT_DEADLINE, big_resp).await.unwrap().unwrap();
+    assert_eq!(big_resp.status(), 200);
+
+    // Meanwhile other requests on the same connection are answered in full.
+    for i in 0..5 {
+        let (resp, _) = conn.send_request(h2_get(&format!("/small?{i}")), true).unwrap();
+        let resp = tokio::time::timeout(EVENT_DEADLINE, resp)
+            .await
+            .expect("a request beside a held stream is answered")
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        let mut got = Vec::new();
+        while let Some(piece) = tokio::time::timeout(EVENT_DEADLINE, body.data()).await.expect("its body arrives") {
+            let piece = piece.unwrap();
+            let _ = body.flow_control().release_capacity(piece.len());
+            got.extend_from_slice(&piece);
+        }
+        assert_eq!(got, b"small");
+    }
+
+    // The event stream still delivers, and the download resumes when read.
+    events.send(b"data: still here\n\n".to_vec()).unwrap();
+    let mut stream = events_resp.into_body();
+    let piece = tokio::time::timeout(EVENT_DEADLINE, stream.data()).await.unwrap().unwrap().unwrap();
+    assert_eq!(&piece[..], b"data: still here\n\n");
+    let mut big = big_resp.into_body();
+    let mut n = 0;
+    while let Some(piece) = tokio::time::timeout(EVENT_DEADLINE, big.data()).await.unwrap() {
+        let piece = piece.unwrap();
+        let _ = big.flow_control().release_capacity(piece.len());
+        n += piece.len();
+    }
+    assert_eq!(n, 4 << 20);
+}
