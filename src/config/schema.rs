@@ -232,9 +232,12 @@ pub struct RawOrigin {
     pub balance: Option<String>,
     /// Active health checks of `http` upstreams.
     pub health_check: Option<RawHealthCheck>,
-    /// 1s..10s, default 10s.
+    /// Establishing a connection (TCP, and TLS for `https://` upstreams): 1s..10s, default
+    /// 10s.
     pub connect_timeout: Option<String>,
-    /// 1s..60s, default 30s.
+    /// The longest wait for the origin: from the request sent to the answer's first byte,
+    /// and between two reads of its body (or writes of the request's). No limit on the
+    /// whole exchange. 1s..60s (`http` origins: up to 24h), default 30s.
     pub response_timeout: Option<String>,
     /// 1..3, default 3.
     pub connection_attempts: Option<u8>,

@@ -356,8 +356,9 @@ enum Cut {
 }
 
 /// Streams the origin's body to the viewer behind the header already in `out` (compressed
-/// if the response has an encoder, chunked if `chunked`), gathering small pieces into one
-/// write; what is left in `out` at the end is the caller's to write. Returns the body bytes
+/// if the response has an encoder, chunked if `chunked`), gathering small pieces that are
+/// ready into one write, and writing out what it has whenever the origin has nothing more
+/// ready ([`next_piece`]); what is left in `out` at the end is the caller's to write. Returns the body bytes
 /// sent.
 async fn relay<W: AsyncWrite + Unpin>(
     http: &mut HttpSession,

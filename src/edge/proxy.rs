@@ -360,6 +360,19 @@ impl ProxyHttp for Edge {
         // Both members of an origin group failed: a gateway timeout, as CloudFront.
         let group_exhausted = ctx.failed_over && e.esource() == &ErrorSource::Upstream;
         let status = failure_status(e, group_exhausted);
+        if let Some(sent) = session.response_written() {
+            // The answer's header is out: the failure cuts the transfer short (HTTP/1.1
+            // closes before the body's end, HTTP/2 resets the stream). Writing an answer now
+            // would end it as if complete (HTTP/2) or inside the body (HTTP/1.1).
+            if e.esource() == &ErrorSource::Upstream {
+                let origin = ctx.origin.as_ref().map(|o| o.name.clone()).unwrap_or_default();
+                tracing::warn!(request_id = %ctx.request_id, origin = %origin, error = %e, "answer cut short by the origin");
+            }
+            return FailToProxy {
+                error_code: sent.status.as_u16(),
+                can_reuse_downstream: false,
+            };
+        }
         if status > 0 {
             let origin = ctx.origin.as_ref().map(|o| o.name.clone()).unwrap_or_default();
             let upstream = ctx.upstream_label();

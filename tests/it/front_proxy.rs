@@ -3,6 +3,7 @@
 //! HTTP/1.1, HTTPS/1.1 and HTTP/2.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -182,4 +183,49 @@ async fn one_http2_stream_does_not_stall_the_others() {
         n += piece.len();
     }
     assert_eq!(n, 4 << 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn response_timeout_bounds_each_wait_for_the_app_not_the_whole_exchange() {
+    let app = TestOrigin::start().await;
+    let hf = Homefront::start(&config(app.port, ", response_timeout: 2s"));
+    for (name, client, base) in transports(&hf) {
+        // Pieces 0.4 s apart for longer than the timeout: the exchange goes on.
+        let (reply, pieces) = Reply::new(200).header("content-type", "text/plain").stream();
+        app.route("/report", reply);
+        tokio::spawn(async move {
+            for i in 0..8 {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                if pieces.send(format!("line {i}\n").into_bytes()).is_err() {
+                    return;
+                }
+            }
+        });
+        let resp = client.get(format!("{base}/report")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{name}");
+        let body = resp.text().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(body.lines().count(), 8, "{name}: {body}");
+
+        // A pause longer than the timeout after the first piece: the answer is cut there
+        // (the viewer sees a truncated transfer, not a complete one).
+        let (reply, pieces) = Reply::new(200).header("content-type", "text/plain").stream();
+        app.route("/stalls", reply);
+        pieces.send(b"first\n".to_vec()).unwrap();
+        let mut resp = client.get(format!("{base}/stalls")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{name}");
+        let mut got = String::new();
+        read_until(&mut resp, &mut got, "first\n", name).await;
+        let end = tokio::time::timeout(EVENT_DEADLINE, async {
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(_)) => continue,
+                    other => return other.map(|_| ()),
+                }
+            }
+        })
+        .await
+        .expect("the edge gives up on the app");
+        assert!(end.is_err(), "{name}: a stalled answer must not look complete");
+        drop(pieces);
+    }
 }

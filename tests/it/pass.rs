@@ -338,13 +338,21 @@ async fn a_slow_origin_gets_a_gateway_timeout_and_an_unreachable_one_a_bad_gatew
     let m = s.hf.metrics_when(|m| m.contains(&timeouts)).await;
     assert!(m.contains(&timeouts), "one by each path: {m}");
 
-    // An origin that dies after the header, before the body is whole: nothing has gone to
-    // the viewer yet (the header waits for the body to go out with it), who gets the
-    // edge's 502 rather than a connection cut off.
-    let cut = one(port, req("GET", "/api/cut.txt", ""));
-    assert_eq!(cut.status, 502, "{cut:?}");
-    assert_eq!(cut.get("connection"), Some("close"));
-    assert!(String::from_utf8_lossy(&cut.body).contains("<Code>BadGateway</Code>"));
+    // An origin that dies after the header, before the body is whole. If the edge sees the
+    // end before anything went to the viewer, the viewer gets its 502; if the header went
+    // out already (the pass path writes what it has whenever the origin has nothing more
+    // ready), the transfer is cut short: fewer bytes than declared, then the close. Never a
+    // complete-looking answer.
+    let raw = raw_http(port, &req("GET", "/api/cut.txt", ""));
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    if head.starts_with("HTTP/1.1 502") {
+        assert!(head.to_ascii_lowercase().contains("connection: close"), "{raw}");
+        assert!(body.contains("<Code>BadGateway</Code>"), "{raw}");
+    } else {
+        assert!(head.starts_with("HTTP/1.1 200"), "{raw}");
+        assert!(head.to_ascii_lowercase().contains("content-length: 100"), "{raw}");
+        assert!(body.len() < 100 && "partial".starts_with(body), "{raw}");
+    }
     passes_reach(&s, 2).await;
 
     // With the origin gone, the connection fails: pingora takes the request (and retries,

@@ -224,7 +224,14 @@ pub(super) fn compile_origins(
     out
 }
 
-/// Connect and response timeouts and connection attempts, within CloudFront's ranges.
+/// The longest `response_timeout` of an `http` origin: an app behind the edge may take
+/// minutes to answer (a report, a long poll) or pause that long between events.
+pub(crate) const HTTP_RESPONSE_TIMEOUT_MAX: u64 = 24 * 3600;
+/// CloudFront's limit, for bucket and s3 origins.
+pub(crate) const RESPONSE_TIMEOUT_MAX: u64 = 60;
+
+/// Connect and response timeouts and connection attempts, within CloudFront's ranges (the
+/// response timeout of an `http` origin up to a day).
 pub(super) fn compile_timeouts(o: &RawOrigin, at: &[Seg], errors: &mut Errors<'_>) -> OriginTimeouts {
     let d = OriginTimeouts::default();
     let mut ranged = |key: &str, text: Option<&String>, default: Duration, max: u64| {
@@ -235,7 +242,12 @@ pub(super) fn compile_timeouts(o: &RawOrigin, at: &[Seg], errors: &mut Errors<'_
         v
     };
     let connect = ranged("connect_timeout", o.connect_timeout.as_ref(), d.connect, 10);
-    let response = ranged("response_timeout", o.response_timeout.as_ref(), d.response, 60);
+    let response_max = if o.http.is_some() {
+        HTTP_RESPONSE_TIMEOUT_MAX
+    } else {
+        RESPONSE_TIMEOUT_MAX
+    };
+    let response = ranged("response_timeout", o.response_timeout.as_ref(), d.response, response_max);
     let attempts = o.connection_attempts.unwrap_or(d.attempts);
     if !(1..=3).contains(&attempts) {
         errors.at(&p(at, &[k("connection_attempts")]), "must be 1, 2 or 3");
@@ -569,6 +581,15 @@ mod tests {
         assert_has(&e, "origins.app.balance");
         assert_has(&e, "origins.app.connect_timeout: must be between 1s and 10s");
         assert_has(&e, "origins.app.connection_attempts");
+        // An app may take minutes; a bucket is held to CloudFront's minute.
+        let long = MINIMAL.replace("http: \"127.0.0.1:3000\"", "http: \"127.0.0.1:3000\", response_timeout: 1h");
+        let c = load_str("t", &long, Path::new("/")).unwrap().config;
+        let o = c.origins.iter().find(|o| o.name == "app").unwrap();
+        assert_eq!(o.timeouts.response, Duration::from_secs(3600));
+        let e = errs(&MINIMAL.replace("http: \"127.0.0.1:3000\"", "http: \"127.0.0.1:3000\", response_timeout: 25h"));
+        assert_has(&e, "origins.app.response_timeout: must be between 1s and 86400s");
+        let e = errs(&MINIMAL.replace("app: { http: \"127.0.0.1:3000\" }", "app: { http: \"127.0.0.1:3000\" }\n  b: { bucket: b, response_timeout: 2m }"));
+        assert_has(&e, "origins.b.response_timeout: must be between 1s and 60s");
         let group = MINIMAL.replace(
             "origins:\n",
             "origins:\n  both: { group: { primary: app, secondary: nope, failover_on: [503, 200] } }\n",
