@@ -14,6 +14,7 @@ use super::shape::{REQUEST_ID_HEADER, VIA};
 use super::state::EdgeState;
 use crate::config::model::{Origin, OriginKind, Signing};
 use crate::policy::cache_policy;
+use crate::policy::forwarded;
 use crate::policy::sigv4;
 use crate::telemetry;
 
@@ -171,13 +172,26 @@ pub(crate) fn origin_request(
         }
     }
 
-    // Always sent, as CloudFront does: X-Forwarded-For, Via and the request id.
-    if let Some(ip) = client_ip.map(|ip| ip.to_string()) {
-        let xff = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
-            _ => ip,
-        };
-        upstream.insert_header("x-forwarded-for", xff)?;
+    // Always sent, as CloudFront does: X-Forwarded-For, Via and the request id; to an app,
+    // the rest of what `policy::forwarded` describes.
+    let authority = ctx.canon.as_ref().map_or("", |c| c.authority.as_str());
+    let incoming: Vec<&str> = upstream
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let hop = forwarded::Hop {
+        peer: client_ip,
+        https: is_https,
+        authority,
+    };
+    let fwd = forwarded::fields(incoming, hop);
+    match &fwd.x_forwarded_for {
+        Some(xff) => upstream.insert_header("x-forwarded-for", xff.as_str())?,
+        None => {
+            upstream.remove_header("x-forwarded-for");
+        }
     }
     let via = match upstream.headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
         Some(prev) if !prev.is_empty() => format!("{prev}, {VIA}"),
@@ -220,13 +234,19 @@ pub(crate) fn origin_request(
         }
         OriginKind::Http { .. } => {
             // TLS offload: the app sees the viewer's host (canonical, as the edge routed
-            // it) and learns the scheme here.
-            let proto = if is_https { "https" } else { "http" };
-            upstream.insert_header("x-forwarded-proto", proto)?;
-            match ctx.canon.as_ref().map(|c| c.authority.as_str()) {
-                Some(host) if !host.is_empty() => upstream.insert_header(header::HOST, host)?,
-                _ => {
+            // it), and learns the scheme and the port the viewer used here. What a viewer
+            // sent in these fields is replaced.
+            upstream.insert_header(header::FORWARDED, fwd.forwarded.as_str())?;
+            upstream.insert_header("x-forwarded-proto", fwd.proto)?;
+            upstream.insert_header("x-forwarded-port", fwd.port)?;
+            match &fwd.host {
+                Some(host) => {
+                    upstream.insert_header(header::HOST, host.as_str())?;
+                    upstream.insert_header("x-forwarded-host", host.as_str())?;
+                }
+                None => {
                     upstream.remove_header(&header::HOST);
+                    upstream.remove_header("x-forwarded-host");
                 }
             }
         }

@@ -6,6 +6,7 @@
 pub mod bucket;
 pub mod cache_policy;
 pub mod cors;
+pub mod forwarded;
 pub mod headers_policy;
 pub mod ip;
 pub mod path_pattern;

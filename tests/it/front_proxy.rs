@@ -229,3 +229,42 @@ async fn response_timeout_bounds_each_wait_for_the_app_not_the_whole_exchange() 
         drop(pieces);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_learns_the_viewers_request_from_consistent_forwarded_fields() {
+    let app = TestOrigin::start().await;
+    app.route("/echo", Reply::echo());
+    let hf = Homefront::start(&config(app.port, ""));
+    for (name, client, base) in transports(&hf) {
+        let resp = client
+            .get(format!("{base}/echo"))
+            .header("x-forwarded-for", "198.51.100.7")
+            // What a viewer says of itself in the single-valued fields is replaced.
+            .header("forwarded", "for=192.0.2.66;host=evil.test;proto=https")
+            .header("x-forwarded-host", "evil.test")
+            .header("x-forwarded-proto", "gopher")
+            .header("x-forwarded-port", "1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{name}");
+        let echo: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+        let h = &echo["headers"];
+        let (proto, port) = if name == "HTTP/1.1" {
+            ("http", hf.ports.http)
+        } else {
+            ("https", hf.ports.https)
+        };
+        let authority = format!("app.test:{port}");
+        assert_eq!(h["host"], authority.as_str(), "{name}: the viewer's Host");
+        assert_eq!(h["x-forwarded-for"], "198.51.100.7, 127.0.0.1", "{name}");
+        assert_eq!(
+            h["forwarded"],
+            format!("for=198.51.100.7, for=127.0.0.1;host=\"{authority}\";proto={proto}").as_str(),
+            "{name}"
+        );
+        assert_eq!(h["x-forwarded-host"], authority.as_str(), "{name}");
+        assert_eq!(h["x-forwarded-proto"], proto, "{name}");
+        assert_eq!(h["x-forwarded-port"], port.to_string().as_str(), "{name}");
+    }
+}
