@@ -703,8 +703,19 @@ pub fn serve(loaded: Loaded, seed_demo: bool) -> Result<(), StartError> {
                 .l4_buffer(edge_buffers()),
         );
         // Handshakes wait for the work already under way (`tls::HandshakePacer`).
-        listeners.set_pre_tls_callback(Arc::new(tls::HandshakePacer::new(threads)));
+        // A PROXY protocol header is read first where the listener expects one.
+        listeners.set_pre_tls_callback(Arc::new(crate::edge::conn::BeforeTls {
+            shared: shared.clone(),
+            proxy_protocol: config.listen.proxy_protocol.https,
+            pacer: tls::HandshakePacer::new(threads),
+        }));
         tracing::info!("edge listening on https://{addr} (HTTP/2 and HTTP/1.1)");
+        if config.listen.proxy_protocol.https {
+            tracing::info!(
+                "edge https listener expects the PROXY protocol from {:?}",
+                config.trusted_proxies
+            );
+        }
     }
     let edge = pingora::services::listening::Service::with_listeners(
         "homefront edge".to_string(),

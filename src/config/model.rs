@@ -122,6 +122,15 @@ pub struct AdminConfig {
 pub struct Listen {
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
+    /// Which listeners expect a PROXY protocol header on every connection.
+    pub proxy_protocol: ProxyProtocolOn,
+}
+
+/// The listeners that expect a PROXY protocol header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyProtocolOn {
+    pub http: bool,
+    pub https: bool,
 }
 
 #[derive(Debug, Clone, Default)]

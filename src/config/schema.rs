@@ -178,6 +178,10 @@ pub struct RawPublicKey {
 pub struct RawListen {
     pub http: Option<String>,
     pub https: Option<String>,
+    /// The listeners (`http`, `https`) where every connection starts with a PROXY protocol
+    /// header (v1 or v2) from a proxy in `trusted_proxies` (a router, HAProxy, a tunnel).
+    #[serde(default)]
+    pub proxy_protocol: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

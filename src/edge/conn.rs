@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
@@ -23,7 +24,7 @@ use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::http::RequestHeader;
 use pingora::protocols::http::v2::server as h2;
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::{Digest, Shutdown, Stream, ALPN};
+use pingora::protocols::{Digest, GetSocketDigest, Shutdown, SocketDigest, Stream, ALPN};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,6 +37,7 @@ use super::hit::{HitBody, Hits, Served};
 use super::limits::{too_many, Connections};
 use super::pass::{Passed, Passes};
 use super::proxy::Edge;
+use super::proxy_protocol;
 use super::route::{declares_body, has_body};
 use super::state::Shared;
 use super::stream::{write_both, Guarded};
@@ -68,9 +70,93 @@ fn peer_addr(stream: &Stream) -> Option<SocketAddr> {
     digest.peer_addr()?.as_inet().copied()
 }
 
+/// Takes the PROXY protocol header off a new connection on a listener that expects one
+/// (`edge::proxy_protocol`). The peer must be in `trusted_proxies`; the client the header
+/// names then stands for the peer in the connection's socket digest, which every later
+/// stage reads (limits, routing, signed URLs, logs, the forwarded fields). `fd`: the
+/// connection's socket. `Err`: why the connection is dropped.
+pub(crate) async fn take_proxy_header<S>(stream: &mut S, fd: RawFd, shared: &Shared) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + Unpin + GetSocketDigest + ?Sized,
+{
+    let (trusted, deadline) = {
+        let state = shared.state.load();
+        (state.config.trusted_proxies.clone(), state.config.limits.header_timeout)
+    };
+    let digest = stream.get_socket_digest();
+    let peer = digest.as_ref().and_then(|d| d.peer_addr()?.as_inet().copied());
+    let Some(peer) = peer else {
+        return Err("a connection without a peer address".to_string());
+    };
+    if !trusted.iter().any(|c| c.contains(peer.ip())) {
+        return Err(format!(
+            "{peer} sent no PROXY protocol header it may send (not in trusted_proxies)"
+        ));
+    }
+    match proxy_protocol::read(stream, deadline).await {
+        Ok(proxy_protocol::Header::Local) => Ok(()),
+        Ok(proxy_protocol::Header::Proxied(client)) => {
+            let named = SocketDigest::from_raw_fd(fd);
+            let _ = named.peer_addr.set(Some(client.into()));
+            stream.set_socket_digest(named);
+            Ok(())
+        }
+        Err(e) => Err(format!("{peer}: {e}")),
+    }
+}
+
+/// A connection refused by [`take_proxy_header`]: counted, and logged below ERROR (the peer
+/// is a client or a misconfigured proxy, not a fault of the edge).
+fn proxy_header_refused(why: &str) {
+    crate::telemetry::limited("proxy_protocol");
+    tracing::info!("connection dropped: {why}");
+}
+
+/// The HTTPS listener's work before each TLS handshake: the PROXY protocol header when the
+/// listener expects one, then the handshake pacer's turn.
+pub struct BeforeTls {
+    pub shared: Arc<Shared>,
+    pub proxy_protocol: bool,
+    pub pacer: crate::tls::HandshakePacer,
+}
+
+#[async_trait]
+impl pingora::listeners::PreTlsProcess for BeforeTls {
+    async fn process(&self, stream: &mut pingora::protocols::l4::stream::Stream) -> pingora::Result<()> {
+        use std::os::fd::AsRawFd;
+        if self.proxy_protocol {
+            let fd = stream.as_raw_fd();
+            if let Err(why) = take_proxy_header(stream, fd, &self.shared).await {
+                proxy_header_refused(&why);
+                return Err(pingora::Error::explain(pingora::ErrorType::AcceptError, why));
+            }
+        }
+        self.pacer.turn().await;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl ServerApp for Guard {
     async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        // The plain listener's PROXY protocol header (the HTTPS listener's was read before
+        // the handshake, `BeforeTls`).
+        let plain = stream.get_ssl().is_none();
+        if plain && self.shared.state.load().config.listen.proxy_protocol.http {
+            use std::os::fd::AsRawFd;
+            let fd = stream
+                .as_any()
+                .downcast_ref::<pingora::protocols::l4::stream::Stream>()
+                .map(|l4| l4.as_raw_fd());
+            let taken = match fd {
+                Some(fd) => take_proxy_header(&mut *stream, fd, &self.shared).await,
+                None => Err("not a TCP connection".to_string()),
+            };
+            if let Err(why) = taken {
+                proxy_header_refused(&why);
+                return None;
+            }
+        }
         let peer = peer_addr(&stream);
         // What this connection needs of the live limits (the config is not held meanwhile).
         let (idle_timeout, header_timeout, slot) = {

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod pass;
 pub mod pool;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod route;
 pub mod shape;
 pub mod state;

@@ -26,9 +26,9 @@
 //! fails over and answers the error as it always does.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
@@ -384,7 +384,9 @@ async fn relay<W: AsyncWrite + Unpin>(
         let encoding = ctx.encoding();
         loop {
             let done = if encoding {
-                let read = next_piece(http, down, out, &mut wrote).await.map_err(|_| Cut::Broken(sent))?;
+                let read = next_piece(http, down, out, &mut wrote)
+                    .await
+                    .map_err(|_| Cut::Broken(sent))?;
                 let mut piece = match read {
                     Ok(p) => p.map(Bytes::copy_from_slice),
                     Err(e) => return Err(origin_failed(ctx, e, wrote, sent)),
@@ -400,7 +402,9 @@ async fn relay<W: AsyncWrite + Unpin>(
                 done
             } else {
                 // Straight from the origin session's buffer.
-                let read = next_piece(http, down, out, &mut wrote).await.map_err(|_| Cut::Broken(sent))?;
+                let read = next_piece(http, down, out, &mut wrote)
+                    .await
+                    .map_err(|_| Cut::Broken(sent))?;
                 match read {
                     Ok(Some(data)) => {
                         sent += emit(down, out, data, chunked, &mut wrote)

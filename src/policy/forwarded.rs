@@ -50,7 +50,10 @@ pub fn fields<'a>(incoming: impl IntoIterator<Item = &'a str>, hop: Hop<'_>) -> 
     let proto = if hop.https { "https" } else { "http" };
     let host = (!hop.authority.is_empty()).then(|| hop.authority.to_string());
     // The edge's own element: its peer, and the request as the viewer made it.
-    let mut own = format!("for={}", hop.peer.map_or("unknown".to_string(), |p| node(&p.to_string())));
+    let mut own = format!(
+        "for={}",
+        hop.peer.map_or("unknown".to_string(), |p| node(&p.to_string()))
+    );
     if let Some(h) = &host {
         own.push_str(&format!(";host={}", quoted(h)));
     }
@@ -75,7 +78,13 @@ fn node(entry: &str) -> String {
         .parse::<IpAddr>()
         .ok()
         .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
-        .or_else(|| entry.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok());
+        .or_else(|| {
+            entry
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .ok()
+        });
     match ip {
         Some(IpAddr::V4(a)) => a.to_string(),
         Some(IpAddr::V6(a)) => format!("\"[{a}]\""),
@@ -123,7 +132,10 @@ mod tests {
         let f = fields([], hop("203.0.113.7", true, "app.example.com"));
         assert_eq!(f.x_forwarded_for.as_deref(), Some("203.0.113.7"));
         assert_eq!(f.forwarded, "for=203.0.113.7;host=app.example.com;proto=https");
-        assert_eq!((f.proto, f.host.as_deref(), f.port), ("https", Some("app.example.com"), 443));
+        assert_eq!(
+            (f.proto, f.host.as_deref(), f.port),
+            ("https", Some("app.example.com"), 443)
+        );
         let f = fields([], hop("203.0.113.7", false, "app.example.com:8080"));
         assert_eq!(f.forwarded, "for=203.0.113.7;host=\"app.example.com:8080\";proto=http");
         assert_eq!((f.proto, f.port), ("http", 8080));
@@ -135,7 +147,10 @@ mod tests {
             ["198.51.100.1, 2001:db8::1", "10.0.0.2"],
             hop("10.0.0.3", true, "[2001:db8::5]:8443"),
         );
-        assert_eq!(f.x_forwarded_for.as_deref(), Some("198.51.100.1, 2001:db8::1, 10.0.0.2, 10.0.0.3"));
+        assert_eq!(
+            f.x_forwarded_for.as_deref(),
+            Some("198.51.100.1, 2001:db8::1, 10.0.0.2, 10.0.0.3")
+        );
         assert_eq!(
             f.forwarded,
             "for=198.51.100.1, for=\"[2001:db8::1]\", for=10.0.0.2, for=10.0.0.3;host=\"[2001:db8::5]:8443\";proto=https"
@@ -160,7 +175,14 @@ mod tests {
 
     #[test]
     fn without_a_peer_the_own_element_says_unknown() {
-        let f = fields([], Hop { peer: None, https: false, authority: "" });
+        let f = fields(
+            [],
+            Hop {
+                peer: None,
+                https: false,
+                authority: "",
+            },
+        );
         assert_eq!(f.x_forwarded_for, None);
         assert_eq!(f.forwarded, "for=unknown;proto=http");
         assert_eq!((f.host, f.port), (None, 80));

@@ -89,7 +89,10 @@ async fn server_sent_events_reach_the_viewer_as_the_app_sends_them() {
         assert_eq!(resp.status(), 200, "{name}");
         assert_eq!(resp.version(), expected_version(name), "{name}");
         assert_eq!(resp.headers()["content-type"], "text/event-stream", "{name}");
-        assert!(resp.headers().get("content-encoding").is_none(), "{name}: an event stream is not compressed");
+        assert!(
+            resp.headers().get("content-encoding").is_none(),
+            "{name}: an event stream is not compressed"
+        );
         let mut got = String::new();
         for i in 0..3 {
             let event = format!("id: {i}\ndata: tick {i}\n\n");
@@ -99,7 +102,10 @@ async fn server_sent_events_reach_the_viewer_as_the_app_sends_them() {
         drop(events);
         let rest = resp.bytes().await.unwrap();
         assert!(rest.is_empty(), "{name}: the stream ends with the app's: {rest:?}");
-        assert_eq!(got, "id: 0\ndata: tick 0\n\nid: 1\ndata: tick 1\n\nid: 2\ndata: tick 2\n\n");
+        assert_eq!(
+            got,
+            "id: 0\ndata: tick 0\n\nid: 1\ndata: tick 1\n\nid: 2\ndata: tick 2\n\n"
+        );
     }
 }
 
@@ -139,14 +145,20 @@ async fn one_http2_stream_does_not_stall_the_others() {
     let hf = Homefront::start(&config(app.port, ""));
     let (reply, events) = Reply::new(200).header("content-type", "text/event-stream").stream();
     app.route("/events", reply);
-    app.route("/big", Reply::ok(vec![b'b'; 4 << 20]).header("content-type", "application/octet-stream"));
+    app.route(
+        "/big",
+        Reply::ok(vec![b'b'; 4 << 20]).header("content-type", "application/octet-stream"),
+    );
     app.route("/small", Reply::ok("small"));
     let mut conn = h2_connection(hf.ports.https).await;
 
     // An event stream the app keeps open, and a 4 MiB download the viewer does not read:
     // it fills its stream's flow-control window and stops there.
     let (events_resp, _) = conn.send_request(h2_get("/events"), true).unwrap();
-    let events_resp = tokio::time::timeout(EVENT_DEADLINE, events_resp).await.unwrap().unwrap();
+    let events_resp = tokio::time::timeout(EVENT_DEADLINE, events_resp)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(events_resp.status(), 200);
     let (big_resp, _) = conn.send_request(h2_get("/big"), true).unwrap();
     let big_resp = tokio::time::timeout(EVENT_DEADLINE, big_resp).await.unwrap().unwrap();
@@ -162,7 +174,10 @@ async fn one_http2_stream_does_not_stall_the_others() {
         assert_eq!(resp.status(), 200);
         let mut body = resp.into_body();
         let mut got = Vec::new();
-        while let Some(piece) = tokio::time::timeout(EVENT_DEADLINE, body.data()).await.expect("its body arrives") {
+        while let Some(piece) = tokio::time::timeout(EVENT_DEADLINE, body.data())
+            .await
+            .expect("its body arrives")
+        {
             let piece = piece.unwrap();
             let _ = body.flow_control().release_capacity(piece.len());
             got.extend_from_slice(&piece);
@@ -173,7 +188,11 @@ async fn one_http2_stream_does_not_stall_the_others() {
     // The event stream still delivers, and the download resumes when read.
     events.send(b"data: still here\n\n".to_vec()).unwrap();
     let mut stream = events_resp.into_body();
-    let piece = tokio::time::timeout(EVENT_DEADLINE, stream.data()).await.unwrap().unwrap().unwrap();
+    let piece = tokio::time::timeout(EVENT_DEADLINE, stream.data())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(&piece[..], b"data: still here\n\n");
     let mut big = big_resp.into_body();
     let mut n = 0;
@@ -267,4 +286,102 @@ async fn the_app_learns_the_viewers_request_from_consistent_forwarded_fields() {
         assert_eq!(h["x-forwarded-proto"], proto, "{name}");
         assert_eq!(h["x-forwarded-port"], port.to_string().as_str(), "{name}");
     }
+}
+
+/// A PROXY protocol v2 header for a TCP/IPv4 connection from `client`.
+fn proxy_v2(client: std::net::SocketAddrV4) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.extend_from_slice(&[0x21, 0x11, 0, 12]);
+    h.extend_from_slice(&client.ip().octets());
+    h.extend_from_slice(&[127, 0, 0, 1]);
+    h.extend_from_slice(&client.port().to_be_bytes());
+    h.extend_from_slice(&443u16.to_be_bytes());
+    h
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_in_front_names_the_viewer_with_the_proxy_protocol() {
+    use std::io::{Read, Write};
+    let app = TestOrigin::start().await;
+    app.route("/echo", Reply::echo());
+    let hf = Homefront::start(&format!(
+        r#"
+listen: {{ http: "127.0.0.1:{{http}}", https: "127.0.0.1:{{https}}", proxy_protocol: [http, https] }}
+trusted_proxies: [127.0.0.1/32]
+metrics: {{ listen: "127.0.0.1:{{metrics}}" }}
+origins:
+  app: {{ http: "127.0.0.1:{}" }}
+distributions:
+  - name: apps
+    domains: ["*"]
+    access_log: json
+    behaviors:
+      - {{ path_pattern: "*", origin: app, cache: {{ max_ttl: 0, default_ttl: 0 }} }}
+"#,
+        app.port
+    ));
+    let request = "GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n";
+    let echo_of = |raw: &[u8]| -> serde_json::Value {
+        let text = String::from_utf8_lossy(raw).into_owned();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap()
+    };
+
+    // Version 1 on the plain listener.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", hf.ports.http)).unwrap();
+    s.set_read_timeout(Some(EVENT_DEADLINE)).unwrap();
+    s.write_all(format!("PROXY TCP4 203.0.113.9 127.0.0.1 40001 80\r\n{request}").as_bytes())
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let echo = echo_of(&raw);
+    assert_eq!(echo["headers"]["x-forwarded-for"], "203.0.113.9");
+    assert!(echo["headers"]["forwarded"]
+        .as_str()
+        .unwrap()
+        .starts_with("for=203.0.113.9;"));
+
+    // Version 2 before the TLS handshake on the HTTPS listener.
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", hf.ports.https)).unwrap();
+    tcp.set_read_timeout(Some(EVENT_DEADLINE)).unwrap();
+    tcp.write_all(&proxy_v2("198.51.100.23:40002".parse().unwrap()))
+        .unwrap();
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let mut tls = b.build().connect("app.test", tcp).unwrap();
+    tls.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let echo = echo_of(&raw);
+    assert_eq!(echo["headers"]["x-forwarded-for"], "198.51.100.23");
+    assert_eq!(echo["headers"]["x-forwarded-proto"], "https");
+
+    // The access log names the viewers, not the proxy.
+    let lines = log_lines(&hf.dir.path().join("data/logs/distributions/apps"), 2).await;
+    assert!(lines.iter().any(|l| l.contains("203.0.113.9")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("198.51.100.23")), "{lines:?}");
+
+    // A connection without the header is dropped, unanswered, on both listeners (and
+    // counted; the harness's own readiness probes were such connections too).
+    let refused = |m: &str| -> u64 {
+        let line = m
+            .lines()
+            .find(|l| l.starts_with(r#"homefront_edge_limited_total{reason="proxy_protocol"}"#));
+        line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0)
+    };
+    let before = refused(&hf.metrics());
+    let mut s =
+        std::net::TcpStream::connect(("127.0.0.1", hf.ports.http)).unwrap_or_else(|e| panic!("{e}: {}", hf.stderr()));
+    s.set_read_timeout(Some(EVENT_DEADLINE)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    assert!(raw.is_empty(), "{}", String::from_utf8_lossy(&raw));
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", hf.ports.https)).unwrap();
+    tcp.set_read_timeout(Some(EVENT_DEADLINE)).unwrap();
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    assert!(b.build().connect("app.test", tcp).is_err(), "the handshake must fail");
+    let m = hf.metrics_when(|m| refused(m) == before + 2).await;
+    assert_eq!(refused(&m), before + 2, "{m}");
 }

@@ -471,7 +471,16 @@ async fn curl_over_http2_reads_the_403_of_a_get_with_a_body() {
         let body = "x".repeat(size);
         for _ in 0..3 {
             let out = std::process::Command::new("curl")
-                .args(["-sk", "--http2", "--resolve", &resolve, "-X", method, "--data-binary", &body])
+                .args([
+                    "-sk",
+                    "--http2",
+                    "--resolve",
+                    &resolve,
+                    "-X",
+                    method,
+                    "--data-binary",
+                    &body,
+                ])
                 .args(["-o", "/dev/null", "-w", "%{http_code} %{http_version}", url])
                 .output()
                 .expect("curl runs");

@@ -199,6 +199,7 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
         None => Listen {
             http: Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
             https: Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
+            proxy_protocol: ProxyProtocolOn::default(),
         },
         Some(l) => Listen {
             http: l
@@ -209,6 +210,7 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
                 .https
                 .as_deref()
                 .and_then(|t| socket_addr(errors, &[k("listen"), k("https")], t)),
+            proxy_protocol: compile_proxy_protocol(l, raw, errors),
         },
     };
     let metrics_listen = raw
@@ -304,6 +306,27 @@ fn check_domain(d: &str, catch_all: bool) -> Result<(), String> {
 }
 
 /// What the tests of every part share: a minimal config, loading text into its errors.
+/// `listen.proxy_protocol`: named listeners that exist, and proxies to believe.
+fn compile_proxy_protocol(l: &RawListen, raw: &RawConfig, errors: &mut Errors<'_>) -> ProxyProtocolOn {
+    let mut on = ProxyProtocolOn::default();
+    for (i, name) in l.proxy_protocol.iter().enumerate() {
+        let at = [k("listen"), k("proxy_protocol"), Seg::Index(i)];
+        match name.as_str() {
+            "http" if l.http.is_some() => on.http = true,
+            "https" if l.https.is_some() => on.https = true,
+            "http" | "https" => errors.at(&at, format!("there is no `listen.{name}` listener")),
+            other => errors.at(&at, format!("'{other}' is not a listener (http or https)")),
+        }
+    }
+    if (on.http || on.https) && raw.trusted_proxies.is_empty() {
+        errors.at(
+            &[k("listen"), k("proxy_protocol")],
+            "name the proxies that send the PROXY protocol header in `trusted_proxies`",
+        );
+    }
+    on
+}
+
 #[cfg(test)]
 mod test_support {
     use std::path::Path;
@@ -333,7 +356,7 @@ mod test_support {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{errs, MINIMAL};
+    use super::test_support::{assert_has, errs, MINIMAL};
     use super::*;
     use crate::config::load_str;
 
@@ -392,6 +415,29 @@ mod tests {
             e[0].contains("distributions[0].domains: expected a list, found a single value"),
             "{e:#?}"
         );
+    }
+
+    #[test]
+    fn proxy_protocol_names_listeners_and_needs_trusted_proxies() {
+        let listen = "listen: { http: \"127.0.0.1:8080\", https: \"127.0.0.1:8443\", proxy_protocol: [https] }\n";
+        let with = format!("{listen}trusted_proxies: [10.0.0.1]\n{MINIMAL}");
+        let c = load_str("t", &with, Path::new("/")).unwrap().config;
+        assert_eq!(
+            c.listen.proxy_protocol,
+            ProxyProtocolOn {
+                http: false,
+                https: true
+            }
+        );
+        assert_has(
+            &errs(&format!("{listen}{MINIMAL}")),
+            "listen.proxy_protocol: name the proxies",
+        );
+        let e = errs(&format!(
+            "listen: {{ https: \"127.0.0.1:8443\", proxy_protocol: [http, h3] }}\ntrusted_proxies: [10.0.0.1]\n{MINIMAL}"
+        ));
+        assert_has(&e, "listen.proxy_protocol[0]: there is no `listen.http` listener");
+        assert_has(&e, "listen.proxy_protocol[1]: 'h3' is not a listener");
     }
 
     #[test]

@@ -247,7 +247,12 @@ pub(super) fn compile_timeouts(o: &RawOrigin, at: &[Seg], errors: &mut Errors<'_
     } else {
         RESPONSE_TIMEOUT_MAX
     };
-    let response = ranged("response_timeout", o.response_timeout.as_ref(), d.response, response_max);
+    let response = ranged(
+        "response_timeout",
+        o.response_timeout.as_ref(),
+        d.response,
+        response_max,
+    );
     let attempts = o.connection_attempts.unwrap_or(d.attempts);
     if !(1..=3).contains(&attempts) {
         errors.at(&p(at, &[k("connection_attempts")]), "must be 1, 2 or 3");
@@ -582,13 +587,22 @@ mod tests {
         assert_has(&e, "origins.app.connect_timeout: must be between 1s and 10s");
         assert_has(&e, "origins.app.connection_attempts");
         // An app may take minutes; a bucket is held to CloudFront's minute.
-        let long = MINIMAL.replace("http: \"127.0.0.1:3000\"", "http: \"127.0.0.1:3000\", response_timeout: 1h");
+        let long = MINIMAL.replace(
+            "http: \"127.0.0.1:3000\"",
+            "http: \"127.0.0.1:3000\", response_timeout: 1h",
+        );
         let c = load_str("t", &long, Path::new("/")).unwrap().config;
         let o = c.origins.iter().find(|o| o.name == "app").unwrap();
         assert_eq!(o.timeouts.response, Duration::from_secs(3600));
-        let e = errs(&MINIMAL.replace("http: \"127.0.0.1:3000\"", "http: \"127.0.0.1:3000\", response_timeout: 25h"));
+        let e = errs(&MINIMAL.replace(
+            "http: \"127.0.0.1:3000\"",
+            "http: \"127.0.0.1:3000\", response_timeout: 25h",
+        ));
         assert_has(&e, "origins.app.response_timeout: must be between 1s and 86400s");
-        let e = errs(&MINIMAL.replace("app: { http: \"127.0.0.1:3000\" }", "app: { http: \"127.0.0.1:3000\" }\n  b: { bucket: b, response_timeout: 2m }"));
+        let e = errs(&MINIMAL.replace(
+            "app: { http: \"127.0.0.1:3000\" }",
+            "app: { http: \"127.0.0.1:3000\" }\n  b: { bucket: b, response_timeout: 2m }",
+        ));
         assert_has(&e, "origins.b.response_timeout: must be between 1s and 60s");
         let group = MINIMAL.replace(
             "origins:\n",
