@@ -29,6 +29,10 @@ case "${1:-}" in
     fi
     # Tests drive curl where it is the client that found a bug (HTTP/2 framing).
     command -v curl >/dev/null || apt_install curl
+    # The front-proxy test runs a real Jupyter Server (and a Python kernel) behind the edge.
+    if ! python3 -c "import jupyter_server, ipykernel" 2>/dev/null; then
+      python3 -m pip install --quiet jupyter-server ipykernel
+    fi
     # The ACME test gets certificates from Pebble, the ACME test CA.
     if ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null; then
       apt_install pebble

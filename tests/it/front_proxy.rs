@@ -385,3 +385,150 @@ distributions:
     let m = hf.metrics_when(|m| refused(m) == before + 2).await;
     assert_eq!(refused(&m), before + 2, "{m}");
 }
+
+/// A real Jupyter Server (from PyPI) on a loopback port, with its state in `dir`; stopped
+/// with SIGTERM (which also stops its kernels) when dropped.
+struct Jupyter {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Jupyter {
+    fn start(dir: &std::path::Path, token: &str) -> Jupyter {
+        let port = free_port();
+        for d in ["root", "config", "data", "runtime", "ipython"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let log = std::fs::File::create(dir.join("jupyter.log")).unwrap();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "jupyter_server", "--no-browser", "--allow-root"])
+            .arg(format!("--IdentityProvider.token={token}"))
+            .args(["--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0"])
+            .arg(format!("--ServerApp.port={port}"))
+            .arg(format!("--ServerApp.root_dir={}", dir.join("root").display()))
+            // Behind a proxy: any Host the viewer used, and X-Forwarded-Proto believed.
+            .args(["--ServerApp.allow_remote_access=True", "--ServerApp.trust_xheaders=True"])
+            .current_dir(dir)
+            .env("HOME", dir)
+            .env("JUPYTER_CONFIG_DIR", dir.join("config"))
+            .env("JUPYTER_DATA_DIR", dir.join("data"))
+            .env("JUPYTER_RUNTIME_DIR", dir.join("runtime"))
+            .env("IPYTHONDIR", dir.join("ipython"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("python3 -m jupyter_server starts (./dev.sh test installs jupyter-server)");
+        let mut j = Jupyter { child, port };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let raw = std::net::TcpStream::connect(("127.0.0.1", port))
+                .map(|_| raw_http(port, "GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+                .unwrap_or_default();
+            if raw.starts_with("HTTP/1.1 200") {
+                return j;
+            }
+            let exited = j.child.try_wait().unwrap();
+            if exited.is_some() || std::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(dir.join("jupyter.log")).unwrap_or_default();
+                panic!("Jupyter Server did not come up ({exited:?}): {log}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Jupyter {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jupyter_server_works_behind_the_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "a1b2c3d4e5f6";
+    let jupyter = Jupyter::start(dir.path(), token);
+    let hf = Homefront::start(&config(jupyter.port, ""));
+    // Its REST API with the token, a browser login with the XSRF cookie, a kernel started,
+    // code run over the kernel's WebSocket, the result read: over HTTP and over HTTPS.
+    for (base, extra) in [
+        (format!("http://127.0.0.1:{}", hf.ports.http), None),
+        (format!("https://127.0.0.1:{}", hf.ports.https), Some("--insecure")),
+    ] {
+        let out = std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/jupyter_client.py"))
+            .args([&base, token])
+            .args(extra)
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("jupyter ok"),
+            "{base}: {stdout}{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.path().join("jupyter.log")).unwrap_or_default()
+        );
+    }
+    drop(jupyter);
+}
+
+/// Resident memory of process `pid`: (now, peak), in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_chunked_upload_streams_through_in_bounded_memory() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An app that reads the upload as it comes and answers with the number of bytes it read.
+    let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_port = app.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = app.accept().await.unwrap();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        let mut tail = Vec::new();
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the upload ended early");
+            total += n as u64;
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > 16 {
+                tail.drain(..tail.len() - 16);
+            }
+            if tail.ends_with(b"\r\n0\r\n\r\n") {
+                break;
+            }
+        }
+        let body = total.to_string();
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+        s.write_all(format!("{head}{body}").as_bytes()).await.unwrap();
+    });
+    let hf = Homefront::start(&config(app_port, ""));
+    let pid = hf.child.id();
+    let (before, _) = rss_kib(pid);
+
+    const PIECE: usize = 1 << 20;
+    const PIECES: usize = 200;
+    let pieces = futures::stream::iter((0..PIECES).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'u'; PIECE]))));
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/upload", hf.ports.http))
+        .body(reqwest::Body::wrap_stream(pieces))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let read: u64 = resp.text().await.unwrap().parse().unwrap();
+    assert!(read > (PIECE * PIECES) as u64, "the app read the whole upload (with its framing): {read}");
+    let (_, peak) = rss_kib(pid);
+    let grew = peak.saturating_sub(before);
+    assert!(grew < 40 * 1024, "resident memory grew by {grew} KiB for a 200 MiB upload");
+}
