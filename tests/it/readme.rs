@@ -59,3 +59,36 @@ fn the_reference_is_a_valid_config() {
         "ci-secret"
     );
 }
+
+/// The first yaml block of the README section `heading`.
+fn yaml_block_of(heading: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split(heading).nth(1).unwrap_or_else(|| panic!("README has {heading}"));
+    let start = section.find("```yaml\n").expect("the section has a yaml block") + "```yaml\n".len();
+    let end = section[start..].find("```").unwrap() + start;
+    section[start..end].to_string()
+}
+
+#[test]
+fn the_home_server_example_is_a_valid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    std::fs::write(dir.path().join("keys/family.pub.pem"), rsa.public_key_to_pem().unwrap()).unwrap();
+    let path = dir.path().join("homefront.yaml");
+    std::fs::write(&path, yaml_block_of("## homefront in front of your apps")).unwrap();
+    let loaded = homefront::config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let c = &loaded.config;
+    let names: Vec<&str> = c.distributions.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["site", "cloud", "home", "notebook"]);
+    let acme = c.tls.acme.as_ref().expect("certificates from ACME");
+    assert_eq!(acme.domains.len(), 4);
+    // The apps are not cached; the notebook needs signed cookies; the site is a bucket.
+    for d in &c.distributions[1..] {
+        assert!(d.behaviors[0].cache.max_ttl.is_zero(), "{}", d.name);
+    }
+    assert!(c.distributions[3].behaviors[0].trusted_keys.is_some());
+    assert!(c.distributions[0].behaviors[0].trusted_keys.is_none());
+    let assistant = c.origins.iter().find(|o| o.name == "assistant").unwrap();
+    assert_eq!(assistant.timeouts.response, std::time::Duration::from_secs(3600));
+}
