@@ -407,7 +407,10 @@ impl Jupyter {
             .arg(format!("--ServerApp.port={port}"))
             .arg(format!("--ServerApp.root_dir={}", dir.join("root").display()))
             // Behind a proxy: any Host the viewer used, and X-Forwarded-Proto believed.
-            .args(["--ServerApp.allow_remote_access=True", "--ServerApp.trust_xheaders=True"])
+            .args([
+                "--ServerApp.allow_remote_access=True",
+                "--ServerApp.trust_xheaders=True",
+            ])
             .current_dir(dir)
             .env("HOME", dir)
             .env("JUPYTER_CONFIG_DIR", dir.join("config"))
@@ -422,7 +425,12 @@ impl Jupyter {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let raw = std::net::TcpStream::connect(("127.0.0.1", port))
-                .map(|_| raw_http(port, "GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+                .map(|_| {
+                    raw_http(
+                        port,
+                        "GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                    )
+                })
                 .unwrap_or_default();
             if raw.starts_with("HTTP/1.1 200") {
                 return j;
@@ -439,7 +447,9 @@ impl Jupyter {
 
 impl Drop for Jupyter {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -509,7 +519,10 @@ async fn a_large_chunked_upload_streams_through_in_bounded_memory() {
             }
         }
         let body = total.to_string();
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
         s.write_all(format!("{head}{body}").as_bytes()).await.unwrap();
     });
     let hf = Homefront::start(&config(app_port, ""));
@@ -518,7 +531,8 @@ async fn a_large_chunked_upload_streams_through_in_bounded_memory() {
 
     const PIECE: usize = 1 << 20;
     const PIECES: usize = 200;
-    let pieces = futures::stream::iter((0..PIECES).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'u'; PIECE]))));
+    let pieces =
+        futures::stream::iter((0..PIECES).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'u'; PIECE]))));
     let resp = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{}/upload", hf.ports.http))
         .body(reqwest::Body::wrap_stream(pieces))
@@ -527,8 +541,14 @@ async fn a_large_chunked_upload_streams_through_in_bounded_memory() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let read: u64 = resp.text().await.unwrap().parse().unwrap();
-    assert!(read > (PIECE * PIECES) as u64, "the app read the whole upload (with its framing): {read}");
+    assert!(
+        read > (PIECE * PIECES) as u64,
+        "the app read the whole upload (with its framing): {read}"
+    );
     let (_, peak) = rss_kib(pid);
     let grew = peak.saturating_sub(before);
-    assert!(grew < 40 * 1024, "resident memory grew by {grew} KiB for a 200 MiB upload");
+    assert!(
+        grew < 40 * 1024,
+        "resident memory grew by {grew} KiB for a 200 MiB upload"
+    );
 }

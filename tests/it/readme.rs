@@ -63,7 +63,10 @@ fn the_reference_is_a_valid_config() {
 /// The first yaml block of the README section `heading`.
 fn yaml_block_of(heading: &str) -> String {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let section = readme.split(heading).nth(1).unwrap_or_else(|| panic!("README has {heading}"));
+    let section = readme
+        .split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("README has {heading}"));
     let start = section.find("```yaml\n").expect("the section has a yaml block") + "```yaml\n".len();
     let end = section[start..].find("```").unwrap() + start;
     section[start..end].to_string()
