@@ -10,8 +10,8 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 
 use super::ctx::Ctx;
-use crate::config::model::{OriginKind, Signing};
-use crate::policy::cache_policy;
+use crate::config::model::{Origin, OriginKind, Signing};
+use crate::policy::{cache_policy, forwarded};
 
 /// `Via` value the edge adds to origin requests and viewer responses.
 pub(crate) const VIA: &str = "1.1 homefront";
@@ -33,6 +33,9 @@ pub(crate) fn origin_response(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Resul
                 ctx.request_id
             );
         }
+    }
+    if let Some(origin) = &ctx.origin {
+        unleak_location(resp, origin)?;
     }
     if !ctx.behavior().is_some_and(|b| b.compress) {
         return Ok(());
@@ -140,6 +143,36 @@ pub(crate) fn decorate(resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
         HeaderValue::try_from(ctx.request_id.as_str()).map_err(|e| Error::because(InternalError, "request id", e))?,
     )?;
     Ok(())
+}
+
+/// An app's `Location` or `Content-Location` naming the app's own address becomes a path
+/// on the host the viewer used (`policy::forwarded::internal_redirect`).
+fn unleak_location(resp: &mut ResponseHeader, origin: &Origin) -> Result<()> {
+    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+        let Some(location) = resp.headers.get(&name).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        if let Some(path) = forwarded::internal_redirect(location, &internal_authorities(origin)) {
+            resp.insert_header(name, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The addresses an `http` origin (or a group's members) may name itself by.
+fn internal_authorities(origin: &Origin) -> Vec<String> {
+    match &origin.kind {
+        OriginKind::Http { upstreams, .. } => upstreams
+            .iter()
+            .flat_map(|u| forwarded::internal_authorities(u.address, &u.sni))
+            .collect(),
+        OriginKind::Group { primary, secondary, .. } => {
+            let mut all = internal_authorities(primary);
+            all.extend(internal_authorities(secondary));
+            all
+        }
+        OriginKind::Bucket { .. } | OriginKind::S3 { .. } => Vec::new(),
+    }
 }
 
 /// The last changes to a response for the viewer, from the cache or the origin: the

@@ -319,7 +319,10 @@ pub(crate) fn origin_peer(
     };
     peer.options.connection_timeout = Some(origin.timeouts.connect);
     peer.options.total_connection_timeout = Some(origin.timeouts.connect);
+    // Each wait for the origin: its answer's first byte and each later read, and each
+    // write of the request body (as the pass path).
     peer.options.read_timeout = Some(origin.timeouts.response);
+    peer.options.write_timeout = Some(origin.timeouts.response);
     Ok((Box::new(peer), upstream))
 }
 

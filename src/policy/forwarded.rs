@@ -16,6 +16,10 @@
 //!
 //! As for any proxy chain, an app should believe only the entries its own proxies added:
 //! the last one (the edge's peer) here, or more with trusted proxies in front.
+//!
+//! The other way, an app's `Location` that names the app's own address (as it listens,
+//! e.g. `http://127.0.0.1:8081/login`) is not passed on as it is: it becomes a path on
+//! whatever host the viewer used ([`internal_redirect`], nginx's `proxy_redirect default`).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -115,6 +119,59 @@ fn port_of(authority: &str) -> Option<u16> {
     port.parse().ok()
 }
 
+/// The `host:port` forms under which an app listening at `address` may name itself
+/// (`server_name`: the host name it was configured by, if any): what [`internal_redirect`]
+/// looks for.
+pub fn internal_authorities(address: SocketAddr, server_name: &str) -> Vec<String> {
+    let port = address.port();
+    let mut names = vec![address.to_string()];
+    if !server_name.is_empty() && server_name.parse::<IpAddr>().is_err() {
+        names.push(format!("{}:{port}", server_name.to_ascii_lowercase()));
+    }
+    if address.ip().is_loopback() {
+        names.push(format!("localhost:{port}"));
+    }
+    names
+}
+
+/// A `Location` (or `Content-Location`) an app sent that names one of `internal` (its own
+/// `host:port` forms) as an absolute-path reference, which the viewer resolves against the
+/// host it used: `http://127.0.0.1:8081/login?next=%2F` becomes `/login?next=%2F`. `None`:
+/// anything else (another site, a relative reference, userinfo) stays as it is.
+pub fn internal_redirect(location: &str, internal: &[String]) -> Option<String> {
+    let lower = location.get(..8).unwrap_or(location).to_ascii_lowercase();
+    let (rest, default_port) = if lower.starts_with("https://") {
+        (&location[8..], 443)
+    } else if lower.starts_with("http://") {
+        (&location[7..], 80)
+    } else {
+        return None;
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let authority = authority.to_ascii_lowercase();
+    let has_port = match authority.rfind(':') {
+        Some(i) => !authority[..i].starts_with('[') || authority[..i].ends_with(']'),
+        None => false,
+    };
+    let with_port = if has_port {
+        authority
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    if !internal.contains(&with_port) {
+        return None;
+    }
+    Some(if tail.starts_with('/') {
+        tail.to_string()
+    } else {
+        format!("/{tail}")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +228,34 @@ mod tests {
         );
         // X-Forwarded-For keeps the entries as they came, as every proxy does.
         assert!(f.x_forwarded_for.unwrap().ends_with(", 192.0.2.9"));
+    }
+
+    #[test]
+    fn an_apps_own_address_in_a_redirect_becomes_a_path() {
+        let internal = internal_authorities("127.0.0.1:8081".parse().unwrap(), "App.Internal");
+        assert_eq!(internal, ["127.0.0.1:8081", "app.internal:8081", "localhost:8081"]);
+        let r = |l: &str| internal_redirect(l, &internal);
+        assert_eq!(
+            r("http://127.0.0.1:8081/login?next=%2F").as_deref(),
+            Some("/login?next=%2F")
+        );
+        assert_eq!(r("HTTP://LOCALHOST:8081").as_deref(), Some("/"));
+        assert_eq!(r("https://app.internal:8081?x=1").as_deref(), Some("/?x=1"));
+        for kept in [
+            "https://example.com/login",
+            "http://127.0.0.1:8082/",
+            "http://127.0.0.1/",
+            "/relative",
+            "//127.0.0.1:8081/",
+            "http://user@127.0.0.1:8081/",
+            "ftp://127.0.0.1:8081/",
+        ] {
+            assert_eq!(r(kept), None, "{kept}");
+        }
+        let v6 = internal_authorities("[::1]:80".parse().unwrap(), "");
+        assert_eq!(internal_redirect("http://[::1]/x", &v6).as_deref(), Some("/x"));
+        assert_eq!(internal_redirect("http://[::1]:80/x", &v6).as_deref(), Some("/x"));
+        assert_eq!(internal_redirect("https://[::1]/x", &v6), None);
     }
 
     #[test]

@@ -552,3 +552,35 @@ async fn a_large_chunked_upload_streams_through_in_bounded_memory() {
         "resident memory grew by {grew} KiB for a 200 MiB upload"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apps_redirect_to_its_own_address_stays_on_the_viewers_host() {
+    let app = TestOrigin::start().await;
+    let own = format!("http://127.0.0.1:{}/login?next=%2Fhome", app.port);
+    app.route("/home", Reply::with(302, &[("location", &own)], ""));
+    let local = format!("http://localhost:{}/", app.port);
+    app.route("/local", Reply::with(303, &[("location", &local)], ""));
+    app.route(
+        "/away",
+        Reply::with(302, &[("location", "https://accounts.example.com/authorize?x=1")], ""),
+    );
+    let hf = Homefront::start(&config(app.port, ""));
+    for (name, client, base) in transports(&hf) {
+        let location = |path: &'static str| {
+            let client = client.clone();
+            let url = format!("{base}{path}");
+            async move {
+                let resp = client.get(url).send().await.unwrap();
+                assert!(resp.status().is_redirection());
+                resp.headers()["location"].to_str().unwrap().to_string()
+            }
+        };
+        assert_eq!(location("/home").await, "/login?next=%2Fhome", "{name}");
+        assert_eq!(location("/local").await, "/", "{name}");
+        assert_eq!(
+            location("/away").await,
+            "https://accounts.example.com/authorize?x=1",
+            "{name}: another site's address stays"
+        );
+    }
+}
