@@ -113,12 +113,20 @@ async fn server_sent_events_reach_the_viewer_as_the_app_sends_them() {
 /// windows as a browser's: larger for the connection (16 MiB) than for a stream (1 MiB), so
 /// that one stream the viewer does not read cannot use up the connection's.
 async fn h2_connection(port: u16) -> h2::client::SendRequest<bytes::Bytes> {
+    h2_connection_after(port, &[]).await
+}
+
+/// [`h2_connection`], with `preface` sent on the TCP connection before the TLS handshake
+/// (a PROXY protocol header).
+async fn h2_connection_after(port: u16, preface: &[u8]) -> h2::client::SendRequest<bytes::Bytes> {
     use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    use tokio::io::AsyncWriteExt;
     let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
     b.set_verify(SslVerifyMode::NONE);
     b.set_alpn_protos(b"\x02h2").unwrap();
     let ssl = b.build().configure().unwrap().into_ssl("app.test").unwrap();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tcp.write_all(preface).await.unwrap();
     let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
     std::pin::Pin::new(&mut tls).connect().await.unwrap();
     let (client, conn) = h2::client::Builder::new()
@@ -309,6 +317,8 @@ async fn a_proxy_in_front_names_the_viewer_with_the_proxy_protocol() {
 listen: {{ http: "127.0.0.1:{{http}}", https: "127.0.0.1:{{https}}", proxy_protocol: [http, https] }}
 trusted_proxies: [127.0.0.1/32]
 metrics: {{ listen: "127.0.0.1:{{metrics}}" }}
+key_groups:
+  trusted: [ {{ id: KTRUSTEDRSA0001, public_key: {keys}/trusted-rsa.pub.pem }} ]
 origins:
   app: {{ http: "127.0.0.1:{}" }}
 distributions:
@@ -316,9 +326,11 @@ distributions:
     domains: ["*"]
     access_log: json
     behaviors:
+      - {{ path_pattern: "/private/*", origin: app, trusted_key_groups: [trusted], cache: {{ max_ttl: 0, default_ttl: 0 }} }}
       - {{ path_pattern: "*", origin: app, cache: {{ max_ttl: 0, default_ttl: 0 }} }}
 "#,
-        app.port
+        app.port,
+        keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/keys"),
     ));
     let request = "GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n";
     let echo_of = |raw: &[u8]| -> serde_json::Value {
@@ -355,6 +367,45 @@ distributions:
     let echo = echo_of(&raw);
     assert_eq!(echo["headers"]["x-forwarded-for"], "198.51.100.23");
     assert_eq!(echo["headers"]["x-forwarded-proto"], "https");
+
+    // And over HTTP/2.
+    let mut h2 = h2_connection_after(hf.ports.https, &proxy_v2("192.0.2.77:40003".parse().unwrap())).await;
+    let (resp, _) = h2.send_request(h2_get("/echo"), true).unwrap();
+    let resp = tokio::time::timeout(EVENT_DEADLINE, resp).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut raw = Vec::new();
+    while let Some(piece) = body.data().await {
+        raw.extend_from_slice(&piece.unwrap());
+    }
+    let echo: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(echo["headers"]["x-forwarded-for"], "192.0.2.77");
+
+    // A signed URL's IP condition reads the client the header names.
+    app.route("/private/doc", Reply::ok("private"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_homefront"))
+        .args(["sign-url", "--key-pair-id", "KTRUSTEDRSA0001", "--private-key"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/keys/trusted-rsa.pem"
+        ))
+        .args(["--expires", "1h", "--ip", "192.0.2.0/24", "http://app.test/private/doc"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let signed = String::from_utf8(out.stdout).unwrap();
+    let target = signed.trim().trim_start_matches("http://app.test");
+    for (client, status) in [("192.0.2.10", "200"), ("198.51.100.1", "403")] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", hf.ports.http)).unwrap();
+        s.set_read_timeout(Some(EVENT_DEADLINE)).unwrap();
+        let get = format!("GET {target} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n");
+        s.write_all(format!("PROXY TCP4 {client} 127.0.0.1 40004 80\r\n{get}").as_bytes())
+            .unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let raw = String::from_utf8_lossy(&raw);
+        assert!(raw.starts_with(&format!("HTTP/1.1 {status}")), "{client}: {raw}");
+    }
 
     // The access log names the viewers, not the proxy.
     let lines = log_lines(&hf.dir.path().join("data/logs/distributions/apps"), 2).await;
