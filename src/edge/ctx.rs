@@ -99,6 +99,8 @@ pub struct Ctx {
     pub(crate) body_read: u64,
     /// The request's canonical host, path and query, once `decide` has computed them.
     pub(crate) canon: Option<canonical::Canonical>,
+    /// The fields of the origin's 304 to a revalidation, for the stored entry's update.
+    pub(crate) revalidated: Option<http::HeaderMap>,
 }
 
 impl Ctx {
@@ -147,6 +149,7 @@ impl Ctx {
             body_limit: u64::MAX,
             body_read: 0,
             canon: None,
+            revalidated: None,
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{header, Method};
+use http::{header, Method, StatusCode};
 use pingora::cache::key::HashBinary;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::{CacheKey, CacheMeta, CachePhase, NoCacheReason, RespCacheable};
@@ -201,7 +201,16 @@ impl ProxyHttp for Edge {
                 return Err(e);
             }
         }
-        origin_response(resp, ctx)
+        origin_response(resp, ctx)?;
+        if resp.status == StatusCode::NOT_MODIFIED
+            && session.cache.enabled()
+            && session.cache.maybe_cache_meta().is_some()
+        {
+            // A revalidation's 304: its fields update the stored entry
+            // (`response_cache_filter`).
+            ctx.revalidated = Some(resp.headers.clone());
+        }
+        Ok(())
     }
 
     fn upstream_response_body_filter(
@@ -244,6 +253,19 @@ impl ProxyHttp for Edge {
 
     fn response_cache_filter(&self, session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<RespCacheable> {
         let now = SystemTime::now();
+        // After a 304, the stored entry as the 304 updates it (pingora's merge updates only
+        // its validators and freshness fields), and its freshness read from that.
+        let updated = match ctx.revalidated.take() {
+            Some(fields) => {
+                let mut header = ResponseHeader::build(resp.status, Some(resp.headers.len()))?;
+                for (name, value) in &cache_policy::update_from_304(&resp.headers, &fields) {
+                    header.append_header(name.clone(), value.clone())?;
+                }
+                Some(header)
+            }
+            None => None,
+        };
+        let resp = updated.as_ref().unwrap_or(resp);
         let Some(ttl) = cache_ttl(ctx, &session.req_header().headers, resp, now) else {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
         };

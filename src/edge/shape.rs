@@ -11,7 +11,7 @@ use pingora::prelude::*;
 
 use super::ctx::Ctx;
 use crate::config::model::{Origin, OriginKind, Signing};
-use crate::policy::{cache_policy, forwarded};
+use crate::policy::{cache_policy, forwarded, hop_by_hop};
 
 /// `Via` value the edge adds to origin requests and viewer responses.
 pub(crate) const VIA: &str = "1.1 homefront";
@@ -36,6 +36,12 @@ pub(crate) fn origin_response(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Resul
     }
     if let Some(origin) = &ctx.origin {
         unleak_location(resp, origin)?;
+    }
+    if resp.status.as_u16() != 101 {
+        // Neither stored nor passed on (RFC 9110 §7.6.1).
+        for name in hop_by_hop::fields_to_drop(&resp.headers) {
+            resp.remove_header(&name);
+        }
     }
     if !ctx.behavior().is_some_and(|b| b.compress) {
         return Ok(());
@@ -188,6 +194,10 @@ pub(crate) fn viewer_headers(resp: &mut ResponseHeader, ctx: &Ctx, origin: Optio
                 }
             }
         }
+    }
+    // Targeted at the edge's cache (RFC 9213), kept with the stored copy, never sent on.
+    for name in cache_policy::TARGETED {
+        resp.remove_header(name);
     }
     if ctx.key.is_some() {
         // Tell browser caches too: without it, a copy cached for an <img> is reused for a

@@ -8,6 +8,7 @@ pub mod cache_policy;
 pub mod cors;
 pub mod forwarded;
 pub mod headers_policy;
+pub mod hop_by_hop;
 pub mod ip;
 pub mod path_pattern;
 pub mod percent;

@@ -22,6 +22,7 @@ mod examples;
 mod faults;
 mod front_proxy;
 mod http2;
+mod http_cache;
 mod limits;
 mod origin_cli;
 mod origin_request;

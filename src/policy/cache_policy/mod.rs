@@ -12,12 +12,14 @@ use http::HeaderName;
 
 pub mod invalidation;
 pub mod key;
+pub mod revalidation;
 pub mod ttl;
 pub mod vary;
 
 pub use invalidation::InvalidationPath;
 pub use key::{cache_key, headers_not_forwarded, CacheKeyParts, KeyInput};
-pub use ttl::{is_cacheable_error, ttl, Freshness, Ttl};
+pub use revalidation::update_from_304;
+pub use ttl::{http_date, is_cacheable_error, ttl, Freshness, Ttl, TARGETED};
 pub use vary::varies_by;
 
 /// A behavior's cache policy, compiled from `behaviors[].cache`.

@@ -1,0 +1,225 @@
+//! RFC 9111 and RFC 9213 where CloudFront's rules leave them open: a response's age on
+//! arrival, the three HTTP date formats of Expires, targeted cache-control fields, and
+//! hop-by-hop fields, through the edge cache to HTTP/1.1 and HTTP/2 viewers.
+
+use crate::common::*;
+
+fn config(app: u16) -> String {
+    format!(
+        r#"
+listen: {{ http: "127.0.0.1:{{http}}", https: "127.0.0.1:{{https}}" }}
+origins:
+  app: {{ http: "127.0.0.1:{app}" }}
+distributions:
+  - domains: ["*"]
+    behaviors:
+      # Nothing stored without the origin's word (default_ttl 0): what it says decides.
+      - {{ path_pattern: "*", origin: app, cache: {{ min_ttl: 0, default_ttl: 0, max_ttl: 1y }} }}
+"#
+    )
+}
+
+/// HTTP/1.1 (plain) and HTTP/2 (TLS): (name, client, base URL).
+fn viewers(hf: &Homefront) -> Vec<(&'static str, reqwest::Client, String)> {
+    let h1 = reqwest::Client::builder().http1_only().build().unwrap();
+    vec![
+        ("HTTP/1.1", h1, hf.http_base("127.0.0.1")),
+        ("HTTP/2", hf.client(&[]), hf.https_base("127.0.0.1")),
+    ]
+}
+
+/// GETs `url` twice: the second answer's X-Cache and headers.
+async fn twice(client: &reqwest::Client, url: &str) -> (String, reqwest::header::HeaderMap) {
+    for _ in 0..2 {
+        let resp = client.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{url}");
+        let x_cache = resp.headers()["x-cache"].to_str().unwrap().to_string();
+        let headers = resp.headers().clone();
+        resp.bytes().await.unwrap();
+        if x_cache.starts_with("Hit") {
+            return (x_cache, headers);
+        }
+    }
+    let resp = client.get(url).send().await.unwrap();
+    (
+        resp.headers()["x-cache"].to_str().unwrap().to_string(),
+        resp.headers().clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn freshness_counts_the_age_a_response_arrives_with() {
+    let app = TestOrigin::start().await;
+    app.route(
+        "/young",
+        Reply::with(200, &[("cache-control", "max-age=600"), ("age", "100")], "y"),
+    );
+    app.route(
+        "/spent",
+        Reply::with(200, &[("cache-control", "max-age=600"), ("age", "600")], "s"),
+    );
+    app.route(
+        "/bad-age",
+        Reply::with(200, &[("cache-control", "max-age=600"), ("age", "soon")], "b"),
+    );
+    let hf = Homefront::start(&config(app.port));
+    for (name, client, base) in viewers(&hf) {
+        let q = format!("?{}", name.len());
+        let (x, _) = twice(&client, &format!("{base}/young{q}")).await;
+        assert!(x.starts_with("Hit"), "{name}: 500 s of freshness left: {x}");
+        let (x, _) = twice(&client, &format!("{base}/bad-age{q}")).await;
+        assert!(x.starts_with("Hit"), "{name}: an invalid Age is ignored: {x}");
+        let (x, _) = twice(&client, &format!("{base}/spent{q}")).await;
+        assert!(!x.starts_with("Hit"), "{name}: arrived as old as its max-age: {x}");
+    }
+    assert_eq!(
+        app.count("/spent"),
+        6,
+        "every request for the spent answer reached the origin"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expires_is_read_in_every_http_date_format() {
+    let app = TestOrigin::start().await;
+    for (path, expires) in [
+        ("/imf", "Thu, 01 Jan 2037 00:00:00 GMT"),
+        ("/rfc850", "Thursday, 01-Jan-37 00:00:00 GMT"),
+        ("/asctime", "Thu Jan  1 00:00:00 2037"),
+        ("/case", "THU, 01 jan 2037 00:00:00 gmt"),
+        ("/invalid", "0"),
+    ] {
+        app.route(path, Reply::with(200, &[("expires", expires)], path));
+    }
+    let hf = Homefront::start(&config(app.port));
+    for (name, client, base) in viewers(&hf) {
+        for path in ["/imf", "/rfc850", "/asctime", "/case"] {
+            let (x, _) = twice(&client, &format!("{base}{path}?{}", name.len())).await;
+            assert!(x.starts_with("Hit"), "{name} {path}: {x}");
+        }
+        let (x, _) = twice(&client, &format!("{base}/invalid?{}", name.len())).await;
+        assert!(
+            !x.starts_with("Hit"),
+            "{name}: an invalid Expires is already expired: {x}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn targeted_cache_control_speaks_to_the_edge_alone() {
+    let app = TestOrigin::start().await;
+    // Browsers must not keep it; the edge may, for ten minutes.
+    app.route(
+        "/cdn",
+        Reply::with(
+            200,
+            &[("cache-control", "no-store"), ("cdn-cache-control", "max-age=600")],
+            "c",
+        ),
+    );
+    // This edge's own field wins over the one for any CDN.
+    app.route(
+        "/own",
+        Reply::with(
+            200,
+            &[
+                ("cache-control", "max-age=60"),
+                ("cdn-cache-control", "max-age=600"),
+                ("homefront-cache-control", "no-store"),
+            ],
+            "o",
+        ),
+    );
+    let hf = Homefront::start(&config(app.port));
+    for (name, client, base) in viewers(&hf) {
+        let (x, h) = twice(&client, &format!("{base}/cdn?{}", name.len())).await;
+        assert!(x.starts_with("Hit"), "{name}: {x}");
+        assert_eq!(h["cache-control"], "no-store", "{name}: the browser's word passes");
+        assert!(h.get("cdn-cache-control").is_none(), "{name}: never sent to viewers");
+        let (x, h) = twice(&client, &format!("{base}/own?{}", name.len())).await;
+        assert!(!x.starts_with("Hit"), "{name}: {x}");
+        assert!(h.get("homefront-cache-control").is_none() && h.get("cdn-cache-control").is_none());
+        assert_eq!(h["cache-control"], "max-age=60");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fields_named_in_connection_are_neither_stored_nor_passed_on() {
+    let app = TestOrigin::start().await;
+    app.route(
+        "/hop",
+        Reply::with(
+            200,
+            &[
+                ("cache-control", "max-age=600"),
+                ("connection", "x-upstream-session"),
+                ("x-upstream-session", "secret"),
+                ("keep-alive", "timeout=5"),
+                ("x-kept", "yes"),
+            ],
+            "h",
+        ),
+    );
+    let hf = Homefront::start(&config(app.port));
+    for (name, client, base) in viewers(&hf) {
+        let url = format!("{base}/hop?{}", name.len());
+        let first = client.get(&url).send().await.unwrap();
+        for (what, h) in [("miss", first.headers().clone()), ("hit", twice(&client, &url).await.1)] {
+            assert!(h.get("x-upstream-session").is_none(), "{name} {what}: {h:?}");
+            assert!(h.get("keep-alive").is_none(), "{name} {what}: {h:?}");
+            assert_eq!(h["x-kept"], "yes", "{name} {what}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_304_updates_the_stored_fields() {
+    let app = TestOrigin::start().await;
+    let hf = Homefront::start(&config(app.port));
+    for (name, client, base) in viewers(&hf) {
+        let path = format!("/rev-{}", name.len());
+        app.route(
+            &path,
+            Reply::with(
+                200,
+                &[
+                    ("cache-control", "max-age=1"),
+                    ("x-version", "1"),
+                    ("content-type", "text/plain"),
+                ],
+                "body",
+            )
+            .etag("\"v1\""),
+        );
+        let url = format!("{base}{path}");
+        let first = client.get(&url).send().await.unwrap();
+        assert_eq!(first.headers()["x-version"], "1");
+        first.bytes().await.unwrap();
+        // The same representation, now described differently; answered 304 to its ETag.
+        app.route(
+            &path,
+            Reply::with(
+                200,
+                &[
+                    ("cache-control", "max-age=600"),
+                    ("x-version", "2"),
+                    ("content-type", "text/markdown"),
+                ],
+                "body",
+            )
+            .etag("\"v1\""),
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        for expected in ["RefreshHit", "Hit"] {
+            let resp = client.get(&url).send().await.unwrap();
+            let h = resp.headers().clone();
+            assert_eq!(resp.text().await.unwrap(), "body", "{name}");
+            assert!(h["x-cache"].to_str().unwrap().starts_with(expected), "{name}: {h:?}");
+            assert_eq!(h["x-version"], "2", "{name} {expected}: the 304's fields are stored");
+            assert_eq!(h["content-type"], "text/markdown", "{name} {expected}");
+        }
+        let revalidation = app.last(&path).unwrap();
+        assert_eq!(revalidation.header("if-none-match"), Some("\"v1\""), "{name}");
+        assert_eq!(app.count(&path), 2, "{name}: one fill, one revalidation");
+    }
+}
