@@ -181,9 +181,27 @@ fn internal_authorities(origin: &Origin) -> Vec<String> {
     }
 }
 
+/// Whether a cached behavior's answer can depend on the viewer's `Origin`, so browsers must
+/// be told `Vary: Origin`: the behavior answers CORS itself (a response-headers policy) or
+/// sends the origin an `Origin`, or the origin is a bucket (its CORS rules can change through
+/// the S3 API at any time). An `http` origin whose answer depends on it says so in its own
+/// `Vary`, which is left as it is.
+fn answer_may_depend_on_origin(ctx: &Ctx) -> bool {
+    fn bucket(origin: &Origin) -> bool {
+        match &origin.kind {
+            OriginKind::Bucket { .. } | OriginKind::S3 { .. } => true,
+            OriginKind::Group { primary, secondary, .. } => bucket(primary) || bucket(secondary),
+            OriginKind::Http { .. } => false,
+        }
+    }
+    let behavior = ctx.behavior();
+    behavior.is_some_and(|b| b.headers.as_ref().is_some_and(|h| h.cors.is_some()) || b.inject_origin.is_some())
+        || ctx.origin.as_deref().is_some_and(bucket)
+}
+
 /// The last changes to a response for the viewer, from the cache or the origin: the
 /// behavior's response headers policy (`origin`: the request's Origin, for CORS), `Vary:
-/// Origin` on a cached behavior, and the edge's own headers.
+/// Origin` on a cached behavior whose answer can depend on it, and the edge's own headers.
 pub(crate) fn viewer_headers(resp: &mut ResponseHeader, ctx: &Ctx, origin: Option<&str>) -> Result<()> {
     if let Some(policy) = ctx.behavior().and_then(|b| b.headers.as_ref()) {
         for change in crate::policy::headers_policy::changes(policy, origin, &resp.headers) {
@@ -199,9 +217,10 @@ pub(crate) fn viewer_headers(resp: &mut ResponseHeader, ctx: &Ctx, origin: Optio
     for name in cache_policy::TARGETED {
         resp.remove_header(name);
     }
-    if ctx.key.is_some() {
+    if ctx.key.is_some() && answer_may_depend_on_origin(ctx) {
         // Tell browser caches too: without it, a copy cached for an <img> is reused for a
-        // later fetch() with CORS, and the browser blocks it.
+        // later fetch() with CORS, and the browser blocks it. (The edge's own cache keys
+        // every variant by Origin whatever the answer says, `edge::variance`.)
         if !cache_policy::varies_by(&resp.headers, "origin") {
             resp.append_header(header::VARY, "Origin")?;
         }

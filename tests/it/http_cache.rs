@@ -223,3 +223,28 @@ async fn a_304_updates_the_stored_fields() {
         assert_eq!(app.count(&path), 2, "{name}: one fill, one revalidation");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vary_origin_only_where_the_answer_can_depend_on_it() {
+    let app = TestOrigin::start().await;
+    app.route("/plain", Reply::with(200, &[("cache-control", "max-age=600")], "p"));
+    app.route(
+        "/coded",
+        Reply::with(200, &[("cache-control", "max-age=600"), ("vary", "Accept-Language")], "c"),
+    );
+    let hf = Homefront::start(&config(app.port));
+    for (name, client, base) in viewers(&hf) {
+        for origin in [None, Some("https://app.example")] {
+            for path in ["/plain", "/coded"] {
+                let mut req = client.get(format!("{base}{path}?{}", name.len()));
+                if let Some(o) = origin {
+                    req = req.header("origin", o);
+                }
+                let resp = req.send().await.unwrap();
+                let vary: Vec<&str> = resp.headers().get_all("vary").iter().map(|v| v.to_str().unwrap()).collect();
+                let expected: &[&str] = if path == "/plain" { &[] } else { &["Accept-Language"] };
+                assert_eq!(vary, expected, "{name} {path} {origin:?}: an app's Vary is left as it was");
+            }
+        }
+    }
+}
