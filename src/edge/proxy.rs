@@ -273,13 +273,20 @@ impl ProxyHttp for Edge {
         // One viewer's cookie is never replayed to another.
         stored.remove_header(&header::SET_COOKIE);
         let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
-        Ok(RespCacheable::Cacheable(CacheMeta::new(
+        // The entry's age counts from when the response was made, not from when it arrived
+        // (RFC 9111 §4.2.3): the `Age` of every answer from it, on either hit path.
+        let age = Duration::from_secs(cache_policy::initial_age(&stored.headers, now));
+        let mut meta = CacheMeta::new(
             now + ttl.fresh,
             now,
             secs(ttl.stale_while_revalidate),
             secs(ttl.stale_if_error),
             stored,
-        )))
+        );
+        if !age.is_zero() {
+            meta.set_epoch_override(now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH));
+        }
+        Ok(RespCacheable::Cacheable(meta))
     }
 
     fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut Ctx, req: &RequestHeader) -> Option<HashBinary> {

@@ -230,7 +230,11 @@ async fn vary_origin_only_where_the_answer_can_depend_on_it() {
     app.route("/plain", Reply::with(200, &[("cache-control", "max-age=600")], "p"));
     app.route(
         "/coded",
-        Reply::with(200, &[("cache-control", "max-age=600"), ("vary", "Accept-Language")], "c"),
+        Reply::with(
+            200,
+            &[("cache-control", "max-age=600"), ("vary", "Accept-Language")],
+            "c",
+        ),
     );
     let hf = Homefront::start(&config(app.port));
     for (name, client, base) in viewers(&hf) {
@@ -241,10 +245,39 @@ async fn vary_origin_only_where_the_answer_can_depend_on_it() {
                     req = req.header("origin", o);
                 }
                 let resp = req.send().await.unwrap();
-                let vary: Vec<&str> = resp.headers().get_all("vary").iter().map(|v| v.to_str().unwrap()).collect();
+                let vary: Vec<&str> = resp
+                    .headers()
+                    .get_all("vary")
+                    .iter()
+                    .map(|v| v.to_str().unwrap())
+                    .collect();
                 let expected: &[&str] = if path == "/plain" { &[] } else { &["Accept-Language"] };
-                assert_eq!(vary, expected, "{name} {path} {origin:?}: an app's Vary is left as it was");
+                assert_eq!(
+                    vary, expected,
+                    "{name} {path} {origin:?}: an app's Vary is left as it was"
+                );
             }
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_answer_goes_out_with_its_age_since_the_origin_made_it() {
+    let app = TestOrigin::start().await;
+    app.route(
+        "/aged",
+        Reply::with(200, &[("cache-control", "max-age=600"), ("age", "100")], "a"),
+    );
+    let hf = Homefront::start(&config(app.port));
+    for (name, client, base) in viewers(&hf) {
+        let url = format!("{base}/aged?{}", name.len());
+        let (x, h) = twice(&client, &url).await;
+        assert!(x.starts_with("Hit"), "{name}: {x}");
+        let age: u64 = h["age"].to_str().unwrap().parse().unwrap();
+        // 100 s old when it arrived, plus the (few) seconds it has been stored.
+        assert!(
+            (100..100 + EVENT_DEADLINE.as_secs()).contains(&age),
+            "{name}: Age {age}"
+        );
     }
 }

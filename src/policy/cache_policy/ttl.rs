@@ -77,8 +77,7 @@ impl Freshness {
                 }
             }
         }
-        let apparent = date.and_then(|d| now.duration_since(d).ok()).map_or(0, |d| d.as_secs());
-        f.initial_age = age_value(headers).max(apparent).min(AGE_MAX);
+        f.initial_age = initial_age_from(headers, date, now);
         f
     }
 
@@ -100,6 +99,19 @@ impl Freshness {
             _ => {}
         }
     }
+}
+
+/// How old a response that arrived at `now` already was (RFC 9111 §4.2.3, the corrected
+/// initial age): the larger of its `Age` and how long before `now` its `Date` was. A stored
+/// response's age is this plus the time since it arrived.
+pub fn initial_age(headers: &HeaderMap, now: SystemTime) -> u64 {
+    let date = first_value(headers, http::header::DATE).and_then(http_date);
+    initial_age_from(headers, date, now)
+}
+
+fn initial_age_from(headers: &HeaderMap, date: Option<SystemTime>, now: SystemTime) -> u64 {
+    let apparent = date.and_then(|d| now.duration_since(d).ok()).map_or(0, |d| d.as_secs());
+    age_value(headers).max(apparent).min(AGE_MAX)
 }
 
 /// The first field line of `name`, as text.
