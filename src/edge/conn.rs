@@ -55,8 +55,12 @@ pub struct Guard {
 
 impl Guard {
     pub fn new(proxy: HttpProxy<Edge>, shared: Arc<Shared>) -> Guard {
+        let proxy = Arc::new(proxy);
+        // Range misses fill the cache through the proxy itself (`edge::fill`).
+        let app: Arc<dyn pingora::proxy::Subrequest + Send + Sync> = proxy.clone();
+        shared.fills.set_proxy(Arc::downgrade(&app));
         Guard {
-            proxy: Arc::new(proxy),
+            proxy,
             hits: Hits::new(shared.clone()).map(Arc::new),
             passes: Passes::new(shared.clone()),
             connections: Arc::new(Connections::default()),

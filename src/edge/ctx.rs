@@ -101,6 +101,8 @@ pub struct Ctx {
     pub(crate) canon: Option<canonical::Canonical>,
     /// The fields of the origin's 304 to a revalidation, for the stored entry's update.
     pub(crate) revalidated: Option<http::HeaderMap>,
+    /// A range the cache did not hold, sent to the origin as asked (`edge::fill`).
+    pub(crate) range_miss: bool,
 }
 
 impl Ctx {
@@ -150,6 +152,7 @@ impl Ctx {
             body_read: 0,
             canon: None,
             revalidated: None,
+            range_miss: false,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod ctx;
 pub mod distribution;
 pub mod error_pages;
 pub mod errors;
+pub mod fill;
 pub mod hit;
 pub mod limits;
 pub mod pass;

@@ -20,6 +20,7 @@ use super::answer::OwnAnswer;
 use super::answer::{failure_answer, failure_status, own_answer, write_to_session};
 use super::ctx::{CacheResult, Ctx};
 use super::error_pages::ErrorPages;
+use super::fill;
 use super::route::{declares_body, has_body};
 use super::shape::{cache_ttl, encode, origin_response, variance, viewer_headers};
 use super::state::{Shared, UNCACHEABLE};
@@ -202,6 +203,20 @@ impl ProxyHttp for Edge {
             }
         }
         origin_response(resp, ctx)?;
+        if ctx.range_miss && resp.status == StatusCode::PARTIAL_CONTENT {
+            // The whole object, if the cache can keep it, follows in the background.
+            let length = resp
+                .headers
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(fill::complete_length);
+            let authority = ctx.canon.as_ref().map_or("", |c| c.authority.as_str());
+            if let (Some(storage), Some(key), Some(length)) = (self.shared.cache, &ctx.key, length) {
+                if length <= storage.max_object_size() {
+                    self.shared.fills.start(session, authority, &key.primary);
+                }
+            }
+        }
         if resp.status == StatusCode::NOT_MODIFIED
             && session.cache.enabled()
             && session.cache.maybe_cache_meta().is_some()
@@ -231,13 +246,28 @@ impl ProxyHttp for Edge {
         if !matches!(session.req_header().method, Method::GET | Method::HEAD) {
             return Ok(());
         }
-        session
-            .cache
-            .enable(storage, None, Some(&*UNCACHEABLE), Some(CACHE_LOCK.as_ref()), None);
+        // A range request never waits for another request's fill of the object: on a miss
+        // its range goes to the origin (`cache_miss`).
+        let lock = (!session.req_header().headers.contains_key(header::RANGE)).then(|| CACHE_LOCK.as_ref());
+        session.cache.enable(storage, None, Some(&*UNCACHEABLE), lock, None);
         session
             .cache
             .set_max_file_size_bytes(usize::try_from(storage.max_object_size()).unwrap_or(usize::MAX));
         Ok(())
+    }
+
+    /// A GET for a range of an object the cache does not hold: the range goes to the
+    /// origin as the viewer asked it, and the object is filled in the background
+    /// (`upstream_response_filter`, `edge::fill`), rather than the viewer waiting for the
+    /// whole object to arrive up to its range.
+    fn cache_miss(&self, session: &mut Session, ctx: &mut Ctx) {
+        let req = session.req_header();
+        if req.method == Method::GET && req.headers.contains_key(header::RANGE) {
+            session.cache.disable(NoCacheReason::Custom("range miss"));
+            ctx.range_miss = true;
+            return;
+        }
+        session.cache.cache_miss();
     }
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {

@@ -91,6 +91,8 @@ pub struct Shared {
     pub(crate) access_log: Option<Arc<AccessLogger>>,
     /// The process's cache storage; `None` serves everything from the origin.
     pub(crate) cache: Option<&'static DiskCache>,
+    /// Background fills of objects a range miss asked for (`edge::fill`).
+    pub(crate) fills: Arc<super::fill::Fills>,
 }
 
 impl Shared {
@@ -107,6 +109,7 @@ impl Shared {
             acme,
             access_log,
             cache,
+            fills: Arc::default(),
         }
     }
 }

@@ -88,6 +88,8 @@ pub struct Reply {
     pub reset: bool,
     /// Written verbatim instead of a composed answer.
     pub raw: Option<Vec<u8>>,
+    /// Answer a single-range `Range: bytes=...` of a plain body with 206 ([`Reply::ranges`]).
+    pub ranges: bool,
 }
 
 impl Reply {
@@ -104,6 +106,7 @@ impl Reply {
             close_after: Duration::ZERO,
             reset: false,
             raw: None,
+            ranges: false,
         }
     }
 
@@ -158,6 +161,12 @@ impl Reply {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.body = Body::Stream(Arc::new(tokio::sync::Mutex::new(rx)));
         (self, tx)
+    }
+
+    /// Answers single byte ranges of a plain body with 206, as file servers do.
+    pub fn ranges(mut self) -> Reply {
+        self.ranges = true;
+        self
     }
 
     pub fn echo_header(mut self, name: &str) -> Reply {
@@ -561,6 +570,25 @@ fn compose(req: &Request, reply: &Reply, date: bool) -> Vec<u8> {
     }
     let not_modified = reply.etag.is_some() && req.header("if-none-match") == reply.etag.as_deref();
     let status = if not_modified { 304 } else { reply.status };
+    if let (true, Body::Bytes(all), Some(range), false) = (reply.ranges, &reply.body, req.header("range"), not_modified)
+    {
+        if let Some((start, end)) = byte_range(range, all.len()) {
+            let mut head = format!(
+                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{end}/{}\r\nContent-Length: {}\r\n",
+                all.len(),
+                end + 1 - start
+            );
+            for (n, v) in &reply.headers {
+                head.push_str(&format!("{n}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            let mut out = head.into_bytes();
+            if req.method != "HEAD" {
+                out.extend_from_slice(&all[start..=end]);
+            }
+            return out;
+        }
+    }
     let reason = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -633,4 +661,19 @@ fn compose(req: &Request, reply: &Reply, date: bool) -> Vec<u8> {
     let mut out = head.into_bytes();
     out.extend_from_slice(&body);
     out
+}
+
+/// A single `bytes=` range of a body of `len` bytes, as (first, last) inclusive.
+fn byte_range(range: &str, len: usize) -> Option<(usize, usize)> {
+    let spec = range.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || len == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => (len.saturating_sub(n.parse().ok()?), len - 1),
+        (s, "") => (s.parse().ok()?, len - 1),
+        (s, e) => (s.parse().ok()?, e.parse::<usize>().ok()?.min(len - 1)),
+    };
+    (start <= end).then_some((start, end))
 }

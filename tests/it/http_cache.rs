@@ -281,3 +281,111 @@ async fn a_stored_answer_goes_out_with_its_age_since_the_origin_made_it() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seek_on_a_cold_cache_gets_its_range_at_once_and_one_fill_follows() {
+    const LEN: usize = 4 << 20;
+    let video: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+    let app = TestOrigin::start().await;
+    for path in ["/v/HTTP11.bin", "/v/HTTP2.bin"] {
+        app.route(
+            path,
+            Reply::with(
+                200,
+                &[("cache-control", "max-age=600"), ("content-type", "video/mp4")],
+                &video,
+            )
+            .ranges(),
+        );
+    }
+    let hf = Homefront::start(&config(app.port));
+    for (name, client, base) in viewers(&hf) {
+        let path = format!("/v/{}.bin", name.replace(['/', '.'], ""));
+        let url = format!("{base}{path}");
+        // Two viewers seek at once: each gets its range from the origin, at once.
+        let get = |range: &'static str| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let resp = client.get(url).header("range", range).send().await?;
+                let status = resp.status().as_u16();
+                let content_range = resp
+                    .headers()
+                    .get("content-range")
+                    .map(|v| v.to_str().unwrap().to_string());
+                Ok::<_, reqwest::Error>((status, content_range, resp.bytes().await?))
+            }
+        };
+        let (a, b) = tokio::join!(get("bytes=-1000"), get("bytes=1000000-1000099"));
+        let (a, b) = match (a, b) {
+            (Ok(a), Ok(b)) => (a, b),
+            (a, b) => panic!("{name}: {:?} {:?}\n{}", a.err(), b.err(), hf.stderr()),
+        };
+        assert_eq!(a.0, 206, "{name}");
+        assert_eq!(
+            a.1.as_deref(),
+            Some(format!("bytes {}-{}/{LEN}", LEN - 1000, LEN - 1).as_str())
+        );
+        assert_eq!(&a.2[..], &video[LEN - 1000..], "{name}");
+        assert_eq!((b.0, &b.2[..]), (206, &video[1_000_000..1_000_100]), "{name}");
+        // The object fills in the background: ranges become hits, served from the cache.
+        let deadline = tokio::time::Instant::now() + EVENT_DEADLINE;
+        loop {
+            let resp = client.get(&url).header("range", "bytes=10-19").send().await.unwrap();
+            let hit = resp.headers()["x-cache"].to_str().unwrap().starts_with("Hit");
+            let status = resp.status().as_u16();
+            let body = resp.bytes().await.unwrap();
+            assert_eq!((status, &body[..]), (206, &video[10..20]), "{name}");
+            if hit {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}: the object never filled"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let full = client.get(&url).send().await.unwrap();
+        assert!(full.headers()["x-cache"].to_str().unwrap().starts_with("Hit"));
+        assert_eq!(&full.bytes().await.unwrap()[..], &video[..], "{name}");
+        // One whole-object request reached the origin, whatever the number of seeks.
+        let whole = app
+            .requests(&path)
+            .iter()
+            .filter(|r| r.header("range").is_none())
+            .count();
+        assert_eq!(whole, 1, "{name}: one fill");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_over_the_cache_limit_is_served_by_range_and_never_filled() {
+    // A 16 MiB cache keeps objects up to 4 MiB.
+    const LEN: usize = 5 << 20;
+    let big: Vec<u8> = (0..LEN).map(|i| (i % 241) as u8).collect();
+    let app = TestOrigin::start().await;
+    app.route(
+        "/big.bin",
+        Reply::with(200, &[("cache-control", "max-age=600")], &big).ranges(),
+    );
+    let hf = Homefront::start(
+        &config(app.port).replace("origins:", "cache: { disk_size: 16MiB, memory_size: 1MiB }\norigins:"),
+    );
+    for (name, client, base) in viewers(&hf) {
+        for _ in 0..3 {
+            let resp = client
+                .get(format!("{base}/big.bin"))
+                .header("range", "bytes=-100")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 206, "{name}");
+            assert_eq!(&resp.bytes().await.unwrap()[..], &big[LEN - 100..], "{name}");
+        }
+    }
+    let whole = app
+        .requests("/big.bin")
+        .iter()
+        .filter(|r| r.header("range").is_none())
+        .count();
+    assert_eq!(whole, 0, "no fill of an object the cache cannot keep");
+}
