@@ -98,6 +98,10 @@ pub struct RawAdmin {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCachePolicy {
+    /// `cloudfront` (default): CloudFront's rules; `rfc9111`: RFC 9111's where they differ
+    /// (`no-cache` stored and revalidated before each use, heuristic freshness from
+    /// Last-Modified instead of `default_ttl`, no error caching without the origin's word).
+    pub freshness: Option<String>,
     pub min_ttl: Option<String>,
     pub default_ttl: Option<String>,
     pub max_ttl: Option<String>,

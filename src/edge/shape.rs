@@ -119,12 +119,18 @@ pub(crate) fn cache_ttl(
     // only HTTP origins answer authorized requests (RFC 9111 §3.5).
     let authorization = authorization && matches!(origin.kind, OriginKind::Http { .. });
     let dist = &state.config.distributions[ctx.dist];
+    let status = resp.status.as_u16();
+    // Under RFC 9111's rules only a custom error response caches an error on its own.
+    let error_ttl = match (behavior.cache.rfc9111, dist.error_response(status)) {
+        (true, None) => std::time::Duration::ZERO,
+        _ => dist.error_ttl(status),
+    };
     cache_policy::ttl(
         &behavior.cache,
         resp.status,
         &resp.headers,
         authorization,
-        dist.error_ttl(resp.status.as_u16()),
+        error_ttl,
         now,
     )
 }

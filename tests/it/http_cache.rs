@@ -13,6 +13,7 @@ origins:
 distributions:
   - domains: ["*"]
     behaviors:
+      - {{ path_pattern: "/rfc/*", origin: app, cache: {{ freshness: rfc9111 }} }}
       # Nothing stored without the origin's word (default_ttl 0): what it says decides.
       - {{ path_pattern: "*", origin: app, cache: {{ min_ttl: 0, default_ttl: 0, max_ttl: 1y }} }}
 "#
@@ -388,4 +389,37 @@ async fn an_object_over_the_cache_limit_is_served_by_range_and_never_filled() {
         .filter(|r| r.header("range").is_none())
         .count();
     assert_eq!(whole, 0, "no fill of an object the cache cannot keep");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc9111_freshness_revalidates_no_cache_and_uses_heuristics() {
+    let app = TestOrigin::start().await;
+    let long_ago = httpdate::fmt_http_date(std::time::SystemTime::now() - std::time::Duration::from_secs(864_000));
+    for prefix in ["/rfc", ""] {
+        app.route(
+            &format!("{prefix}/nc"),
+            Reply::with(200, &[("cache-control", "no-cache")], "n").etag("\"n1\""),
+        );
+        app.route(
+            &format!("{prefix}/lm"),
+            Reply::with(200, &[("last-modified", &long_ago)], "l"),
+        );
+    }
+    let hf = Homefront::start(&config(app.port));
+    for (name, client, base) in viewers(&hf) {
+        let q = format!("?{}", name.len());
+        // no-cache: stored, and each use revalidated with its ETag (CloudFront: not stored).
+        let (x, _) = twice(&client, &format!("{base}/rfc/nc{q}")).await;
+        assert!(x.starts_with("RefreshHit"), "{name}: {x}");
+        let last = app.last("/rfc/nc").unwrap();
+        assert_eq!(last.header("if-none-match"), Some("\"n1\""), "{name}");
+        let (x, _) = twice(&client, &format!("{base}/nc{q}")).await;
+        assert!(x.starts_with("Miss"), "{name}: {x}");
+        assert_eq!(app.last("/nc").unwrap().header("if-none-match"), None, "{name}");
+        // Heuristic freshness from Last-Modified (CloudFront: default_ttl, 0 here).
+        let (x, _) = twice(&client, &format!("{base}/rfc/lm{q}")).await;
+        assert!(x.starts_with("Hit"), "{name}: {x}");
+        let (x, _) = twice(&client, &format!("{base}/lm{q}")).await;
+        assert!(!x.starts_with("Hit"), "{name}: {x}");
+    }
 }

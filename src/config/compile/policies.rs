@@ -61,7 +61,19 @@ pub(super) fn compile_cache_policy(errors: &mut Errors<'_>, at: &[Seg], raw: Opt
             ),
         }
     }
+    let rfc9111 = match c.freshness.as_deref() {
+        None | Some("cloudfront") => false,
+        Some("rfc9111") => true,
+        Some(other) => {
+            errors.at(
+                &p(at, &[k("freshness")]),
+                format!("'{other}' is not cloudfront or rfc9111"),
+            );
+            false
+        }
+    };
     CachePolicy {
+        rfc9111,
         forward_query_strings: KeyList::None,
         forward_cookies: KeyList::None,
         forward_headers: d.forward_headers.clone(),

@@ -25,6 +25,8 @@ pub use vary::varies_by;
 /// A behavior's cache policy, compiled from `behaviors[].cache`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachePolicy {
+    /// RFC 9111's freshness rules where CloudFront's differ (`freshness: rfc9111`).
+    pub rfc9111: bool,
     pub min_ttl: Duration,
     pub default_ttl: Duration,
     pub max_ttl: Duration,
@@ -52,6 +54,7 @@ impl Default for CachePolicy {
     /// CloudFront's defaults: 0 / 1 day / 1 year, nothing but the URL in the key.
     fn default() -> Self {
         CachePolicy {
+            rfc9111: false,
             min_ttl: Duration::ZERO,
             default_ttl: Duration::from_secs(86_400),
             max_ttl: Duration::from_secs(31_536_000),

@@ -286,6 +286,9 @@ pub fn ttl(
     if vary_fields(headers).any(|n| n == "*") {
         return None;
     }
+    if policy.rfc9111 {
+        return rfc9111_ttl(policy, status, headers, &f, error_ttl, now);
+    }
     let clamp = |secs: u64| Duration::from_secs(secs).clamp(policy.min_ttl, policy.max_ttl);
     let fresh = if f.no_store || f.no_cache || f.private {
         policy.min_ttl
@@ -310,6 +313,72 @@ pub fn ttl(
         _ => Duration::ZERO,
     };
     Some(Ttl {
+        fresh,
+        stale_while_revalidate: stale(f.stale_while_revalidate),
+        stale_if_error: stale(f.stale_if_error),
+    })
+}
+
+/// Statuses RFC 9110 §15.1 makes heuristically cacheable.
+fn heuristically_cacheable(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+/// `freshness: rfc9111`: RFC 9111's rules where CloudFront's differ. `no-store` and
+/// `private` are not stored (a shared cache). `no-cache`, or an explicit lifetime already
+/// spent on a response with a validator, is stored and revalidated before each use (a zero
+/// TTL that is still stored). Without explicit freshness, a heuristically cacheable status
+/// with `Last-Modified` is fresh for a tenth of its age at `Date` (§4.2.2), and nothing else
+/// is stored: no `default_ttl`, no error caching but what a custom error response sets
+/// (`error_ttl` of an error listed there). `max_ttl` still caps every lifetime, `min_ttl`
+/// applies to explicit ones.
+fn rfc9111_ttl(
+    policy: &CachePolicy,
+    status: StatusCode,
+    headers: &HeaderMap,
+    f: &Freshness,
+    error_ttl: Duration,
+    now: SystemTime,
+) -> Option<Ttl> {
+    if f.no_store || f.private {
+        return None;
+    }
+    let validator = headers.contains_key(http::header::ETAG) || headers.contains_key(http::header::LAST_MODIFIED);
+    let revalidate_each_time = Ttl {
+        fresh: Duration::ZERO,
+        stale_while_revalidate: Duration::ZERO,
+        stale_if_error: Duration::ZERO,
+    };
+    if f.no_cache {
+        return Some(revalidate_each_time);
+    }
+    let stale = |v: Option<u64>| match (f.must_revalidate, v) {
+        (false, Some(s)) => Duration::from_secs(s),
+        _ => Duration::ZERO,
+    };
+    let fresh = if let Some(lifetime) = f.s_maxage.or(f.max_age).or(f.expires_in) {
+        let left = lifetime.saturating_sub(f.initial_age);
+        if left == 0 {
+            return validator.then_some(revalidate_each_time);
+        }
+        Duration::from_secs(left).clamp(policy.min_ttl, policy.max_ttl)
+    } else if is_cacheable_error(status) && !error_ttl.is_zero() && !heuristically_cacheable(status) {
+        // Only what the distribution's custom error responses set.
+        error_ttl
+    } else if heuristically_cacheable(status) {
+        let last_modified = first_value(headers, http::header::LAST_MODIFIED).and_then(http_date)?;
+        let date = first_value(headers, http::header::DATE)
+            .and_then(http_date)
+            .unwrap_or(now);
+        let age = date.duration_since(last_modified).ok()?.as_secs();
+        Duration::from_secs((age / 10).saturating_sub(f.initial_age)).min(policy.max_ttl)
+    } else {
+        return None;
+    };
+    (!fresh.is_zero()).then_some(Ttl {
         fresh,
         stale_while_revalidate: stale(f.stale_while_revalidate),
         stale_if_error: stale(f.stale_if_error),
@@ -522,6 +591,56 @@ mod tests {
         assert_eq!(
             fresh(&policy(0, 100, 200), 200, &[("cdn-cache-control", "max-age=600")]),
             200
+        );
+    }
+
+    #[test]
+    fn rfc9111_freshness_where_cloudfront_differs() {
+        let p = CachePolicy {
+            rfc9111: true,
+            ..policy(0, 100, 100_000)
+        };
+        let t = |status: u16, h: &[(&str, &str)]| {
+            ttl(
+                &p,
+                StatusCode::from_u16(status).unwrap(),
+                &headers(h),
+                false,
+                Duration::ZERO,
+                now(),
+            )
+            .map(|t| t.fresh.as_secs())
+        };
+        // no-cache: stored, revalidated before each use.
+        assert_eq!(t(200, &[("cache-control", "no-cache"), ("etag", "\"a\"")]), Some(0));
+        assert_eq!(t(200, &[("cache-control", "max-age=0"), ("etag", "\"a\"")]), Some(0));
+        assert_eq!(
+            t(200, &[("cache-control", "max-age=0")]),
+            None,
+            "nothing to revalidate with"
+        );
+        assert_eq!(t(200, &[("cache-control", "no-store")]), None);
+        assert_eq!(t(200, &[("cache-control", "private, max-age=60")]), None);
+        assert_eq!(t(200, &[("cache-control", "max-age=60")]), Some(60));
+        // Heuristic freshness: a tenth of the time since Last-Modified; without it, nothing.
+        let lm = httpdate::fmt_http_date(now() - Duration::from_secs(10_000));
+        assert_eq!(t(200, &[("last-modified", &lm)]), Some(1_000));
+        assert_eq!(t(404, &[("last-modified", &lm)]), Some(1_000));
+        assert_eq!(t(200, &[]), None, "no default_ttl");
+        assert_eq!(t(302, &[("last-modified", &lm)]), None, "not heuristically cacheable");
+        // Errors: no error caching without the origin's word or a custom error response.
+        assert_eq!(t(503, &[]), None);
+        assert_eq!(
+            ttl(
+                &p,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &headers(&[]),
+                false,
+                Duration::from_secs(30),
+                now()
+            )
+            .map(|t| t.fresh.as_secs()),
+            Some(30)
         );
     }
 }
