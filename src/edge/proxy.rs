@@ -203,13 +203,20 @@ impl ProxyHttp for Edge {
             }
         }
         origin_response(resp, ctx)?;
-        if ctx.range_miss && resp.status == StatusCode::PARTIAL_CONTENT {
-            // The whole object, if the cache can keep it, follows in the background.
-            let length = resp
-                .headers
-                .get(header::CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(fill::complete_length);
+        if ctx.range_miss && matches!(resp.status, StatusCode::PARTIAL_CONTENT | StatusCode::OK) {
+            // The whole object, if the cache can keep it, follows in the background. (An
+            // origin that ignores ranges answers the whole object with 200: the viewer gets
+            // it, and the fill stores it for the next range.)
+            let length = if resp.status == StatusCode::OK {
+                resp.headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+            } else {
+                resp.headers
+                    .get(header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(fill::complete_length)
+            };
             let authority = ctx.canon.as_ref().map_or("", |c| c.authority.as_str());
             if let (Some(storage), Some(key), Some(length)) = (self.shared.cache, &ctx.key, length) {
                 if length <= storage.max_object_size() {

@@ -423,3 +423,33 @@ async fn rfc9111_freshness_revalidates_no_cache_and_uses_heuristics() {
         assert!(!x.starts_with("Hit"), "{name}: {x}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_origin_that_ignores_ranges_still_gets_its_object_cached() {
+    let app = TestOrigin::start().await;
+    let body: Vec<u8> = (0..100_000).map(|i| (i % 199) as u8).collect();
+    app.route(
+        "/plain.bin",
+        Reply::with(200, &[("cache-control", "max-age=600")], &body),
+    );
+    let hf = Homefront::start(&config(app.port));
+    for (name, client, base) in viewers(&hf) {
+        let url = format!("{base}/plain.bin?{}", name.len());
+        let deadline = tokio::time::Instant::now() + EVENT_DEADLINE;
+        loop {
+            let resp = client.get(&url).header("range", "bytes=0-9").send().await.unwrap();
+            let hit = resp.headers()["x-cache"].to_str().unwrap().starts_with("Hit");
+            let status = resp.status().as_u16();
+            let got = resp.bytes().await.unwrap();
+            if hit {
+                // From the cache, the range is cut from the stored object.
+                assert_eq!((status, &got[..]), (206, &body[..10]), "{name}");
+                break;
+            }
+            // From the origin, which ignores Range: the whole object, which is allowed.
+            assert_eq!((status, got.len()), (200, body.len()), "{name}");
+            assert!(tokio::time::Instant::now() < deadline, "{name}: never cached");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
