@@ -51,6 +51,9 @@ pub struct Guard {
     hits: Option<Arc<Hits>>,
     /// Requests the cache does not keep, proxied to HTTP origins without pingora's proxy.
     passes: Passes,
+    /// The plain listener expects a PROXY protocol header (fixed at start, as the
+    /// listeners; `BeforeTls` does the HTTPS listener's).
+    plain_proxy_protocol: bool,
 }
 
 impl Guard {
@@ -61,6 +64,7 @@ impl Guard {
         shared.fills.set_proxy(Arc::downgrade(&app));
         Guard {
             proxy,
+            plain_proxy_protocol: shared.state.load().config.listen.proxy_protocol.http,
             hits: Hits::new(shared.clone()).map(Arc::new),
             passes: Passes::new(shared.clone()),
             connections: Arc::new(Connections::default()),
@@ -94,7 +98,7 @@ where
     };
     if !trusted.iter().any(|c| c.contains(peer.ip())) {
         return Err(format!(
-            "{peer} sent no PROXY protocol header it may send (not in trusted_proxies)"
+            "{peer} is not in trusted_proxies, so it may not send a PROXY protocol header"
         ));
     }
     match proxy_protocol::read(stream, deadline).await {
@@ -145,8 +149,7 @@ impl ServerApp for Guard {
     async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
         // The plain listener's PROXY protocol header (the HTTPS listener's was read before
         // the handshake, `BeforeTls`).
-        let plain = stream.get_ssl().is_none();
-        if plain && self.shared.state.load().config.listen.proxy_protocol.http {
+        if self.plain_proxy_protocol && stream.get_ssl().is_none() {
             use std::os::fd::AsRawFd;
             let fd = stream
                 .as_any()

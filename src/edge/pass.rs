@@ -358,8 +358,8 @@ enum Cut {
 /// Streams the origin's body to the viewer behind the header already in `out` (compressed
 /// if the response has an encoder, chunked if `chunked`), gathering small pieces that are
 /// ready into one write, and writing out what it has whenever the origin has nothing more
-/// ready ([`next_piece`]); what is left in `out` at the end is the caller's to write. Returns the body bytes
-/// sent.
+/// ready ([`next_piece`]); what is left in `out` at the end is the caller's to write.
+/// Returns the body bytes sent.
 async fn relay<W: AsyncWrite + Unpin>(
     http: &mut HttpSession,
     ctx: &mut Ctx,
@@ -383,10 +383,10 @@ async fn relay<W: AsyncWrite + Unpin>(
     if !no_body {
         let encoding = ctx.encoding();
         loop {
+            let read = next_piece(http, down, out, &mut wrote)
+                .await
+                .map_err(|_| Cut::Broken(sent))?;
             let done = if encoding {
-                let read = next_piece(http, down, out, &mut wrote)
-                    .await
-                    .map_err(|_| Cut::Broken(sent))?;
                 let mut piece = match read {
                     Ok(p) => p.map(Bytes::copy_from_slice),
                     Err(e) => return Err(origin_failed(ctx, e, wrote, sent)),
@@ -402,9 +402,6 @@ async fn relay<W: AsyncWrite + Unpin>(
                 done
             } else {
                 // Straight from the origin session's buffer.
-                let read = next_piece(http, down, out, &mut wrote)
-                    .await
-                    .map_err(|_| Cut::Broken(sent))?;
                 match read {
                     Ok(Some(data)) => {
                         sent += emit(down, out, data, chunked, &mut wrote)

@@ -312,7 +312,7 @@ impl ProxyHttp for Edge {
         let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
         // The entry's age counts from when the response was made, not from when it arrived
         // (RFC 9111 §4.2.3): the `Age` of every answer from it, on either hit path.
-        let age = Duration::from_secs(cache_policy::initial_age(&stored.headers, now));
+        let age = ttl.age;
         let mut meta = CacheMeta::new(
             now + ttl.fresh,
             now,

@@ -305,7 +305,6 @@ fn check_domain(d: &str, catch_all: bool) -> Result<(), String> {
     }
 }
 
-/// What the tests of every part share: a minimal config, loading text into its errors.
 /// `listen.proxy_protocol`: named listeners that exist, and proxies to believe.
 fn compile_proxy_protocol(l: &RawListen, raw: &RawConfig, errors: &mut Errors<'_>) -> ProxyProtocolOn {
     let mut on = ProxyProtocolOn::default();
@@ -327,6 +326,7 @@ fn compile_proxy_protocol(l: &RawListen, raw: &RawConfig, errors: &mut Errors<'_
     on
 }
 
+/// What the tests of every part share: a minimal config, loading text into its errors.
 #[cfg(test)]
 mod test_support {
     use std::path::Path;

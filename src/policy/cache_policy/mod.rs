@@ -19,7 +19,7 @@ pub mod vary;
 pub use invalidation::InvalidationPath;
 pub use key::{cache_key, headers_not_forwarded, CacheKeyParts, KeyInput};
 pub use revalidation::update_from_304;
-pub use ttl::{http_date, initial_age, is_cacheable_error, ttl, Freshness, Ttl, TARGETED};
+pub use ttl::{is_cacheable_error, ttl, Freshness, Ttl, TARGETED};
 pub use vary::varies_by;
 
 /// A behavior's cache policy, compiled from `behaviors[].cache`.

@@ -77,7 +77,7 @@ impl Freshness {
                 }
             }
         }
-        f.initial_age = initial_age_from(headers, date, now);
+        f.initial_age = initial_age(headers, date, now);
         f
     }
 
@@ -102,14 +102,8 @@ impl Freshness {
 }
 
 /// How old a response that arrived at `now` already was (RFC 9111 §4.2.3, the corrected
-/// initial age): the larger of its `Age` and how long before `now` its `Date` was. A stored
-/// response's age is this plus the time since it arrived.
-pub fn initial_age(headers: &HeaderMap, now: SystemTime) -> u64 {
-    let date = first_value(headers, http::header::DATE).and_then(http_date);
-    initial_age_from(headers, date, now)
-}
-
-fn initial_age_from(headers: &HeaderMap, date: Option<SystemTime>, now: SystemTime) -> u64 {
+/// initial age): the larger of its `Age` and how long before `now` its `Date` was.
+fn initial_age(headers: &HeaderMap, date: Option<SystemTime>, now: SystemTime) -> u64 {
     let apparent = date.and_then(|d| now.duration_since(d).ok()).map_or(0, |d| d.as_secs());
     age_value(headers).max(apparent).min(AGE_MAX)
 }
@@ -249,6 +243,9 @@ pub struct Ttl {
     pub fresh: Duration,
     pub stale_while_revalidate: Duration,
     pub stale_if_error: Duration,
+    /// How old the response already was when it arrived (`Freshness::initial_age`): a
+    /// stored copy's age is this plus the time it has been stored.
+    pub age: Duration,
 }
 
 /// Status codes CloudFront caches as errors (with the error caching minimum TTL).
@@ -316,6 +313,7 @@ pub fn ttl(
         fresh,
         stale_while_revalidate: stale(f.stale_while_revalidate),
         stale_if_error: stale(f.stale_if_error),
+        age: Duration::from_secs(f.initial_age),
     })
 }
 
@@ -351,6 +349,7 @@ fn rfc9111_ttl(
         fresh: Duration::ZERO,
         stale_while_revalidate: Duration::ZERO,
         stale_if_error: Duration::ZERO,
+        age: Duration::from_secs(f.initial_age),
     };
     if f.no_cache {
         return Some(revalidate_each_time);
@@ -382,6 +381,7 @@ fn rfc9111_ttl(
         fresh,
         stale_while_revalidate: stale(f.stale_while_revalidate),
         stale_if_error: stale(f.stale_if_error),
+        age: Duration::from_secs(f.initial_age),
     })
 }
 
