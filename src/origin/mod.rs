@@ -3,6 +3,7 @@
 //! listener with hyper.
 
 pub mod access_log;
+pub mod checksum;
 pub mod cors;
 pub mod multipart;
 pub mod presign;

@@ -1,6 +1,7 @@
 //! Moving object bytes between the network and the disk.
 //!
-//! Uploads (PutObject, UploadPart): the body is hashed (MD5, for the ETag) on the request's task while a blocking thread,
+//! Uploads (PutObject, UploadPart): the body is hashed (MD5 for the ETag, and the additional
+//! checksum) on the request's task while a blocking thread,
 //! fed through a bounded channel, writes it in large buffered writes and fsyncs it at the
 //! end: receiving, hashing and writing overlap instead of taking turns. (Hashing then writing
 //! each network chunk in turn held 64 MiB PUTs to ~55% of the disk's write speed.)
@@ -18,10 +19,12 @@ use bytes::Bytes;
 use futures::StreamExt;
 use std::future::Future as _;
 
-/// What was received: its length and MD5.
+/// What was received: its length, MD5 and checksum.
 pub struct Received {
     pub size: u64,
     pub md5: [u8; 16],
+    /// The digest of the algorithm [`receive`] was asked for.
+    pub checksum: Vec<u8>,
 }
 
 pub enum ReceiveError {
@@ -43,9 +46,14 @@ const WRITE_BUF: usize = 1 << 20;
 /// (One fsync at the end made a 64 MiB PUT take hashing time plus flushing time.)
 const SYNC_EVERY: usize = 8 << 20;
 
-/// Writes `body` to a new file at `path`, fsynced, and returns its size and MD5. On an error
-/// the file may be left behind partially written: the caller removes it.
-pub async fn receive(mut body: s3s::dto::StreamingBlob, path: &Path) -> Result<Received, ReceiveError> {
+/// Writes `body` to a new file at `path`, fsynced, and returns its size, MD5 and `algorithm`'s
+/// checksum (computed in the same pass). On an error the file may be left behind partially
+/// written: the caller removes it.
+pub async fn receive(
+    mut body: s3s::dto::StreamingBlob,
+    path: &Path,
+    algorithm: super::checksum::Algorithm,
+) -> Result<Received, ReceiveError> {
     let file = crate::util::create_private_file(path).map_err(ReceiveError::Io)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
     let aborted = Arc::new(AtomicBool::new(false));
@@ -71,6 +79,7 @@ pub async fn receive(mut body: s3s::dto::StreamingBlob, path: &Path) -> Result<R
     });
     let mut md5 = openssl::hash::Hasher::new(openssl::hash::MessageDigest::md5())
         .map_err(|e| ReceiveError::Io(io::Error::other(e)))?;
+    let mut checksum = algorithm.hasher();
     let mut size = 0u64;
     let mut failure = None;
     while let Some(chunk) = body.next().await {
@@ -80,6 +89,7 @@ pub async fn receive(mut body: s3s::dto::StreamingBlob, path: &Path) -> Result<R
                     failure = Some(ReceiveError::Io(io::Error::other(e)));
                     break;
                 }
+                checksum.update(&chunk);
                 size += chunk.len() as u64;
                 if tx.send(chunk).await.is_err() {
                     // The writer stopped: its error is reported below.
@@ -109,7 +119,40 @@ pub async fn receive(mut body: s3s::dto::StreamingBlob, path: &Path) -> Result<R
     let digest = md5.finish().map_err(|e| ReceiveError::Io(io::Error::other(e)))?;
     let mut out = [0u8; 16];
     out.copy_from_slice(&digest);
-    Ok(Received { size, md5: out })
+    Ok(Received {
+        size,
+        md5: out,
+        checksum: checksum.finish(),
+    })
+}
+
+/// Writes the inputs, in order, into a new file at `out`, fsynced (a multipart completion, a
+/// server-side copy); returns its size and, with a hasher, the digest of all of it, computed
+/// in the same pass.
+pub fn concatenate(
+    inputs: Vec<std::fs::File>,
+    out: &Path,
+    mut hasher: Option<super::checksum::Hasher>,
+) -> io::Result<(u64, Option<Vec<u8>>)> {
+    use std::io::Read;
+    let mut file = io::BufWriter::with_capacity(WRITE_BUF, crate::util::create_private_file(out)?);
+    let mut buf = vec![0u8; WRITE_BUF];
+    let mut size = 0u64;
+    for mut input in inputs {
+        loop {
+            let n = input.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            if let Some(h) = hasher.as_mut() {
+                h.update(&buf[..n]);
+            }
+            file.write_all(&buf[..n])?;
+            size += n as u64;
+        }
+    }
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok((size, hasher.map(|h| h.finish())))
 }
 
 /// A stream of a file's bytes `start..start + len` that keeps reads in flight ahead of the

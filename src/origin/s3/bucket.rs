@@ -38,8 +38,9 @@ pub(super) async fn create_bucket(
         Some(a) => canned_public_read(a.as_str())?,
         None => false,
     };
+    let object_lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
     let name = req.input.bucket;
-    store.create_bucket(&name).map_err(map_err)?;
+    store.create_bucket_with(&name, object_lock).map_err(map_err)?;
     if public_read {
         store.set_bucket_public_read(&name, true).map_err(map_err)?;
     }

@@ -10,8 +10,11 @@ use super::acl::canned_public_read;
 use super::error::{map_err, map_mp};
 use super::meta::parse_tagging_header;
 use super::meta::{new_meta, object_headers, shown_version, timestamp, ObjectHeaders};
-use crate::origin::multipart;
-use crate::origin::store::{check_key, DiskStore, StoreError};
+use super::checksums::set_checksum;
+use super::lock::{for_new_version, lock_headers};
+use crate::origin::checksum::{self, Algorithm, Stored};
+use crate::origin::store::{check_key, now_ms, DiskStore, PartRecord, StoreError};
+use crate::origin::{multipart, transfer};
 
 /// The bucket, key and version of a copy source (an access point's ARN is not supported).
 fn bucket_source(source: &CopySource) -> S3Result<(&str, &str, Option<&str>)> {
@@ -45,16 +48,27 @@ pub(super) async fn copy_object(
     }
     check_key(&input.key).map_err(|b| map_err(StoreError::BadKey(b)))?;
     let (src_meta, src_file) = store.open_object(src_bucket, src_key, src_version).map_err(map_err)?;
+    // The copy's checksum: of the algorithm asked for, else the source's, else the default;
+    // always of the whole copy, computed as it is written.
+    let algorithm = match &input.checksum_algorithm {
+        Some(a) => Algorithm::from_name(a.as_str())
+            .ok_or_else(|| s3_error!(InvalidRequest, "Value for x-amz-checksum-algorithm header is invalid."))?,
+        None => src_meta
+            .checksum
+            .as_ref()
+            .map(|c| c.algorithm)
+            .unwrap_or(checksum::DEFAULT),
+    };
+    let lock = store.object_lock(&input.bucket).map_err(map_err)?;
+    let (retention, legal_hold) = for_new_version(lock.as_ref(), &lock_headers!(input), now_ms())?;
     let temp = store.temp_path(&input.bucket).map_err(map_err)?;
     let result = async {
-        let mut from = tokio::fs::File::from_std(src_file);
-        let mut to = tokio::fs::File::create(&temp)
+        let out = temp.clone();
+        let hasher = Some(algorithm.hasher());
+        let (_, digest) = tokio::task::spawn_blocking(move || transfer::concatenate(vec![src_file], &out, hasher))
             .await
+            .map_err(|e| map_err(StoreError::Io(std::io::Error::other(e))))?
             .map_err(|e| map_err(StoreError::Io(e)))?;
-        tokio::io::copy(&mut from, &mut to)
-            .await
-            .map_err(|e| map_err(StoreError::Io(e)))?;
-        to.sync_all().await.map_err(|e| map_err(StoreError::Io(e)))?;
         let mut meta = if replace {
             new_meta(object_headers!(input))?
         } else {
@@ -62,6 +76,18 @@ pub(super) async fn copy_object(
         };
         meta.size = src_meta.size;
         meta.etag = src_meta.etag.clone();
+        meta.checksum = digest.map(|d| Stored::full(algorithm, &d));
+        meta.parts = src_meta
+            .parts
+            .iter()
+            .map(|p| PartRecord {
+                size: p.size,
+                checksum: None,
+            })
+            .collect();
+        // Object Lock settings are the destination's, not copied.
+        meta.retention = retention;
+        meta.legal_hold = legal_hold;
         // ACLs are not copied (as in S3): the copy is private unless x-amz-acl says otherwise.
         meta.public_read = match &input.acl {
             Some(a) => canned_public_read(a.as_str())?,
@@ -85,16 +111,20 @@ pub(super) async fn copy_object(
     }
     .await;
     match result {
-        Ok(meta) => Ok(S3Response::new(CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult {
+        Ok(meta) => {
+            let mut result = CopyObjectResult {
                 e_tag: Some(ETag::Strong(meta.etag.clone())),
                 last_modified: Some(timestamp(meta.last_modified)),
                 ..Default::default()
-            }),
-            copy_source_version_id: shown_version(store, src_bucket, &src_meta),
-            version_id: shown_version(store, &input.bucket, &meta),
-            ..Default::default()
-        })),
+            };
+            set_checksum!(result, meta.checksum.as_ref(), type);
+            Ok(S3Response::new(CopyObjectOutput {
+                copy_object_result: Some(result),
+                copy_source_version_id: shown_version(store, src_bucket, &src_meta),
+                version_id: shown_version(store, &input.bucket, &meta),
+                ..Default::default()
+            }))
+        }
         Err(e) => {
             let _ = tokio::fs::remove_file(&temp).await;
             Err(e)
@@ -147,9 +177,11 @@ pub(super) async fn upload_part_copy(
         upload_id: &input.upload_id,
         number: input.part_number,
     };
-    let part = multipart::upload_part(store, target, body, Some(len as i64), None)
-        .await
-        .map_err(map_mp)?;
+    let checks = multipart::PartChecks {
+        content_length: Some(len as i64),
+        ..Default::default()
+    };
+    let part = multipart::upload_part(store, target, body, checks).await.map_err(map_mp)?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(part.etag)),

@@ -11,8 +11,9 @@ pub(super) async fn delete_object(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let input = req.input;
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
     let deleted = store
-        .delete(&input.bucket, &input.key, input.version_id.as_deref())
+        .delete_as(&input.bucket, &input.key, input.version_id.as_deref(), bypass)
         .map_err(map_err)?;
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: deleted.delete_marker.then_some(true),
@@ -36,10 +37,11 @@ pub(super) async fn delete_objects(
         ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in input.delete.objects {
-        match store.delete(&input.bucket, &obj.key, obj.version_id.as_deref()) {
+        match store.delete_as(&input.bucket, &obj.key, obj.version_id.as_deref(), bypass) {
             Ok(d) => {
                 if !quiet {
                     // A new delete marker is reported by its id; a version deleted by id

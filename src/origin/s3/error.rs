@@ -3,7 +3,7 @@
 use s3s::{s3_error, S3Error, S3ErrorCode};
 
 use crate::origin::multipart::MultipartError;
-use crate::origin::store::StoreError;
+use crate::origin::store::{ConditionFailed, StoreError};
 
 pub(super) fn map_err(e: StoreError) -> S3Error {
     match e {
@@ -41,6 +41,13 @@ pub(super) fn map_err(e: StoreError) -> S3Error {
             )
         }
         StoreError::InvalidBucketName => s3_error!(InvalidBucketName, "The specified bucket is not valid."),
+        StoreError::ConditionalConflict => s3_error!(
+            ConditionalRequestConflict,
+            "The conditional request cannot succeed due to a conflicting operation against this resource."
+        ),
+        StoreError::Locked(_) => s3_error!(AccessDenied, "Access Denied because object protected by object lock."),
+        StoreError::ObjectLockNotEnabled => s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration"),
+        StoreError::InvalidBucketState(m) => s3_error!(InvalidBucketState, "{m}"),
         StoreError::BadKey(b) => s3_error!(InvalidArgument, "Invalid object key: {}", b.0),
         StoreError::Io(e) if is_disk_full(&e) => {
             tracing::error!("bucket store: the disk is full: {e}");
@@ -94,5 +101,10 @@ pub(super) fn map_mp(e: MultipartError) -> S3Error {
         MultipartError::BadDigest => s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."),
         MultipartError::Incomplete(m) => s3_error!(IncompleteBody, "{m}"),
         MultipartError::Sha256Mismatch => sha256_mismatch(),
+        MultipartError::Checksum(e) => super::checksums::map_checksum(e),
+        MultipartError::Precondition(ConditionFailed::Missing) => map_err(StoreError::NoSuchKey),
+        MultipartError::Precondition(ConditionFailed::Failed) => {
+            s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
+        }
     }
 }

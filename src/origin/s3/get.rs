@@ -3,8 +3,10 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use super::checksums::set_checksum;
 use super::error::map_err;
 use super::meta::{parse_http_date, shown_version, timestamp, user_metadata};
+use crate::origin::checksum::{Kind, Stored};
 use crate::origin::store::{DiskStore, ObjectMeta};
 use crate::origin::transfer;
 
@@ -35,6 +37,11 @@ macro_rules! object_output {
             expires: $meta.expires.as_deref().and_then(parse_http_date),
             metadata: user_metadata(&$meta),
             accept_ranges: Some("bytes".into()),
+            object_lock_mode: $meta.retention.map(|r| ObjectLockMode::from(r.mode.name().to_string())),
+            object_lock_retain_until_date: $meta.retention.map(|r| super::lock::from_ms(r.until_ms)),
+            object_lock_legal_hold_status: $meta
+                .legal_hold
+                .then(|| ObjectLockLegalHoldStatus::from("ON".to_string())),
             $($field: $value,)*
             ..Default::default()
         }
@@ -63,10 +70,109 @@ pub(super) fn check_conditions(
         (None, Some(t)) if modified > *t => return Err(precondition_failed()),
         _ => {}
     }
+    let not_modified = || {
+        // A 304 carries the validators, as S3's does (RFC 9110 §15.4.5).
+        let mut e = s3_error!(NotModified);
+        let mut headers = http::HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", meta.etag)) {
+            headers.insert(http::header::ETAG, v);
+        }
+        let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(meta.last_modified));
+        if let Ok(v) = http::HeaderValue::from_str(&date) {
+            headers.insert(http::header::LAST_MODIFIED, v);
+        }
+        e.set_headers(headers);
+        e
+    };
     match (if_none_match, if_modified_since) {
-        (Some(c), _) if matches(c) => Err(s3_error!(NotModified)),
-        (None, Some(t)) if modified <= *t => Err(s3_error!(NotModified)),
+        (Some(c), _) if matches(c) => Err(not_modified()),
+        (None, Some(t)) if modified <= *t => Err(not_modified()),
         _ => Ok(()),
+    }
+}
+
+/// Which bytes of a version a GET or HEAD reads.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Selection {
+    pub(super) start: u64,
+    pub(super) len: u64,
+    /// `Content-Range` of a 206.
+    pub(super) content_range: Option<String>,
+    /// The part read (`partNumber`), as an index into the object's parts.
+    pub(super) part: Option<usize>,
+}
+
+/// The whole object, a `Range`, or a part (`partNumber`; a single-part object has one).
+pub(super) fn select(meta: &ObjectMeta, range: Option<&Range>, part_number: Option<i32>) -> S3Result<Selection> {
+    let size = meta.size;
+    let partial = |start: u64, len: u64, part| Selection {
+        start,
+        len,
+        content_range: Some(format!("bytes {}-{}/{}", start, (start + len).saturating_sub(1), size)),
+        part,
+    };
+    match (range, part_number) {
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter."
+        )),
+        (Some(r), None) => {
+            let range = r.check(size).map_err(|_| {
+                s3_error!(
+                    InvalidRange,
+                    "The requested range is not satisfiable (object size {})",
+                    size
+                )
+            })?;
+            Ok(partial(range.start, range.end - range.start, None))
+        }
+        (None, Some(n)) => {
+            let count = meta.parts.len().max(1);
+            if n < 1 || n as usize > count {
+                let mut e = s3s::S3Error::with_message(
+                    s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
+                    "The requested partnumber is not satisfiable",
+                );
+                e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+                return Err(e);
+            }
+            let i = n as usize - 1;
+            if meta.parts.is_empty() {
+                return Ok(Selection {
+                    start: 0,
+                    len: size,
+                    content_range: None,
+                    part: None,
+                });
+            }
+            let start: u64 = meta.parts[..i].iter().map(|p| p.size).sum();
+            Ok(partial(start, meta.parts[i].size, Some(i)))
+        }
+        (None, None) => Ok(Selection {
+            start: 0,
+            len: size,
+            content_range: None,
+            part: None,
+        }),
+    }
+}
+
+/// The checksum an answer shows with `x-amz-checksum-mode: ENABLED`: the object's for the
+/// whole object, a part's (of a composite checksum) for a part, none for a range.
+pub(super) fn shown_checksum(meta: &ObjectMeta, mode: Option<&ChecksumMode>, sel: &Selection) -> Option<Stored> {
+    if mode.map(|m| m.as_str()) != Some(ChecksumMode::ENABLED) {
+        return None;
+    }
+    let stored = meta.checksum.as_ref()?;
+    match sel.part {
+        None if sel.content_range.is_none() => Some(stored.clone()),
+        None => None,
+        Some(i) if stored.kind == Kind::Composite => Some(Stored {
+            algorithm: stored.algorithm,
+            value: meta.parts.get(i)?.checksum.clone()?,
+            kind: Kind::Composite,
+        }),
+        Some(_) => None,
     }
 }
 
@@ -79,10 +185,20 @@ pub(super) async fn head_object(
         .head_version(&input.bucket, &input.key, input.version_id.as_deref())
         .map_err(map_err)?;
     conditions!(meta, input)?;
-    Ok(S3Response::new(object_output!(HeadObjectOutput, meta, {
-        content_length: Some(meta.size as i64),
+    let sel = select(&meta, input.range.as_ref(), input.part_number)?;
+    let mut out = object_output!(HeadObjectOutput, meta, {
+        content_length: Some(sel.len as i64),
+        content_range: sel.content_range.clone(),
+        parts_count: parts_count(&meta, input.part_number),
         version_id: shown_version(store, &input.bucket, &meta),
-    })))
+    });
+    set_checksum!(out, shown_checksum(&meta, input.checksum_mode.as_ref(), &sel).as_ref(), type);
+    Ok(S3Response::new(out))
+}
+
+/// `x-amz-mp-parts-count`, on answers to a `partNumber` request for a multipart object.
+fn parts_count(meta: &ObjectMeta, part_number: Option<i32>) -> Option<i32> {
+    (part_number.is_some() && !meta.parts.is_empty()).then_some(meta.parts.len() as i32)
 }
 
 pub(super) async fn get_object(
@@ -94,28 +210,81 @@ pub(super) async fn get_object(
         .open_object(&input.bucket, &input.key, input.version_id.as_deref())
         .map_err(map_err)?;
     conditions!(meta, input)?;
-    let (start, len, content_range) = match &input.range {
-        None => (0, meta.size, None),
-        Some(r) => {
-            let range = r.check(meta.size).map_err(|_| {
-                s3_error!(
-                    InvalidRange,
-                    "The requested range is not satisfiable (object size {})",
-                    meta.size
-                )
-            })?;
-            let cr = format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), meta.size);
-            (range.start, range.end - range.start, Some(cr))
-        }
-    };
-    let stream = transfer::ReadAhead::new(file, start, len);
-    Ok(S3Response::new(object_output!(GetObjectOutput, meta, {
+    let sel = select(&meta, input.range.as_ref(), input.part_number)?;
+    let stream = transfer::ReadAhead::new(file, sel.start, sel.len);
+    let mut out = object_output!(GetObjectOutput, meta, {
         body: Some(StreamingBlob::wrap(stream)),
-        content_length: Some(len as i64),
-        content_range: content_range,
+        content_length: Some(sel.len as i64),
+        content_range: sel.content_range.clone(),
+        parts_count: parts_count(&meta, input.part_number),
         tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
         version_id: shown_version(store, &input.bucket, &meta),
-    })))
+    });
+    set_checksum!(out, shown_checksum(&meta, input.checksum_mode.as_ref(), &sel).as_ref(), type);
+    Ok(S3Response::new(out))
+}
+
+pub(super) async fn get_object_attributes(
+    store: &DiskStore,
+    req: S3Request<GetObjectAttributesInput>,
+) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+    let input = req.input;
+    let meta = store
+        .head_version(&input.bucket, &input.key, input.version_id.as_deref())
+        .map_err(map_err)?;
+    let asked = |name: &str| input.object_attributes.iter().any(|a| a.as_str() == name);
+    let object_parts = (asked(ObjectAttributes::OBJECT_PARTS) && !meta.parts.is_empty()).then(|| {
+        let marker = input.part_number_marker.unwrap_or(0).max(0) as usize;
+        let max = input.max_parts.map(|m| m.clamp(0, 1000) as usize).unwrap_or(1000);
+        let composite = meta.checksum.as_ref().filter(|c| c.kind == Kind::Composite);
+        let page: Vec<ObjectPart> = meta
+            .parts
+            .iter()
+            .enumerate()
+            .skip(marker)
+            .take(max)
+            .map(|(i, p)| {
+                let mut part = ObjectPart {
+                    part_number: Some(i as i32 + 1),
+                    size: Some(p.size as i64),
+                    ..Default::default()
+                };
+                if let (Some(c), Some(v)) = (composite, &p.checksum) {
+                    let stored = Stored {
+                        algorithm: c.algorithm,
+                        value: v.clone(),
+                        kind: c.kind,
+                    };
+                    set_checksum!(part, Some(&stored));
+                }
+                part
+            })
+            .collect();
+        let last = marker + page.len();
+        let truncated = last < meta.parts.len();
+        GetObjectAttributesParts {
+            is_truncated: Some(truncated),
+            max_parts: Some(max as i32),
+            next_part_number_marker: truncated.then_some(last as i32),
+            part_number_marker: input.part_number_marker,
+            parts: Some(page),
+            total_parts_count: Some(meta.parts.len() as i32),
+        }
+    });
+    let checksum = asked(ObjectAttributes::CHECKSUM)
+        .then(|| meta.checksum.as_ref().map(crate::origin::checksum::to_dto))
+        .flatten();
+    Ok(S3Response::new(GetObjectAttributesOutput {
+        checksum,
+        e_tag: asked(ObjectAttributes::ETAG).then(|| ETag::Strong(meta.etag.clone())),
+        last_modified: Some(timestamp(meta.last_modified)),
+        object_parts,
+        object_size: asked(ObjectAttributes::OBJECT_SIZE).then_some(meta.size as i64),
+        storage_class: asked(ObjectAttributes::STORAGE_CLASS)
+            .then(|| StorageClass::from_static(StorageClass::STANDARD)),
+        version_id: shown_version(store, &input.bucket, &meta),
+        ..Default::default()
+    }))
 }
 
 #[cfg(test)]

@@ -1,30 +1,91 @@
-//! PutObject: the body is received into a temporary file, checked, and committed.
+//! PutObject: the body is received into a temporary file, checked (length, Content-MD5, the
+//! additional checksum), and committed, provided its write conditions hold. Conditional
+//! writes are checked here too for CompleteMultipartUpload.
 
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use super::checksums::{check_received, request_claim, set_checksum};
 use super::error::{map_err, sha256_mismatch};
+use super::lock::{for_new_version, lock_headers};
 use super::meta::{new_meta, object_headers, shown_version, ObjectHeaders};
-use crate::origin::store::{check_key, DiskStore, StoreError};
+use crate::origin::checksum;
+use crate::origin::store::{check_key, now_ms, ConditionFailed, DiskStore, StoreError, WriteCondition};
 use crate::origin::transfer;
+
+/// The write condition of `If-Match` / `If-None-Match` on a PutObject or
+/// CompleteMultipartUpload: S3 takes `If-None-Match: *` only.
+pub(super) fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<WriteCondition> {
+    let if_none_match_any = match if_none_match {
+        None => false,
+        Some(c) if c.is_any() => true,
+        Some(_) => {
+            return Err(s3_error!(
+                NotImplemented,
+                "A header you provided implies functionality that is not implemented: If-None-Match takes only *."
+            ))
+        }
+    };
+    let if_match = if_match.map(|c| match c.as_etag() {
+        Some(e) => e.value().to_string(),
+        None => "*".to_string(),
+    });
+    Ok(WriteCondition {
+        if_none_match_any,
+        if_match,
+    })
+}
+
+/// Checks a write condition before the body is received: 412 PreconditionFailed, or 404
+/// NoSuchKey for `If-Match` on a missing key. (The commit checks it again: a write that made
+/// it false meanwhile is a 409 ConditionalRequestConflict.)
+pub(super) fn precheck(store: &DiskStore, bucket: &str, key: &str, condition: &WriteCondition) -> S3Result<()> {
+    if condition.is_none() {
+        return Ok(());
+    }
+    let current = match store.head(bucket, key) {
+        Ok(m) => Some(m),
+        Err(StoreError::NoSuchKey | StoreError::DeleteMarker { .. }) => None,
+        Err(e) => return Err(map_err(e)),
+    };
+    condition.check(current.as_deref()).map_err(|f| match f {
+        ConditionFailed::Missing => map_err(StoreError::NoSuchKey),
+        ConditionFailed::Failed => s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        ),
+    })
+}
 
 pub(super) async fn put_object(
     store: &DiskStore,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
+    let claim = request_claim(&req.headers)?;
+    let trailers = req.trailing_headers;
     let input = req.input;
     check_key(&input.key).map_err(|b| map_err(StoreError::BadKey(b)))?;
+    let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    precheck(store, &input.bucket, &input.key, &condition)?;
+    let lock = store.object_lock(&input.bucket).map_err(map_err)?;
+    let (retention, legal_hold) = for_new_version(lock.as_ref(), &lock_headers!(input), now_ms())?;
     let Some(body) = input.body else {
         return Err(s3_error!(IncompleteBody, "The request body is missing."));
     };
+    let algorithm = claim.as_ref().map(|c| c.algorithm).unwrap_or(checksum::DEFAULT);
     let temp = store.temp_path(&input.bucket).map_err(map_err)?;
     let result = async {
-        let received = transfer::receive(body, &temp).await.map_err(|e| match e {
-            transfer::ReceiveError::Interrupted(m) => s3_error!(IncompleteBody, "{m}"),
-            transfer::ReceiveError::Sha256Mismatch => sha256_mismatch(),
-            transfer::ReceiveError::Io(e) => map_err(StoreError::Io(e)),
-        })?;
-        let (size, digest) = (received.size, received.md5);
+        let received = transfer::receive(body, &temp, algorithm)
+            .await
+            .map_err(|e| match e {
+                transfer::ReceiveError::Interrupted(m) => s3_error!(IncompleteBody, "{m}"),
+                transfer::ReceiveError::Sha256Mismatch => sha256_mismatch(),
+                transfer::ReceiveError::Io(e) => map_err(StoreError::Io(e)),
+            })?;
+        let size = received.size;
         if let Some(expected) = input.content_length {
             if expected >= 0 && size != expected as u64 {
                 return Err(s3_error!(
@@ -34,7 +95,7 @@ pub(super) async fn put_object(
             }
         }
         if let Some(sent) = &input.content_md5 {
-            let ours = openssl::base64::encode_block(&digest);
+            let ours = openssl::base64::encode_block(&received.md5);
             if sent.trim() != ours {
                 return Err(s3_error!(
                     BadDigest,
@@ -42,19 +103,29 @@ pub(super) async fn put_object(
                 ));
             }
         }
+        let stored = check_received(claim.as_ref(), algorithm, trailers.as_ref(), &received)?;
         let mut meta = new_meta(object_headers!(input))?;
         meta.size = size;
-        meta.etag = hex::encode(digest);
-        store.commit(&input.bucket, &input.key, &temp, meta).map_err(map_err)
+        meta.etag = hex::encode(received.md5);
+        meta.checksum = Some(stored);
+        meta.retention = retention;
+        meta.legal_hold = legal_hold;
+        store
+            .commit_if(&input.bucket, &input.key, &temp, meta, &condition)
+            .map_err(map_err)
     }
     .await;
     match result {
-        Ok(meta) => Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(ETag::Strong(meta.etag.clone())),
-            size: Some(meta.size as i64),
-            version_id: shown_version(store, &input.bucket, &meta),
-            ..Default::default()
-        })),
+        Ok(meta) => {
+            let mut out = PutObjectOutput {
+                e_tag: Some(ETag::Strong(meta.etag.clone())),
+                size: Some(meta.size as i64),
+                version_id: shown_version(store, &input.bucket, &meta),
+                ..Default::default()
+            };
+            set_checksum!(out, meta.checksum.as_ref(), type);
+            Ok(S3Response::new(out))
+        }
         Err(e) => {
             let _ = tokio::fs::remove_file(&temp).await;
             Err(e)

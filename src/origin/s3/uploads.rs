@@ -4,22 +4,34 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use super::error::map_mp;
+use super::checksums::{given_checksums, request_claim, set_checksum};
+use super::error::{map_err, map_mp};
+use super::lock::{for_new_version, lock_headers};
 use super::meta::{new_meta, object_headers, shown_version, timestamp, ObjectHeaders};
-use crate::origin::multipart;
-use crate::origin::store::DiskStore;
+use super::put::write_condition;
+use crate::origin::multipart::{self, CompleteChecks, ListedPart, UploadChecksum};
+use crate::origin::store::{now_ms, DiskStore};
 
 pub(super) async fn create_multipart_upload(
     store: &DiskStore,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let input = req.input;
-    let meta = new_meta(object_headers!(input))?;
-    let id = multipart::create(store, &input.bucket, &input.key, meta).map_err(map_mp)?;
+    let mut meta = new_meta(object_headers!(input))?;
+    let lock = store.object_lock(&input.bucket).map_err(map_err)?;
+    (meta.retention, meta.legal_hold) = for_new_version(lock.as_ref(), &lock_headers!(input), now_ms())?;
+    let checksum = UploadChecksum::new(
+        input.checksum_algorithm.as_ref().map(|a| a.as_str()),
+        input.checksum_type.as_ref().map(|t| t.as_str()),
+    )
+    .map_err(map_mp)?;
+    let id = multipart::create(store, &input.bucket, &input.key, meta, checksum).map_err(map_mp)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(id),
+        checksum_algorithm: checksum.map(|c| ChecksumAlgorithm::from(c.algorithm.name().to_string())),
+        checksum_type: checksum.map(|c| ChecksumType::from(c.kind.name().to_string())),
         ..Default::default()
     }))
 }
@@ -28,6 +40,8 @@ pub(super) async fn upload_part(
     store: &DiskStore,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
+    let claim = request_claim(&req.headers)?;
+    let trailers = req.trailing_headers;
     let input = req.input;
     let Some(body) = input.body else {
         return Err(s3_error!(IncompleteBody, "The request body is missing."));
@@ -41,15 +55,21 @@ pub(super) async fn upload_part(
             number: input.part_number,
         },
         body,
-        input.content_length,
-        input.content_md5.as_deref(),
+        multipart::PartChecks {
+            content_length: input.content_length,
+            content_md5: input.content_md5.as_deref(),
+            claim: claim.as_ref(),
+            trailers: trailers.as_ref(),
+        },
     )
     .await
     .map_err(map_mp)?;
-    Ok(S3Response::new(UploadPartOutput {
+    let mut out = UploadPartOutput {
         e_tag: Some(ETag::Strong(part.etag)),
         ..Default::default()
-    }))
+    };
+    set_checksum!(out, part.checksum.as_ref());
+    Ok(S3Response::new(out))
 }
 
 pub(super) async fn complete_multipart_upload(
@@ -57,30 +77,37 @@ pub(super) async fn complete_multipart_upload(
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
-    let listed: Vec<(i32, String)> = input
+    let listed: Vec<ListedPart> = input
         .multipart_upload
         .and_then(|m| m.parts)
         .unwrap_or_default()
         .into_iter()
-        .map(|p| {
-            (
-                p.part_number.unwrap_or(0),
-                p.e_tag.map(|e| e.value().to_string()).unwrap_or_default(),
-            )
+        .map(|p| ListedPart {
+            number: p.part_number.unwrap_or(0),
+            checksums: given_checksums!(p),
+            etag: p.e_tag.map(|e| e.value().to_string()).unwrap_or_default(),
         })
         .collect();
-    let meta = multipart::complete(store, &input.bucket, &input.key, &input.upload_id, &listed)
+    let checks = CompleteChecks {
+        object_checksum: given_checksums!(input).into_iter().next(),
+        kind: input.checksum_type.as_ref().map(|t| t.as_str().to_string()),
+        object_size: input.mpu_object_size,
+        condition: write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
+    };
+    let meta = multipart::complete(store, &input.bucket, &input.key, &input.upload_id, &listed, &checks)
         .await
         .map_err(map_mp)?;
     let version_id = shown_version(store, &input.bucket, &meta);
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
+    let mut out = CompleteMultipartUploadOutput {
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         bucket: Some(input.bucket),
         key: Some(input.key),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         version_id,
         ..Default::default()
-    }))
+    };
+    set_checksum!(out, meta.checksum.as_ref(), type);
+    Ok(S3Response::new(out))
 }
 
 pub(super) async fn abort_multipart_upload(
@@ -97,6 +124,7 @@ pub(super) async fn list_parts(
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
     let input = req.input;
+    let (_, info) = multipart::open_upload(store, &input.bucket, &input.key, &input.upload_id).map_err(map_mp)?;
     let all = multipart::list_parts(store, &input.bucket, &input.key, &input.upload_id).map_err(map_mp)?;
     let marker = input.part_number_marker.unwrap_or(0);
     let max = input.max_parts.map(|m| m.clamp(0, 1000) as usize).unwrap_or(1000);
@@ -114,15 +142,26 @@ pub(super) async fn list_parts(
         is_truncated: Some(truncated),
         parts: Some(
             page.into_iter()
-                .map(|p| Part {
-                    part_number: Some(p.number),
-                    size: Some(p.size as i64),
-                    e_tag: Some(ETag::Strong(p.etag)),
-                    last_modified: Some(timestamp(p.last_modified)),
-                    ..Default::default()
+                .map(|p| {
+                    let mut part = Part {
+                        part_number: Some(p.number),
+                        size: Some(p.size as i64),
+                        e_tag: Some(ETag::Strong(p.etag)),
+                        last_modified: Some(timestamp(p.last_modified)),
+                        ..Default::default()
+                    };
+                    // Parts show the upload's checksum, when it named one.
+                    if info.checksum.is_some() {
+                        set_checksum!(part, p.checksum.as_ref());
+                    }
+                    part
                 })
                 .collect(),
         ),
+        checksum_algorithm: info
+            .checksum
+            .map(|c| ChecksumAlgorithm::from(c.algorithm.name().to_string())),
+        checksum_type: info.checksum.map(|c| ChecksumType::from(c.kind.name().to_string())),
         ..Default::default()
     }))
 }

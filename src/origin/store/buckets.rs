@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::keys::key_hash;
-use super::meta::ObjectMeta;
+use super::meta::{LockMode, ObjectMeta, Retention};
 use super::{now_secs, random_token, sync_dir, DiskStore, StoreError};
 use crate::policy::bucket::{check_bucket_name, Versioning};
 use crate::policy::cors::CorsRule;
@@ -36,6 +36,43 @@ struct BucketSettings {
     /// `None`: versioning was never enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     versioning: Option<Versioning>,
+    /// Object Lock; `None`: the bucket was created without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    object_lock: Option<ObjectLock>,
+    /// Bucket tags (PutBucketTagging).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    tags: BTreeMap<String, String>,
+}
+
+/// A bucket's Object Lock configuration: enabled, with an optional default retention for new
+/// versions.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLock {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// The retention new versions get when their upload names none: a mode and a period in days
+/// or years (one of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    pub mode: LockMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub years: Option<u32>,
+}
+
+impl DefaultRetention {
+    /// The retention of a version written at `now_ms`.
+    pub fn from(&self, now_ms: i64) -> Retention {
+        const DAY_MS: i64 = 86_400_000;
+        let days = i64::from(self.days.unwrap_or(0)) + 365 * i64::from(self.years.unwrap_or(0));
+        Retention {
+            mode: self.mode,
+            until_ms: now_ms.saturating_add(days.saturating_mul(DAY_MS)),
+        }
+    }
 }
 
 impl DiskStore {
@@ -171,13 +208,61 @@ impl DiskStore {
     }
 
     /// Turns versioning on or suspends it, persisted in `bucket.json`.
+    /// A bucket with Object Lock keeps versioning enabled.
     pub fn set_versioning(&self, name: &str, state: Versioning) -> Result<(), StoreError> {
-        self.update_settings(name, |s| s.versioning = Some(state))
+        let mut refused = false;
+        self.update_settings(name, |s| {
+            if s.object_lock.is_some() && state != Versioning::Enabled {
+                refused = true;
+            } else {
+                s.versioning = Some(state);
+            }
+        })?;
+        if refused {
+            return Err(StoreError::InvalidBucketState(
+                "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
+            ));
+        }
+        Ok(())
     }
 
     /// The bucket's versioning state; `None` when it was never enabled.
     pub fn versioning(&self, name: &str) -> Result<Option<Versioning>, StoreError> {
         Ok(self.settings(name)?.versioning)
+    }
+
+    /// The bucket's Object Lock configuration; `None` when it has none.
+    pub fn object_lock(&self, name: &str) -> Result<Option<ObjectLock>, StoreError> {
+        Ok(self.settings(name)?.object_lock.clone())
+    }
+
+    /// Sets the Object Lock configuration. Versioning must be enabled (it stays so: see
+    /// [`Self::set_versioning`]).
+    pub fn set_object_lock(&self, name: &str, lock: ObjectLock) -> Result<(), StoreError> {
+        let mut refused = false;
+        self.update_settings(name, |s| {
+            if s.versioning == Some(Versioning::Enabled) {
+                s.object_lock = Some(lock);
+            } else {
+                refused = true;
+            }
+        })?;
+        if refused {
+            return Err(StoreError::InvalidBucketState(
+                "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bucket's tags.
+    pub fn bucket_tags(&self, name: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        Ok(self.settings(name)?.tags.clone())
+    }
+
+    /// Replaces the bucket's tags (empty: removes them).
+    pub fn set_bucket_tags(&self, name: &str, tags: BTreeMap<String, String>) -> Result<(), StoreError> {
+        self.update_settings(name, |s| s.tags = tags)
     }
 
     /// May an unsigned request read this object? (Object or bucket is `public-read`.)
@@ -207,6 +292,12 @@ impl DiskStore {
     }
 
     pub fn create_bucket(&self, name: &str) -> Result<(), StoreError> {
+        self.create_bucket_with(name, false)
+    }
+
+    /// Creates a bucket; with `object_lock`, with Object Lock (and so versioning) enabled from
+    /// the start: `bucket.json` says so before the bucket exists for anyone.
+    pub fn create_bucket_with(&self, name: &str, object_lock: bool) -> Result<(), StoreError> {
         if check_bucket_name(name).is_err() {
             return Err(StoreError::InvalidBucketName);
         }
@@ -220,13 +311,20 @@ impl DiskStore {
         let dir = self.root.join(name);
         crate::util::create_private_dir_all(&dir.join("objects"))?;
         crate::util::create_private_dir_all(&dir.join("tmp"))?;
+        let mut settings = BucketSettings::default();
+        if object_lock {
+            settings.versioning = Some(Versioning::Enabled);
+            settings.object_lock = Some(ObjectLock::default());
+            let json = serde_json::to_vec(&settings).map_err(|e| StoreError::Io(io::Error::other(e)))?;
+            crate::util::write_file_atomic(&dir.join("bucket.json"), &json, crate::util::PRIVATE_FILE_MODE)?;
+        }
         sync_dir(&self.root)?;
         map.insert(
             name.to_string(),
             Arc::new(BucketState {
                 index: Arc::default(),
                 created: now_secs(),
-                settings: RwLock::default(),
+                settings: RwLock::new(Arc::new(settings)),
             }),
         );
         Ok(())

@@ -6,6 +6,124 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use crate::origin::checksum::Stored;
+
+/// One part of a multipart object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub size: u64,
+    /// The part's checksum (base64), for an object with a composite checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+/// Object Lock's two retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockMode {
+    /// Protected, but a user who asks to bypass governance may shorten, remove or delete.
+    #[serde(rename = "GOVERNANCE")]
+    Governance,
+    /// Nobody may shorten it or delete the version until it ends.
+    #[serde(rename = "COMPLIANCE")]
+    Compliance,
+}
+
+impl LockMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<LockMode> {
+        match s {
+            "GOVERNANCE" => Some(LockMode::Governance),
+            "COMPLIANCE" => Some(LockMode::Compliance),
+            _ => None,
+        }
+    }
+}
+
+/// A version's retention: its mode, and until when (milliseconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub mode: LockMode,
+    pub until_ms: i64,
+}
+
+impl Retention {
+    pub fn active(&self, now_ms: i64) -> bool {
+        self.until_ms > now_ms
+    }
+}
+
+/// Why a version may not be removed or have its retention changed (S3: 403 AccessDenied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locked {
+    LegalHold,
+    Retention(LockMode),
+}
+
+impl ObjectMeta {
+    /// Whether this version may be deleted for good now: not under a legal hold, and its
+    /// retention over, or GOVERNANCE bypassed.
+    pub fn removable(&self, now_ms: i64, bypass_governance: bool) -> Result<(), Locked> {
+        if self.legal_hold {
+            return Err(Locked::LegalHold);
+        }
+        match self.retention {
+            Some(r) if r.active(now_ms) => match r.mode {
+                LockMode::Governance if bypass_governance => Ok(()),
+                mode => Err(Locked::Retention(mode)),
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A conditional write (PutObject, CompleteMultipartUpload): `If-None-Match: *` and
+/// `If-Match: <etag>` on the key's current version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteCondition {
+    /// The key must not exist.
+    pub if_none_match_any: bool,
+    /// The key must exist with this ETag (hex MD5, no quotes); `*`: exist.
+    pub if_match: Option<String>,
+}
+
+/// Why a conditional write's precondition fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionFailed {
+    /// `If-Match` on a key with no current version (S3: 404 NoSuchKey).
+    Missing,
+    /// S3: 412 PreconditionFailed.
+    Failed,
+}
+
+impl WriteCondition {
+    pub fn is_none(&self) -> bool {
+        !self.if_none_match_any && self.if_match.is_none()
+    }
+
+    /// Checks the condition against the key's record as it is (`None`: no such key; a delete
+    /// marker as the current version counts as none).
+    pub fn check(&self, current: Option<&ObjectMeta>) -> Result<(), ConditionFailed> {
+        let current = current.filter(|m| !m.delete_marker);
+        if self.if_none_match_any && current.is_some() {
+            return Err(ConditionFailed::Failed);
+        }
+        if let Some(want) = &self.if_match {
+            let Some(m) = current else {
+                return Err(ConditionFailed::Missing);
+            };
+            if want != "*" && want.trim_matches('"') != m.etag {
+                return Err(ConditionFailed::Failed);
+            }
+        }
+        Ok(())
+    }
+}
 
 /// What is stored beside each object: one version of it. The `.meta` file of a key holds its
 /// current version, with the older ones (in a bucket that has had versioning) in `noncurrent`.
@@ -40,6 +158,20 @@ pub struct ObjectMeta {
     /// A delete marker: no data; as the current version it makes the key read as deleted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_marker: bool,
+    /// The additional checksum (S3's CRC32, CRC32C, CRC64NVME, SHA-1 or SHA-256); absent on
+    /// objects stored before homefront kept them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Stored>,
+    /// A multipart object's parts, in order: what `partNumber` reads and GetObjectAttributes
+    /// lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartRecord>,
+    /// Object Lock retention of this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Object Lock legal hold of this version.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
     /// Older versions, newest first; only on the record of the current version.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub noncurrent: Vec<ObjectMeta>,

@@ -43,7 +43,8 @@ use crate::policy::bucket::check_bucket_name;
 use buckets::BucketState;
 
 pub use keys::{check_key, BadKey};
-pub use meta::ObjectMeta;
+pub use meta::{ConditionFailed, LockMode, Locked, ObjectMeta, PartRecord, Retention, WriteCondition};
+pub use buckets::{DefaultRetention, ObjectLock};
 pub use objects::Deleted;
 
 /// The bucket store on disk.
@@ -69,6 +70,15 @@ pub enum StoreError {
     BucketExists,
     InvalidBucketName,
     BadKey(BadKey),
+    /// A conditional write whose precondition another write made false while it was being
+    /// received (S3: 409 ConditionalRequestConflict).
+    ConditionalConflict,
+    /// Object Lock: the version is protected.
+    Locked(Locked),
+    /// Object Lock settings on a bucket created without it.
+    ObjectLockNotEnabled,
+    /// S3's 409 InvalidBucketState, with its message.
+    InvalidBucketState(&'static str),
     Io(io::Error),
 }
 
@@ -90,9 +100,20 @@ impl std::fmt::Display for StoreError {
             StoreError::BucketExists => f.write_str("bucket exists"),
             StoreError::InvalidBucketName => f.write_str("invalid bucket name"),
             StoreError::BadKey(b) => f.write_str(b.0),
+            StoreError::ConditionalConflict => f.write_str("a concurrent write made the precondition false"),
+            StoreError::Locked(_) => f.write_str("the version is locked"),
+            StoreError::ObjectLockNotEnabled => f.write_str("the bucket has no object lock"),
+            StoreError::InvalidBucketState(m) => f.write_str(m),
             StoreError::Io(e) => write!(f, "{e}"),
         }
     }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn now_secs() -> u64 {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::keys::{check_key, key_hash};
-use super::meta::{check_version_id, push_version, select_version, ObjectMeta};
+use super::meta::{check_version_id, push_version, select_version, ObjectMeta, WriteCondition};
 use super::{now_secs, random_token, sync_dir, DiskStore, StoreError};
 use crate::policy::bucket::Versioning;
 
@@ -173,12 +173,20 @@ impl DiskStore {
     /// Commits a fully written and fsynced temp file as `key` with `meta` (whose `key`,
     /// `data_file`, `last_modified` and `version_id` are filled in here). In a bucket with
     /// versioning enabled it becomes a new version; otherwise it replaces the null version.
-    pub fn commit(
+    pub fn commit(&self, bucket: &str, key: &str, temp: &Path, meta: ObjectMeta) -> Result<Arc<ObjectMeta>, StoreError> {
+        self.commit_if(bucket, key, temp, meta, &WriteCondition::default())
+    }
+
+    /// [`Self::commit`], provided `condition` holds on the key's record at the commit; else
+    /// [`StoreError::ConditionalConflict`] (the caller checked it before receiving the body:
+    /// it became false meanwhile) and nothing changes.
+    pub fn commit_if(
         &self,
         bucket: &str,
         key: &str,
         temp: &Path,
         mut meta: ObjectMeta,
+        condition: &WriteCondition,
     ) -> Result<Arc<ObjectMeta>, StoreError> {
         check_key(key).map_err(StoreError::BadKey)?;
         let version_id = self.new_version_id(bucket)?;
@@ -193,6 +201,7 @@ impl DiskStore {
         meta.delete_marker = false;
         meta.noncurrent.clear();
         let result = self.write_record(bucket, key, |old| {
+            condition.check(old).map_err(|_| StoreError::ConditionalConflict)?;
             let (record, garbage) = push_version(old, meta.clone());
             Ok(Change::Put(Box::new(record), garbage, ()))
         });
@@ -215,6 +224,21 @@ impl DiskStore {
         version: Option<&str>,
         change: impl Fn(&mut ObjectMeta),
     ) -> Result<Arc<ObjectMeta>, StoreError> {
+        self.update_meta_if(bucket, key, version, |m| {
+            change(m);
+            Ok(())
+        })
+    }
+
+    /// [`Self::update_meta`] with a change that may refuse (seeing the version as it is at
+    /// the commit): nothing is written then.
+    pub fn update_meta_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+        change: impl Fn(&mut ObjectMeta) -> Result<(), StoreError>,
+    ) -> Result<Arc<ObjectMeta>, StoreError> {
         check_key(key).map_err(StoreError::BadKey)?;
         if let Some(v) = version {
             check_version_id(v)?;
@@ -222,7 +246,7 @@ impl DiskStore {
         let (_, updated) = self.write_record(bucket, key, |old| {
             let i = select_version(old, version)?;
             let mut versions = old.ok_or(StoreError::NoSuchKey)?.clone().into_versions();
-            change(&mut versions[i]);
+            change(&mut versions[i])?;
             let updated = Arc::new(versions[i].clone());
             let record = ObjectMeta::from_versions(versions).unwrap_or_default();
             Ok(Change::Put(Box::new(record), Vec::new(), updated))
@@ -235,7 +259,22 @@ impl DiskStore {
     /// suspended, a null delete marker replaces the null version. With `version`: that version
     /// goes for good (the next older one becomes current); a missing version succeeds.
     pub fn delete(&self, bucket: &str, key: &str, version: Option<&str>) -> Result<Deleted, StoreError> {
+        self.delete_as(bucket, key, version, false)
+    }
+
+    /// [`Self::delete`]; a version removed for good must not be locked (Object Lock: a legal
+    /// hold, or retention that has not ended, GOVERNANCE unless `bypass_governance`). Delete
+    /// markers are never locked.
+    pub fn delete_as(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+        bypass_governance: bool,
+    ) -> Result<Deleted, StoreError> {
         check_key(key).map_err(StoreError::BadKey)?;
+        let now = super::now_ms();
+        let removable = |m: &ObjectMeta| m.removable(now, bypass_governance).map_err(StoreError::Locked);
         if let Some(v) = version {
             check_version_id(v)?;
         }
@@ -249,6 +288,7 @@ impl DiskStore {
                         delete_marker: false,
                     }));
                 };
+                removable(&versions[i])?;
                 let gone = versions.remove(i);
                 let deleted = Deleted {
                     version_id: Some(v.to_string()),
@@ -268,6 +308,9 @@ impl DiskStore {
                     let Some(old) = old else {
                         return Ok(Change::Keep(Deleted::default()));
                     };
+                    for v in old.versions() {
+                        removable(v)?;
+                    }
                     let garbage = old
                         .versions()
                         .map(|m| m.data_file.clone())
@@ -276,6 +319,12 @@ impl DiskStore {
                     Ok(Change::Remove(garbage, Deleted::default()))
                 }
                 Some(state) => {
+                    // Suspended: the null delete marker replaces the null version.
+                    if state == Versioning::Suspended {
+                        for v in old.iter().flat_map(|o| o.versions()).filter(|v| v.version_id.is_none()) {
+                            removable(v)?;
+                        }
+                    }
                     let marker = ObjectMeta {
                         key: key.to_string(),
                         last_modified: now_secs(),
