@@ -198,8 +198,13 @@ fn main() -> ExitCode {
             report(homefront::server::serve(loaded, seed_demo))
         }
         Command::Origin { config } => {
-            let Some(loaded) = load(Some(&config)) else {
-                return ExitCode::FAILURE;
+            let loaded = match config::load_file_for(&config, config::Purpose::Origin) {
+                Ok(l) => l,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    eprintln!("homefront: not started, the config has {} error(s)", errors.0.len());
+                    return ExitCode::FAILURE;
+                }
             };
             report(homefront::server::serve_origin(loaded))
         }

@@ -69,8 +69,21 @@ pub struct Loaded {
     pub secrets_to_generate: Vec<(usize, PathBuf)>,
 }
 
+/// What a config is loaded for: the whole server (at least one distribution), or only the
+/// bucket store (`homefront origin`: `origin_server` and `buckets`; distributions optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Edge,
+    Origin,
+}
+
 /// Loads and compiles a config file; relative paths are relative to its directory.
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
+    load_file_for(path, Purpose::Edge)
+}
+
+/// [`load_file`] for a purpose.
+pub fn load_file_for(path: &Path, purpose: Purpose) -> Result<Loaded, ConfigErrors> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
@@ -85,7 +98,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    load_str(&file, &text, &base)
+    compile::load(&file, &text, &base, purpose)
 }
 
 /// The embedded default; relative paths are relative to the current directory.
@@ -96,7 +109,7 @@ pub fn load_embedded_default() -> Result<Loaded, ConfigErrors> {
 /// Loads config text named `source` (for messages), resolving relative paths against
 /// `base_dir`.
 pub fn load_str(source: &str, text: &str, base_dir: &Path) -> Result<Loaded, ConfigErrors> {
-    compile::load(source, text, base_dir)
+    compile::load(source, text, base_dir, Purpose::Edge)
 }
 
 /// The keys a config text leaves out of the schema: for each struct in the schema that the

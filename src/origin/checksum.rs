@@ -209,7 +209,11 @@ impl std::fmt::Display for ChecksumError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ChecksumError::Invalid(m) => f.write_str(m),
-            ChecksumError::Mismatch(a) => write!(f, "The {} you specified did not match the calculated checksum.", a.name()),
+            ChecksumError::Mismatch(a) => write!(
+                f,
+                "The {} you specified did not match the calculated checksum.",
+                a.name()
+            ),
         }
     }
 }
@@ -237,8 +241,9 @@ pub fn claim(fields: Fields<'_>) -> Result<Option<Claim>, ChecksumError> {
     let mut claims = Vec::new();
     for (algorithm, value) in ALL.into_iter().zip(fields.values) {
         if let Some(v) = value {
-            let bytes = decode(algorithm, v)
-                .ok_or_else(|| ChecksumError::Invalid(format!("Value for {} header is invalid.", algorithm.header())))?;
+            let bytes = decode(algorithm, v).ok_or_else(|| {
+                ChecksumError::Invalid(format!("Value for {} header is invalid.", algorithm.header()))
+            })?;
             claims.push(Claim {
                 algorithm,
                 value: Some(bytes),
@@ -264,8 +269,9 @@ pub fn claim(fields: Fields<'_>) -> Result<Option<Claim>, ChecksumError> {
     }
     let claim = claims.pop();
     if let Some(sdk) = fields.sdk_algorithm {
-        let named = Algorithm::from_name(sdk)
-            .ok_or_else(|| ChecksumError::Invalid("Value for x-amz-sdk-checksum-algorithm header is invalid.".into()))?;
+        let named = Algorithm::from_name(sdk).ok_or_else(|| {
+            ChecksumError::Invalid("Value for x-amz-sdk-checksum-algorithm header is invalid.".into())
+        })?;
         match &claim {
             Some(c) if c.algorithm != named => {
                 return Err(ChecksumError::Invalid(
@@ -299,8 +305,12 @@ pub fn trailer_value(claim: &Claim, trailers: Option<&http::HeaderMap>) -> Resul
                 claim.algorithm.header()
             ))
         })?;
-    decode(claim.algorithm, sent)
-        .ok_or_else(|| ChecksumError::Invalid(format!("Value for {} trailing header is invalid.", claim.algorithm.header())))
+    decode(claim.algorithm, sent).ok_or_else(|| {
+        ChecksumError::Invalid(format!(
+            "Value for {} trailing header is invalid.",
+            claim.algorithm.header()
+        ))
+    })
 }
 
 /// Checks a received body's digest against what the request claimed (in a header, or in the
@@ -393,14 +403,24 @@ mod tests {
         // Stored spellings are S3's.
         let s = Stored::full(Algorithm::Crc32c, &[1, 2, 3, 4]);
         let json = serde_json::to_string(&s).unwrap();
-        assert_eq!(json, r#"{"algorithm":"CRC32C","value":"AQIDBA==","kind":"FULL_OBJECT"}"#);
+        assert_eq!(
+            json,
+            r#"{"algorithm":"CRC32C","value":"AQIDBA==","kind":"FULL_OBJECT"}"#
+        );
         assert_eq!(serde_json::from_str::<Stored>(&json).unwrap(), s);
     }
 
     #[test]
     fn values_must_be_canonical_base64_of_the_right_length() {
         assert_eq!(decode(Algorithm::Crc32, "i9aeUg=="), Some(vec![0x8b, 0xd6, 0x9e, 0x52]));
-        for bad in ["", "i9aeUg", "i9ae Ug==", "i9aeUgAA", "!!!!!!!!", "ZOyIygCyaOW6GjVnihtTFtIS9PNmskdyMlNKiuyjfzw="] {
+        for bad in [
+            "",
+            "i9aeUg",
+            "i9ae Ug==",
+            "i9aeUgAA",
+            "!!!!!!!!",
+            "ZOyIygCyaOW6GjVnihtTFtIS9PNmskdyMlNKiuyjfzw=",
+        ] {
             assert_eq!(decode(Algorithm::Crc32, bad), None, "{bad}");
         }
     }
@@ -475,7 +495,10 @@ mod tests {
             algorithm: Algorithm::Crc32,
             value: Some(vec![1]),
         };
-        assert_eq!(verify(&sent, None, &[2]), Err(ChecksumError::Mismatch(Algorithm::Crc32)));
+        assert_eq!(
+            verify(&sent, None, &[2]),
+            Err(ChecksumError::Mismatch(Algorithm::Crc32))
+        );
         assert_eq!(verify(&sent, None, &[1]), Ok(()));
         t.insert("x-amz-checksum-crc32", "AAAAAQ==".parse().unwrap());
         assert_eq!(verify(&c, Some(&t), &[0, 0, 0, 1]), Ok(()));

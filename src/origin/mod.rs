@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod checksum;
 pub mod cors;
 pub mod multipart;
+pub mod post_form;
 pub mod presign;
 pub mod query;
 pub mod s3;
@@ -186,7 +187,7 @@ async fn respond(
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let signed = signed_header_values(query, req.headers());
-    let mut resp = hyper::service::Service::call(service, req).await?;
+    let mut resp = service.call(with_form_key(req).await).await?;
     if resp.status().is_server_error() {
         // Client errors are the client's; these are ours (s3s's own log of them is off).
         tracing::error!("bucket store: {method} {path} failed with {}", resp.status());
@@ -200,6 +201,61 @@ async fn respond(
         }
     }
     Ok(resp)
+}
+
+/// The request as s3s takes it; a browser form upload's `${filename}` in the key field is
+/// replaced first (`post_form`): its head is read (at most [`post_form::HEAD_LIMIT`]) and
+/// put back in front of the rest of the body.
+async fn with_form_key(req: http::Request<hyper::body::Incoming>) -> http::Request<s3s::Body> {
+    use http_body_util::BodyExt;
+    let boundary = (req.method() == http::Method::POST)
+        .then(|| {
+            req.headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(post_form::boundary)
+                .map(str::to_string)
+        })
+        .flatten();
+    let Some(boundary) = boundary else {
+        return req.map(s3s::Body::from);
+    };
+    let (mut parts, mut body) = req.into_parts();
+    let mut head = Vec::new();
+    let rewritten = loop {
+        match post_form::read_head(&head, &boundary) {
+            post_form::Head::Incomplete if head.len() < post_form::HEAD_LIMIT => {}
+            post_form::Head::Found { rewritten } => break rewritten,
+            _ => break None,
+        }
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    head.extend_from_slice(&data);
+                }
+            }
+            // The end, or a broken body: s3s reports it on what there is.
+            _ => break None,
+        }
+    };
+    if let Some(new_head) = rewritten {
+        let length = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(n) = length {
+            let n = (n + new_head.len() as u64).saturating_sub(head.len() as u64);
+            parts.headers.insert(http::header::CONTENT_LENGTH, n.into());
+        }
+        head = new_head;
+    }
+    let first = futures::stream::iter([Ok::<_, hyper::Error>(bytes::Bytes::from(head))]);
+    let rest = body.into_data_stream();
+    let stream = futures::StreamExt::map(futures::StreamExt::chain(first, rest), |r| {
+        r.map(hyper::body::Frame::data)
+    });
+    http::Request::from_parts(parts, s3s::Body::http_body(http_body_util::StreamBody::new(stream)))
 }
 
 /// What the request itself tells the access log.
@@ -446,6 +502,10 @@ fn preflight_response(store: &DiskStore, bucket: &str, headers: &http::HeaderMap
     }
 }
 
+/// The account that owns every bucket and object of the store (all its credentials are the
+/// owner's): the ID listings and ACLs show, and what `x-amz-expected-bucket-owner` must name.
+pub const OWNER_ID: &str = "homefront";
+
 /// S3's answer to a SigV2 signature where only SigV4 is accepted.
 const SIGV2_REFUSED: &str =
     "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.";
@@ -480,6 +540,16 @@ fn refusal(query: &Query, headers: &http::HeaderMap) -> Option<http::Response<s3
     }
     if let Some(resp) = presign_expiry_error(query) {
         return Some(resp);
+    }
+    // The account every bucket belongs to; a request that expects another gets S3's 403.
+    for name in ["x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"] {
+        if headers
+            .get_all(name)
+            .iter()
+            .any(|v| v.as_bytes() != OWNER_ID.as_bytes())
+        {
+            return Some(xml_error(403, "AccessDenied", "Access Denied"));
+        }
     }
     let unsigned = unsigned_amz_headers(query, headers);
     if !unsigned.is_empty() {
@@ -651,6 +721,28 @@ mod tests {
             Some(403)
         );
         assert_eq!(status("", &[("authorization", v4), ("x-amz-cf-id", "x")]), Some(403));
+        // The expected bucket owner must be the store's account.
+        let signed_owner = "AWS4-HMAC-SHA256 Credential=k/20250101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-expected-bucket-owner, Signature=abc";
+        assert_eq!(
+            status(
+                "",
+                &[
+                    ("authorization", signed_owner),
+                    ("x-amz-expected-bucket-owner", "homefront")
+                ]
+            ),
+            None
+        );
+        assert_eq!(
+            status(
+                "",
+                &[
+                    ("authorization", signed_owner),
+                    ("x-amz-expected-bucket-owner", "111122223333")
+                ]
+            ),
+            Some(403)
+        );
         // Unsigned requests may carry what they like: they are anonymous.
         assert_eq!(status("", &[("x-amz-acl", "public-read")]), None);
     }

@@ -52,7 +52,9 @@ impl UploadChecksum {
             .ok_or_else(|| invalid("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]".into()))?;
         let kind = match kind {
             None => algorithm.default_kind(),
-            Some(k) => Kind::from_name(k).ok_or_else(|| invalid("Value for x-amz-checksum-type header is invalid.".into()))?,
+            Some(k) => {
+                Kind::from_name(k).ok_or_else(|| invalid("Value for x-amz-checksum-type header is invalid.".into()))?
+            }
         };
         if !algorithm.allows(kind) {
             return Err(invalid(format!(
@@ -260,11 +262,13 @@ pub async fn upload_part(
     };
     let temp = store.temp_path(bucket)?;
     let result = async {
-        let received = super::transfer::receive(body, &temp, algorithm).await.map_err(|e| match e {
-            super::transfer::ReceiveError::Interrupted(m) => MultipartError::Incomplete(m),
-            super::transfer::ReceiveError::Sha256Mismatch => MultipartError::Sha256Mismatch,
-            super::transfer::ReceiveError::Io(e) => MultipartError::from(e),
-        })?;
+        let received = super::transfer::receive(body, &temp, algorithm)
+            .await
+            .map_err(|e| match e {
+                super::transfer::ReceiveError::Interrupted(m) => MultipartError::Incomplete(m),
+                super::transfer::ReceiveError::Sha256Mismatch => MultipartError::Sha256Mismatch,
+                super::transfer::ReceiveError::Io(e) => MultipartError::from(e),
+            })?;
         let (size, digest) = (received.size, received.md5);
         if let Some(expected) = content_length {
             if expected >= 0 && expected as u64 != size {
@@ -388,7 +392,11 @@ fn completed_before(
     if !valid_upload_id(upload_id) {
         return Err(MultipartError::NoSuchUpload);
     }
-    let path = store.bucket_dir(bucket)?.join("uploads").join(upload_id).join("completed.json");
+    let path = store
+        .bucket_dir(bucket)?
+        .join("uploads")
+        .join(upload_id)
+        .join("completed.json");
     let done: Completed = std::fs::read(&path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -704,9 +712,11 @@ mod tests {
             object_size: Some(3),
             ..Default::default()
         };
-        assert!(complete(&s, "bkt", "big", &id, &[lp(1, &p1.etag), lp(2, &p2.etag)], &wrong_size)
-            .await
-            .is_err());
+        assert!(
+            complete(&s, "bkt", "big", &id, &[lp(1, &p1.etag), lp(2, &p2.etag)], &wrong_size)
+                .await
+                .is_err()
+        );
 
         let listed = [lp(1, &format!("\"{}\"", p1.etag)), lp(2, &p2.etag)];
         let m = complete(&s, "bkt", "big", &id, &listed, &none).await.unwrap();
@@ -721,7 +731,10 @@ mod tests {
             m.checksum,
             Some(Stored::full(Algorithm::Crc64Nvme, &Algorithm::Crc64Nvme.digest(&whole)))
         );
-        assert_eq!(m.parts.iter().map(|p| p.size).collect::<Vec<_>>(), [one.len() as u64, 10]);
+        assert_eq!(
+            m.parts.iter().map(|p| p.size).collect::<Vec<_>>(),
+            [one.len() as u64, 10]
+        );
         let (_, mut f) = s.open_object("bkt", "big", None).unwrap();
         let mut all = Vec::new();
         std::io::Read::read_to_end(&mut f, &mut all).unwrap();
@@ -778,7 +791,10 @@ mod tests {
             },
         )
         .await;
-        assert!(matches!(refused, Err(MultipartError::Checksum(ChecksumError::Invalid(_)))));
+        assert!(matches!(
+            refused,
+            Err(MultipartError::Checksum(ChecksumError::Invalid(_)))
+        ));
         // A wrong SHA-256: BadDigest, nothing kept.
         let wrong = Claim {
             algorithm: Algorithm::Sha256,

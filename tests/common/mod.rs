@@ -358,10 +358,19 @@ pub fn s3_client(port: u16) -> aws_sdk_s3::Client {
 
 /// An S3 client for the bucket store at `port` with the given credential.
 pub fn s3_client_as(port: u16, access_key_id: &str, secret: &str) -> aws_sdk_s3::Client {
+    s3_client_with(port, access_key_id, secret, "us-east-1")
+}
+
+/// An S3 client for the bucket store at `port` that signs for `region`.
+pub fn s3_client_in(port: u16, region: &str) -> aws_sdk_s3::Client {
+    s3_client_with(port, ACCESS_KEY, SECRET_KEY, region)
+}
+
+fn s3_client_with(port: u16, access_key_id: &str, secret: &str, region: &str) -> aws_sdk_s3::Client {
     let creds = aws_credential_types::Credentials::new(access_key_id, secret, None, None, "test");
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .region(aws_sdk_s3::config::Region::new(region.to_string()))
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .credentials_provider(creds)
         .force_path_style(true)

@@ -19,9 +19,6 @@ pub(super) fn compile_distributions(
     let mut out = Vec::new();
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut claimed: HashMap<String, usize> = HashMap::new();
-    if raw.distributions.is_empty() {
-        errors.at(&[k("distributions")], "define at least one distribution");
-    }
     for (i, d) in raw.distributions.iter().enumerate() {
         let at = [k("distributions"), Seg::Index(i)];
         let name = d.name.clone().unwrap_or_else(|| format!("d{i}"));

@@ -13,6 +13,7 @@ use super::de::{record_fields, DeErrorKind, NodeDe};
 use super::model::*;
 use super::schema::*;
 use super::yaml::{self, path_string, Node, Seg};
+use super::Purpose;
 use super::{ConfigError, ConfigErrors, Loaded};
 use crate::policy::bucket::check_bucket_name;
 use crate::policy::cache_policy::{CachePolicy, KeyList};
@@ -64,7 +65,7 @@ fn p(base: &[Seg], more: &[Seg]) -> Vec<Seg> {
     v
 }
 
-pub(super) fn load(source: &str, text: &str, base: &Path) -> Result<Loaded, ConfigErrors> {
+pub(super) fn load(source: &str, text: &str, base: &Path, purpose: Purpose) -> Result<Loaded, ConfigErrors> {
     let tree = yaml::parse(text).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: source.to_string(),
@@ -121,7 +122,7 @@ pub(super) fn load(source: &str, text: &str, base: &Path) -> Result<Loaded, Conf
 
     // Validate what did parse (with the bad nodes cut out), so that one run reports the
     // semantic errors too.
-    let loaded = raw.map(|raw| compile(&raw, base, source, &mut errors));
+    let loaded = raw.map(|raw| compile(&raw, base, source, purpose, &mut errors));
     let mut list = errors.list;
     if list.is_empty() {
         if let Some(l) = loaded {
@@ -191,7 +192,7 @@ fn socket_addr(errors: &mut Errors<'_>, path: &[Seg], text: &str) -> Option<Sock
     }
 }
 
-fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) -> Loaded {
+fn compile(raw: &RawConfig, base: &Path, source: &str, purpose: Purpose, errors: &mut Errors<'_>) -> Loaded {
     let data_dir = resolve(base, raw.data_dir.as_deref().unwrap_or("./data"));
 
     // Listeners: without a `listen` section, both defaults; with one, only those named.
@@ -225,6 +226,16 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, errors: &mut Errors<'_>) 
     let origins = compile_origins(raw, &buckets, origin_server.is_some(), base, errors);
     let key_groups = compile_key_groups(raw, base, errors);
     let distributions = compile_distributions(raw, &origins, &key_groups, errors);
+    match purpose {
+        Purpose::Edge if raw.distributions.is_empty() => {
+            errors.at(&[k("distributions")], "define at least one distribution")
+        }
+        Purpose::Origin if origin_server.is_none() => errors.at(
+            &[k("origin_server")],
+            "`homefront origin` runs the bucket store: define origin_server (listen, credentials)",
+        ),
+        _ => {}
+    }
     let mut trusted_proxies = Vec::new();
     for (i, t) in raw.trusted_proxies.iter().enumerate() {
         match crate::policy::ip::Cidr::parse(t) {

@@ -7,14 +7,38 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::acl::canned_public_read;
+use super::checksums::set_checksum;
 use super::error::{map_err, map_mp};
+use super::lock::{for_new_version, lock_headers};
 use super::meta::parse_tagging_header;
 use super::meta::{new_meta, object_headers, shown_version, timestamp, ObjectHeaders};
-use super::checksums::set_checksum;
-use super::lock::{for_new_version, lock_headers};
 use crate::origin::checksum::{self, Algorithm, Stored};
 use crate::origin::store::{check_key, now_ms, DiskStore, PartRecord, StoreError};
 use crate::origin::{multipart, transfer};
+
+/// `x-amz-copy-source-if-*`, checked on the source as GET's conditions are, except that
+/// every failure is S3's 412 (a copy has no 304).
+macro_rules! source_conditions {
+    ($meta:expr, $input:expr) => {
+        super::get::check_conditions(
+            &$meta,
+            $input.copy_source_if_match.as_ref(),
+            $input.copy_source_if_none_match.as_ref(),
+            $input.copy_source_if_modified_since.as_ref(),
+            $input.copy_source_if_unmodified_since.as_ref(),
+        )
+        .map_err(|e| {
+            if *e.code() == s3s::S3ErrorCode::NotModified {
+                s3_error!(
+                    PreconditionFailed,
+                    "At least one of the pre-conditions you specified did not hold"
+                )
+            } else {
+                e
+            }
+        })
+    };
+}
 
 /// The bucket, key and version of a copy source (an access point's ARN is not supported).
 fn bucket_source(source: &CopySource) -> S3Result<(&str, &str, Option<&str>)> {
@@ -48,6 +72,7 @@ pub(super) async fn copy_object(
     }
     check_key(&input.key).map_err(|b| map_err(StoreError::BadKey(b)))?;
     let (src_meta, src_file) = store.open_object(src_bucket, src_key, src_version).map_err(map_err)?;
+    source_conditions!(src_meta, input)?;
     // The copy's checksum: of the algorithm asked for, else the source's, else the default;
     // always of the whole copy, computed as it is written.
     let algorithm = match &input.checksum_algorithm {
@@ -139,14 +164,15 @@ pub(super) async fn upload_part_copy(
     let input = req.input;
     let (src_bucket, src_key, src_version) = bucket_source(&input.copy_source)?;
     let (meta, file) = store.open_object(src_bucket, src_key, src_version).map_err(map_err)?;
+    source_conditions!(meta, input)?;
     // x-amz-copy-source-range: bytes=first-last (inclusive), within the source.
     let (start, len) = match &input.copy_source_range {
         None => (0, meta.size),
         Some(r) => {
             let bad = || {
                 s3_error!(
-                    InvalidRange,
-                    "The x-amz-copy-source-range value is not valid for an object of {} bytes.",
+                    InvalidArgument,
+                    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy, within an object of {} bytes.",
                     meta.size
                 )
             };
@@ -181,7 +207,9 @@ pub(super) async fn upload_part_copy(
         content_length: Some(len as i64),
         ..Default::default()
     };
-    let part = multipart::upload_part(store, target, body, checks).await.map_err(map_mp)?;
+    let part = multipart::upload_part(store, target, body, checks)
+        .await
+        .map_err(map_mp)?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(part.etag)),

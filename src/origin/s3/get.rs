@@ -192,7 +192,11 @@ pub(super) async fn head_object(
         parts_count: parts_count(&meta, input.part_number),
         version_id: shown_version(store, &input.bucket, &meta),
     });
-    set_checksum!(out, shown_checksum(&meta, input.checksum_mode.as_ref(), &sel).as_ref(), type);
+    set_checksum!(
+        out,
+        shown_checksum(&meta, input.checksum_mode.as_ref(), &sel).as_ref(),
+        type
+    );
     Ok(S3Response::new(out))
 }
 
@@ -220,7 +224,11 @@ pub(super) async fn get_object(
         tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
         version_id: shown_version(store, &input.bucket, &meta),
     });
-    set_checksum!(out, shown_checksum(&meta, input.checksum_mode.as_ref(), &sel).as_ref(), type);
+    set_checksum!(
+        out,
+        shown_checksum(&meta, input.checksum_mode.as_ref(), &sel).as_ref(),
+        type
+    );
     Ok(S3Response::new(out))
 }
 

@@ -8,15 +8,31 @@ use super::error::map_err;
 use super::meta::timestamp;
 use crate::origin::store::{DiskStore, ObjectMeta};
 
-pub(super) fn to_object(meta: &ObjectMeta) -> Object {
+/// A listing's entry for `meta`, with the owner when `owner` (ListObjects always; V2 with
+/// `fetch-owner=true`). The checksum's algorithm and type are listed as S3 lists them.
+pub(super) fn to_object(meta: &ObjectMeta, owner: bool) -> Object {
     Object {
         key: Some(meta.key.clone()),
         size: Some(meta.size as i64),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(timestamp(meta.last_modified)),
         storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+        owner: owner.then(super::acl::owner),
+        checksum_algorithm: meta
+            .checksum
+            .as_ref()
+            .map(|c| vec![ChecksumAlgorithm::from(c.algorithm.name().to_string())]),
+        checksum_type: meta
+            .checksum
+            .as_ref()
+            .map(|c| ChecksumType::from(c.kind.name().to_string())),
         ..Default::default()
     }
+}
+
+/// A delimiter parameter as listings use it: an empty one is none (and is not echoed).
+pub(super) fn delimiter(d: &Option<String>) -> Option<String> {
+    d.clone().filter(|d| !d.is_empty())
 }
 
 /// The common prefix a listing groups `key` under: `prefix` plus what follows it up to and
@@ -37,20 +53,34 @@ pub(super) struct Page {
     last: Option<String>,
 }
 
-pub(super) fn list_page(
-    store: &DiskStore,
-    bucket: &str,
-    prefix: &str,
-    delimiter: Option<&str>,
-    after: Option<&str>,
-    max: usize,
-) -> S3Result<Page> {
+/// Where a listing starts and how much it takes.
+pub(super) struct Window<'a> {
+    pub(super) prefix: &'a str,
+    pub(super) delimiter: Option<&'a str>,
+    pub(super) after: Option<&'a str>,
+    pub(super) max: usize,
+    pub(super) owner: bool,
+}
+
+pub(super) fn list_page(store: &DiskStore, bucket: &str, w: Window<'_>) -> S3Result<Page> {
+    let Window {
+        prefix,
+        delimiter,
+        after,
+        max,
+        owner,
+    } = w;
     let mut page = Page {
         objects: Vec::new(),
         prefixes: Vec::new(),
         truncated: false,
         last: None,
     };
+    if max == 0 {
+        // S3: an empty page that is not truncated (the bucket must still exist).
+        store.list(bucket, prefix, None, 0, |_| true).map_err(map_err)?;
+        return Ok(page);
+    }
     let mut cursor = after.map(str::to_string);
     loop {
         let (batch, more) = store
@@ -75,7 +105,7 @@ pub(super) fn list_page(
                     return Ok(page);
                 }
                 page.last = Some(meta.key.clone());
-                page.objects.push(to_object(meta));
+                page.objects.push(to_object(meta, owner));
             }
         }
         if !more {
@@ -84,8 +114,9 @@ pub(super) fn list_page(
     }
 }
 
-/// `encoding-type=url`: keys, prefixes and markers in listings are URL-encoded (space as
-/// `+`, `/` kept), which clients such as the aws cli ask for and then decode.
+/// `encoding-type=url`: keys, prefixes and markers in listings are URL-encoded (`/` kept, a
+/// space as `%20`, which every decoder reads back as a space; `+` would not be), which
+/// clients such as the aws cli ask for and then decode.
 pub(super) fn url_encoding(encoding_type: &Option<EncodingType>) -> bool {
     encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL)
 }
@@ -96,7 +127,6 @@ pub(super) fn url_encode(s: &str) -> String {
     for &b in s.as_bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
-            b' ' => out.push('+'),
             _ => {
                 out.push('%');
                 out.push(HEX[(b >> 4) as usize] as char);
@@ -146,26 +176,32 @@ pub(super) async fn list_objects(
     let input = req.input;
     let prefix = input.prefix.clone().unwrap_or_default();
     let max = max_keys(input.max_keys);
+    let delimiter = delimiter(&input.delimiter);
     let page = list_page(
         store,
         &input.bucket,
-        &prefix,
-        input.delimiter.as_deref(),
-        input.marker.as_deref(),
-        max,
+        Window {
+            prefix: &prefix,
+            delimiter: delimiter.as_deref(),
+            after: input.marker.as_deref(),
+            max,
+            owner: true,
+        },
     )?;
     let url = url_encoding(&input.encoding_type);
     let page = page.url_encoded(url);
-    let next_marker = if page.truncated && input.delimiter.is_some() {
+    let next_marker = if page.truncated && delimiter.is_some() {
         page.last.clone()
     } else {
         None
     };
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
-        prefix: enc(url, Some(prefix)),
-        marker: enc(url, input.marker),
-        delimiter: enc(url, input.delimiter),
+        // ListObjects (v1) encodes its keys, prefixes, delimiter and markers but not the
+        // Prefix it echoes: clients decode exactly those (v2 and versions: the Prefix too).
+        prefix: Some(prefix),
+        marker: enc(url, Some(input.marker.unwrap_or_default())),
+        delimiter: enc(url, delimiter),
         max_keys: Some(max as i32),
         is_truncated: Some(page.truncated),
         next_marker,
@@ -194,13 +230,17 @@ pub(super) async fn list_objects_v2(
         None => input.start_after.clone(),
     };
     let max = max_keys(input.max_keys);
+    let delimiter = delimiter(&input.delimiter);
     let page = list_page(
         store,
         &input.bucket,
-        &prefix,
-        input.delimiter.as_deref(),
-        after.as_deref(),
-        max,
+        Window {
+            prefix: &prefix,
+            delimiter: delimiter.as_deref(),
+            after: after.as_deref(),
+            max,
+            owner: input.fetch_owner == Some(true),
+        },
     )?;
     let url = url_encoding(&input.encoding_type);
     // The continuation token is made from the raw key, before encoding.
@@ -215,7 +255,7 @@ pub(super) async fn list_objects_v2(
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: enc(url, Some(prefix)),
-        delimiter: enc(url, input.delimiter),
+        delimiter: enc(url, delimiter),
         max_keys: Some(max as i32),
         key_count: Some(key_count),
         is_truncated: Some(page.truncated),

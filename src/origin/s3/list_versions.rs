@@ -7,7 +7,7 @@ use s3s::{S3Request, S3Response, S3Result};
 
 use super::acl::owner;
 use super::error::map_err;
-use super::list::{common_prefix, enc, max_keys, url_encode, url_encoding};
+use super::list::{common_prefix, delimiter, enc, max_keys, url_encode, url_encoding};
 use super::meta::timestamp;
 use crate::origin::store::{DiskStore, ObjectMeta};
 
@@ -93,11 +93,12 @@ pub(super) async fn list_object_versions(
     let prefix = input.prefix.clone().unwrap_or_default();
     let max = max_keys(input.max_keys);
     let key_marker = input.key_marker.as_deref().filter(|k| !k.is_empty());
+    let delimiter = delimiter(&input.delimiter);
     let page = version_page(
         store,
         &input.bucket,
         &prefix,
-        input.delimiter.as_deref(),
+        delimiter.as_deref(),
         key_marker,
         input.version_id_marker.as_deref().filter(|v| !v.is_empty()),
         max,
@@ -140,7 +141,7 @@ pub(super) async fn list_object_versions(
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
         prefix: enc(url, Some(prefix)),
-        delimiter: enc(url, input.delimiter),
+        delimiter: enc(url, delimiter),
         key_marker: enc(url, input.key_marker),
         version_id_marker: input.version_id_marker,
         next_key_marker: enc(url, next_key),

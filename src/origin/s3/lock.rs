@@ -70,7 +70,10 @@ pub(super) fn for_new_version(
         (Some(m), Some(u)) => {
             let until_ms = to_ms(u);
             if until_ms <= now_ms {
-                return Err(s3_error!(InvalidArgument, "The retain until date must be in the future!"));
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "The retain until date must be in the future!"
+                ));
             }
             Some(Retention {
                 mode: mode_of(m.as_str())?,
@@ -198,7 +201,10 @@ pub(super) async fn put_object_retention(
             (Some(m), Some(u)) => {
                 let until_ms = to_ms(&u);
                 if until_ms <= now {
-                    return Err(s3_error!(InvalidArgument, "The retain until date must be in the future!"));
+                    return Err(s3_error!(
+                        InvalidArgument,
+                        "The retain until date must be in the future!"
+                    ));
                 }
                 Some(Retention {
                     mode: mode_of(m.as_str())?,
@@ -206,7 +212,12 @@ pub(super) async fn put_object_retention(
                 })
             }
             (None, None) => None,
-            _ => return Err(s3_error!(MalformedXML, "A retention names both a Mode and a RetainUntilDate.")),
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "A retention names both a Mode and a RetainUntilDate."
+                ))
+            }
         },
     };
     let bypass = input.bypass_governance_retention.unwrap_or(false);
@@ -255,7 +266,9 @@ pub(super) async fn put_object_legal_hold(
         .ok_or_else(|| s3_error!(MalformedXML, "The legal hold status must be ON or OFF."))?;
     let on = hold_of(status.as_str())?;
     store
-        .update_meta(&input.bucket, &input.key, input.version_id.as_deref(), |m| m.legal_hold = on)
+        .update_meta(&input.bucket, &input.key, input.version_id.as_deref(), |m| {
+            m.legal_hold = on
+        })
         .map_err(map_err)?;
     Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
 }
@@ -352,7 +365,10 @@ mod tests {
         assert!(ok(None, Some(c), false));
         assert!(ok(Some(c), Some(ret(LockMode::Compliance, NOW + 2_000)), false));
         assert!(!ok(Some(c), Some(ret(LockMode::Compliance, NOW + 500)), false));
-        assert!(!ok(Some(c), None, true), "COMPLIANCE cannot be removed, even with the bypass");
+        assert!(
+            !ok(Some(c), None, true),
+            "COMPLIANCE cannot be removed, even with the bypass"
+        );
         assert!(!ok(Some(c), Some(ret(LockMode::Governance, NOW + 5_000)), true));
         assert!(!ok(Some(g), None, false));
         assert!(ok(Some(g), None, true));

@@ -4,7 +4,7 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Result};
 
-use super::acl::canned_public_read;
+use super::acl::{canned_public_read, grants_as_canned};
 use crate::origin::store::{DiskStore, ObjectMeta};
 
 /// The version id a response shows for `meta`: its id, `null` for the null version of a bucket
@@ -44,6 +44,7 @@ pub(super) struct ObjectHeaders<'a> {
     pub(super) metadata: Option<&'a Metadata>,
     pub(super) tagging: Option<&'a String>,
     pub(super) acl: Option<&'a ObjectCannedACL>,
+    pub(super) grants: super::acl::GrantHeaders<'a>,
 }
 
 /// [`ObjectHeaders`] of any s3s input that has those fields.
@@ -59,6 +60,7 @@ macro_rules! object_headers {
             metadata: $input.metadata.as_ref(),
             tagging: $input.tagging.as_ref(),
             acl: $input.acl.as_ref(),
+            grants: crate::origin::s3::acl::grant_headers!($input),
         }
     };
 }
@@ -76,10 +78,18 @@ pub(super) fn new_meta(h: ObjectHeaders<'_>) -> S3Result<ObjectMeta> {
         metadata,
         tagging,
         acl,
+        grants,
     } = h;
-    let public_read = match acl {
-        Some(a) => canned_public_read(a.as_str())?,
-        None => false,
+    let public_read = match (acl, grants_as_canned(&grants)?) {
+        (Some(_), Some(_)) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Specifying both Canned ACLs and Header Grants is not allowed"
+            ))
+        }
+        (Some(a), None) => canned_public_read(a.as_str())?,
+        (None, Some(public_read)) => public_read,
+        (None, None) => false,
     };
     let tags = match tagging {
         Some(h) => parse_tagging_header(h)?,
@@ -89,7 +99,7 @@ pub(super) fn new_meta(h: ObjectHeaders<'_>) -> S3Result<ObjectMeta> {
         content_type: content_type.cloned(),
         cache_control: cache_control.cloned(),
         content_disposition: content_disposition.cloned(),
-        content_encoding: content_encoding.cloned(),
+        content_encoding: content_encoding.and_then(|e| stored_content_encoding(e)),
         content_language: content_language.cloned(),
         expires: expires.map(|t| {
             let mut buf = Vec::new();
@@ -103,6 +113,18 @@ pub(super) fn new_meta(h: ObjectHeaders<'_>) -> S3Result<ObjectMeta> {
         public_read,
         ..Default::default()
     })
+}
+
+/// The Content-Encoding an object keeps: without `aws-chunked`, which only says how the
+/// upload's body was framed (the AWS SDKs send it with trailing checksums); none if nothing
+/// else is left.
+pub(super) fn stored_content_encoding(sent: &str) -> Option<String> {
+    let kept: Vec<&str> = sent
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 /// `x-amz-tagging: k1=v1&k2=v2` (URL-encoded).
@@ -138,4 +160,16 @@ pub(super) fn check_tags(tags: Vec<(String, String)>) -> S3Result<std::collectio
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn aws_chunked_is_not_an_encoding_of_the_object() {
+        use super::stored_content_encoding as e;
+        assert_eq!(e("aws-chunked"), None);
+        assert_eq!(e("gzip, aws-chunked"), Some("gzip".into()));
+        assert_eq!(e("aws-chunked,gzip"), Some("gzip".into()));
+        assert_eq!(e("gzip, br"), Some("gzip, br".into()));
+    }
 }

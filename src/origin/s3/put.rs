@@ -78,13 +78,11 @@ pub(super) async fn put_object(
     let algorithm = claim.as_ref().map(|c| c.algorithm).unwrap_or(checksum::DEFAULT);
     let temp = store.temp_path(&input.bucket).map_err(map_err)?;
     let result = async {
-        let received = transfer::receive(body, &temp, algorithm)
-            .await
-            .map_err(|e| match e {
-                transfer::ReceiveError::Interrupted(m) => s3_error!(IncompleteBody, "{m}"),
-                transfer::ReceiveError::Sha256Mismatch => sha256_mismatch(),
-                transfer::ReceiveError::Io(e) => map_err(StoreError::Io(e)),
-            })?;
+        let received = transfer::receive(body, &temp, algorithm).await.map_err(|e| match e {
+            transfer::ReceiveError::Interrupted(m) => s3_error!(IncompleteBody, "{m}"),
+            transfer::ReceiveError::Sha256Mismatch => sha256_mismatch(),
+            transfer::ReceiveError::Io(e) => map_err(StoreError::Io(e)),
+        })?;
         let size = received.size;
         if let Some(expected) = input.content_length {
             if expected >= 0 && size != expected as u64 {

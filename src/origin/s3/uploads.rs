@@ -6,6 +6,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksums::{given_checksums, request_claim, set_checksum};
 use super::error::{map_err, map_mp};
+use super::list::{enc, url_encoding};
 use super::lock::{for_new_version, lock_headers};
 use super::meta::{new_meta, object_headers, shown_version, timestamp, ObjectHeaders};
 use super::put::write_condition;
@@ -188,19 +189,27 @@ pub(super) async fn list_multipart_uploads(
         (true, Some((k, id, _))) => (Some(k.clone()), Some(id.clone())),
         _ => (None, None),
     };
+    let url = url_encoding(&input.encoding_type);
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket),
-        prefix: Some(prefix),
-        key_marker: input.key_marker,
+        prefix: enc(url, Some(prefix)),
+        key_marker: enc(url, input.key_marker),
         upload_id_marker: input.upload_id_marker,
-        next_key_marker: next_key,
+        next_key_marker: enc(url, next_key),
         next_upload_id_marker: next_id,
         max_uploads: Some(max as i32),
         is_truncated: Some(truncated),
+        encoding_type: input.encoding_type,
         uploads: Some(
             page.into_iter()
                 .map(|(key, id, initiated)| MultipartUpload {
-                    key: Some(key),
+                    key: enc(url, Some(key)),
+                    owner: Some(super::acl::owner()),
+                    initiator: Some(Initiator {
+                        display_name: Some("homefront".into()),
+                        id: Some("homefront".into()),
+                    }),
+                    storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
                     upload_id: Some(id),
                     initiated: Some(timestamp(initiated)),
                     ..Default::default()

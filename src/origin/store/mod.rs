@@ -42,9 +42,9 @@ use std::time::SystemTime;
 use crate::policy::bucket::check_bucket_name;
 use buckets::BucketState;
 
+pub use buckets::{DefaultRetention, ObjectLock};
 pub use keys::{check_key, BadKey};
 pub use meta::{ConditionFailed, LockMode, Locked, ObjectMeta, PartRecord, Retention, WriteCondition};
-pub use buckets::{DefaultRetention, ObjectLock};
 pub use objects::Deleted;
 
 /// The bucket store on disk.

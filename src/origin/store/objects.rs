@@ -137,7 +137,11 @@ impl DiskStore {
                 Change::Keep(out) => return Ok((old, out)),
                 Change::Put(record, garbage, out) => {
                     let tmp = staged.unwrap_or_default();
-                    if let Err(e) = std::fs::rename(&tmp, &meta_path) {
+                    // A key's first record may be a delete marker: its directory may not
+                    // exist yet (a PUT creates it for its data file).
+                    let renamed =
+                        crate::util::create_private_dir_all(&dir).and_then(|()| std::fs::rename(&tmp, &meta_path));
+                    if let Err(e) = renamed {
                         let _ = std::fs::remove_file(&tmp);
                         return Err(e.into());
                     }
@@ -173,7 +177,13 @@ impl DiskStore {
     /// Commits a fully written and fsynced temp file as `key` with `meta` (whose `key`,
     /// `data_file`, `last_modified` and `version_id` are filled in here). In a bucket with
     /// versioning enabled it becomes a new version; otherwise it replaces the null version.
-    pub fn commit(&self, bucket: &str, key: &str, temp: &Path, meta: ObjectMeta) -> Result<Arc<ObjectMeta>, StoreError> {
+    pub fn commit(
+        &self,
+        bucket: &str,
+        key: &str,
+        temp: &Path,
+        meta: ObjectMeta,
+    ) -> Result<Arc<ObjectMeta>, StoreError> {
         self.commit_if(bucket, key, temp, meta, &WriteCondition::default())
     }
 
@@ -390,6 +400,103 @@ mod tests {
         let mut body = String::new();
         std::io::Read::read_to_string(&mut f, &mut body).unwrap();
         body
+    }
+
+    #[test]
+    fn a_delete_marker_can_be_a_keys_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path()).unwrap();
+        s.ensure_bucket("site").unwrap();
+        s.set_versioning("site", Versioning::Enabled).unwrap();
+        let d = s.delete("site", "never-written", None).unwrap();
+        assert!(d.delete_marker);
+        drop(s);
+        // It is on disk: after a restart the key still reads as deleted, by its marker.
+        let s = DiskStore::open(dir.path()).unwrap();
+        assert!(matches!(
+            s.head("site", "never-written"),
+            Err(StoreError::DeleteMarker { .. })
+        ));
+    }
+
+    #[test]
+    fn locked_versions_are_not_removed() {
+        use super::super::meta::{LockMode, Retention};
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path()).unwrap();
+        s.create_bucket_with("vault", true).unwrap();
+        s.put_object_bytes("vault", "k", "text/plain", b"v1").unwrap();
+        let v1 = s.head("vault", "k").unwrap().version_label().to_string();
+        let far = super::super::now_ms() + 3_600_000;
+        let lock = |mode| {
+            move |m: &mut ObjectMeta| {
+                m.retention = Some(Retention { mode, until_ms: far });
+            }
+        };
+        s.update_meta("vault", "k", Some(&v1), lock(LockMode::Compliance))
+            .unwrap();
+        // A delete without a version only adds a marker; removing the version is refused,
+        // bypass or not.
+        assert!(s.delete("vault", "k", None).unwrap().delete_marker);
+        for bypass in [false, true] {
+            assert!(matches!(
+                s.delete_as("vault", "k", Some(&v1), bypass),
+                Err(StoreError::Locked(_))
+            ));
+        }
+        s.update_meta("vault", "k", Some(&v1), lock(LockMode::Governance))
+            .unwrap();
+        assert!(s.delete_as("vault", "k", Some(&v1), false).is_err());
+        s.delete_as("vault", "k", Some(&v1), true).unwrap();
+        // A legal hold holds whatever the bypass.
+        s.put_object_bytes("vault", "h", "text/plain", b"h").unwrap();
+        let h = s.head("vault", "h").unwrap().version_label().to_string();
+        s.update_meta("vault", "h", Some(&h), |m| m.legal_hold = true).unwrap();
+        assert!(s.delete_as("vault", "h", Some(&h), true).is_err());
+        // Versioning stays enabled on a bucket with Object Lock.
+        assert!(matches!(
+            s.set_versioning("vault", Versioning::Suspended),
+            Err(StoreError::InvalidBucketState(_))
+        ));
+    }
+
+    #[test]
+    fn conditional_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(dir.path()).unwrap();
+        s.ensure_bucket("site").unwrap();
+        let commit = |data: &[u8], c: &WriteCondition| {
+            let temp = s.temp_path("site").unwrap();
+            std::fs::write(&temp, data).unwrap();
+            let meta = ObjectMeta {
+                size: data.len() as u64,
+                etag: hex::encode(<md5::Md5 as md5::Digest>::digest(data)),
+                ..Default::default()
+            };
+            s.commit_if("site", "k", &temp, meta, c)
+        };
+        let none_match = WriteCondition {
+            if_none_match_any: true,
+            ..Default::default()
+        };
+        let first = commit(b"one", &none_match).unwrap();
+        assert!(matches!(
+            commit(b"two", &none_match),
+            Err(StoreError::ConditionalConflict)
+        ));
+        let if_match = |etag: &str| WriteCondition {
+            if_match: Some(etag.to_string()),
+            ..Default::default()
+        };
+        assert!(commit(b"two", &if_match("0000")).is_err());
+        commit(b"two", &if_match(&first.etag)).unwrap();
+        let (_, mut f) = s.open_object("site", "k", None).unwrap();
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut f, &mut got).unwrap();
+        assert_eq!(got, "two");
+        // Nothing of a refused write is left behind.
+        let files = std::fs::read_dir(s.object_dir("site", "k").0).unwrap().count();
+        assert_eq!(files, 2, "one .meta, one .data");
     }
 
     #[test]
