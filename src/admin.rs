@@ -78,6 +78,11 @@ pub struct PresignBody {
     pub content_type: Option<String>,
     pub expires: Duration,
     pub endpoint: Option<String>,
+    /// POST (a browser form upload) only: the largest file, the answer's status, where the
+    /// browser goes afterwards.
+    pub max_size: Option<u64>,
+    pub success_action_status: Option<u16>,
+    pub success_action_redirect: Option<String>,
 }
 
 pub fn parse_presign(body: &[u8]) -> Result<PresignBody, String> {
@@ -100,13 +105,35 @@ pub fn parse_presign(body: &[u8]) -> Result<PresignBody, String> {
         Some(serde_json::Value::String(s)) => crate::config::parse_duration(s)?,
         Some(_) => return Err("\"expires\" must be seconds or a duration like \"5m\"".into()),
     };
+    const FIELDS: &[&str] = &["method", "bucket", "key", "content_type", "expires", "endpoint"];
+    const POST_FIELDS: &[&str] = &["max_size", "success_action_status", "success_action_redirect"];
     for k in v.as_object().map(|o| o.keys().collect::<Vec<_>>()).unwrap_or_default() {
-        if !["method", "bucket", "key", "content_type", "expires", "endpoint"].contains(&k.as_str()) {
+        if POST_FIELDS.contains(&k.as_str()) && method != "POST" {
+            return Err(format!("\"{k}\" is for browser form uploads (\"method\": \"POST\")"));
+        }
+        if !FIELDS.contains(&k.as_str()) && !POST_FIELDS.contains(&k.as_str()) {
             return Err(format!(
-                "unknown field \"{k}\" (method, bucket, key, content_type, expires, endpoint)"
+                "unknown field \"{k}\" ({}, and for POST {})",
+                FIELDS.join(", "),
+                POST_FIELDS.join(", ")
             ));
         }
     }
+    let number = |name: &str| -> Result<Option<u64>, String> {
+        match v.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| format!("\"{name}\" must be a whole number")),
+            Some(serde_json::Value::String(s)) if name == "max_size" => crate::config::parse_size(s).map(Some),
+            Some(_) => Err(format!("\"{name}\" must be a number")),
+        }
+    };
+    let success_action_status = match number("success_action_status")? {
+        None => None,
+        Some(n) => Some(u16::try_from(n).map_err(|_| "\"success_action_status\" must be 200, 201 or 204".to_string())?),
+    };
     Ok(PresignBody {
         method,
         bucket,
@@ -114,6 +141,9 @@ pub fn parse_presign(body: &[u8]) -> Result<PresignBody, String> {
         content_type: text("content_type")?,
         expires,
         endpoint: text("endpoint")?,
+        max_size: number("max_size")?,
+        success_action_status,
+        success_action_redirect: text("success_action_redirect")?,
     })
 }
 
@@ -250,6 +280,34 @@ async fn handle(
                     &format!("no bucket named '{}' under buckets", p.bucket),
                 );
             }
+            if p.method == "POST" {
+                let req = crate::origin::presign::PostRequest {
+                    bucket: &p.bucket,
+                    key: &p.key,
+                    content_type: p.content_type.as_deref(),
+                    max_size: p.max_size,
+                    success_action_status: p.success_action_status,
+                    success_action_redirect: p.success_action_redirect.as_deref(),
+                    expires: p.expires,
+                    endpoint: p.endpoint.as_deref(),
+                };
+                return match crate::origin::presign::presign_post(server, &req, std::time::SystemTime::now()) {
+                    Ok(post) => {
+                        let fields: serde_json::Map<String, serde_json::Value> =
+                            post.fields.into_iter().map(|(k, v)| (k, v.into())).collect();
+                        json(
+                            StatusCode::OK,
+                            serde_json::json!({
+                                "url": post.url,
+                                "method": "POST",
+                                "expires_in": p.expires.as_secs(),
+                                "fields": fields,
+                            }),
+                        )
+                    }
+                    Err(m) => error(StatusCode::BAD_REQUEST, "InvalidArgument", &m),
+                };
+            }
             let req = crate::origin::presign::PresignRequest {
                 method: &p.method,
                 bucket: &p.bucket,
@@ -361,12 +419,23 @@ mod tests {
         assert_eq!(p.content_type.as_deref(), Some("image/png"));
         let p = parse_presign(br#"{"bucket":"site","key":"k","expires":60}"#).unwrap();
         assert_eq!((p.method.as_str(), p.expires.as_secs()), ("GET", 60));
+        let p = parse_presign(
+            br#"{"method":"POST","bucket":"site","key":"up/${filename}","max_size":"10MB","success_action_status":201}"#,
+        )
+        .unwrap();
+        assert_eq!(p.max_size, Some(10_000_000));
+        assert_eq!(p.success_action_status, Some(201));
         for (body, needle) in [
             (&br#"{"key":"k"}"#[..], "bucket"),
             (br#"{"bucket":"b"}"#, "key"),
             (br#"{"bucket":"b","key":"k","expires":"soon"}"#, "duration"),
             (br#"{"bucket":"b","key":"k","acl":"public-read"}"#, "unknown field"),
             (br#"{"bucket":1,"key":"k"}"#, "must be a string"),
+            (br#"{"bucket":"b","key":"k","max_size":5}"#, "browser form uploads"),
+            (
+                br#"{"method":"POST","bucket":"b","key":"k","max_size":-1}"#,
+                "whole number",
+            ),
         ] {
             let e = parse_presign(body).unwrap_err();
             assert!(e.contains(needle), "{e}");

@@ -92,11 +92,25 @@ fn signature(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
-    let k_date = hmac(format!("AWS4{secret}").as_bytes(), &amz_date.as_bytes()[..8]);
-    let k_region = hmac(&k_date, input.region.as_bytes());
-    let k_service = hmac(&k_region, input.service.as_bytes());
-    let k_signing = hmac(&k_service, b"aws4_request");
+    let k_signing = signing_key(secret, amz_date, input.region, input.service);
     (signed_headers, hex::encode(hmac(&k_signing, string_to_sign.as_bytes())))
+}
+
+/// SigV4's signing key for a day (`amz_date`'s first 8 characters), region and service.
+fn signing_key(secret: &str, amz_date: &str, region: &str, service: &str) -> Vec<u8> {
+    let k_date = hmac(format!("AWS4{secret}").as_bytes(), &amz_date.as_bytes()[..8]);
+    let k_region = hmac(&k_date, region.as_bytes());
+    let k_service = hmac(&k_region, service.as_bytes());
+    hmac(&k_service, b"aws4_request")
+}
+
+/// The signature of a browser form upload: the base64 POST policy, signed with the day's S3
+/// key for `region` (`x-amz-signature`).
+pub fn sign_post_policy(policy_base64: &str, secret: &str, amz_date: &str, region: &str) -> String {
+    hex::encode(hmac(
+        &signing_key(secret, amz_date, region, "s3"),
+        policy_base64.as_bytes(),
+    ))
 }
 
 /// A presigned URL's query string (SigV4 query authentication, `UNSIGNED-PAYLOAD`), valid

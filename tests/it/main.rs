@@ -33,6 +33,7 @@ mod quickstart;
 mod readme;
 mod reload;
 mod remote_s3;
+mod s3_api;
 mod security;
 mod signed;
 mod smuggling;

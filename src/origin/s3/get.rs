@@ -240,7 +240,14 @@ pub(super) async fn get_object_attributes(
     let meta = store
         .head_version(&input.bucket, &input.key, input.version_id.as_deref())
         .map_err(map_err)?;
-    let asked = |name: &str| input.object_attributes.iter().any(|a| a.as_str() == name);
+    // One header may list several, comma-separated (as the SDKs send them), or repeat.
+    let asked = |name: &str| {
+        input
+            .object_attributes
+            .iter()
+            .flat_map(|a| a.as_str().split(','))
+            .any(|a| a.trim() == name)
+    };
     let object_parts = (asked(ObjectAttributes::OBJECT_PARTS) && !meta.parts.is_empty()).then(|| {
         let marker = input.part_number_marker.unwrap_or(0).max(0) as usize;
         let max = input.max_parts.map(|m| m.clamp(0, 1000) as usize).unwrap_or(1000);
