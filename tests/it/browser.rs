@@ -38,7 +38,7 @@ origin_server:
 }
 
 /// An HTTP/1.1 server on an ephemeral loopback port answering every request with the HTML
-/// that `page(path)` makes.
+/// that `page(target)` makes (the path with its query).
 async fn serve_pages<F, Fut>(page: F) -> TestOrigin
 where
     F: Fn(String) -> Fut + Send + Sync + 'static,
@@ -46,7 +46,7 @@ where
 {
     let origin = TestOrigin::start().await;
     origin.fallback_async(move |r| {
-        let html = page(r.path);
+        let html = page(r.target);
         async move { Reply::with(200, &[("content-type", "text/html")], html.await) }
     });
     origin
@@ -237,4 +237,89 @@ fetch({url:?}, {{ method: "PUT", body: file, headers: {{ "Content-Type": "text/p
     // A page from an origin the bucket does not allow cannot upload.
     let blocked = browse(&format!("http://evil.test:{page_port}/upload.html"));
     assert!(blocked.starts_with("put-blocked:"), "{blocked}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_uploads_with_a_real_form_and_a_presigned_post() {
+    let hf_ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let admin = hf_ports.admin;
+    let token_file = dir.path().join("data/secrets/admin.token");
+    let pages = serve_pages(move |path| {
+        let token_file = token_file.clone();
+        async move {
+            if let Some(query) = path.strip_prefix("/done.html?") {
+                // Where the bucket store sends the browser after the upload (303).
+                return format!(
+                    "<html><head><title>done:{}</title></head></html>",
+                    query.replace(['<', '>', '&'], " ")
+                );
+            }
+            if !path.starts_with("/form.html") {
+                return "<html><head><title>404</title></head></html>".to_string();
+            }
+            let page_host = path.split("page=").nth(1).unwrap_or("").to_string();
+            // The app server's side: a signed form for uploads under photos/, from the admin API.
+            let token = std::fs::read_to_string(&token_file).unwrap();
+            let request = serde_json::json!({
+                "method": "POST", "bucket": "site", "key": "photos/${filename}",
+                "content_type": "text/plain", "max_size": 1000, "expires": "5m",
+                "success_action_redirect": format!("http://{page_host}/done.html"),
+            });
+            let text = reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{admin}/presign"))
+                .bearer_auth(token.trim())
+                .body(request.to_string())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let url = answer["url"].as_str().unwrap().to_string();
+            let mut inputs = String::new();
+            for (name, value) in answer["fields"].as_object().unwrap() {
+                let value = value.as_str().unwrap().replace('"', "&quot;");
+                inputs.push_str(&format!(r#"<input type="hidden" name="{name}" value="{value}">"#));
+            }
+            // A plain <form>: the file input is filled as a user's pick would fill it, then
+            // the form is submitted (no fetch, no CORS: a navigation).
+            format!(
+                r#"<html><head><title>loading</title></head><body>
+<form id="f" method="post" action="{url}" enctype="multipart/form-data">{inputs}<input type="file" name="file"></form>
+<script>
+const input = document.querySelector('input[type=file]');
+const picked = new DataTransfer();
+picked.items.add(new File(["a note from a form"], "note 1.txt", {{ type: "text/plain" }}));
+input.files = picked.files;
+document.getElementById("f").submit();
+</script></body></html>"#
+            )
+        }
+    })
+    .await;
+    let page_port = pages.port;
+    let config = config(page_port).replace("origins:\n", "admin: { listen: \"127.0.0.1:{admin}\" }\norigins:\n");
+    let hf = Homefront::start_on(dir, hf_ports, &config, &[("origin.key", SECRET_KEY.as_bytes())], &[]);
+
+    let host = format!("app.test:{page_port}");
+    let title = browse(&format!("http://{host}/form.html?page={host}"));
+    let etag = hex::encode(md5::Md5::digest(b"a note from a form"));
+    assert_eq!(
+        title,
+        format!("done:bucket=site key=photos%2Fnote+1.txt etag={etag}"),
+        "{}",
+        hf.stderr()
+    );
+    // The file is in the bucket under its own name, with the form's Content-Type.
+    let client = hf.client(&["cdn.test"]);
+    let r = client
+        .get(format!("{}/photos/note%201.txt", hf.https_base("cdn.test")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain");
+    assert_eq!(r.text().await.unwrap(), "a note from a form");
 }
