@@ -184,3 +184,158 @@ async fn kill_9_during_writes_never_leaves_a_partial_object() {
     let tmp = hf.dir.path().join("data/buckets/site/tmp");
     assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
 }
+
+/// Object Lock survives crashes: versions written with retention or a legal hold, and
+/// retention lengthened, while the store is killed with SIGKILL; afterwards every
+/// acknowledged version is there, still locked at least as long as acknowledged, and its
+/// deletion is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_never_loses_object_lock_retention() {
+    use aws_sdk_s3::types::{ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("origin.key"), SECRET_KEY).unwrap();
+    let ports = Ports::new();
+    std::fs::write(dir.path().join("homefront.yaml"), ports.fill(CONFIG, dir.path())).unwrap();
+    let args: Vec<String> = ["origin", "-c", "homefront.yaml"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut hf = Homefront::spawn_args(dir, &args, ports);
+    hf.wait_port(hf.ports.origin);
+    client(hf.ports.origin)
+        .create_bucket()
+        .bucket("vault")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Acknowledged: (key, version id) → the retain-until it was acknowledged with (seconds;
+    // 0 for a legal hold).
+    let mut acked: HashMap<(String, String), i64> = HashMap::new();
+    let mut rng = Rng(0x10c4_0001);
+    for round in 0..6u64 {
+        let s3 = client(hf.ports.origin);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writes = tokio::spawn({
+            let s3 = s3.clone();
+            let stop = stop.clone();
+            let mut r = Rng(rng.next());
+            async move {
+                let mut log = Vec::new();
+                let mut mine: Vec<(String, String, i64)> = Vec::new();
+                for i in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let key = format!("backup-{}", r.next() % 4);
+                    let pick = r.next() % 3;
+                    if pick == 0 && !mine.is_empty() {
+                        // Lengthen an acknowledged version's retention.
+                        let (k, v, until) = mine[(r.next() as usize) % mine.len()].clone();
+                        if until == 0 {
+                            continue;
+                        }
+                        let longer = until + 60;
+                        let res = s3
+                            .put_object_retention()
+                            .bucket("vault")
+                            .key(&k)
+                            .version_id(&v)
+                            .retention(
+                                ObjectLockRetention::builder()
+                                    .mode(ObjectLockRetentionMode::Compliance)
+                                    .retain_until_date(aws_sdk_s3::primitives::DateTime::from_secs(longer))
+                                    .build(),
+                            )
+                            .send()
+                            .await;
+                        if res.is_err() {
+                            break;
+                        }
+                        log.push((k, v, longer));
+                        continue;
+                    }
+                    let len = (r.next() % (512 << 10)) as usize;
+                    let put = s3
+                        .put_object()
+                        .bucket("vault")
+                        .key(&key)
+                        .body(ByteStream::from(body(round << 32 | i, len)));
+                    let (put, until) = if pick == 1 {
+                        (
+                            put.object_lock_legal_hold_status(aws_sdk_s3::types::ObjectLockLegalHoldStatus::On),
+                            0,
+                        )
+                    } else {
+                        let until = now + 3600 + (r.next() % 600) as i64;
+                        (
+                            put.object_lock_mode(ObjectLockMode::Compliance)
+                                .object_lock_retain_until_date(aws_sdk_s3::primitives::DateTime::from_secs(until)),
+                            until,
+                        )
+                    };
+                    match put.send().await {
+                        Ok(out) => {
+                            let v = out.version_id().unwrap().to_string();
+                            mine.push((key.clone(), v.clone(), until));
+                            log.push((key, v, until));
+                        }
+                        Err(_) => break,
+                    }
+                }
+                log
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200 + rng.next() % 400)).await;
+        hf.crash();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let log = tokio::time::timeout(Duration::from_secs(60), writes)
+            .await
+            .expect("writer stops")
+            .unwrap();
+        for (k, v, until) in log {
+            let e = acked.entry((k, v)).or_insert(until);
+            *e = (*e).max(until);
+        }
+        hf.restart(&args);
+        hf.wait_port(hf.ports.origin);
+    }
+    assert!(acked.len() >= 10, "only {} locked versions acknowledged", acked.len());
+    let s3 = client(hf.ports.origin);
+    for ((key, version), until) in &acked {
+        let head = s3
+            .head_object()
+            .bucket("vault")
+            .key(key)
+            .version_id(version)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key} {version} was acknowledged and is gone: {e:?}"));
+        if *until == 0 {
+            assert_eq!(
+                head.object_lock_legal_hold_status().map(|s| s.as_str()),
+                Some("ON"),
+                "{key} {version}"
+            );
+        } else {
+            let kept = head.object_lock_retain_until_date().map(|d| d.secs()).unwrap_or(0);
+            assert!(
+                kept >= *until,
+                "{key} {version}: retained until {kept}, acknowledged {until}"
+            );
+        }
+        let del = s3
+            .delete_object()
+            .bucket("vault")
+            .key(key)
+            .version_id(version)
+            .bypass_governance_retention(true)
+            .send()
+            .await;
+        assert!(del.is_err(), "{key} {version}: a locked version was deleted");
+    }
+}

@@ -850,3 +850,73 @@ async fn tags_listings_and_the_smaller_answers() {
         .unwrap_err();
     assert_eq!(code(&err), "NotImplemented");
 }
+
+/// The checksum in an aws-chunked trailer (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`, what the
+/// SDKs send for streamed bodies), made by hand so that both answers are certain.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checksum_in_the_trailer_is_checked() {
+    let hf = Homefront::start(STORE_CONFIG);
+    let data = b"a body whose checksum follows it";
+    let send = |key: &'static str, trailer_value: String| {
+        let port = hf.ports.origin;
+        async move {
+            let body = format!(
+                "{:x}\r\n{}\r\n0\r\nx-amz-checksum-crc32:{trailer_value}\r\n\r\n",
+                data.len(),
+                String::from_utf8_lossy(data)
+            );
+            let host = format!("127.0.0.1:{port}");
+            let decoded = data.len().to_string();
+            let extra = [
+                ("content-encoding", "aws-chunked"),
+                ("x-amz-decoded-content-length", decoded.as_str()),
+                ("x-amz-sdk-checksum-algorithm", "CRC32"),
+                ("x-amz-trailer", "x-amz-checksum-crc32"),
+            ];
+            let path = format!("/site/{key}");
+            let sig = homefront::policy::sigv4::sign(
+                &homefront::policy::sigv4::SignInput {
+                    method: "PUT",
+                    path: &path,
+                    query: None,
+                    host: &host,
+                    extra_headers: &extra,
+                    payload_hash: "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                    region: "us-east-1",
+                    service: "s3",
+                },
+                ACCESS_KEY,
+                SECRET_KEY,
+                std::time::SystemTime::now(),
+            );
+            let mut req = reqwest::Client::new()
+                .put(format!("http://{host}{path}"))
+                .header("authorization", sig.authorization)
+                .header("x-amz-date", sig.amz_date)
+                .header("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER");
+            for (k, v) in extra {
+                req = req.header(k, v);
+            }
+            let r = req.body(body).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, text) = send("trailer/good", crc32(data)).await;
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = send("trailer/bad", crc32(b"other")).await;
+    assert_eq!(status, 400);
+    assert!(text.contains("BadDigest"), "{text}");
+    let s3 = hf.s3();
+    assert!(s3.head_object().bucket("site").key("trailer/bad").send().await.is_err());
+    let head = s3
+        .head_object()
+        .bucket("site")
+        .key("trailer/good")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_crc32(), Some(crc32(data).as_str()));
+    assert_eq!(head.content_length(), Some(data.len() as i64));
+    assert_eq!(head.content_encoding(), None);
+}
