@@ -56,7 +56,7 @@ impl Algorithm {
     }
 
     /// Length of the digest in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             Algorithm::Crc32 | Algorithm::Crc32c => 4,
             Algorithm::Crc64Nvme => 8,
@@ -175,7 +175,7 @@ pub fn decode(algorithm: Algorithm, value: &str) -> Option<Vec<u8>> {
         return None;
     }
     let bytes = openssl::base64::decode_block(value).ok()?;
-    (bytes.len() == algorithm.len() && base64(&bytes) == value).then_some(bytes)
+    (bytes.len() == algorithm.digest_len() && base64(&bytes) == value).then_some(bytes)
 }
 
 /// What is stored beside an object (or a part): its checksum, base64, with `-N` for a

@@ -486,14 +486,13 @@ pub async fn complete(
         }
         for (a, value) in &l.checksums {
             match &part.checksum {
-                Some(c) if c.algorithm == *a => {
-                    if c.value != value.trim() {
-                        return Err(MultipartError::InvalidPart(format!(
-                            "part {number}: the {} checksum does not match",
-                            a.name()
-                        )));
-                    }
+                Some(c) if c.algorithm == *a && c.value != value.trim() => {
+                    return Err(MultipartError::InvalidPart(format!(
+                        "part {number}: the {} checksum does not match",
+                        a.name()
+                    )));
                 }
+                Some(c) if c.algorithm == *a => {}
                 _ if info.checksum.is_some() => {
                     return Err(invalid(format!(
                         "The upload was created using a {} checksum. The complete request must use the same checksum algorithm for part {number}.",
