@@ -165,8 +165,67 @@ impl s3s::access::S3Access for PublicReadAccess {
     }
 }
 
-/// One request through the S3 API: expiry bound, preflight, s3s, CORS headers.
+/// One request through the S3 API. An error answer to a request with a body says
+/// `Connection: close`: its body may not have been read (a request refused early, one that
+/// waits for `100 Continue`), so the connection cannot carry another request, and a client
+/// must not send one on it (hyper closes it; without the header boto3 reuses it and reads
+/// a lost answer).
 async fn respond(
+    service: &s3s::service::S3Service,
+    store: &DiskStore,
+    req: http::Request<hyper::body::Incoming>,
+    query: &Query,
+) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+    let has_body = req.headers().contains_key(http::header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let is_post = req.method() == http::Method::POST;
+    let mut resp = answer(service, store, req, query).await?;
+    if is_post && resp.status() == 400 {
+        resp = policy_failure_as_s3(resp).await;
+    }
+    if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    Ok(resp)
+}
+
+/// A form upload that its policy does not allow: S3 answers 403 AccessDenied ("Invalid
+/// according to Policy"); s3s, 400 InvalidPolicyDocument as for a policy it cannot parse.
+async fn policy_failure_as_s3(resp: http::Response<s3s::Body>) -> http::Response<s3s::Body> {
+    use http_body_util::BodyExt;
+    let small = hyper::body::Body::size_hint(resp.body()).upper().is_some_and(|u| u <= 65_536);
+    if !small {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(collected) = body.collect().await else {
+        return xml_error(400, "InvalidPolicyDocument", "The form's policy could not be read.");
+    };
+    let bytes = collected.to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    let failed = text.contains("<Code>InvalidPolicyDocument</Code>")
+        && text.contains("Policy condition");
+    if !failed {
+        return http::Response::from_parts(parts, s3s::Body::from(bytes));
+    }
+    let detail = text
+        .split("<Message>")
+        .nth(1)
+        .and_then(|m| m.split("</Message>").next())
+        .unwrap_or("");
+    xml_error(
+        403,
+        "AccessDenied",
+        &format!("Invalid according to Policy: Policy Condition failed: {detail}"),
+    )
+}
+
+/// The answer of the S3 API: expiry bound, preflight, s3s, CORS headers.
+async fn answer(
     service: &s3s::service::S3Service,
     store: &DiskStore,
     req: http::Request<hyper::body::Incoming>,

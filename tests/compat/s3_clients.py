@@ -12,6 +12,7 @@ import argparse
 import base64
 import datetime
 import hashlib
+import html
 import io
 import json
 import os
@@ -390,6 +391,9 @@ photo = os.urandom(2000)
 status, _, body = form_post(post, "cat photo.jpg", photo)
 check(status == 201 and b"<Key>uploads/cat photo.jpg</Key>" in body, f"POST: {status} {body[:400]}")
 check(s3.get_object(Bucket=B, Key="uploads/cat photo.jpg")["Body"].read() == photo, "POSTed bytes")
+etag = re.search(rb"<ETag>(.*?)</ETag>", body)
+etag = html.unescape(etag.group(1).decode()) if etag else None
+check(etag == '"%s"' % hashlib.md5(photo).hexdigest(), f"PostResponse ETag (quoted, as S3 writes it): {etag}")
 status, _, body = form_post(post, "huge.bin", b"x" * ((1 << 20) + 1))
 code = re.search(rb"<Code>(.*?)</Code>", body)
 print(f"   over content-length-range: {status} {code and code.group(1).decode()}")

@@ -308,7 +308,7 @@ document.getElementById("f").submit();
     let etag = hex::encode(md5::Md5::digest(b"a note from a form"));
     assert_eq!(
         title,
-        format!("done:bucket=site key=photos%2Fnote+1.txt etag={etag}"),
+        format!("done:bucket=site key=photos%2Fnote+1.txt etag=%22{etag}%22"),
         "{}",
         hf.stderr()
     );

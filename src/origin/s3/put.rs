@@ -66,6 +66,8 @@ pub(super) async fn put_object(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let claim = request_claim(&req.headers)?;
     let trailers = req.trailing_headers;
+    // A browser form upload (POST Object), which s3s hands over as a PutObject.
+    let form = req.method == http::Method::POST;
     let input = req.input;
     check_key(&input.key).map_err(|b| map_err(StoreError::BadKey(b)))?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
@@ -115,14 +117,23 @@ pub(super) async fn put_object(
     .await;
     match result {
         Ok(meta) => {
+            // s3s writes a form upload's ETag into the 201's XML and the redirect's query
+            // as given; S3 quotes it there, and sends it as a header too.
+            let quoted = format!("\"{}\"", meta.etag);
             let mut out = PutObjectOutput {
-                e_tag: Some(ETag::Strong(meta.etag.clone())),
+                e_tag: Some(ETag::Strong(if form { quoted.clone() } else { meta.etag.clone() })),
                 size: Some(meta.size as i64),
                 version_id: shown_version(store, &input.bucket, &meta),
                 ..Default::default()
             };
             set_checksum!(out, meta.checksum.as_ref(), type);
-            Ok(S3Response::new(out))
+            let mut resp = S3Response::new(out);
+            if form {
+                if let Ok(v) = http::HeaderValue::from_str(&quoted) {
+                    resp.headers.insert(http::header::ETAG, v);
+                }
+            }
+            Ok(resp)
         }
         Err(e) => {
             let _ = tokio::fs::remove_file(&temp).await;
