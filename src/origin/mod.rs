@@ -197,7 +197,9 @@ async fn respond(
 /// according to Policy"); s3s, 400 InvalidPolicyDocument as for a policy it cannot parse.
 async fn policy_failure_as_s3(resp: http::Response<s3s::Body>) -> http::Response<s3s::Body> {
     use http_body_util::BodyExt;
-    let small = hyper::body::Body::size_hint(resp.body()).upper().is_some_and(|u| u <= 65_536);
+    let small = hyper::body::Body::size_hint(resp.body())
+        .upper()
+        .is_some_and(|u| u <= 65_536);
     if !small {
         return resp;
     }
@@ -207,8 +209,7 @@ async fn policy_failure_as_s3(resp: http::Response<s3s::Body>) -> http::Response
     };
     let bytes = collected.to_bytes();
     let text = String::from_utf8_lossy(&bytes);
-    let failed = text.contains("<Code>InvalidPolicyDocument</Code>")
-        && text.contains("Policy condition");
+    let failed = text.contains("<Code>InvalidPolicyDocument</Code>") && text.contains("Policy condition");
     if !failed {
         return http::Response::from_parts(parts, s3s::Body::from(bytes));
     }

@@ -708,7 +708,11 @@ async fn canned_acls_open_reads_and_nothing_else() {
         .send()
         .await
         .unwrap_err();
-    assert!(format!("{err:?}").contains("InvalidArgument"), "{err:?}");
+    assert!(format!("{err:?}").contains("NotImplemented"), "{err:?}");
+    assert!(
+        format!("{err:?}").contains("canned ACLs private, public-read"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

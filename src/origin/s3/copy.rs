@@ -11,7 +11,7 @@ use super::checksums::set_checksum;
 use super::error::{map_err, map_mp};
 use super::lock::{for_new_version, lock_headers};
 use super::meta::parse_tagging_header;
-use super::meta::{new_meta, object_headers, shown_version, timestamp, ObjectHeaders};
+use super::meta::{new_meta, object_headers, shown_version, timestamp, written_version, ObjectHeaders};
 use crate::origin::checksum::{self, Algorithm, Stored};
 use crate::origin::store::{check_key, now_ms, DiskStore, PartRecord, StoreError};
 use crate::origin::{multipart, transfer};
@@ -146,7 +146,7 @@ pub(super) async fn copy_object(
             Ok(S3Response::new(CopyObjectOutput {
                 copy_object_result: Some(result),
                 copy_source_version_id: shown_version(store, src_bucket, &src_meta),
-                version_id: shown_version(store, &input.bucket, &meta),
+                version_id: written_version(&meta),
                 ..Default::default()
             }))
         }
@@ -171,7 +171,7 @@ pub(super) async fn upload_part_copy(
         Some(r) => {
             let bad = || {
                 s3_error!(
-                    InvalidArgument,
+                    InvalidRange,
                     "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy, within an object of {} bytes.",
                     meta.size
                 )

@@ -21,8 +21,19 @@ pub(super) fn from_ms(ms: i64) -> Timestamp {
         .unwrap_or_else(|_| Timestamp::from(std::time::UNIX_EPOCH))
 }
 
+/// A mode from a header (400 InvalidArgument, as S3) ...
 fn mode_of(m: &str) -> S3Result<LockMode> {
     LockMode::from_name(m).ok_or_else(|| s3_error!(InvalidArgument, "Unknown wormMode directive."))
+}
+
+/// ... or from an XML body (400 MalformedXML).
+fn xml_mode_of(m: &str) -> S3Result<LockMode> {
+    LockMode::from_name(m).ok_or_else(|| {
+        s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema (Mode must be GOVERNANCE or COMPLIANCE)."
+        )
+    })
 }
 
 fn hold_of(h: &str) -> S3Result<bool> {
@@ -137,15 +148,19 @@ pub(super) async fn put_object_lock_configuration(
     let default_retention = match config.rule.and_then(|r| r.default_retention) {
         None => None,
         Some(d) => {
-            let mode = mode_of(d.mode.as_ref().map(|m| m.as_str()).unwrap_or(""))?;
+            let mode = xml_mode_of(d.mode.as_ref().map(|m| m.as_str()).unwrap_or(""))?;
             let period = |v: Option<i32>| -> S3Result<Option<u32>> {
                 match v {
                     None => Ok(None),
                     Some(n) if n > 0 => Ok(Some(n as u32)),
-                    Some(_) => Err(s3_error!(
-                        InvalidArgument,
-                        "Default retention period must be a positive integer value."
-                    )),
+                    Some(_) => {
+                        let mut e = s3s::S3Error::with_message(
+                            s3s::S3ErrorCode::Custom("InvalidRetentionPeriod".into()),
+                            "Default retention period must be a positive integer value.",
+                        );
+                        e.set_status_code(http::StatusCode::BAD_REQUEST);
+                        Err(e)
+                    }
                 }
             };
             let (days, years) = (period(d.days)?, period(d.years)?);
@@ -207,7 +222,7 @@ pub(super) async fn put_object_retention(
                     ));
                 }
                 Some(Retention {
-                    mode: mode_of(m.as_str())?,
+                    mode: xml_mode_of(m.as_str())?,
                     until_ms,
                 })
             }

@@ -16,6 +16,12 @@ pub(super) fn shown_version(store: &DiskStore, bucket: &str, meta: &ObjectMeta) 
     }
 }
 
+/// The version id a write's answer shows (PutObject, CompleteMultipartUpload, CopyObject): the
+/// new version's; none for a null version (a bucket without versioning, or suspended), as S3.
+pub(super) fn written_version(meta: &ObjectMeta) -> Option<String> {
+    meta.version_id.clone()
+}
+
 pub(super) fn timestamp(secs: u64) -> Timestamp {
     Timestamp::from(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }

@@ -8,7 +8,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use super::checksums::{check_received, request_claim, set_checksum};
 use super::error::{map_err, sha256_mismatch};
 use super::lock::{for_new_version, lock_headers};
-use super::meta::{new_meta, object_headers, shown_version, ObjectHeaders};
+use super::meta::{new_meta, object_headers, written_version, ObjectHeaders};
 use crate::origin::checksum;
 use crate::origin::store::{check_key, now_ms, ConditionFailed, DiskStore, StoreError, WriteCondition};
 use crate::origin::transfer;
@@ -123,7 +123,7 @@ pub(super) async fn put_object(
             let mut out = PutObjectOutput {
                 e_tag: Some(ETag::Strong(if form { quoted.clone() } else { meta.etag.clone() })),
                 size: Some(meta.size as i64),
-                version_id: shown_version(store, &input.bucket, &meta),
+                version_id: written_version(&meta),
                 ..Default::default()
             };
             set_checksum!(out, meta.checksum.as_ref(), type);

@@ -8,7 +8,7 @@ use super::checksums::{given_checksums, request_claim, set_checksum};
 use super::error::{map_err, map_mp};
 use super::list::{enc, url_encoding};
 use super::lock::{for_new_version, lock_headers};
-use super::meta::{new_meta, object_headers, shown_version, timestamp, ObjectHeaders};
+use super::meta::{new_meta, object_headers, timestamp, written_version, ObjectHeaders};
 use super::put::write_condition;
 use crate::origin::multipart::{self, CompleteChecks, ListedPart, UploadChecksum};
 use crate::origin::store::{now_ms, DiskStore};
@@ -98,7 +98,7 @@ pub(super) async fn complete_multipart_upload(
     let meta = multipart::complete(store, &input.bucket, &input.key, &input.upload_id, &listed, &checks)
         .await
         .map_err(map_mp)?;
-    let version_id = shown_version(store, &input.bucket, &meta);
+    let version_id = written_version(&meta);
     let mut out = CompleteMultipartUploadOutput {
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         bucket: Some(input.bucket),
