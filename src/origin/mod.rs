@@ -117,6 +117,10 @@ struct PublicReadAccess {
 
 impl PublicReadAccess {
     fn anonymous_read(&self, bucket: &str, key: &str, version: Option<&str>) -> s3s::S3Result<()> {
+        if !self.store.bucket_exists(bucket) {
+            // As S3: a bucket that does not exist is 404 for anyone.
+            return Err(s3s::s3_error!(NoSuchBucket, "The specified bucket does not exist"));
+        }
         if self.store.anonymous_read_allowed(bucket, key, version) {
             Ok(())
         } else {
@@ -190,7 +194,46 @@ async fn respond(
         resp.headers_mut()
             .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    Ok(resp)
+    Ok(with_request_id(resp, &request_id()).await)
+}
+
+/// A request id, unique in this process and across restarts (its start time leads).
+fn request_id() -> String {
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let started = *STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:08X}{:08X}", started as u32, n as u32)
+}
+
+/// As S3: every answer names its request (`x-amz-request-id`, which the SDKs report with an
+/// error), and an error's XML carries the same id (`<RequestId>`).
+async fn with_request_id(resp: http::Response<s3s::Body>, id: &str) -> http::Response<s3s::Body> {
+    use http_body_util::BodyExt;
+    let (mut parts, body) = resp.into_parts();
+    if let Ok(v) = http::HeaderValue::from_str(id) {
+        parts.headers.insert("x-amz-request-id", v);
+    }
+    let small = hyper::body::Body::size_hint(&body).upper().is_some_and(|u| u <= 65_536);
+    if parts.status.as_u16() < 300 || !small {
+        return http::Response::from_parts(parts, body);
+    }
+    let Ok(collected) = body.collect().await else {
+        return http::Response::from_parts(parts, s3s::Body::empty());
+    };
+    let bytes = collected.to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.contains("</Error>") || text.contains("<RequestId>") {
+        return http::Response::from_parts(parts, s3s::Body::from(bytes));
+    }
+    let with_id = text.replacen("</Error>", &format!("<RequestId>{id}</RequestId></Error>"), 1);
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    http::Response::from_parts(parts, s3s::Body::from(with_id))
 }
 
 /// A form upload that its policy does not allow: S3 answers 403 AccessDenied ("Invalid

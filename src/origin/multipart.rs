@@ -573,11 +573,17 @@ pub async fn complete(
         let mut meta = info.meta.clone();
         meta.size = size;
         meta.etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
+        // Each part keeps its checksum when it is of the object's algorithm: what a GET of
+        // the part (`partNumber`) and GetObjectAttributes show.
         meta.parts = chosen
             .iter()
             .map(|p| PartRecord {
                 size: p.size,
-                checksum: (kind == Kind::Composite).then(|| p.checksum.as_ref().map(|c| c.value.clone())).flatten(),
+                checksum: p
+                    .checksum
+                    .as_ref()
+                    .filter(|c| c.algorithm == algorithm)
+                    .map(|c| c.value.clone()),
             })
             .collect();
         meta.checksum = Some(object_checksum);

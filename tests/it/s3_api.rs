@@ -22,6 +22,10 @@ fn crc32(data: &[u8]) -> String {
     b64(&crc32fast::hash(data).to_be_bytes())
 }
 
+fn crc64nvme() -> homefront::origin::checksum::Hasher {
+    homefront::origin::checksum::Algorithm::Crc64Nvme.hasher()
+}
+
 fn sha256(data: &[u8]) -> String {
     b64(&openssl::sha::sha256(data))
 }
@@ -325,6 +329,21 @@ async fn checksums_are_validated_stored_and_returned() {
         .await
         .unwrap();
     assert_eq!(done.checksum_crc64_nvme(), single.checksum_crc64_nvme());
+    // A part of it shows its own checksum, with the object's type.
+    let part1 = s3
+        .get_object()
+        .bucket("site")
+        .key("sum/full.bin")
+        .part_number(1)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part1.checksum_type(), Some(&ChecksumType::FullObject));
+    let first = &whole[..part_size];
+    let mut h = crc64nvme();
+    h.update(first);
+    assert_eq!(part1.checksum_crc64_nvme(), Some(b64(&h.finish()).as_str()));
     // The SDK checks a full-object checksum of a whole multipart download.
     let got = s3
         .get_object()
@@ -754,6 +773,17 @@ async fn tags_listings_and_the_smaller_answers() {
     assert!(r.headers().contains_key("last-modified"));
     let r = client.get(&url).send().await.unwrap();
     assert_eq!(r.headers()["x-amz-tagging-count"], "2");
+    let head_url = s3
+        .head_object()
+        .bucket("site")
+        .key("page.html")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap()
+        .uri()
+        .to_string();
+    let r = client.head(&head_url).send().await.unwrap();
+    assert_eq!(r.headers()["x-amz-tagging-count"], "2", "HEAD says what GET says");
 
     // max-keys=0 lists nothing and is not truncated; an empty delimiter is no delimiter.
     let page = s3.list_objects_v2().bucket("site").max_keys(0).send().await.unwrap();
@@ -811,6 +841,64 @@ async fn tags_listings_and_the_smaller_answers() {
         .await
         .unwrap_err();
     assert_eq!(code(&err), "AccessDenied");
+
+    // Every answer names its request; an error's XML carries the same id.
+    let r = client
+        .get(url.replace("page.html", "missing.html"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a presigned URL is for its key");
+    let id = r.headers()["x-amz-request-id"].to_str().unwrap().to_string();
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains(&format!("<RequestId>{id}</RequestId>")));
+    let err = s3
+        .get_object()
+        .bucket("site")
+        .key("missing.html")
+        .send()
+        .await
+        .unwrap_err();
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("x-amz-request-id") && text.contains("<RequestId>"),
+        "{text}"
+    );
+    // An anonymous read from a bucket that does not exist: 404, as for anyone.
+    let anon = raw_http(
+        hf.ports.origin,
+        "GET /no-such-bucket/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        anon.starts_with("HTTP/1.1 404") && anon.contains("NoSuchBucket"),
+        "{anon}"
+    );
+
+    // UploadPartCopy: a range that is not one is 400; one past the source, 416.
+    let up = s3
+        .create_multipart_upload()
+        .bucket("site")
+        .key("copied")
+        .send()
+        .await
+        .unwrap();
+    for (range, expected) in [("bytes=5-1", "InvalidArgument"), ("bytes=0-99", "InvalidRange")] {
+        let err = s3
+            .upload_part_copy()
+            .bucket("site")
+            .key("copied")
+            .upload_id(up.upload_id().unwrap())
+            .part_number(1)
+            .copy_source("site/page.html")
+            .copy_source_range(range)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), expected, "{range}");
+    }
 
     // ACL grants that amount to a canned ACL work; others say what is supported.
     s3.put_object_acl()

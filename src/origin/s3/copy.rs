@@ -165,27 +165,34 @@ pub(super) async fn upload_part_copy(
     let (src_bucket, src_key, src_version) = bucket_source(&input.copy_source)?;
     let (meta, file) = store.open_object(src_bucket, src_key, src_version).map_err(map_err)?;
     source_conditions!(meta, input)?;
-    // x-amz-copy-source-range: bytes=first-last (inclusive), within the source.
+    // x-amz-copy-source-range: bytes=first-last (inclusive). Not of that form: 400
+    // InvalidArgument; outside the source: 416 InvalidRange (as S3).
     let (start, len) = match &input.copy_source_range {
         None => (0, meta.size),
         Some(r) => {
-            let bad = || {
+            let malformed = || {
                 s3_error!(
-                    InvalidRange,
-                    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy, within an object of {} bytes.",
-                    meta.size
+                    InvalidArgument,
+                    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
                 )
             };
             let (a, b) = r
                 .strip_prefix("bytes=")
                 .and_then(|x| x.split_once('-'))
-                .ok_or_else(bad)?;
+                .ok_or_else(malformed)?;
             let (a, b): (u64, u64) = (
-                a.trim().parse().map_err(|_| bad())?,
-                b.trim().parse().map_err(|_| bad())?,
+                a.trim().parse().map_err(|_| malformed())?,
+                b.trim().parse().map_err(|_| malformed())?,
             );
-            if a > b || b >= meta.size {
-                return Err(bad());
+            if a > b {
+                return Err(malformed());
+            }
+            if b >= meta.size {
+                return Err(s3_error!(
+                    InvalidRange,
+                    "The x-amz-copy-source-range is outside the source object of {} bytes.",
+                    meta.size
+                ));
             }
             (a, b - a + 1)
         }

@@ -6,7 +6,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use super::checksums::set_checksum;
 use super::error::map_err;
 use super::meta::{parse_http_date, shown_version, timestamp, user_metadata};
-use crate::origin::checksum::{Kind, Stored};
+use crate::origin::checksum::Stored;
 use crate::origin::store::{DiskStore, ObjectMeta};
 use crate::origin::transfer;
 
@@ -158,7 +158,7 @@ pub(super) fn select(meta: &ObjectMeta, range: Option<&Range>, part_number: Opti
 }
 
 /// The checksum an answer shows with `x-amz-checksum-mode: ENABLED`: the object's for the
-/// whole object, a part's (of a composite checksum) for a part, none for a range.
+/// whole object, a part's for a part, none for a range.
 pub(super) fn shown_checksum(meta: &ObjectMeta, mode: Option<&ChecksumMode>, sel: &Selection) -> Option<Stored> {
     if mode.map(|m| m.as_str()) != Some(ChecksumMode::ENABLED) {
         return None;
@@ -167,12 +167,12 @@ pub(super) fn shown_checksum(meta: &ObjectMeta, mode: Option<&ChecksumMode>, sel
     match sel.part {
         None if sel.content_range.is_none() => Some(stored.clone()),
         None => None,
-        Some(i) if stored.kind == Kind::Composite => Some(Stored {
+        // A part: its own checksum (of the object's algorithm), with the object's type.
+        Some(i) => Some(Stored {
             algorithm: stored.algorithm,
             value: meta.parts.get(i)?.checksum.clone()?,
-            kind: Kind::Composite,
+            kind: stored.kind,
         }),
-        Some(_) => None,
     }
 }
 
@@ -197,7 +197,12 @@ pub(super) async fn head_object(
         shown_checksum(&meta, input.checksum_mode.as_ref(), &sel).as_ref(),
         type
     );
-    Ok(S3Response::new(out))
+    let mut resp = S3Response::new(out);
+    // As GET's (s3s's HeadObject has no field for it).
+    if !meta.tags.is_empty() {
+        resp.headers.insert("x-amz-tagging-count", meta.tags.len().into());
+    }
+    Ok(resp)
 }
 
 /// `x-amz-mp-parts-count`, on answers to a `partNumber` request for a multipart object.
@@ -251,7 +256,7 @@ pub(super) async fn get_object_attributes(
     let object_parts = (asked(ObjectAttributes::OBJECT_PARTS) && !meta.parts.is_empty()).then(|| {
         let marker = input.part_number_marker.unwrap_or(0).max(0) as usize;
         let max = input.max_parts.map(|m| m.clamp(0, 1000) as usize).unwrap_or(1000);
-        let composite = meta.checksum.as_ref().filter(|c| c.kind == Kind::Composite);
+        let object_checksum = meta.checksum.as_ref();
         let page: Vec<ObjectPart> = meta
             .parts
             .iter()
@@ -264,7 +269,7 @@ pub(super) async fn get_object_attributes(
                     size: Some(p.size as i64),
                     ..Default::default()
                 };
-                if let (Some(c), Some(v)) = (composite, &p.checksum) {
+                if let (Some(c), Some(v)) = (object_checksum, &p.checksum) {
                     let stored = Stored {
                         algorithm: c.algorithm,
                         value: v.clone(),
