@@ -43,15 +43,45 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|i| i + from)
 }
 
-/// A parameter of a Content-Disposition header line (`name="key"`).
-fn disposition_param<'a>(line: &'a str, param: &str) -> Option<&'a str> {
-    line.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.trim().eq_ignore_ascii_case(param).then(|| {
-            let v = v.trim();
-            v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v)
-        })
-    })
+/// A parameter of a Content-Disposition header line (`name="key"`): quoted values may hold
+/// `;` (a file named `a;b.txt`) and backslash-escaped quotes.
+fn disposition_param(line: &str, param: &str) -> Option<String> {
+    let mut rest = line.split_once(';')?.1;
+    loop {
+        rest = rest.trim_start();
+        let (name, after) = rest.split_once('=')?;
+        let after = after.trim_start();
+        let (value, remaining) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let mut end = quoted.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some((_, next)) = chars.next() {
+                                value.push(next);
+                            }
+                        }
+                        '"' => {
+                            end = i + 1;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                (value, &quoted[end..])
+            }
+            None => {
+                let end = after.find(';').unwrap_or(after.len());
+                (after[..end].trim().to_string(), &after[end..])
+            }
+        };
+        if name.trim().eq_ignore_ascii_case(param) {
+            return Some(value);
+        }
+        rest = remaining.trim_start().strip_prefix(';')?;
+    }
 }
 
 /// Reads the head of a form body (`buf`, what has arrived so far).
@@ -85,18 +115,18 @@ pub fn read_head(buf: &[u8], boundary: &str) -> Head {
         else {
             return Head::Unreadable;
         };
-        let name = disposition_param(disposition, "name").unwrap_or("");
+        let name = disposition_param(disposition, "name").unwrap_or_default();
         let body_start = headers_end + 4;
         if name.eq_ignore_ascii_case("file") {
             let Some((start, end)) = key_value else {
                 return Head::Found { rewritten: None };
             };
             let key = &buf[start..end];
-            let filename = disposition_param(disposition, "filename").unwrap_or("");
+            let filename = disposition_param(disposition, "filename").unwrap_or_default();
             if find(key, b"${filename}", 0).is_none() {
                 return Head::Found { rewritten: None };
             }
-            let key = String::from_utf8_lossy(key).replace("${filename}", filename);
+            let key = String::from_utf8_lossy(key).replace("${filename}", &filename);
             let mut out = Vec::with_capacity(buf.len() + filename.len());
             out.extend_from_slice(&buf[..start]);
             out.extend_from_slice(key.as_bytes());
@@ -129,6 +159,15 @@ mod tests {
             "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: image/jpeg\r\n\r\nDATA\r\n--XyZ--\r\n"
         ));
         b.into_bytes()
+    }
+
+    #[test]
+    fn disposition_parameters() {
+        let line = r#"Content-Disposition: form-data; name="file"; filename="a;b \"c\".txt""#;
+        assert_eq!(disposition_param(line, "name").as_deref(), Some("file"));
+        assert_eq!(disposition_param(line, "filename").as_deref(), Some(r#"a;b "c".txt"#));
+        assert_eq!(disposition_param("form-data; name=key", "name").as_deref(), Some("key"));
+        assert_eq!(disposition_param("form-data; name=\"k\"", "filename"), None);
     }
 
     #[test]
