@@ -37,6 +37,10 @@ case "${1:-}" in
     if ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null; then
       apt_install pebble
     fi
+    # The bucket store is driven by rclone and s3cmd too.
+    for tool in rclone s3cmd; do
+      command -v "$tool" >/dev/null || apt_install "$tool"
+    done
     # The CORS test drives a real browser.
     if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
       apt_install chromium

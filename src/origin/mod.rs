@@ -186,9 +186,13 @@ async fn respond(
             .get(http::header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
     let is_post = req.method() == http::Method::POST;
+    let attributes = req.method() == http::Method::GET && query.has("attributes");
     let mut resp = answer(service, store, req, query).await?;
     if is_post && resp.status() == 400 {
         resp = policy_failure_as_s3(resp).await;
+    }
+    if attributes && resp.status() == 200 {
+        resp = unquoted_etag(resp).await;
     }
     if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
         resp.headers_mut()
@@ -234,6 +238,27 @@ async fn with_request_id(resp: http::Response<s3s::Body>, id: &str) -> http::Res
     let with_id = text.replacen("</Error>", &format!("<RequestId>{id}</RequestId></Error>"), 1);
     parts.headers.remove(http::header::CONTENT_LENGTH);
     http::Response::from_parts(parts, s3s::Body::from(with_id))
+}
+
+/// GetObjectAttributes shows the ETag without quotes, unlike every other S3 answer; s3s
+/// writes every XML ETag quoted.
+async fn unquoted_etag(resp: http::Response<s3s::Body>) -> http::Response<s3s::Body> {
+    use http_body_util::BodyExt;
+    let small = hyper::body::Body::size_hint(resp.body())
+        .upper()
+        .is_some_and(|u| u <= 1 << 20);
+    if !small {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(collected) = body.collect().await else {
+        return xml_error(500, "InternalError", "The answer could not be read.");
+    };
+    let text = String::from_utf8_lossy(&collected.to_bytes())
+        .replacen("<ETag>\"", "<ETag>", 1)
+        .replacen("\"</ETag>", "</ETag>", 1);
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    http::Response::from_parts(parts, s3s::Body::from(text))
 }
 
 /// A form upload that its policy does not allow: S3 answers 403 AccessDenied ("Invalid

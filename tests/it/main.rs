@@ -38,3 +38,4 @@ mod security;
 mod signed;
 mod smuggling;
 mod store_security;
+mod third_party;

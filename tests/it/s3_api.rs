@@ -236,6 +236,7 @@ async fn checksums_are_validated_stored_and_returned() {
         .get_object_attributes()
         .bucket("site")
         .key("sum/multi.bin")
+        .object_attributes(ObjectAttributes::Etag)
         .object_attributes(ObjectAttributes::Checksum)
         .object_attributes(ObjectAttributes::ObjectParts)
         .object_attributes(ObjectAttributes::ObjectSize)
@@ -243,6 +244,8 @@ async fn checksums_are_validated_stored_and_returned() {
         .await
         .unwrap();
     assert_eq!(attrs.object_size(), Some(whole.len() as i64));
+    // Here, and only here, S3 shows the ETag unquoted.
+    assert_eq!(attrs.e_tag().map(|e| format!("\"{e}\"")).as_deref(), done.e_tag());
     assert_eq!(
         attrs.checksum().and_then(|c| c.checksum_crc32()),
         Some(composite.as_str())
