@@ -188,17 +188,11 @@ async fn respond(
     let is_post = req.method() == http::Method::POST;
     let attributes = req.method() == http::Method::GET && query.has("attributes");
     let mut resp = answer(service, store, req, query).await?;
-    if is_post && resp.status() == 400 {
-        resp = policy_failure_as_s3(resp).await;
-    }
-    if attributes && resp.status() == 200 {
-        resp = unquoted_etag(resp).await;
-    }
     if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
         resp.headers_mut()
             .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    Ok(with_request_id(resp, &request_id()).await)
+    Ok(shaped(resp, is_post, attributes, &request_id()).await)
 }
 
 /// A request id, unique in this process and across restarts (its start time leads).
@@ -215,16 +209,24 @@ fn request_id() -> String {
     format!("{:08X}{:08X}", started as u32, n as u32)
 }
 
-/// As S3: every answer names its request (`x-amz-request-id`, which the SDKs report with an
-/// error), and an error's XML carries the same id (`<RequestId>`).
-async fn with_request_id(resp: http::Response<s3s::Body>, id: &str) -> http::Response<s3s::Body> {
+/// The store's answer as S3 gives it, where s3s's differs; the body is read (it is small
+/// and in memory) at most once, only for an error or a GetObjectAttributes answer:
+/// - every answer names its request (`x-amz-request-id`, which the SDKs report with an
+///   error), and an error's XML carries the same id (`<RequestId>`);
+/// - a form upload (`post`) that its policy does not allow is 403 AccessDenied
+///   ([`policy_failure`]);
+/// - GetObjectAttributes (`attributes`) shows the ETag unquoted ([`unquote_etag`]).
+async fn shaped(resp: http::Response<s3s::Body>, post: bool, attributes: bool, id: &str) -> http::Response<s3s::Body> {
     use http_body_util::BodyExt;
     let (mut parts, body) = resp.into_parts();
     if let Ok(v) = http::HeaderValue::from_str(id) {
         parts.headers.insert("x-amz-request-id", v);
     }
-    let small = hyper::body::Body::size_hint(&body).upper().is_some_and(|u| u <= 65_536);
-    if parts.status.as_u16() < 300 || !small {
+    let status = parts.status.as_u16();
+    let attributes = attributes && status == 200;
+    let limit = if attributes { 1 << 20 } else { 65_536 };
+    let small = hyper::body::Body::size_hint(&body).upper().is_some_and(|u| u <= limit);
+    if !(attributes || status >= 300) || !small {
         return http::Response::from_parts(parts, body);
     }
     let Ok(collected) = body.collect().await else {
@@ -232,65 +234,57 @@ async fn with_request_id(resp: http::Response<s3s::Body>, id: &str) -> http::Res
     };
     let bytes = collected.to_bytes();
     let text = String::from_utf8_lossy(&bytes);
-    if !text.contains("</Error>") || text.contains("<RequestId>") {
-        return http::Response::from_parts(parts, s3s::Body::from(bytes));
+    let mut changed: Option<String> = None;
+    if post && status == 400 {
+        if let Some(denied) = policy_failure(&text) {
+            parts.status = http::StatusCode::FORBIDDEN;
+            changed = Some(denied);
+        }
     }
-    let with_id = text.replacen("</Error>", &format!("<RequestId>{id}</RequestId></Error>"), 1);
-    parts.headers.remove(http::header::CONTENT_LENGTH);
-    http::Response::from_parts(parts, s3s::Body::from(with_id))
+    if attributes {
+        changed = Some(unquote_etag(changed.as_deref().unwrap_or(&text)));
+    }
+    if let Some(with_id) = add_request_id(changed.as_deref().unwrap_or(&text), id) {
+        changed = Some(with_id);
+    }
+    match changed {
+        None => http::Response::from_parts(parts, s3s::Body::from(bytes)),
+        Some(text) => {
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            http::Response::from_parts(parts, s3s::Body::from(text))
+        }
+    }
+}
+
+/// An error's XML with its request id (`None`: not an error document, or it has one).
+fn add_request_id(xml: &str, id: &str) -> Option<String> {
+    (xml.contains("</Error>") && !xml.contains("<RequestId>"))
+        .then(|| xml.replacen("</Error>", &format!("<RequestId>{id}</RequestId></Error>"), 1))
 }
 
 /// GetObjectAttributes shows the ETag without quotes, unlike every other S3 answer; s3s
 /// writes every XML ETag quoted.
-async fn unquoted_etag(resp: http::Response<s3s::Body>) -> http::Response<s3s::Body> {
-    use http_body_util::BodyExt;
-    let small = hyper::body::Body::size_hint(resp.body())
-        .upper()
-        .is_some_and(|u| u <= 1 << 20);
-    if !small {
-        return resp;
-    }
-    let (mut parts, body) = resp.into_parts();
-    let Ok(collected) = body.collect().await else {
-        return xml_error(500, "InternalError", "The answer could not be read.");
-    };
-    let text = String::from_utf8_lossy(&collected.to_bytes())
-        .replacen("<ETag>\"", "<ETag>", 1)
-        .replacen("\"</ETag>", "</ETag>", 1);
-    parts.headers.remove(http::header::CONTENT_LENGTH);
-    http::Response::from_parts(parts, s3s::Body::from(text))
+fn unquote_etag(xml: &str) -> String {
+    xml.replacen("<ETag>\"", "<ETag>", 1)
+        .replacen("\"</ETag>", "</ETag>", 1)
 }
 
 /// A form upload that its policy does not allow: S3 answers 403 AccessDenied ("Invalid
 /// according to Policy"); s3s, 400 InvalidPolicyDocument as for a policy it cannot parse.
-async fn policy_failure_as_s3(resp: http::Response<s3s::Body>) -> http::Response<s3s::Body> {
-    use http_body_util::BodyExt;
-    let small = hyper::body::Body::size_hint(resp.body())
-        .upper()
-        .is_some_and(|u| u <= 65_536);
-    if !small {
-        return resp;
+/// The 403's XML, when `xml` is that error.
+fn policy_failure(xml: &str) -> Option<String> {
+    if !(xml.contains("<Code>InvalidPolicyDocument</Code>") && xml.contains("Policy condition")) {
+        return None;
     }
-    let (parts, body) = resp.into_parts();
-    let Ok(collected) = body.collect().await else {
-        return xml_error(400, "InvalidPolicyDocument", "The form's policy could not be read.");
-    };
-    let bytes = collected.to_bytes();
-    let text = String::from_utf8_lossy(&bytes);
-    let failed = text.contains("<Code>InvalidPolicyDocument</Code>") && text.contains("Policy condition");
-    if !failed {
-        return http::Response::from_parts(parts, s3s::Body::from(bytes));
-    }
-    let detail = text
+    let detail = xml
         .split("<Message>")
         .nth(1)
         .and_then(|m| m.split("</Message>").next())
         .unwrap_or("");
-    xml_error(
-        403,
+    Some(error_xml(
         "AccessDenied",
         &format!("Invalid according to Policy: Policy Condition failed: {detail}"),
-    )
+    ))
 }
 
 /// The answer of the S3 API: expiry bound, preflight, s3s, CORS headers.
@@ -568,14 +562,17 @@ fn bucket_of(path: &str) -> String {
         .to_string()
 }
 
-fn xml_error(status: u16, code: &str, message: &str) -> http::Response<s3s::Body> {
-    let body = format!(
+fn error_xml(code: &str, message: &str) -> String {
+    format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-    );
+    )
+}
+
+fn xml_error(status: u16, code: &str, message: &str) -> http::Response<s3s::Body> {
     http::Response::builder()
         .status(status)
         .header("content-type", "application/xml")
-        .body(s3s::Body::from(body))
+        .body(s3s::Body::from(error_xml(code, message)))
         .unwrap_or_else(|_| http::Response::new(s3s::Body::empty()))
 }
 
@@ -794,6 +791,32 @@ mod tests {
         );
         assert!(super::signed_header_values(&q("X-Amz-SignedHeaders=host"), &h).is_empty());
         assert!(super::signed_header_values(&Query::default(), &h).is_empty());
+    }
+
+    #[test]
+    fn answers_shaped_as_s3s_does_not() {
+        let err = "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>m</Message></Error>";
+        assert_eq!(
+            super::add_request_id(err, "ABC").as_deref(),
+            Some("<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>m</Message><RequestId>ABC</RequestId></Error>")
+        );
+        assert_eq!(
+            super::add_request_id("<Error><RequestId>X</RequestId></Error>", "ABC"),
+            None
+        );
+        assert_eq!(super::add_request_id("<ListBucketResult/>", "ABC"), None);
+        assert_eq!(
+            super::unquote_etag("<R><ETag>\"abc-2\"</ETag><ObjectSize>1</ObjectSize></R>"),
+            "<R><ETag>abc-2</ETag><ObjectSize>1</ObjectSize></R>"
+        );
+        let failed = "<Error><Code>InvalidPolicyDocument</Code><Message>Policy condition 'eq' for field 'key' failed</Message></Error>";
+        let denied = super::policy_failure(failed).unwrap();
+        assert!(denied.contains("<Code>AccessDenied</Code>"), "{denied}");
+        assert!(denied.contains("Invalid according to Policy: Policy Condition failed: Policy condition 'eq'"));
+        // A policy s3s could not parse stays a 400.
+        let unreadable =
+            "<Error><Code>InvalidPolicyDocument</Code><Message>failed to parse POST policy</Message></Error>";
+        assert_eq!(super::policy_failure(unreadable), None);
     }
 
     #[test]

@@ -111,9 +111,6 @@ pub enum MultipartError {
     Incomplete(String),
     Sha256Mismatch,
     Checksum(ChecksumError),
-    /// CompleteMultipartUpload: the upload's precondition does not hold (S3: 412, or 404 for
-    /// `If-Match` on a missing key).
-    Precondition(super::store::ConditionFailed),
 }
 
 impl From<StoreError> for MultipartError {
@@ -511,21 +508,7 @@ pub async fn complete(
         }
         chosen.push(part.clone());
     }
-    let condition_now = |store: &DiskStore| -> Result<(), MultipartError> {
-        if checks.condition.is_none() {
-            return Ok(());
-        }
-        let current = match store.head(bucket, key) {
-            Ok(m) => Some(m),
-            Err(StoreError::NoSuchKey | StoreError::DeleteMarker { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
-        checks
-            .condition
-            .check(current.as_deref())
-            .map_err(MultipartError::Precondition)
-    };
-    condition_now(store)?;
+    store.check_condition(bucket, key, &checks.condition)?;
 
     let temp = store.temp_path(bucket)?;
     let result = async {

@@ -3,7 +3,7 @@
 use s3s::{s3_error, S3Error, S3ErrorCode};
 
 use crate::origin::multipart::MultipartError;
-use crate::origin::store::{ConditionFailed, StoreError};
+use crate::origin::store::StoreError;
 
 pub(super) fn map_err(e: StoreError) -> S3Error {
     match e {
@@ -41,6 +41,10 @@ pub(super) fn map_err(e: StoreError) -> S3Error {
             )
         }
         StoreError::InvalidBucketName => s3_error!(InvalidBucketName, "The specified bucket is not valid."),
+        StoreError::PreconditionFailed => s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        ),
         StoreError::ConditionalConflict => s3_error!(
             ConditionalRequestConflict,
             "The conditional request cannot succeed due to a conflicting operation against this resource."
@@ -102,9 +106,5 @@ pub(super) fn map_mp(e: MultipartError) -> S3Error {
         MultipartError::Incomplete(m) => s3_error!(IncompleteBody, "{m}"),
         MultipartError::Sha256Mismatch => sha256_mismatch(),
         MultipartError::Checksum(e) => super::checksums::map_checksum(e),
-        MultipartError::Precondition(ConditionFailed::Missing) => map_err(StoreError::NoSuchKey),
-        MultipartError::Precondition(ConditionFailed::Failed) => {
-            s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
-        }
     }
 }

@@ -6,7 +6,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::error::map_err;
 use super::meta::timestamp;
-use crate::origin::store::{DiskStore, ObjectMeta};
+use crate::origin::store::{DiskStore, ObjectMeta, StoreError};
 
 /// A listing's entry for `meta`, with the owner when `owner` (ListObjects always; V2 with
 /// `fetch-owner=true`). The checksum's algorithm and type are listed as S3 lists them.
@@ -78,7 +78,9 @@ pub(super) fn list_page(store: &DiskStore, bucket: &str, w: Window<'_>) -> S3Res
     };
     if max == 0 {
         // S3: an empty page that is not truncated (the bucket must still exist).
-        store.list(bucket, prefix, None, 0, |_| true).map_err(map_err)?;
+        if !store.bucket_exists(bucket) {
+            return Err(map_err(StoreError::NoSuchBucket));
+        }
         return Ok(page);
     }
     let mut cursor = after.map(str::to_string);

@@ -1,6 +1,6 @@
 //! PutObject: the body is received into a temporary file, checked (length, Content-MD5, the
-//! additional checksum), and committed, provided its write conditions hold. Conditional
-//! writes are checked here too for CompleteMultipartUpload.
+//! additional checksum), and committed, provided its write conditions hold. The conditions'
+//! headers are read here for CompleteMultipartUpload too.
 
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
@@ -10,7 +10,7 @@ use super::error::{map_err, sha256_mismatch};
 use super::lock::{for_new_version, lock_headers};
 use super::meta::{new_meta, object_headers, written_version, ObjectHeaders};
 use crate::origin::checksum;
-use crate::origin::store::{check_key, now_ms, ConditionFailed, DiskStore, StoreError, WriteCondition};
+use crate::origin::store::{check_key, now_ms, DiskStore, StoreError, WriteCondition};
 use crate::origin::transfer;
 
 /// The write condition of `If-Match` / `If-None-Match` on a PutObject or
@@ -39,27 +39,6 @@ pub(super) fn write_condition(
     })
 }
 
-/// Checks a write condition before the body is received: 412 PreconditionFailed, or 404
-/// NoSuchKey for `If-Match` on a missing key. (The commit checks it again: a write that made
-/// it false meanwhile is a 409 ConditionalRequestConflict.)
-pub(super) fn precheck(store: &DiskStore, bucket: &str, key: &str, condition: &WriteCondition) -> S3Result<()> {
-    if condition.is_none() {
-        return Ok(());
-    }
-    let current = match store.head(bucket, key) {
-        Ok(m) => Some(m),
-        Err(StoreError::NoSuchKey | StoreError::DeleteMarker { .. }) => None,
-        Err(e) => return Err(map_err(e)),
-    };
-    condition.check(current.as_deref()).map_err(|f| match f {
-        ConditionFailed::Missing => map_err(StoreError::NoSuchKey),
-        ConditionFailed::Failed => s3_error!(
-            PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold"
-        ),
-    })
-}
-
 pub(super) async fn put_object(
     store: &DiskStore,
     req: S3Request<PutObjectInput>,
@@ -71,7 +50,9 @@ pub(super) async fn put_object(
     let input = req.input;
     check_key(&input.key).map_err(|b| map_err(StoreError::BadKey(b)))?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-    precheck(store, &input.bucket, &input.key, &condition)?;
+    store
+        .check_condition(&input.bucket, &input.key, &condition)
+        .map_err(map_err)?;
     let lock = store.object_lock(&input.bucket).map_err(map_err)?;
     let (retention, legal_hold) = for_new_version(lock.as_ref(), &lock_headers!(input), now_ms())?;
     let Some(body) = input.body else {

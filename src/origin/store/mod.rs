@@ -70,6 +70,8 @@ pub enum StoreError {
     BucketExists,
     InvalidBucketName,
     BadKey(BadKey),
+    /// A conditional write's precondition does not hold (S3: 412 PreconditionFailed).
+    PreconditionFailed,
     /// A conditional write whose precondition another write made false while it was being
     /// received (S3: 409 ConditionalRequestConflict).
     ConditionalConflict,
@@ -100,6 +102,7 @@ impl std::fmt::Display for StoreError {
             StoreError::BucketExists => f.write_str("bucket exists"),
             StoreError::InvalidBucketName => f.write_str("invalid bucket name"),
             StoreError::BadKey(b) => f.write_str(b.0),
+            StoreError::PreconditionFailed => f.write_str("a precondition does not hold"),
             StoreError::ConditionalConflict => f.write_str("a concurrent write made the precondition false"),
             StoreError::Locked(_) => f.write_str("the version is locked"),
             StoreError::ObjectLockNotEnabled => f.write_str("the bucket has no object lock"),

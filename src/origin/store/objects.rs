@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::keys::{check_key, key_hash};
-use super::meta::{check_version_id, push_version, select_version, ObjectMeta, WriteCondition};
+use super::meta::{check_version_id, push_version, select_version, ConditionFailed, ObjectMeta, WriteCondition};
 use super::{now_secs, random_token, sync_dir, DiskStore, StoreError};
 use crate::policy::bucket::Versioning;
 
@@ -185,6 +185,25 @@ impl DiskStore {
         meta: ObjectMeta,
     ) -> Result<Arc<ObjectMeta>, StoreError> {
         self.commit_if(bucket, key, temp, meta, &WriteCondition::default())
+    }
+
+    /// Checks a write condition on the key's record as it is now, before the body is
+    /// received: [`StoreError::NoSuchKey`] for `If-Match` on a missing key (S3's 404),
+    /// [`StoreError::PreconditionFailed`] otherwise (412). The commit checks it again
+    /// ([`Self::commit_if`]).
+    pub fn check_condition(&self, bucket: &str, key: &str, condition: &WriteCondition) -> Result<(), StoreError> {
+        if condition.is_none() {
+            return Ok(());
+        }
+        let current = match self.head(bucket, key) {
+            Ok(m) => Some(m),
+            Err(StoreError::NoSuchKey | StoreError::DeleteMarker { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        condition.check(current.as_deref()).map_err(|f| match f {
+            ConditionFailed::Missing => StoreError::NoSuchKey,
+            ConditionFailed::Failed => StoreError::PreconditionFailed,
+        })
     }
 
     /// [`Self::commit`], provided `condition` holds on the key's record at the commit; else
