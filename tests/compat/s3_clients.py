@@ -413,6 +413,18 @@ check(status == 303 and loc.startswith(done_url + "?"), f"redirect: {status} {lo
 q = urllib.parse.parse_qs(urllib.parse.urlsplit(loc).query)
 etag = s3.head_object(Bucket=B, Key="uploads/redirected.txt")["ETag"]
 check(q.get("bucket") == [B] and q.get("key") == ["uploads/redirected.txt"] and q.get("etag") == [etag], q)
+# A checksum in the form (a field the policy names) is checked like a header's.
+summed = b"a form with its own checksum"
+value = b64(hashlib.sha256(summed).digest())
+post = s3.generate_presigned_post(B, "uploads/summed.txt", Fields={"x-amz-checksum-sha256": value},
+                                  Conditions=[{"x-amz-checksum-sha256": value}], ExpiresIn=300)
+status, _, body = form_post(post, "summed.txt", b"not what was summed")
+check(status == 400 and b"<Code>BadDigest</Code>" in body, f"form checksum mismatch: {status} {body[:400]}")
+check(error_code(lambda: s3.head_object(Bucket=B, Key="uploads/summed.txt")) == "404", "mismatched POST stored")
+status, _, body = form_post(post, "summed.txt", summed)
+check(status == 204, f"form checksum: {status} {body[:400]}")
+h = s3.head_object(Bucket=B, Key="uploads/summed.txt", ChecksumMode="ENABLED")
+check(h.get("ChecksumSHA256") == value, h)
 post = s3.generate_presigned_post(B, "uploads/late.txt", ExpiresIn=1)
 time.sleep(2)
 status, _, body = form_post(post, "late.txt", b"late")

@@ -18,16 +18,18 @@ fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The checksum a request claims for its body (PutObject, UploadPart), from the same headers
-/// s3s parsed the operation from.
-pub(super) fn request_claim(headers: &http::HeaderMap) -> S3Result<Option<Claim>> {
-    let mut values = [None; 5];
-    for (slot, algorithm) in values.iter_mut().zip(checksum::ALL) {
-        *slot = header(headers, algorithm.header());
-    }
+/// The checksum a request claims for its body (PutObject, UploadPart, a form upload): the
+/// values s3s parsed into the operation's input (`values`, in [`checksum::ALL`]'s order, from
+/// the headers or a form's fields), its algorithm (`x-amz-sdk-checksum-algorithm`, else the
+/// input's), and the trailer the headers announce.
+pub(super) fn request_claim(
+    headers: &http::HeaderMap,
+    values: [Option<&str>; 5],
+    algorithm: Option<&str>,
+) -> S3Result<Option<Claim>> {
     checksum::claim(Fields {
         values,
-        sdk_algorithm: header(headers, "x-amz-sdk-checksum-algorithm"),
+        sdk_algorithm: header(headers, "x-amz-sdk-checksum-algorithm").or(algorithm),
         trailer: header(headers, "x-amz-trailer"),
     })
     .map_err(map_checksum)
@@ -70,21 +72,29 @@ macro_rules! set_checksum {
 }
 pub(super) use set_checksum;
 
-/// The checksum values of a part in a CompleteMultipartUpload list (or any s3s value with the
-/// five fields): (algorithm, base64) for each one given.
-macro_rules! given_checksums {
-    ($p:expr) => {{
-        use crate::origin::checksum::Algorithm as A;
+/// The five checksum fields of an s3s value (an input, a part of a CompleteMultipartUpload
+/// list), in [`checksum::ALL`]'s order.
+macro_rules! checksum_values {
+    ($p:expr) => {
         [
-            (A::Crc32, $p.checksum_crc32.as_deref()),
-            (A::Crc32c, $p.checksum_crc32c.as_deref()),
-            (A::Crc64Nvme, $p.checksum_crc64nvme.as_deref()),
-            (A::Sha1, $p.checksum_sha1.as_deref()),
-            (A::Sha256, $p.checksum_sha256.as_deref()),
+            $p.checksum_crc32.as_deref(),
+            $p.checksum_crc32c.as_deref(),
+            $p.checksum_crc64nvme.as_deref(),
+            $p.checksum_sha1.as_deref(),
+            $p.checksum_sha256.as_deref(),
         ]
-        .into_iter()
-        .filter_map(|(a, v)| v.map(|v| (a, v.to_string())))
-        .collect::<Vec<_>>()
-    }};
+    };
+}
+pub(super) use checksum_values;
+
+/// The checksum values an s3s value gives: (algorithm, base64) for each.
+macro_rules! given_checksums {
+    ($p:expr) => {
+        crate::origin::checksum::ALL
+            .into_iter()
+            .zip(crate::origin::s3::checksums::checksum_values!($p))
+            .filter_map(|(a, v)| v.map(|v| (a, v.to_string())))
+            .collect::<Vec<_>>()
+    };
 }
 pub(super) use given_checksums;

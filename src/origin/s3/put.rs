@@ -5,7 +5,7 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use super::checksums::{check_received, request_claim, set_checksum};
+use super::checksums::{check_received, checksum_values, request_claim, set_checksum};
 use super::error::{map_err, sha256_mismatch};
 use super::lock::{for_new_version, lock_headers};
 use super::meta::{new_meta, object_headers, written_version, ObjectHeaders};
@@ -43,7 +43,11 @@ pub(super) async fn put_object(
     store: &DiskStore,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    let claim = request_claim(&req.headers)?;
+    let claim = request_claim(
+        &req.headers,
+        checksum_values!(req.input),
+        req.input.checksum_algorithm.as_ref().map(|a| a.as_str()),
+    )?;
     let trailers = req.trailing_headers;
     // A browser form upload (POST Object), which s3s hands over as a PutObject.
     let form = req.method == http::Method::POST;

@@ -4,7 +4,7 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use super::checksums::{given_checksums, request_claim, set_checksum};
+use super::checksums::{checksum_values, given_checksums, request_claim, set_checksum};
 use super::error::{map_err, map_mp};
 use super::list::{enc, url_encoding};
 use super::lock::{for_new_version, lock_headers};
@@ -41,7 +41,11 @@ pub(super) async fn upload_part(
     store: &DiskStore,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
-    let claim = request_claim(&req.headers)?;
+    let claim = request_claim(
+        &req.headers,
+        checksum_values!(req.input),
+        req.input.checksum_algorithm.as_ref().map(|a| a.as_str()),
+    )?;
     let trailers = req.trailing_headers;
     let input = req.input;
     let Some(body) = input.body else {
