@@ -29,10 +29,7 @@ macro_rules! source_conditions {
         )
         .map_err(|e| {
             if *e.code() == s3s::S3ErrorCode::NotModified {
-                s3_error!(
-                    PreconditionFailed,
-                    "At least one of the pre-conditions you specified did not hold"
-                )
+                map_err(StoreError::PreconditionFailed)
             } else {
                 e
             }

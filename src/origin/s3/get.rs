@@ -7,7 +7,7 @@ use super::checksums::set_checksum;
 use super::error::map_err;
 use super::meta::{parse_http_date, shown_version, timestamp, user_metadata};
 use crate::origin::checksum::Stored;
-use crate::origin::store::{DiskStore, ObjectMeta};
+use crate::origin::store::{DiskStore, ObjectMeta, StoreError};
 use crate::origin::transfer;
 
 /// [`check_conditions`] with the fields of a GetObject or HeadObject input.
@@ -59,12 +59,7 @@ pub(super) fn check_conditions(
 ) -> S3Result<()> {
     let matches = |c: &ETagCondition| c.is_any() || c.as_etag().is_some_and(|e| e.value() == meta.etag);
     let modified = timestamp(meta.last_modified);
-    let precondition_failed = || {
-        s3_error!(
-            PreconditionFailed,
-            "At least one of the preconditions you specified did not hold"
-        )
-    };
+    let precondition_failed = || map_err(StoreError::PreconditionFailed);
     match (if_match, if_unmodified_since) {
         (Some(c), _) if !matches(c) => return Err(precondition_failed()),
         (None, Some(t)) if modified > *t => return Err(precondition_failed()),
@@ -100,6 +95,17 @@ pub(super) struct Selection {
     pub(super) content_range: Option<String>,
     /// The part read (`partNumber`), as an index into the object's parts.
     pub(super) part: Option<usize>,
+}
+
+impl Selection {
+    fn whole(size: u64) -> Selection {
+        Selection {
+            start: 0,
+            len: size,
+            content_range: None,
+            part: None,
+        }
+    }
 }
 
 /// The whole object, a `Range`, or a part (`partNumber`; a single-part object has one).
@@ -138,22 +144,12 @@ pub(super) fn select(meta: &ObjectMeta, range: Option<&Range>, part_number: Opti
             }
             let i = n as usize - 1;
             if meta.parts.is_empty() {
-                return Ok(Selection {
-                    start: 0,
-                    len: size,
-                    content_range: None,
-                    part: None,
-                });
+                return Ok(Selection::whole(size));
             }
             let start: u64 = meta.parts[..i].iter().map(|p| p.size).sum();
             Ok(partial(start, meta.parts[i].size, Some(i)))
         }
-        (None, None) => Ok(Selection {
-            start: 0,
-            len: size,
-            content_range: None,
-            part: None,
-        }),
+        (None, None) => Ok(Selection::whole(size)),
     }
 }
 

@@ -78,19 +78,7 @@ pub(super) fn for_new_version(
         return Ok((None, false));
     };
     let retention = match (h.mode, h.until) {
-        (Some(m), Some(u)) => {
-            let until_ms = to_ms(u);
-            if until_ms <= now_ms {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "The retain until date must be in the future!"
-                ));
-            }
-            Some(Retention {
-                mode: mode_of(m.as_str())?,
-                until_ms,
-            })
-        }
+        (Some(m), Some(u)) => Some(retention(mode_of(m.as_str())?, u, now_ms)?),
         (None, None) => lock.default_retention.map(|d| d.from(now_ms)),
         _ => {
             return Err(s3_error!(
@@ -133,7 +121,20 @@ fn lock_enabled(store: &DiskStore, bucket: &str) -> S3Result<ObjectLock> {
     store
         .object_lock(bucket)
         .map_err(map_err)?
-        .ok_or_else(|| s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration"))
+        .ok_or_else(|| map_err(StoreError::ObjectLockNotEnabled))
+}
+
+/// A retention asked for (by an upload's headers or PutObjectRetention): it must end in the
+/// future.
+fn retention(mode: LockMode, until: &Timestamp, now_ms: i64) -> S3Result<Retention> {
+    let until_ms = to_ms(until);
+    if until_ms <= now_ms {
+        return Err(s3_error!(
+            InvalidArgument,
+            "The retain until date must be in the future!"
+        ));
+    }
+    Ok(Retention { mode, until_ms })
 }
 
 pub(super) async fn put_object_lock_configuration(
@@ -213,19 +214,7 @@ pub(super) async fn put_object_retention(
     let new = match input.retention {
         None => None,
         Some(r) => match (r.mode, r.retain_until_date) {
-            (Some(m), Some(u)) => {
-                let until_ms = to_ms(&u);
-                if until_ms <= now {
-                    return Err(s3_error!(
-                        InvalidArgument,
-                        "The retain until date must be in the future!"
-                    ));
-                }
-                Some(Retention {
-                    mode: xml_mode_of(m.as_str())?,
-                    until_ms,
-                })
-            }
+            (Some(m), Some(u)) => Some(retention(xml_mode_of(m.as_str())?, &u, now)?),
             (None, None) => None,
             _ => {
                 return Err(s3_error!(

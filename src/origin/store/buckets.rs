@@ -75,6 +75,13 @@ impl DefaultRetention {
     }
 }
 
+/// Writes a bucket's `bucket.json` crash-safely.
+fn write_settings(dir: &Path, settings: &BucketSettings) -> Result<(), StoreError> {
+    let json = serde_json::to_vec(settings).map_err(|e| StoreError::Io(io::Error::other(e)))?;
+    crate::util::write_file_atomic(&dir.join("bucket.json"), &json, crate::util::PRIVATE_FILE_MODE)?;
+    Ok(())
+}
+
 impl DiskStore {
     pub(super) fn load_bucket(dir: &Path) -> io::Result<BucketState> {
         let tmp = dir.join("tmp");
@@ -178,12 +185,7 @@ impl DiskStore {
             .map_err(|_| StoreError::Io(io::Error::other("bucket settings poisoned")))?;
         let mut next = (**guard).clone();
         change(&mut next);
-        let json = serde_json::to_vec(&next).map_err(|e| StoreError::Io(io::Error::other(e)))?;
-        crate::util::write_file_atomic(
-            &self.root.join(name).join("bucket.json"),
-            &json,
-            crate::util::PRIVATE_FILE_MODE,
-        )?;
+        write_settings(&self.root.join(name), &next)?;
         *guard = Arc::new(next);
         Ok(())
     }
@@ -315,8 +317,7 @@ impl DiskStore {
         if object_lock {
             settings.versioning = Some(Versioning::Enabled);
             settings.object_lock = Some(ObjectLock::default());
-            let json = serde_json::to_vec(&settings).map_err(|e| StoreError::Io(io::Error::other(e)))?;
-            crate::util::write_file_atomic(&dir.join("bucket.json"), &json, crate::util::PRIVATE_FILE_MODE)?;
+            write_settings(&dir, &settings)?;
         }
         sync_dir(&self.root)?;
         map.insert(
