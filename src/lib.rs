@@ -8,6 +8,7 @@ pub mod admin;
 pub mod cache;
 pub mod config;
 pub mod edge;
+pub mod functions;
 pub mod keys;
 pub mod origin;
 pub mod policy;
