@@ -97,6 +97,19 @@ enum Command {
     },
     /// Print the embedded default config, a starting point for your own.
     DefaultConfig,
+    /// Run a CloudFront function of the config once on an event, as `aws cloudfront
+    /// test-function` does: prints the TestResult (output, logs, error, compute utilization).
+    TestFunction {
+        /// The function's name under `functions`.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The event object (JSON), as CloudFront's test events.
+        #[arg(long, value_name = "FILE")]
+        event: PathBuf,
+        /// YAML config file defining the function.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Print a presigned URL for one object of the bucket store (SigV4 query authentication).
     ///
     /// Anyone holding the URL may GET (or PUT, ...) that object until it expires, without
@@ -230,6 +243,46 @@ fn main() -> ExitCode {
         Command::DefaultConfig => {
             print!("{}", config::EMBEDDED_DEFAULT);
             ExitCode::SUCCESS
+        }
+        Command::TestFunction { name, event, config } => {
+            let loaded = match config::load_file(&config) {
+                Ok(l) => l,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let Some(function) = loaded.config.functions.get(&name) else {
+                let known: Vec<&str> = loaded.config.functions.keys().map(String::as_str).collect();
+                eprintln!(
+                    "{}: no function named '{name}' (functions: {})",
+                    config.display(),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+                return ExitCode::FAILURE;
+            };
+            let text = match std::fs::read_to_string(&event) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("cannot read {}: {e}", event.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let now_ms = homefront::util::Clock::from_env().now().saturating_mul(1000);
+            match homefront::functions::test_result(function, &text, now_ms) {
+                Ok(result) => {
+                    println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(m) => {
+                    eprintln!("{}: {m}", event.display());
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Presign {
             config,

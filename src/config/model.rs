@@ -40,6 +40,8 @@ pub struct Config {
     pub watch_config: bool,
     /// What the edge accepts from viewers (`limits`).
     pub limits: Limits,
+    /// CloudFront Functions by name (`functions`), compiled.
+    pub functions: BTreeMap<String, crate::functions::Function>,
 }
 
 /// Request size limits, timeouts and per-client limits at the edge (`limits`).
@@ -348,6 +350,15 @@ pub struct Behavior {
     pub inject_origin: Option<HeaderValue>,
     /// `compress`: gzip/br/zstd at the edge for viewers that accept it.
     pub compress: bool,
+    /// `function_associations`: the CloudFront Functions run on viewer requests and responses.
+    pub functions: FunctionAssociations,
+}
+
+/// The functions a behavior runs (`function_associations`).
+#[derive(Debug, Clone, Default)]
+pub struct FunctionAssociations {
+    pub viewer_request: Option<crate::functions::Function>,
+    pub viewer_response: Option<crate::functions::Function>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,6 +34,31 @@ pub struct RawConfig {
     pub reload: Option<RawReload>,
     /// What the edge accepts from viewers: request sizes, timeouts, per-client limits.
     pub limits: Option<RawLimits>,
+    /// CloudFront Functions by name, for behaviors' `function_associations`.
+    #[serde(default)]
+    pub functions: Ordered<RawFunction>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFunction {
+    /// The JavaScript file (relative to the config file).
+    pub file: String,
+    /// `cloudfront-js-2.0` (default) or `cloudfront-js-1.0`.
+    pub runtime: Option<String>,
+    /// A KeyValueStore: a JSON file in CloudFront's import format.
+    pub kvs: Option<String>,
+    /// CPU time per call before the call is stopped (default 1ms).
+    pub compute_budget: Option<String>,
+    /// Memory the function may allocate (default 2MiB).
+    pub memory: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFunctionAssociations {
+    pub viewer_request: Option<String>,
+    pub viewer_response: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -330,6 +355,8 @@ pub struct RawBehavior {
     pub origin_request: Option<RawOriginRequest>,
     /// Compress responses at the edge (gzip, br, zstd) when the viewer accepts it; default true.
     pub compress: Option<bool>,
+    /// CloudFront Functions run on this behavior's viewer requests and responses.
+    pub function_associations: Option<RawFunctionAssociations>,
 }
 
 #[derive(Debug, Deserialize)]

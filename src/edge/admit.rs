@@ -32,6 +32,9 @@ pub(crate) struct Routed {
     pub key: Option<CacheKey>,
     /// The fast paths that may serve it ([`fast_paths`]).
     pub fast: FastPaths,
+    /// The request as its viewer-request function changed it: what every path serves
+    /// ([`Routed::request`]).
+    pub edited: Option<Box<RequestHeader>>,
     /// What it was routed for, to check a hand-off (`Handoff`) against the request pingora
     /// parsed.
     method: Method,
@@ -44,6 +47,11 @@ impl Routed {
     /// connection loop and pingora parse the same bytes; anything else is routed again).
     pub(crate) fn is_for(&self, req: &RequestHeader) -> bool {
         self.method == req.method && *self.target == *req.raw_path() && self.fields == req.headers.len()
+    }
+
+    /// The request to serve: `viewer`'s, or what its viewer-request function made of it.
+    pub(crate) fn request<'a>(&'a self, viewer: &'a RequestHeader) -> &'a RequestHeader {
+        self.edited.as_deref().unwrap_or(viewer)
     }
 }
 
@@ -70,6 +78,7 @@ pub(crate) fn admit(
         client: None,
         key: None,
         fast: FastPaths::NONE,
+        edited: None,
         method: req.method.clone(),
         target: req.raw_path().into(),
         fields: req.headers.len(),
@@ -99,9 +108,11 @@ pub(crate) fn admit(
             return routed;
         }
     }
-    let at = match decide(&state, &shared.acme, req, body, tls, client) {
-        Decision::Forward(plan) => {
-            routed.fast = fast_paths(&state, req, body, &plan);
+    let request_id = routed.ctx.request_id.clone();
+    let at = match decide(&state, &shared.acme, req, body, tls, client, &request_id) {
+        Decision::Forward(mut plan) => {
+            routed.edited = plan.edited.take();
+            routed.fast = fast_paths(&state, routed.request(req), body, &plan);
             routed.key = plan.key.as_ref().map(|k| {
                 use pingora::cache::key::CacheHashKey;
                 let mut key = CacheKey::new(k.primary.as_bytes(), String::new());
@@ -126,6 +137,10 @@ pub(crate) fn admit(
         }
         Decision::Preflight(at, headers) => {
             routed.answer = Some(OwnAnswer::Preflight(headers));
+            at
+        }
+        Decision::Generated(at, generated) => {
+            routed.answer = Some(OwnAnswer::Generated(generated));
             at
         }
     };

@@ -26,6 +26,8 @@ pub(crate) enum OwnAnswer {
     Redirect(String),
     /// A CORS preflight: the headers, or `None` for 403.
     Preflight(Option<Vec<(&'static str, String)>>),
+    /// A response a viewer-request function generated.
+    Generated(crate::functions::event::Generated),
 }
 
 /// An answer the edge makes itself, ready for a sink.
@@ -65,6 +67,18 @@ pub(crate) fn own_answer(what: &OwnAnswer, ctx: &mut Ctx, head: bool) -> Result<
             }
             resp.insert_header(header::CONTENT_LENGTH, "0")?;
             (resp, Bytes::new())
+        }
+        OwnAnswer::Generated(g) => {
+            ctx.cache_result = CacheResult::FunctionGenerated;
+            let mut resp = ResponseHeader::build(g.status, Some(g.headers.len() + 4))?;
+            if let Some(reason) = &g.reason {
+                let _ = resp.set_reason_phrase(Some(reason));
+            }
+            for (name, value) in g.headers.iter() {
+                resp.append_header(name.clone(), value.clone())?;
+            }
+            resp.insert_header(header::CONTENT_LENGTH, g.body.len())?;
+            (resp, g.body.clone())
         }
         OwnAnswer::Acme(key_authorization) => {
             ctx.cache_result = CacheResult::Miss;

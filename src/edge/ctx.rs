@@ -22,6 +22,8 @@ pub enum CacheResult {
     Error,
     /// A viewer-protocol redirect.
     Redirect,
+    /// A response a viewer-request function generated.
+    FunctionGenerated,
 }
 
 impl CacheResult {
@@ -32,6 +34,7 @@ impl CacheResult {
             CacheResult::Miss => "Miss",
             CacheResult::Error => "Error",
             CacheResult::Redirect => "Redirect",
+            CacheResult::FunctionGenerated => "FunctionGeneratedResponse",
         }
     }
 
@@ -48,6 +51,7 @@ impl CacheResult {
             CacheResult::Miss => "Miss from homefront",
             CacheResult::Error => "Error from homefront",
             CacheResult::Redirect => "Redirect from homefront",
+            CacheResult::FunctionGenerated => "FunctionGeneratedResponse from homefront",
         })
     }
 }
@@ -103,6 +107,10 @@ pub struct Ctx {
     pub(crate) revalidated: Option<http::HeaderMap>,
     /// A range the cache did not hold, sent to the origin as asked (`edge::fill`).
     pub(crate) range_miss: bool,
+    /// The request part of the viewer-response function's event (the behavior has one).
+    pub(crate) viewer_event: Option<Box<super::functions::ViewerEvent>>,
+    /// A failed viewer-response function's answer replaces the body: this one.
+    pub(crate) replaced_body: std::sync::OnceLock<Bytes>,
 }
 
 impl Ctx {
@@ -153,6 +161,8 @@ impl Ctx {
             canon: None,
             revalidated: None,
             range_miss: false,
+            viewer_event: None,
+            replaced_body: std::sync::OnceLock::new(),
         }
     }
 

@@ -88,7 +88,11 @@ impl Hits {
         if !routed.fast.hit || routed.answer.is_some() {
             return Err(routed);
         }
-        let Some((mut header, body)) = self.find(&routed, req, sendfile).await else {
+        // The request as its viewer-request function left it.
+        let edited = routed.edited.take();
+        let req = edited.as_deref().unwrap_or(req);
+        let Some((mut header, mut body)) = self.find(&routed, req, sendfile).await else {
+            routed.edited = edited;
             return Err(routed);
         };
         let origin = req.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
@@ -96,7 +100,12 @@ impl Hits {
         // A header the policy cannot set: pingora serves the entry (and fails the same way).
         if viewer_headers(&mut header, &routed.ctx, origin).is_err() {
             routed.ctx.cache_result = CacheResult::Miss;
+            routed.edited = edited;
             return Err(routed);
+        }
+        // A failed viewer-response function's answer goes out instead of the entry.
+        if let Some(replaced) = routed.ctx.replaced_body.get() {
+            body = (req.method != Method::HEAD).then(|| HitBody::Bytes(replaced.clone()));
         }
         let mut ctx = routed.ctx;
         ctx.mark_first_byte();

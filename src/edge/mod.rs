@@ -12,6 +12,7 @@ pub mod distribution;
 pub mod error_pages;
 pub mod errors;
 pub mod fill;
+pub mod functions;
 pub mod hit;
 pub mod limits;
 pub mod pass;

@@ -103,7 +103,12 @@ impl Passes {
             }
         }
         let is_https = ssl.is_some();
-        let mut up = req.clone();
+        // The request as its viewer-request function left it (the log records the viewer's).
+        let served: std::borrow::Cow<'_, RequestHeader> = match &routed.edited {
+            Some(changed) => std::borrow::Cow::Owned((**changed).clone()),
+            None => std::borrow::Cow::Borrowed(req),
+        };
+        let mut up = served.clone().into_owned();
         up.remove_header(&header::CONNECTION);
         if origin_request(&mut up, &mut routed.ctx, None, peer.map(|p| p.ip()), is_https).is_err() {
             return Err(routed);
@@ -130,13 +135,13 @@ impl Passes {
         };
         if let (true, Some(key)) = (cached, &key) {
             // As pingora's bypassed miss: the mark stays while the answers stay uncacheable.
-            if cache_ttl(&ctx, &req.headers, &resp, SystemTime::now()).is_some() {
+            if cache_ttl(&ctx, &served.headers, &resp, SystemTime::now()).is_some() {
                 UNCACHEABLE.mark_cacheable(key);
             } else {
                 UNCACHEABLE.mark_uncacheable(key, NoCacheReason::OriginNotCache);
             }
         }
-        let head_only = req.method == Method::HEAD;
+        let head_only = served.method == Method::HEAD;
         let no_body = head_only || matches!(resp.status.as_u16(), 204 | 304);
         let shaped = origin_response(&mut resp, &mut ctx).and_then(|()| {
             ctx.mark_first_byte();
@@ -149,7 +154,7 @@ impl Passes {
                 resp.set_version(Version::HTTP_11);
                 resp.insert_header(header::TRANSFER_ENCODING, "chunked")?;
             }
-            let origin = req.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+            let origin = served.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
             viewer_headers(&mut resp, &ctx, origin)
         });
         let mut out = BytesMut::with_capacity(GATHER);

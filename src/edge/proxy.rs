@@ -92,8 +92,13 @@ impl ProxyHttp for Edge {
             ctx: routed_ctx,
             answer,
             close,
+            edited,
             ..
         } = *routed;
+        // From here on, pingora serves the request its viewer-request function returned.
+        if let Some(changed) = edited {
+            *session.req_header_mut() = *changed;
+        }
         *ctx = routed_ctx;
         if let Some(state) = &ctx.state {
             session.set_read_timeout(Some(state.config.limits.body_timeout));
@@ -380,7 +385,13 @@ impl ProxyHttp for Edge {
             .headers
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok());
-        viewer_headers(resp, ctx, origin)
+        viewer_headers(resp, ctx, origin)?;
+        // A failed viewer-response function's answer replaces the body.
+        if let Some(body) = ctx.replaced_body.take() {
+            ctx.error_page = (!head).then_some(body);
+            ctx.error_page_active = true;
+        }
+        Ok(())
     }
 
     fn response_body_filter(

@@ -9,6 +9,7 @@ use pingora::http::RequestHeader;
 use super::canonical;
 use super::ctx::Ctx;
 use super::errors::EdgeError;
+use super::functions::{self, Viewed};
 use super::state::EdgeState;
 use super::upstream::target_for;
 use super::viewer::{self, ViewerOutcome};
@@ -32,6 +33,8 @@ pub(crate) enum Decision {
     Redirect(At, String),
     /// A CORS preflight answered at the edge: the headers, or `None` for 403.
     Preflight(At, Option<Vec<(&'static str, String)>>),
+    /// A response a viewer-request function generated.
+    Generated(At, crate::functions::event::Generated),
     /// To the cache, then the origin.
     Forward(Box<Plan>),
 }
@@ -53,6 +56,11 @@ pub(crate) struct Plan {
     pub target: String,
     /// The request's canonical host, path and query.
     pub canon: canonical::Canonical,
+    /// The request as a viewer-request function changed it: what every path serves (`None`:
+    /// the viewer's request as it is).
+    pub edited: Option<Box<RequestHeader>>,
+    /// The request part of the viewer-response function's event, when the behavior has one.
+    pub viewer_event: Option<Box<super::functions::ViewerEvent>>,
 }
 
 /// The request's Content-Length, if it has a valid one.
@@ -147,6 +155,10 @@ pub(crate) fn fast_paths(state: &EdgeState, req: &RequestHeader, body: bool, pla
         http_query: _,
         target: _,
         canon: _,
+        // `admit` hands the changed request to every path; the viewer-response function runs
+        // in `viewer_headers`.
+        edited: _,
+        viewer_event: _,
     } = plan;
     let Some(d) = state.config.distributions.get(*dist) else {
         return FastPaths::NONE;
@@ -179,6 +191,10 @@ pub(crate) fn fast_paths(state: &EdgeState, req: &RequestHeader, body: bool, pla
         headers: _,
         inject_origin: _,
         compress: _,
+        // Viewer-request: in `decide`, before any path. Viewer-response: in `viewer_headers`
+        // on every path; a failed call replaces the body, which the pass path (streaming the
+        // origin's) cannot.
+        functions,
     } = b;
     // A plain GET or HEAD: no body, no precondition, range or upgrade; an origin-form
     // UTF-8 target; at most one Host (pingora refuses an ambiguous authority).
@@ -211,7 +227,8 @@ pub(crate) fn fast_paths(state: &EdgeState, req: &RequestHeader, body: bool, pla
         })
         && !matches!(behavior_origin.kind, OriginKind::Group { .. })
         && matches!(&origin.kind, OriginKind::Http { upstreams, .. } if upstreams.iter().all(|u| !u.tls))
-        && error_responses.is_empty();
+        && error_responses.is_empty()
+        && functions.viewer_response.is_none();
     FastPaths { hit, pass }
 }
 
@@ -231,11 +248,12 @@ pub(crate) fn decide(
     body: bool,
     tls: Option<&pingora::protocols::tls::SslDigest>,
     client: Option<std::net::IpAddr>,
+    request_id: &str,
 ) -> Decision {
     let is_https = tls.is_some();
     let nowhere = (usize::MAX, usize::MAX);
     // The one canonical form of host, path and query every step below reads.
-    let canon = match canonical::canonicalize(&canonical::Raw::of(req, is_https)) {
+    let mut canon = match canonical::canonicalize(&canonical::Raw::of(req, is_https)) {
         Ok(c) => c,
         Err(e) => return Decision::Deny(nowhere, e),
     };
@@ -287,6 +305,38 @@ pub(crate) fn decide(
         ViewerOutcome::Redirect(location) => return Decision::Redirect(at, location),
         ViewerOutcome::Deny(e) => return Decision::Deny(at, e),
     }
+    // The viewer-request function: what it returns is the request from here on (its
+    // canonical form, its fields), or the answer.
+    let functions = &behavior.functions;
+    let mut edited: Option<Box<RequestHeader>> = None;
+    let mut chosen_origin = None;
+    let mut viewer_event = None;
+    if functions.viewer_request.is_some() || functions.viewer_response.is_some() {
+        let event = functions::viewer_event(req, &canon, client, &dist.name);
+        if let Some(f) = &functions.viewer_request {
+            match functions::viewer_request(state, f, req, &event, is_https, request_id) {
+                Viewed::Same => {}
+                Viewed::Changed {
+                    header,
+                    canon: c,
+                    origin,
+                } => {
+                    edited = Some(header);
+                    canon = c;
+                    chosen_origin = origin;
+                }
+                Viewed::Answer(g) => return Decision::Generated(at, g),
+                Viewed::Failed(e) => return Decision::Deny(at, e),
+            }
+        }
+        if functions.viewer_response.is_some() {
+            viewer_event = Some(Box::new(match &edited {
+                Some(changed) => functions::viewer_event(changed, &canon, client, &dist.name),
+                None => event,
+            }));
+        }
+    }
+    let req: &RequestHeader = edited.as_deref().unwrap_or(req);
     // CORS preflight answered at the edge when the behavior's response headers policy has
     // CORS (before the signature check: browsers send preflights without cookies).
     if let (Some(cors), true) = (
@@ -337,10 +387,12 @@ pub(crate) fn decide(
         )
     });
 
-    // 6 origin request target (a group starts with its primary)
-    let origin = match &behavior.origin.kind {
+    // 6 origin request target (a group starts with its primary); a viewer-request function
+    // may have chosen another configured origin.
+    let chosen = chosen_origin.unwrap_or_else(|| behavior.origin.clone());
+    let origin = match &chosen.kind {
         OriginKind::Group { primary, .. } => primary.clone(),
-        _ => behavior.origin.clone(),
+        _ => chosen.clone(),
     };
     let denied = || Decision::Deny(at, EdgeError::new(403, "AccessDenied", "Access Denied"));
     if matches!(origin.kind, OriginKind::Bucket { .. } | OriginKind::S3 { .. })
@@ -370,6 +422,8 @@ pub(crate) fn decide(
         http_query,
         target,
         canon,
+        edited,
+        viewer_event,
     }))
 }
 
@@ -402,7 +456,7 @@ pub struct Forwarded {
 pub fn decide_for_fuzz(state: &EdgeState, req: &RequestHeader, https: bool) -> Result<Forwarded, u16> {
     let digest = pingora::protocols::tls::SslDigest::new("fuzz", "TLSv1.3", None, None, Vec::new());
     let acme = crate::tls::acme::Challenges::default();
-    match decide(state, &acme, req, false, https.then_some(&digest), None) {
+    match decide(state, &acme, req, false, https.then_some(&digest), None, "fuzz") {
         Decision::Forward(plan) => Ok(Forwarded {
             dist: plan.dist,
             behavior: plan.behavior,
@@ -413,6 +467,7 @@ pub fn decide_for_fuzz(state: &EdgeState, req: &RequestHeader, https: bool) -> R
         Decision::Deny(_, e) => Err(e.status),
         Decision::Redirect(..) => Err(301),
         Decision::Acme(_) | Decision::Preflight(..) => Err(200),
+        Decision::Generated(_, g) => Err(g.status),
     }
 }
 
@@ -429,8 +484,11 @@ impl Ctx {
             http_query,
             target,
             canon,
+            edited: _,
+            viewer_event,
         } = plan;
         (self.dist, self.behavior) = (dist, behavior);
+        self.viewer_event = viewer_event;
         self.compress = compress;
         self.key = key;
         self.upstream_target = target;
@@ -503,12 +561,13 @@ origin_server:
 
     fn outcome(state: &EdgeState, r: &RequestHeader, body: bool) -> Outcome {
         let acme = crate::tls::acme::Challenges::default();
-        match decide(state, &acme, r, body, None, None) {
+        match decide(state, &acme, r, body, None, None, "t") {
             Decision::Forward(p) => Outcome::Forward(p.dist, p.behavior, p.target),
             Decision::Deny(_, e) => Outcome::Deny(e.status),
             Decision::Redirect(_, l) => Outcome::Redirect(l),
             Decision::Preflight(..) => Outcome::Preflight,
             Decision::Acme(_) => Outcome::Acme,
+            Decision::Generated(_, g) => Outcome::Deny(g.status),
         }
     }
 
@@ -592,7 +651,7 @@ origin_server:
     /// The fast paths `admit` would allow for `r` (`None`: `decide` does not forward it).
     fn paths(state: &EdgeState, r: &RequestHeader, body: bool) -> Option<FastPaths> {
         let acme = crate::tls::acme::Challenges::default();
-        match decide(state, &acme, r, body, None, None) {
+        match decide(state, &acme, r, body, None, None, "t") {
             Decision::Forward(plan) => Some(fast_paths(state, r, body, &plan)),
             _ => None,
         }

@@ -223,6 +223,24 @@ pub(crate) fn viewer_headers(resp: &mut ResponseHeader, ctx: &Ctx, origin: Optio
     for name in cache_policy::TARGETED {
         resp.remove_header(name);
     }
+    // The viewer-response function sees the answer as the viewer would, before the edge's
+    // own fields (which it may not change). A failed call's answer replaces this one.
+    if let (Some(f), Some(event), Some(state)) = (
+        ctx.behavior().and_then(|b| b.functions.viewer_response.as_ref()),
+        &ctx.viewer_event,
+        &ctx.state,
+    ) {
+        if let Err(e) = super::functions::viewer_response(state, f, resp, event, &ctx.request_id) {
+            let body = e.body();
+            let mut error = ResponseHeader::build(e.status, Some(4))?;
+            error.insert_header(header::CONTENT_TYPE, "text/xml")?;
+            error.insert_header(header::CONTENT_LENGTH, body.len())?;
+            error.set_version(resp.version);
+            *resp = error;
+            let _ = ctx.replaced_body.set(body);
+            return decorate(resp, ctx);
+        }
+    }
     if ctx.key.is_some() && answer_may_depend_on_origin(ctx) {
         // Tell browser caches too: without it, a copy cached for an <img> is reused for a
         // later fetch() with CORS, and the browser blocks it. (The edge's own cache keys

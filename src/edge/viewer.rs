@@ -138,6 +138,7 @@ mod tests {
             cache: Default::default(),
             headers: None,
             inject_origin: None,
+            functions: Default::default(),
             compress: true,
             trusted_keys: None,
         }

@@ -160,7 +160,10 @@ mod tests {
         );
         // Chunks hash as their concatenation.
         let whole = digest("sha1", None, &[b"hello world".to_vec()]).unwrap();
-        assert_eq!(digest("sha1", None, &[b"hello".to_vec(), b" world".to_vec()]).unwrap(), whole);
+        assert_eq!(
+            digest("sha1", None, &[b"hello".to_vec(), b" world".to_vec()]).unwrap(),
+            whole
+        );
         assert!(digest("sha512", None, &[]).is_err());
     }
 }

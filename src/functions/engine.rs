@@ -12,9 +12,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rquickjs::loader::{BuiltinLoader, BuiltinResolver};
-use rquickjs::{Array, CatchResultExt, CaughtError, Context, Ctx, Function, Object, Persistent, Runtime, TypedArray, Value};
+use rquickjs::{
+    Array, CatchResultExt, CaughtError, Context, Ctx, Function, Object, Persistent, Runtime, TypedArray, Value,
+};
 
-use super::{FailureKind, Failure, Inner, Kvs, Runtime as JsRuntime};
+use super::{Failure, FailureKind, Inner, Kvs, Runtime as JsRuntime};
 
 /// The built-ins every context starts with (`prelude.js`).
 const PRELUDE: &str = include_str!("prelude.js");
@@ -71,7 +73,8 @@ struct Instance {
     // its runtime (QuickJS asserts that a runtime it frees holds no object).
     call: Persistent<Function<'static>>,
     context: Context,
-    runtime: Runtime,
+    // Kept for as long as the context: the context runs on it.
+    _runtime: Runtime,
     function: Weak<Inner>,
     scratch: Rc<Scratch>,
 }
@@ -94,7 +97,9 @@ pub(super) fn call(function: &Arc<Inner>, event: &str, now_ms: u64) -> Call {
         let mut all = all.borrow_mut();
         // Instances of functions no configuration holds any more go.
         all.retain(|i| i.function.strong_count() > 0);
-        let at = all.iter().position(|i| std::ptr::eq(i.function.as_ptr(), Arc::as_ptr(function)));
+        let at = all
+            .iter()
+            .position(|i| std::ptr::eq(i.function.as_ptr(), Arc::as_ptr(function)));
         at.map(|at| all.swap_remove(at))
     });
     let instance = match taken {
@@ -128,7 +133,10 @@ fn run(instance: &Instance, function: &Inner, event: &str, now_ms: u64) -> (Call
     scratch.deadline.set(Some(start + function.limits.compute));
     let result = instance.context.with(|ctx| -> Result<String, Failure> {
         let call = instance.call.clone().restore(&ctx).map_err(|e| internal(&e))?;
-        let boxed: Object = call.call((event, now_ms as f64)).catch(&ctx).map_err(|e| caught(scratch, e))?;
+        let boxed: Object = call
+            .call((event, now_ms as f64))
+            .catch(&ctx)
+            .map_err(|e| caught(scratch, e))?;
         // An async handler: its jobs run here, to the end, within the same budget.
         while !boxed.get::<_, bool>("done").unwrap_or(true) {
             if !ctx.execute_pending_job() {
@@ -204,9 +212,10 @@ fn caught(scratch: &Scratch, e: CaughtError<'_>) -> Failure {
 /// `file:line:column` of the first stack frame, if the stack has one.
 fn first_frame(stack: &str) -> Option<String> {
     let line = stack.lines().find(|l| l.trim_start().starts_with("at "))?;
-    let inner = line.rsplit_once('(').map(|(_, r)| r.trim_end_matches(')')).unwrap_or_else(|| {
-        line.trim_start().trim_start_matches("at ").trim()
-    });
+    let inner = line
+        .rsplit_once('(')
+        .map(|(_, r)| r.trim_end_matches(')'))
+        .unwrap_or_else(|| line.trim_start().trim_start_matches("at ").trim());
     Some(inner.to_string())
 }
 
@@ -239,9 +248,9 @@ fn instantiate(function: &Arc<Inner>) -> Result<Instance, Failure> {
     }
     let context = Context::full(&runtime).map_err(fail)?;
     // Loading the code is bounded too: a top-level infinite loop is stopped.
-    scratch
-        .deadline
-        .set(Some(thread_cpu() + function.limits.compute.max(Duration::from_millis(50))));
+    scratch.deadline.set(Some(
+        thread_cpu() + function.limits.compute.max(Duration::from_millis(50)),
+    ));
     let call = context.with(|ctx| -> Result<Persistent<Function<'static>>, Failure> {
         let natives = natives(&ctx, &scratch, function.kvs.clone()).map_err(fail)?;
         let prelude: Function = ctx.eval(PRELUDE).catch(&ctx).map_err(|e| caught(&scratch, e))?;
@@ -249,7 +258,9 @@ fn instantiate(function: &Arc<Inner>) -> Result<Instance, Failure> {
             .call((natives, function.runtime == JsRuntime::Js2))
             .catch(&ctx)
             .map_err(|e| caught(&scratch, e))?;
-        let handler = load_handler(&ctx, function).catch(&ctx).map_err(|e| caught(&scratch, e))?;
+        let handler = load_handler(&ctx, function)
+            .catch(&ctx)
+            .map_err(|e| caught(&scratch, e))?;
         let Some(handler) = handler.as_function().cloned() else {
             return Err(Failure::new(
                 FailureKind::Validation,
@@ -266,7 +277,7 @@ fn instantiate(function: &Arc<Inner>) -> Result<Instance, Failure> {
     runtime.set_memory_limit(at_rest + function.limits.memory);
     Ok(Instance {
         function: Arc::downgrade(function),
-        runtime,
+        _runtime: runtime,
         context,
         call,
         scratch,
@@ -304,26 +315,34 @@ fn natives<'js>(ctx: &Ctx<'js>, scratch: &Rc<Scratch>, kvs: Option<Arc<Kvs>>) ->
     n.set(
         "encode",
         Function::new(ctx.clone(), |ctx: Ctx<'js>, text: String, encoding: String| {
-            let bytes = super::codec::encode(&text, &encoding)
-                .map_err(|m| rquickjs::Exception::throw_type(&ctx, &m))?;
+            let bytes =
+                super::codec::encode(&text, &encoding).map_err(|m| rquickjs::Exception::throw_type(&ctx, &m))?;
             TypedArray::<u8>::new(ctx, bytes)
         })?,
     )?;
     n.set(
         "decode",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>, encoding: String| {
-            super::codec::decode(&copy(&bytes), &encoding).map_err(|m| rquickjs::Exception::throw_type(&ctx, &m))
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>, encoding: String| {
+                super::codec::decode(&copy(&bytes), &encoding).map_err(|m| rquickjs::Exception::throw_type(&ctx, &m))
+            },
+        )?,
     )?;
     n.set(
         "digest",
         Function::new(
             ctx.clone(),
-            |ctx: Ctx<'js>, algorithm: String, key: Value<'js>, parts: Array<'js>, encoding: String| -> rquickjs::Result<Value<'js>> {
-                let key = match key.as_object().and_then(|o| TypedArray::<u8>::from_object(o.clone()).ok()) {
-                    Some(k) => Some(copy(&k)),
-                    None => None,
-                };
+            |ctx: Ctx<'js>,
+             algorithm: String,
+             key: Value<'js>,
+             parts: Array<'js>,
+             encoding: String|
+             -> rquickjs::Result<Value<'js>> {
+                let key = key
+                    .as_object()
+                    .and_then(|o| TypedArray::<u8>::from_object(o.clone()).ok())
+                    .map(|k| copy(&k));
                 let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(parts.len());
                 for part in parts.iter::<TypedArray<'js, u8>>() {
                     chunks.push(copy(&part?));
@@ -333,8 +352,8 @@ fn natives<'js>(ctx: &Ctx<'js>, scratch: &Rc<Scratch>, kvs: Option<Arc<Kvs>>) ->
                 if encoding == "bytes" {
                     return Ok(TypedArray::<u8>::new(ctx, digest)?.into_value());
                 }
-                let text = super::codec::decode(&digest, &encoding)
-                    .map_err(|m| rquickjs::Exception::throw_type(&ctx, &m))?;
+                let text =
+                    super::codec::decode(&digest, &encoding).map_err(|m| rquickjs::Exception::throw_type(&ctx, &m))?;
                 Ok(rquickjs::String::from_str(ctx, &text)?.into_value())
             },
         )?,
@@ -343,15 +362,18 @@ fn natives<'js>(ctx: &Ctx<'js>, scratch: &Rc<Scratch>, kvs: Option<Arc<Kvs>>) ->
         let kvs = kvs.clone();
         n.set(
             "kvsGet",
-            Function::new(ctx.clone(), move |ctx: Ctx<'js>, key: String| -> rquickjs::Result<Option<String>> {
-                match &kvs {
-                    Some(store) => Ok(store.get(&key).map(str::to_string)),
-                    None => Err(rquickjs::Exception::throw_message(
-                        &ctx,
-                        "No KeyValueStore is associated with this function.",
-                    )),
-                }
-            })?,
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'js>, key: String| -> rquickjs::Result<Option<String>> {
+                    match &kvs {
+                        Some(store) => Ok(store.get(&key).map(str::to_string)),
+                        None => Err(rquickjs::Exception::throw_message(
+                            &ctx,
+                            "No KeyValueStore is associated with this function.",
+                        )),
+                    }
+                },
+            )?,
         )?;
     }
     n.set(

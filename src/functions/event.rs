@@ -70,7 +70,9 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         serde_json::Value::String(s) => Ok(s),
         serde_json::Value::Number(n) => Ok(n.to_string()),
         serde_json::Value::Bool(b) => Ok(b.to_string()),
-        other => Err(serde::de::Error::custom(format!("a value must be a string, not {other}"))),
+        other => Err(serde::de::Error::custom(format!(
+            "a value must be a string, not {other}"
+        ))),
     }
 }
 
@@ -201,7 +203,13 @@ const DISALLOWED: [&str; 9] = [
     "x-real-ip",
 ];
 const DISALLOWED_PREFIXES: [&str; 3] = ["x-amz-cf-", "x-edge-", "x-accel-"];
-const READ_ONLY_REQUEST: [&str; 5] = ["content-length", "host", "transfer-encoding", "via", "x-forwarded-proto"];
+const READ_ONLY_REQUEST: [&str; 5] = [
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "via",
+    "x-forwarded-proto",
+];
 const READ_ONLY_RESPONSE: [&str; 4] = ["content-length", "content-encoding", "transfer-encoding", "via"];
 
 /// A function may not change this field in `event`.
@@ -266,7 +274,10 @@ pub fn request_cookies(headers: &HeaderMap) -> Cookies {
                 continue;
             }
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            grouped.entry(k.trim().to_string()).or_default().push(v.trim().to_string());
+            grouped
+                .entry(k.trim().to_string())
+                .or_default()
+                .push(v.trim().to_string());
         }
     }
     grouped

@@ -37,9 +37,7 @@ impl Kvs {
     /// JSON error, where).
     pub fn parse(text: &str, loaded_at: u64) -> Result<Kvs, String> {
         let file: ImportFile = serde_json::from_str(text).map_err(|e| {
-            format!(
-                "not a KeyValueStore import file ({{\"data\": [{{\"key\": ..., \"value\": ...}}]}}): {e}"
-            )
+            format!("not a KeyValueStore import file ({{\"data\": [{{\"key\": ..., \"value\": ...}}]}}): {e}")
         })?;
         let mut entries = HashMap::with_capacity(file.data.len());
         let mut total = 0usize;
@@ -83,7 +81,11 @@ mod tests {
 
     #[test]
     fn an_import_file_loads_and_bad_ones_say_why() {
-        let kvs = Kvs::parse(r#"{"data":[{"key":"a","value":"1"},{"key":"b","value":"{\"x\":2}"}]}"#, 0).unwrap();
+        let kvs = Kvs::parse(
+            r#"{"data":[{"key":"a","value":"1"},{"key":"b","value":"{\"x\":2}"}]}"#,
+            0,
+        )
+        .unwrap();
         assert_eq!(kvs.get("a"), Some("1"));
         assert_eq!(kvs.get("b"), Some("{\"x\":2}"));
         assert_eq!(kvs.get("c"), None);
@@ -91,8 +93,10 @@ mod tests {
         assert!(Kvs::parse("[]", 0).unwrap_err().contains("import file"));
         let long = format!(r#"{{"data":[{{"key":"k","value":"{}"}}]}}"#, "v".repeat(MAX_VALUE + 1));
         assert!(Kvs::parse(&long, 0).unwrap_err().contains("at most 1024"));
-        assert!(Kvs::parse(r#"{"data":[{"key":"a","value":"1"},{"key":"a","value":"2"}]}"#, 0)
-            .unwrap_err()
-            .contains("twice"));
+        assert!(
+            Kvs::parse(r#"{"data":[{"key":"a","value":"1"},{"key":"a","value":"2"}]}"#, 0)
+                .unwrap_err()
+                .contains("twice")
+        );
     }
 }

@@ -231,6 +231,54 @@ impl Function {
     }
 }
 
+/// What `homefront test-function` prints, as `aws cloudfront test-function` does: the
+/// `TestResult` of one call of `function` with `event` (an event object's JSON), at `now_ms`.
+/// `Err`: the event is not an event object.
+pub fn test_result(function: &Function, event: &str, now_ms: u64) -> Result<serde_json::Value, String> {
+    let parsed: event::Event = serde_json::from_str(event).map_err(|e| format!("not an event object: {e}"))?;
+    let kind = parsed.event_type().ok_or_else(|| {
+        format!(
+            "context.eventType '{}': viewer-request or viewer-response",
+            parsed.context.event_type
+        )
+    })?;
+    if kind == event::EventType::ViewerResponse && parsed.response.is_none() {
+        return Err("a viewer-response event needs a response object".into());
+    }
+    let out = function.run(&parsed.to_json(), now_ms);
+    let (output, error) = match &out.result {
+        Err(f) => (String::new(), f.to_string()),
+        Ok(json) => {
+            let checked = match kind {
+                event::EventType::ViewerRequest => event::returned_by_request(json).map(|r| match r {
+                    event::Returned::Request(r) => serde_json::json!({ "request": r }),
+                    event::Returned::Response(r) => serde_json::json!({ "response": r }),
+                }),
+                event::EventType::ViewerResponse => {
+                    event::returned_by_response(json).map(|r| serde_json::json!({ "response": r }))
+                }
+            };
+            match checked {
+                Ok(v) => (v.to_string(), String::new()),
+                Err(m) => (String::new(), Failure::new(FailureKind::Validation, m).to_string()),
+            }
+        }
+    };
+    Ok(serde_json::json!({
+        "TestResult": {
+            "FunctionSummary": {
+                "Name": function.name(),
+                "Status": "UNASSOCIATED",
+                "FunctionConfig": { "Comment": "", "Runtime": function.runtime().name() },
+            },
+            "ComputeUtilization": function.utilization(out.cpu).to_string(),
+            "FunctionExecutionLogs": out.logs,
+            "FunctionErrorMessage": error,
+            "FunctionOutput": output,
+        }
+    }))
+}
+
 /// The line of `file_name:LINE` in an engine message.
 fn line_of(message: &str, file_name: &str) -> Option<u32> {
     let at = message.find(&format!("{file_name}:"))? + file_name.len() + 1;

@@ -25,7 +25,9 @@ fn result(f: &Function) -> serde_json::Value {
 }
 
 fn failure(f: &Function) -> Failure {
-    f.run(EVENT, 1_800_000_000_000).result.expect_err("the call should fail")
+    f.run(EVENT, 1_800_000_000_000)
+        .result
+        .expect_err("the call should fail")
 }
 
 #[test]
@@ -75,7 +77,10 @@ async function handler(event) {
     assert_eq!(h("x-j"), "7");
     assert_eq!(h("x-e"), "false");
     assert_eq!(h("x-missing"), "yes");
-    assert_eq!(h("x-h"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(
+        h("x-h"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
     assert_eq!(h("x-m"), "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM");
     assert_eq!(h("x-q"), "b=2&b=1&a=x%20y");
     assert_eq!(h("x-p"), r#"{"a":["1","2"],"b":" c d"}"#);
@@ -92,7 +97,11 @@ fn runtime_1_has_njs_byte_strings() {
 
 #[test]
 fn console_log_is_kept_per_call() {
-    let f = compile(Runtime::Js2, "function handler(e) { console.log('uri', e.request.uri, {a: 1}); return e.request; }").unwrap();
+    let f = compile(
+        Runtime::Js2,
+        "function handler(e) { console.log('uri', e.request.uri, {a: 1}); return e.request; }",
+    )
+    .unwrap();
     let out = f.run(EVENT, 1_800_000_000_000);
     assert!(out.result.is_ok());
     assert_eq!(out.logs, vec![r#"uri /a/b {"a":1}"#.to_string()]);
@@ -106,7 +115,10 @@ fn the_origin_a_function_chooses_is_reported() {
         "import cf from 'cloudfront'; function handler(e) { cf.selectRequestOriginById('b'); return e.request; }",
     )
     .unwrap();
-    assert_eq!(f.run(EVENT, 1_800_000_000_000).origin.as_deref(), Some(r#"{"select":"b"}"#));
+    assert_eq!(
+        f.run(EVENT, 1_800_000_000_000).origin.as_deref(),
+        Some(r#"{"select":"b"}"#)
+    );
 }
 
 #[test]
@@ -170,12 +182,26 @@ fn code_that_does_not_load_is_refused_with_its_line() {
     assert!(e.message.contains("handler"), "{}", e.message);
     let e = compile(Runtime::Js1, "function other(e) { return e.request; }").unwrap_err();
     assert!(e.message.contains("handler"), "{}", e.message);
-    let e = compile(Runtime::Js2, "import x from 'fs'; function handler(e) { return e.request; }").unwrap_err();
+    let e = compile(
+        Runtime::Js2,
+        "import x from 'fs'; function handler(e) { return e.request; }",
+    )
+    .unwrap_err();
     assert!(e.message.contains("fs"), "{}", e.message);
-    let big = format!("function handler(e) {{ return e.request; }} // {}", "x".repeat(10 * 1024));
-    assert!(compile(Runtime::Js2, &big).unwrap_err().message.contains("at most 10240 bytes"));
+    let big = format!(
+        "function handler(e) {{ return e.request; }} // {}",
+        "x".repeat(10 * 1024)
+    );
+    assert!(compile(Runtime::Js2, &big)
+        .unwrap_err()
+        .message
+        .contains("at most 10240 bytes"));
     // A top-level loop does not hang the loader.
-    let e = compile(Runtime::Js1, "while (true) {} function handler(e) { return e.request; }").unwrap_err();
+    let e = compile(
+        Runtime::Js1,
+        "while (true) {} function handler(e) { return e.request; }",
+    )
+    .unwrap_err();
     assert!(e.message.contains("compute"), "{}", e.message);
 }
 
@@ -183,5 +209,8 @@ fn code_that_does_not_load_is_refused_with_its_line() {
 fn no_file_or_network_access_is_there() {
     let src = "function handler(e) { var r = e.request; r.headers['x'] = {value: [typeof std, typeof os, typeof fetch, typeof XMLHttpRequest, typeof require('crypto')].join(',')}; return r; }";
     let f = compile(Runtime::Js2, src).unwrap();
-    assert_eq!(result(&f)["headers"]["x"]["value"], "undefined,undefined,undefined,undefined,object");
+    assert_eq!(
+        result(&f)["headers"]["x"]["value"],
+        "undefined,undefined,undefined,undefined,object"
+    );
 }

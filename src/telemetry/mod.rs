@@ -301,3 +301,35 @@ mod tests {
         assert_eq!(status_class(0), "none");
     }
 }
+
+/// `homefront_function_invocations_total{function, event}`: CloudFront Functions calls.
+pub static FUNCTION_INVOCATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "homefront_function_invocations_total",
+        "CloudFront Functions calls, by function and event type (viewer-request, viewer-response).",
+        &["function", "event"]
+    )
+    .expect("metric registered once")
+});
+
+/// `homefront_function_errors_total{function, event, kind}`: failed calls, by CloudFront's
+/// kind (FunctionExecutionError, FunctionThrottledError, FunctionValidationError).
+pub static FUNCTION_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "homefront_function_errors_total",
+        "CloudFront Functions calls that failed, by function, event type and kind (FunctionExecutionError, FunctionThrottledError, FunctionValidationError).",
+        &["function", "event", "kind"]
+    )
+    .expect("metric registered once")
+});
+
+/// `homefront_function_compute_seconds{function}`: CPU time per call.
+pub static FUNCTION_COMPUTE: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "homefront_function_compute_seconds",
+        "CPU time of each CloudFront Functions call, by function.",
+        &["function"],
+        vec![0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005]
+    )
+    .expect("metric registered once")
+});

@@ -21,6 +21,7 @@ mod edge;
 mod examples;
 mod faults;
 mod front_proxy;
+mod functions;
 mod http2;
 mod http_cache;
 mod limits;

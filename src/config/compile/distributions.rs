@@ -14,6 +14,7 @@ pub(super) fn compile_distributions(
     raw: &RawConfig,
     origins: &Origins,
     key_groups: &KeyGroups,
+    functions: &super::functions::Functions,
     errors: &mut Errors<'_>,
 ) -> Vec<Distribution> {
     let mut out = Vec::new();
@@ -228,6 +229,8 @@ pub(super) fn compile_distributions(
             let headers =
                 compile_headers_policy(errors, &p(&bat, &[k("response_headers")]), b.response_headers.as_ref())
                     .map(Arc::new);
+            let functions =
+                super::functions::compile_associations(raw, b.function_associations.as_ref(), functions, &bat, errors);
             if let (Some(path_pattern), Some(origin)) = (pattern, origin) {
                 behaviors.push(Behavior {
                     path_pattern_text: b.path_pattern.clone(),
@@ -240,6 +243,7 @@ pub(super) fn compile_distributions(
                     headers,
                     inject_origin,
                     compress: b.compress.unwrap_or(true),
+                    functions,
                 });
             }
         }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 mod buckets;
 mod distributions;
+mod functions;
 mod limits;
 mod origins;
 mod policies;
@@ -30,6 +31,7 @@ mod tls;
 
 use buckets::{compile_buckets, compile_origin_server};
 use distributions::compile_distributions;
+use functions::compile_functions;
 use limits::{compile_cache_store, compile_limits};
 use origins::compile_origins;
 use policies::compile_key_groups;
@@ -225,7 +227,8 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, purpose: Purpose, errors:
     let (origin_server, secrets_to_generate) = compile_origin_server(raw, base, &data_dir, errors);
     let origins = compile_origins(raw, &buckets, origin_server.is_some(), base, errors);
     let key_groups = compile_key_groups(raw, base, errors);
-    let distributions = compile_distributions(raw, &origins, &key_groups, errors);
+    let functions = compile_functions(raw, base, errors);
+    let distributions = compile_distributions(raw, &origins, &key_groups, &functions, errors);
     match purpose {
         Purpose::Edge if raw.distributions.is_empty() => {
             errors.at(&[k("distributions")], "define at least one distribution")
@@ -274,6 +277,7 @@ fn compile(raw: &RawConfig, base: &Path, source: &str, purpose: Purpose, errors:
         admin,
         watch_config: raw.reload.as_ref().is_some_and(|r| r.watch),
         limits: compile_limits(raw, errors),
+        functions,
     };
     Loaded {
         config,
