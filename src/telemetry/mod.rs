@@ -279,29 +279,6 @@ pub async fn serve(listener: tokio::net::TcpListener) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exposition_contains_our_names() {
-        init();
-        REQUESTS.with_label_values(&["d", "*", "2xx", "Miss"]).inc();
-        let text = String::from_utf8(render()).unwrap();
-        assert!(text.contains("homefront_build_info{version=\""));
-        assert!(text.contains(
-            "homefront_requests_total{behavior=\"*\",cache=\"Miss\",distribution=\"d\",status_class=\"2xx\"}"
-        ));
-    }
-
-    #[test]
-    fn classes() {
-        assert_eq!(status_class(200), "2xx");
-        assert_eq!(status_class(301), "3xx");
-        assert_eq!(status_class(0), "none");
-    }
-}
-
 /// `homefront_function_invocations_total{function, event}`: CloudFront Functions calls.
 pub static FUNCTION_INVOCATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
@@ -333,3 +310,26 @@ pub static FUNCTION_COMPUTE: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
     .expect("metric registered once")
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_contains_our_names() {
+        init();
+        REQUESTS.with_label_values(&["d", "*", "2xx", "Miss"]).inc();
+        let text = String::from_utf8(render()).unwrap();
+        assert!(text.contains("homefront_build_info{version=\""));
+        assert!(text.contains(
+            "homefront_requests_total{behavior=\"*\",cache=\"Miss\",distribution=\"d\",status_class=\"2xx\"}"
+        ));
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(status_class(200), "2xx");
+        assert_eq!(status_class(301), "3xx");
+        assert_eq!(status_class(0), "none");
+    }
+}

@@ -37,10 +37,26 @@ fn the_reference_is_a_valid_config() {
     std::fs::create_dir_all(dir.path().join("keys")).unwrap();
     let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
     std::fs::write(dir.path().join("keys/media.pub.pem"), rsa.public_key_to_pem().unwrap()).unwrap();
+    // The functions it names: AWS's samples, and a KeyValueStore.
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cloudfront-functions");
+    std::fs::create_dir_all(dir.path().join("functions")).unwrap();
+    for (name, sample) in [
+        ("index.js", "url-rewrite-single-page-apps.js"),
+        ("security.js", "add-security-headers.js"),
+    ] {
+        std::fs::copy(format!("{samples}/{sample}"), dir.path().join("functions").join(name)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("functions/store.json"),
+        r#"{"data":[{"key":"k","value":"v"}]}"#,
+    )
+    .unwrap();
     let path = dir.path().join("homefront.yaml");
     std::fs::write(&path, reference_block()).unwrap();
     let loaded = homefront::config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
     let c = &loaded.config;
+    assert_eq!(c.functions.len(), 2);
+    assert!(c.distributions[0].behaviors[2].functions.viewer_response.is_some());
     assert_eq!(c.distributions[0].behaviors.len(), 3);
     assert!(c.distributions[0].behaviors[0].trusted_keys.is_some());
     assert_eq!(c.trusted_proxies.len(), 2);
