@@ -54,7 +54,7 @@ fn bench(c: &mut Criterion) {
                     request,
                     response: None,
                 };
-                let out = f.run(&ev.to_json(), 1_800_000_000_000);
+                let out = f.run(&ev.to_json(), "0123456789abcdef", 1_800_000_000_000);
                 let Ok(Returned::Request(after)) = event::returned_by_request(&out.result.unwrap()) else {
                     panic!("a request comes back")
                 };

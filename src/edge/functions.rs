@@ -7,6 +7,9 @@
 //! function's name, and answered as CloudFront answers it: 503 for an execution error or a
 //! throttled function, 502 for invalid output.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -43,20 +46,16 @@ pub(crate) struct ViewerEvent {
     pub distribution: String,
 }
 
-/// The event's context and viewer.
-fn event_of(
-    kind: EventType,
-    viewer: &ViewerEvent,
-    request_id: &str,
-    response: Option<event::Response>,
-) -> event::Event {
+/// The event's context and viewer. Its `requestId` is left empty: the call is given it
+/// apart ([`Function::run`]), so that events that differ only there are the same event.
+fn event_of(kind: EventType, viewer: &ViewerEvent, response: Option<event::Response>) -> event::Event {
     event::Event {
         version: "1.0".into(),
         context: event::Context {
             distribution_domain_name: viewer.domain.clone(),
             distribution_id: viewer.distribution.clone(),
             event_type: kind.name().into(),
-            request_id: request_id.to_string(),
+            request_id: String::new(),
         },
         viewer: event::Viewer { ip: viewer.ip.clone() },
         request: viewer.request.clone(),
@@ -79,27 +78,67 @@ pub(crate) fn viewer_event(
     }
 }
 
-/// Runs `function` on a call's event, counting it; the failure is logged with the name.
+/// The most results of pure calls a thread keeps (all functions together); when full, it
+/// starts again empty.
+const MEMO_ENTRIES: usize = 2048;
+
+thread_local! {
+    /// Results of pure calls (`Outcome::pure`: the result depends on the event alone), by
+    /// function and event: the same event is answered without running the function again.
+    /// A reload compiles new functions, under new ids.
+    static MEMO: RefCell<(usize, HashMap<u64, HashMap<Box<str>, Rc<Returned>>>)> = RefCell::new((0, HashMap::new()));
+}
+
+/// What `function` returns for the event `ev` (parsed as `kind` returns it) and the origin
+/// it chose: from its run, or from an earlier pure run on the same event. Counted; the
+/// function's log lines and a failure are logged with its name.
 fn call(
     state: &EdgeState,
     function: &Function,
     kind: EventType,
     ev: &event::Event,
-) -> Result<crate::functions::Outcome, Failure> {
+    request_id: &str,
+) -> Result<(Rc<Returned>, Option<String>), Failure> {
     crate::telemetry::FUNCTION_INVOCATIONS
         .with_label_values(&[function.name(), kind.name()])
         .inc();
-    let out = function.run(&ev.to_json(), state.clock.now().saturating_mul(1000));
+    let json = ev.to_json();
+    let known = MEMO.with(|m| {
+        m.borrow()
+            .1
+            .get(&function.id())
+            .and_then(|f| f.get(json.as_str()))
+            .cloned()
+    });
+    if let Some(returned) = known {
+        return Ok((returned, None));
+    }
+    let out = function.run(&json, request_id, state.clock.now().saturating_mul(1000));
     crate::telemetry::FUNCTION_COMPUTE
         .with_label_values(&[function.name()])
         .observe(out.cpu.as_secs_f64());
     for line in &out.logs {
-        tracing::info!(function = function.name(), request_id = %ev.context.request_id, "{line}");
+        tracing::info!(function = function.name(), request_id, "{line}");
     }
-    match &out.result {
-        Ok(_) => Ok(out),
-        Err(f) => Err(f.clone()),
+    let result = out.result?;
+    let returned = Rc::new(match kind {
+        EventType::ViewerRequest => event::returned_by_request(&result).map_err(invalid)?,
+        EventType::ViewerResponse => Returned::Response(event::returned_by_response(&result).map_err(invalid)?),
+    });
+    if out.pure {
+        MEMO.with(|m| {
+            let (count, map) = &mut *m.borrow_mut();
+            if *count >= MEMO_ENTRIES {
+                map.clear();
+                *count = 0;
+            }
+            map.entry(function.id())
+                .or_default()
+                .insert(json.into(), returned.clone());
+            *count += 1;
+        });
     }
+    Ok((returned, out.origin))
 }
 
 /// The edge's answer to a failed call, counted and logged.
@@ -124,7 +163,7 @@ pub(crate) fn failed(function: &Function, kind: EventType, failure: &Failure, re
     )
 }
 
-fn invalid(message: impl Into<String>) -> Failure {
+fn invalid(message: String) -> Failure {
     Failure::new(FailureKind::Validation, message)
 }
 
@@ -138,32 +177,27 @@ pub(crate) fn viewer_request(
     request_id: &str,
 ) -> Viewed {
     let kind = EventType::ViewerRequest;
-    let ev = event_of(kind, viewer, request_id, None);
+    let ev = event_of(kind, viewer, None);
     let fail = |f: Failure| Viewed::Failed(failed(function, kind, &f, request_id));
-    let out = match call(state, function, kind, &ev) {
-        Ok(out) => out,
+    let (returned, chosen) = match call(state, function, kind, &ev, request_id) {
+        Ok(r) => r,
         Err(f) => return fail(f),
     };
-    let json = out.result.as_deref().unwrap_or("null");
-    let returned = match event::returned_by_request(json) {
-        Ok(r) => r,
-        Err(m) => return fail(invalid(m)),
-    };
-    let after = match returned {
+    let after = match &*returned {
         Returned::Response(r) => {
-            return match event::generated(&r) {
+            return match event::generated(r) {
                 Ok(g) => Viewed::Answer(g),
                 Err(m) => fail(invalid(m)),
             }
         }
         Returned::Request(r) => r,
     };
-    let origin = match out.origin.as_deref().map(|o| chosen_origin(state, o)) {
+    let origin = match chosen.as_deref().map(|o| chosen_origin(state, o)) {
         None => None,
         Some(Ok(o)) => Some(o),
         Some(Err(m)) => return fail(invalid(m)),
     };
-    let edit = match event::request_edit(&viewer.request, &after, &req.headers) {
+    let edit = match event::request_edit(&viewer.request, after, &req.headers) {
         Ok(e) => e,
         Err(m) => return fail(invalid(m)),
     };
@@ -243,14 +277,18 @@ pub(crate) fn viewer_response(
     }
     let kind = EventType::ViewerResponse;
     let before = event::response_of(status, resp.get_reason_phrase().unwrap_or(""), &resp.headers);
-    let ev = event_of(kind, viewer, request_id, Some(before.clone()));
+    let ev = event_of(kind, viewer, Some(before.clone()));
     let fail = |f: Failure| failed(function, kind, &f, request_id);
-    let out = call(state, function, kind, &ev).map_err(fail)?;
-    let json = out.result.as_deref().unwrap_or("null");
-    let after = event::returned_by_response(json).map_err(|m| fail(invalid(m)))?;
-    let edit = event::response_edit(&before, &after, &resp.headers).map_err(|m| fail(invalid(m)))?;
+    let (returned, _) = call(state, function, kind, &ev, request_id).map_err(fail)?;
+    let Returned::Response(after) = &*returned else {
+        return Err(fail(invalid(
+            "a viewer-response function must return the response".into(),
+        )));
+    };
+    let edit = event::response_edit(&before, after, &resp.headers).map_err(|m| fail(invalid(m)))?;
     if let Some((status, reason)) = edit.status {
-        resp.set_status(status).map_err(|_| fail(invalid("invalid status")))?;
+        resp.set_status(status)
+            .map_err(|_| fail(invalid("invalid status".into())))?;
         if let Some(r) = reason {
             let _ = resp.set_reason_phrase(Some(&r));
         }

@@ -55,6 +55,9 @@ pub(super) struct Call {
     pub logs: Vec<String>,
     pub origin: Option<String>,
     pub cpu: Duration,
+    /// The result depends on the event alone: the call read no time, random number or
+    /// request id, logged nothing and chose no origin.
+    pub pure: bool,
 }
 
 /// Per-call state the natives and the interrupt handler share with the caller.
@@ -73,8 +76,9 @@ struct Instance {
     // its runtime (QuickJS asserts that a runtime it frees holds no object).
     call: Persistent<Function<'static>>,
     context: Context,
-    // Kept for as long as the context: the context runs on it.
-    _runtime: Runtime,
+    runtime: Runtime,
+    /// The runtime's memory limit.
+    memory_limit: usize,
     function: Weak<Inner>,
     scratch: Rc<Scratch>,
 }
@@ -92,7 +96,7 @@ pub(super) fn thread_cpu() -> Duration {
 }
 
 /// Runs `function`'s handler on `event` (its JSON) on this thread.
-pub(super) fn call(function: &Arc<Inner>, event: &str, now_ms: u64) -> Call {
+pub(super) fn call(function: &Arc<Inner>, event: &str, request_id: &str, now_ms: u64) -> Call {
     let taken = INSTANCES.with(|all| {
         let mut all = all.borrow_mut();
         // Instances of functions no configuration holds any more go.
@@ -112,11 +116,12 @@ pub(super) fn call(function: &Arc<Inner>, event: &str, now_ms: u64) -> Call {
                     logs: Vec::new(),
                     origin: None,
                     cpu: Duration::ZERO,
+                    pure: false,
                 }
             }
         },
     };
-    let (call, healthy) = run(&instance, function, event, now_ms);
+    let (call, healthy) = run(&instance, function, event, request_id, now_ms);
     if healthy {
         INSTANCES.with(|all| all.borrow_mut().push(instance));
     }
@@ -124,17 +129,18 @@ pub(super) fn call(function: &Arc<Inner>, event: &str, now_ms: u64) -> Call {
 }
 
 /// Calls the handler of a ready instance; `false` with the call: the instance must go.
-fn run(instance: &Instance, function: &Inner, event: &str, now_ms: u64) -> (Call, bool) {
+fn run(instance: &Instance, function: &Inner, event: &str, request_id: &str, now_ms: u64) -> (Call, bool) {
     let scratch = &instance.scratch;
     scratch.logs.borrow_mut().clear();
     scratch.origin.borrow_mut().take();
     scratch.interrupted.set(false);
+    let volatile = Cell::new(true);
     let start = thread_cpu();
     scratch.deadline.set(Some(start + function.limits.compute));
     let result = instance.context.with(|ctx| -> Result<String, Failure> {
         let call = instance.call.clone().restore(&ctx).map_err(|e| internal(&e))?;
         let boxed: Object = call
-            .call((event, now_ms as f64))
+            .call((event, now_ms as f64, request_id))
             .catch(&ctx)
             .map_err(|e| caught(scratch, e))?;
         // An async handler: its jobs run here, to the end, within the same budget.
@@ -152,6 +158,7 @@ fn run(instance: &Instance, function: &Inner, event: &str, now_ms: u64) -> (Call
         if let Ok(Some(error)) = boxed.get::<_, Option<String>>("error") {
             return Err(Failure::new(FailureKind::Execution, error));
         }
+        volatile.set(boxed.get::<_, bool>("volatile").unwrap_or(true));
         match boxed.get::<_, Option<String>>("value") {
             Ok(Some(json)) => Ok(json),
             _ => Err(Failure::new(
@@ -162,12 +169,26 @@ fn run(instance: &Instance, function: &Inner, event: &str, now_ms: u64) -> (Call
     });
     let cpu = thread_cpu().saturating_sub(start);
     scratch.deadline.set(None);
+    // An allocation that failed may leave no exception to say so (QuickJS throws `null`
+    // when it cannot allocate the error either): a runtime at its limit ran out of memory.
+    let result = result.map_err(|f| {
+        let used = instance.runtime.memory_usage().malloc_size.max(0) as usize;
+        if f.kind == FailureKind::Execution && used + 64 * 1024 >= instance.memory_limit {
+            Failure::new(FailureKind::Execution, "The function ran out of memory.")
+        } else {
+            f
+        }
+    });
     let healthy = result.is_ok();
+    let logs = std::mem::take(&mut *scratch.logs.borrow_mut());
+    let origin = scratch.origin.borrow_mut().take();
+    let pure = healthy && !volatile.get() && logs.is_empty() && origin.is_none();
     let call = Call {
         result,
-        logs: std::mem::take(&mut *scratch.logs.borrow_mut()),
-        origin: scratch.origin.borrow_mut().take(),
+        logs,
+        origin,
         cpu,
+        pure,
     };
     (call, healthy)
 }
@@ -277,7 +298,8 @@ fn instantiate(function: &Arc<Inner>) -> Result<Instance, Failure> {
     runtime.set_memory_limit(at_rest + function.limits.memory);
     Ok(Instance {
         function: Arc::downgrade(function),
-        _runtime: runtime,
+        runtime,
+        memory_limit: at_rest + function.limits.memory,
         context,
         call,
         scratch,

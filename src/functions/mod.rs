@@ -131,9 +131,7 @@ pub(crate) struct Inner {
     pub source: String,
     pub kvs: Option<Arc<Kvs>>,
     pub limits: Limits,
-    /// Distinguishes functions of the same name across reloads (metrics do not need it;
-    /// the engine keys contexts by the allocation).
-    #[allow(dead_code)]
+    /// Distinguishes functions of the same name across reloads.
     pub id: u64,
 }
 
@@ -146,6 +144,9 @@ pub struct Outcome {
     pub logs: Vec<String>,
     pub origin: Option<String>,
     pub cpu: Duration,
+    /// The result depends on the event alone (no time, random number or request id read,
+    /// nothing logged, no origin chosen): the same event gives the same result.
+    pub pure: bool,
 }
 
 /// A function whose code does not load: the message and, when the engine says, the line.
@@ -212,16 +213,23 @@ impl Function {
         self.inner.kvs.is_some()
     }
 
-    /// Calls the handler with `event` (the event object's JSON) on this thread; `now_ms`:
-    /// the time `Date` gives all through the call (ms since the epoch).
-    pub fn run(&self, event: &str, now_ms: u64) -> Outcome {
-        let call = engine::call(&self.inner, event, now_ms);
+    /// Calls the handler with `event` (the event object's JSON, its `context.requestId`
+    /// given as `request_id`) on this thread; `now_ms`: the time `Date` gives all through
+    /// the call (ms since the epoch).
+    pub fn run(&self, event: &str, request_id: &str, now_ms: u64) -> Outcome {
+        let call = engine::call(&self.inner, event, request_id, now_ms);
         Outcome {
             result: call.result,
             logs: call.logs,
             origin: call.origin,
             cpu: call.cpu,
+            pure: call.pure,
         }
+    }
+
+    /// Identifies this compiled function (a reload compiles a new one) while it lives.
+    pub fn id(&self) -> u64 {
+        self.inner.id
     }
 
     /// The compute utilization of a call that took `cpu`: its share of the budget, 0–100.
@@ -245,7 +253,7 @@ pub fn test_result(function: &Function, event: &str, now_ms: u64) -> Result<serd
     if kind == event::EventType::ViewerResponse && parsed.response.is_none() {
         return Err("a viewer-response event needs a response object".into());
     }
-    let out = function.run(&parsed.to_json(), now_ms);
+    let out = function.run(&parsed.to_json(), &parsed.context.request_id, now_ms);
     let (output, error) = match &out.result {
         Err(f) => (String::new(), f.to_string()),
         Ok(json) => {

@@ -321,33 +321,58 @@
   define(globalThis, 'Function', refuse);
 
   // Date: the time the call started, all through the call (CloudFront's rule; the edge's
-  // clock sets it).
+  // clock sets it). A call that reads the time, a random number or the request id has a
+  // result of its own (`volatile`); any other call's result depends on its event alone, and
+  // the edge may reuse it for the same event.
   var RealDate = Date;
   var now = 0;
+  var volatile = false;
   var FixedDate = function Date() {
-    if (!new.target) return new RealDate(now).toString();
-    return arguments.length ? new RealDate(...arguments) : new RealDate(now);
+    if (!new.target) {
+      volatile = true;
+      return new RealDate(now).toString();
+    }
+    if (arguments.length) return new RealDate(...arguments);
+    volatile = true;
+    return new RealDate(now);
   };
   FixedDate.prototype = RealDate.prototype;
   FixedDate.now = function () {
+    volatile = true;
     return now;
   };
   FixedDate.UTC = RealDate.UTC;
   FixedDate.parse = RealDate.parse;
   define(RealDate.prototype, 'constructor', FixedDate);
   define(globalThis, 'Date', FixedDate);
+  var random = Math.random;
+  define(Math, 'random', function () {
+    volatile = true;
+    return random();
+  });
 
   // Calls the handler with the event's JSON and gives its result's JSON, also when the
   // handler is async: the caller runs the pending jobs until `done`.
   return function (handler) {
-    return function (json, time) {
+    return function (json, time, requestId) {
       now = time;
-      var box = { done: false };
-      var result = handler(JSON.parse(json));
+      volatile = false;
+      var box = { done: false, volatile: false };
+      var event = JSON.parse(json);
+      Object.defineProperty(event.context, 'requestId', {
+        get: function () {
+          volatile = true;
+          return requestId;
+        },
+        enumerable: true,
+        configurable: true,
+      });
+      var result = handler(event);
       if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
         result.then(
           function (v) {
             box.value = JSON.stringify(v);
+            box.volatile = volatile;
             box.done = true;
           },
           function (e) {
@@ -357,6 +382,7 @@
         );
       } else {
         box.value = JSON.stringify(result);
+        box.volatile = volatile;
         box.done = true;
       }
       return box;

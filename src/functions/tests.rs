@@ -19,13 +19,13 @@ fn compile_with(runtime: Runtime, source: &str, kvs: Option<Kvs>, limits: Limits
 const EVENT: &str = r#"{"version":"1.0","context":{"eventType":"viewer-request","requestId":"r1","distributionDomainName":"d.example","distributionId":"D1"},"viewer":{"ip":"192.0.2.1"},"request":{"method":"GET","uri":"/a/b","querystring":{"x":{"value":"1"}},"headers":{"host":{"value":"d.example"}},"cookies":{}}}"#;
 
 fn result(f: &Function) -> serde_json::Value {
-    let out = f.run(EVENT, 1_800_000_000_000);
+    let out = f.run(EVENT, "r1", 1_800_000_000_000);
     let json = out.result.unwrap_or_else(|e| panic!("{e}"));
     serde_json::from_str(&json).unwrap()
 }
 
 fn failure(f: &Function) -> Failure {
-    f.run(EVENT, 1_800_000_000_000)
+    f.run(EVENT, "r1", 1_800_000_000_000)
         .result
         .expect_err("the call should fail")
 }
@@ -102,10 +102,10 @@ fn console_log_is_kept_per_call() {
         "function handler(e) { console.log('uri', e.request.uri, {a: 1}); return e.request; }",
     )
     .unwrap();
-    let out = f.run(EVENT, 1_800_000_000_000);
+    let out = f.run(EVENT, "r1", 1_800_000_000_000);
     assert!(out.result.is_ok());
     assert_eq!(out.logs, vec![r#"uri /a/b {"a":1}"#.to_string()]);
-    assert_eq!(f.run(EVENT, 1_800_000_000_000).logs.len(), 1);
+    assert_eq!(f.run(EVENT, "r1", 1_800_000_000_000).logs.len(), 1);
 }
 
 #[test]
@@ -116,7 +116,7 @@ fn the_origin_a_function_chooses_is_reported() {
     )
     .unwrap();
     assert_eq!(
-        f.run(EVENT, 1_800_000_000_000).origin.as_deref(),
+        f.run(EVENT, "r1", 1_800_000_000_000).origin.as_deref(),
         Some(r#"{"select":"b"}"#)
     );
 }
@@ -147,7 +147,7 @@ fn a_runaway_function_is_stopped_at_its_budget_and_cannot_catch_it() {
     };
     let src = "function handler(e) { try { while (true) {} } catch (x) { return e.request; } }";
     let f = Function::compile("t", "t.js", Runtime::Js2, src.into(), None, limits).unwrap();
-    let out = f.run(EVENT, 1_800_000_000_000);
+    let out = f.run(EVENT, "r1", 1_800_000_000_000);
     assert_eq!(out.result.unwrap_err().kind, FailureKind::Throttled);
     assert!(out.cpu >= Duration::from_millis(20));
     assert_eq!(f.utilization(out.cpu), 100);
@@ -213,4 +213,40 @@ fn no_file_or_network_access_is_there() {
         result(&f)["headers"]["x"]["value"],
         "undefined,undefined,undefined,undefined,object"
     );
+}
+
+#[test]
+fn a_call_that_reads_no_time_random_number_or_request_id_is_pure() {
+    for (src, pure) in [
+        ("function handler(e) { e.request.uri += 'x'; return e.request; }", true),
+        (
+            "function handler(e) { e.request.headers.t = {value: String(Date.now())}; return e.request; }",
+            false,
+        ),
+        ("function handler(e) { new Date(); return e.request; }", false),
+        ("function handler(e) { new Date(0); return e.request; }", true),
+        ("function handler(e) { Math.random(); return e.request; }", false),
+        (
+            "function handler(e) { e.request.headers.id = {value: e.context.requestId}; return e.request; }",
+            false,
+        ),
+        ("function handler(e) { console.log('x'); return e.request; }", false),
+        (
+            "async function handler(e) { await null; Date.now(); return e.request; }",
+            false,
+        ),
+    ] {
+        let f = compile(Runtime::Js2, src).unwrap();
+        let out = f.run(EVENT, "r1", 1_800_000_000_000);
+        assert!(out.result.is_ok(), "{src}");
+        assert_eq!(out.pure, pure, "{src}");
+    }
+    // The request id and the time a function reads are the call's.
+    let f = compile(
+        Runtime::Js2,
+        "function handler(e) { e.request.headers.id = {value: e.context.requestId + '@' + Date.now()}; return e.request; }",
+    )
+    .unwrap();
+    let out: serde_json::Value = serde_json::from_str(&f.run(EVENT, "abc", 42).result.unwrap()).unwrap();
+    assert_eq!(out["headers"]["id"]["value"], "abc@42");
 }

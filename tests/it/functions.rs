@@ -35,6 +35,7 @@ functions:
   spins: {{ file: {{dir}}/spins.js, compute_budget: 20ms }}
   invalid: {{ file: {{dir}}/invalid.js }}
   chooser: {{ file: {{dir}}/chooser.js }}
+  tagger: {{ file: {{dir}}/tagger.js }}
 distributions:
   - domains: ["*"]
     behaviors:
@@ -59,6 +60,7 @@ distributions:
       - {{ path_pattern: "/spins/*", origin: app, function_associations: {{ viewer_request: spins }} }}
       - {{ path_pattern: "/invalid/*", origin: app, function_associations: {{ viewer_response: invalid }} }}
       - {{ path_pattern: "/choose/*", origin: app, cache: {{ max_ttl: 0 }}, function_associations: {{ viewer_request: chooser }} }}
+      - {{ path_pattern: "/tag/*", origin: app, cache: {{ max_ttl: 0 }}, function_associations: {{ viewer_request: tagger }} }}
       - {{ path_pattern: "*", origin: app }}
 "#
     )
@@ -68,6 +70,7 @@ const THROWS: &str = "function handler(event) {\n  throw new Error('no entry for
 const SPINS: &str = "function handler(event) { while (true) {} }\n";
 const INVALID: &str =
     "function handler(event) { event.response.headers['via'] = {value: 'me'}; return event.response; }\n";
+const TAGGER: &str = "function handler(event) { event.request.headers['x-request-id'] = {value: event.context.requestId}; return event.request; }\n";
 const CHOOSER: &str = "import cf from 'cloudfront';\nfunction handler(event) { cf.selectRequestOriginById('other'); return event.request; }\n";
 
 fn jwt(secret: &str, exp: u64) -> String {
@@ -107,6 +110,7 @@ async fn start() -> (Homefront, TestOrigin) {
             ("spins.js", SPINS.as_bytes()),
             ("invalid.js", INVALID.as_bytes()),
             ("chooser.js", CHOOSER.as_bytes()),
+            ("tagger.js", TAGGER.as_bytes()),
         ],
     );
     (hf, origin)
@@ -233,6 +237,17 @@ async fn aws_sample_functions_run_unchanged_through_the_edge() {
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].target, format!("{prefix}/doc.pdf"));
     }
+
+    // Each request's own id, though the function's result for the same event is reused
+    // when it reads nothing that changes between requests.
+    for _ in 0..2 {
+        get("/tag/x").await.unwrap();
+    }
+    let seen = origin.requests("/tag/x");
+    let ids: Vec<&str> = seen.iter().map(|r| r.header("x-request-id").unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(Some(ids[1]), seen[1].header("x-amz-cf-id"));
 
     // An origin the function chose among the configured ones.
     get("/choose/x").await.unwrap();
