@@ -55,7 +55,7 @@ fn bench(c: &mut Criterion) {
                     response: None,
                 };
                 let out = f.run(&ev.to_json(), "0123456789abcdef", 1_800_000_000_000);
-                let Ok(Returned::Request(after)) = event::returned_by_request(&out.result.unwrap()) else {
+                let Ok(Returned::Request(after)) = event::returned_by_request(out.result.unwrap()) else {
                     panic!("a request comes back")
                 };
                 event::request_edit(&ev.request, &after, &headers).unwrap()

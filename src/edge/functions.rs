@@ -122,8 +122,8 @@ fn call(
     }
     let result = out.result?;
     let returned = Rc::new(match kind {
-        EventType::ViewerRequest => event::returned_by_request(&result).map_err(invalid)?,
-        EventType::ViewerResponse => Returned::Response(event::returned_by_response(&result).map_err(invalid)?),
+        EventType::ViewerRequest => event::returned_by_request(result).map_err(invalid)?,
+        EventType::ViewerResponse => Returned::Response(event::returned_by_response(result).map_err(invalid)?),
     });
     if out.pure {
         MEMO.with(|m| {

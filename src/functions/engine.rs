@@ -51,7 +51,7 @@ const MAX_LOG_LINE: usize = 1024;
 /// What one call of a handler left: its result's JSON (or why there is none), the log lines
 /// and the CPU time it used.
 pub(super) struct Call {
-    pub result: Result<String, Failure>,
+    pub result: Result<serde_json::Value, Failure>,
     pub logs: Vec<String>,
     pub origin: Option<String>,
     pub cpu: Duration,
@@ -137,7 +137,7 @@ fn run(instance: &Instance, function: &Inner, event: &str, request_id: &str, now
     let volatile = Cell::new(true);
     let start = thread_cpu();
     scratch.deadline.set(Some(start + function.limits.compute));
-    let result = instance.context.with(|ctx| -> Result<String, Failure> {
+    let result = instance.context.with(|ctx| -> Result<serde_json::Value, Failure> {
         let call = instance.call.clone().restore(&ctx).map_err(|e| internal(&e))?;
         let boxed: Object = call
             .call((event, now_ms as f64, request_id))
@@ -159,8 +159,9 @@ fn run(instance: &Instance, function: &Inner, event: &str, request_id: &str, now
             return Err(Failure::new(FailureKind::Execution, error));
         }
         volatile.set(boxed.get::<_, bool>("volatile").unwrap_or(true));
-        match boxed.get::<_, Option<String>>("value") {
-            Ok(Some(json)) => Ok(json),
+        match boxed.get::<_, Value>("value").map(|v| plain(&v, 0)) {
+            Ok(Ok(Some(value))) => Ok(value),
+            Ok(Err(m)) => Err(Failure::new(FailureKind::Validation, m)),
             _ => Err(Failure::new(
                 FailureKind::Validation,
                 "The function returned nothing: it must return the request or a response object.",
@@ -455,4 +456,56 @@ pub(super) fn check(function: &Arc<Inner>) -> Result<(), Failure> {
 fn copy(array: &TypedArray<'_, u8>) -> Vec<u8> {
     // SAFETY: the slice is copied at once; no JavaScript runs while it lives.
     unsafe { array.as_bytes() }.map(<[u8]>::to_vec).unwrap_or_default()
+}
+
+/// The most levels and values of a result that are read.
+const MAX_DEPTH: usize = 8;
+const MAX_LENGTH: usize = 64 * 1024;
+
+/// A returned value as `JSON.stringify` would see it (`None`: what it leaves out, such as
+/// `undefined` and functions), read from the engine without the text in between. Deeper
+/// than [`MAX_DEPTH`] or longer than [`MAX_LENGTH`] entries is an invalid result.
+fn plain(v: &Value<'_>, depth: usize) -> Result<Option<serde_json::Value>, String> {
+    use serde_json::Value as J;
+    if depth > MAX_DEPTH {
+        return Err("the result is nested too deeply".into());
+    }
+    let value = if let Some(s) = v.as_string() {
+        J::String(s.to_string().map_err(|e| e.to_string())?)
+    } else if let Some(b) = v.as_bool() {
+        J::Bool(b)
+    } else if let Some(n) = v.as_int() {
+        J::from(n)
+    } else if let Some(n) = v.as_float() {
+        serde_json::Number::from_f64(n).map_or(J::Null, J::Number)
+    } else if v.is_null() {
+        J::Null
+    } else if let Some(array) = v.as_array() {
+        if array.len() > MAX_LENGTH {
+            return Err("the result has too many values".into());
+        }
+        let mut out = Vec::with_capacity(array.len());
+        for item in array.iter::<Value>() {
+            let item = item.map_err(|e| e.to_string())?;
+            out.push(plain(&item, depth + 1)?.unwrap_or(J::Null));
+        }
+        J::Array(out)
+    } else if v.is_function() || v.is_undefined() || v.is_symbol() {
+        return Ok(None);
+    } else if let Some(object) = v.as_object() {
+        let mut out = serde_json::Map::new();
+        for entry in object.props::<String, Value>() {
+            let (key, value) = entry.map_err(|e| e.to_string())?;
+            if out.len() >= MAX_LENGTH {
+                return Err("the result has too many values".into());
+            }
+            if let Some(value) = plain(&value, depth + 1)? {
+                out.insert(key, value);
+            }
+        }
+        J::Object(out)
+    } else {
+        return Err(format!("the result holds a value JSON cannot: {}", v.type_name()));
+    };
+    Ok(Some(value))
 }

@@ -355,10 +355,9 @@ pub enum Returned {
     Response(Response),
 }
 
-/// A viewer-request function's result (its JSON): a response when it has `statusCode`,
+/// A viewer-request function's result: a response when it has `statusCode`,
 /// else a request.
-pub fn returned_by_request(json: &str) -> Result<Returned, String> {
-    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+pub fn returned_by_request(value: serde_json::Value) -> Result<Returned, String> {
     let Some(object) = value.as_object() else {
         return Err("the function must return the request or a response object".into());
     };
@@ -373,9 +372,9 @@ pub fn returned_by_request(json: &str) -> Result<Returned, String> {
     }
 }
 
-/// A viewer-response function's result (its JSON).
-pub fn returned_by_response(json: &str) -> Result<Response, String> {
-    serde_json::from_str(json).map_err(|e| format!("invalid response: {e}"))
+/// A viewer-response function's result.
+pub fn returned_by_response(value: serde_json::Value) -> Result<Response, String> {
+    serde_json::from_value(value).map_err(|e| format!("invalid response: {e}"))
 }
 
 /// What a returned request changes: the target (path and query), when `uri` or

@@ -140,7 +140,7 @@ pub(crate) struct Inner {
 /// and the CPU time used.
 #[derive(Debug)]
 pub struct Outcome {
-    pub result: Result<String, Failure>,
+    pub result: Result<serde_json::Value, Failure>,
     pub logs: Vec<String>,
     pub origin: Option<String>,
     pub cpu: Duration,
@@ -256,14 +256,14 @@ pub fn test_result(function: &Function, event: &str, now_ms: u64) -> Result<serd
     let out = function.run(&parsed.to_json(), &parsed.context.request_id, now_ms);
     let (output, error) = match &out.result {
         Err(f) => (String::new(), f.to_string()),
-        Ok(json) => {
+        Ok(value) => {
             let checked = match kind {
-                event::EventType::ViewerRequest => event::returned_by_request(json).map(|r| match r {
+                event::EventType::ViewerRequest => event::returned_by_request(value.clone()).map(|r| match r {
                     event::Returned::Request(r) => serde_json::json!({ "request": r }),
                     event::Returned::Response(r) => serde_json::json!({ "response": r }),
                 }),
                 event::EventType::ViewerResponse => {
-                    event::returned_by_response(json).map(|r| serde_json::json!({ "response": r }))
+                    event::returned_by_response(value.clone()).map(|r| serde_json::json!({ "response": r }))
                 }
             };
             match checked {

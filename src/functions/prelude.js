@@ -351,8 +351,9 @@
     return random();
   });
 
-  // Calls the handler with the event's JSON and gives its result's JSON, also when the
-  // handler is async: the caller runs the pending jobs until `done`.
+  // Calls the handler with the event's JSON and gives its result (read by the caller, as
+  // JSON.stringify would see it), also when the handler is async: the caller runs the
+  // pending jobs until `done`.
   return function (handler) {
     return function (json, time, requestId) {
       now = time;
@@ -371,7 +372,7 @@
       if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
         result.then(
           function (v) {
-            box.value = JSON.stringify(v);
+            box.value = v;
             box.volatile = volatile;
             box.done = true;
           },
@@ -381,7 +382,7 @@
           }
         );
       } else {
-        box.value = JSON.stringify(result);
+        box.value = result;
         box.volatile = volatile;
         box.done = true;
       }

@@ -20,8 +20,7 @@ const EVENT: &str = r#"{"version":"1.0","context":{"eventType":"viewer-request",
 
 fn result(f: &Function) -> serde_json::Value {
     let out = f.run(EVENT, "r1", 1_800_000_000_000);
-    let json = out.result.unwrap_or_else(|e| panic!("{e}"));
-    serde_json::from_str(&json).unwrap()
+    out.result.unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn failure(f: &Function) -> Failure {
@@ -247,6 +246,6 @@ fn a_call_that_reads_no_time_random_number_or_request_id_is_pure() {
         "function handler(e) { e.request.headers.id = {value: e.context.requestId + '@' + Date.now()}; return e.request; }",
     )
     .unwrap();
-    let out: serde_json::Value = serde_json::from_str(&f.run(EVENT, "abc", 42).result.unwrap()).unwrap();
+    let out = f.run(EVENT, "abc", 42).result.unwrap();
     assert_eq!(out["headers"]["id"]["value"], "abc@42");
 }
