@@ -82,11 +82,14 @@ pub(crate) fn viewer_event(
 /// starts again empty.
 const MEMO_ENTRIES: usize = 2048;
 
+/// How many results are kept, and each by function id and event.
+type Memo = (usize, HashMap<u64, HashMap<Box<str>, Rc<Returned>>>);
+
 thread_local! {
     /// Results of pure calls (`Outcome::pure`: the result depends on the event alone), by
     /// function and event: the same event is answered without running the function again.
     /// A reload compiles new functions, under new ids.
-    static MEMO: RefCell<(usize, HashMap<u64, HashMap<Box<str>, Rc<Returned>>>)> = RefCell::new((0, HashMap::new()));
+    static MEMO: RefCell<Memo> = RefCell::new((0, HashMap::new()));
 }
 
 /// What `function` returns for the event `ev` (parsed as `kind` returns it) and the origin

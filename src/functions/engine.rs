@@ -477,7 +477,12 @@ fn plain(v: &Value<'_>, depth: usize) -> Result<Option<serde_json::Value>, Strin
     } else if let Some(n) = v.as_int() {
         J::from(n)
     } else if let Some(n) = v.as_float() {
-        serde_json::Number::from_f64(n).map_or(J::Null, J::Number)
+        // An integral number is an integer, as JSON.stringify writes it (200, not 200.0).
+        if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+            J::from(n as i64)
+        } else {
+            serde_json::Number::from_f64(n).map_or(J::Null, J::Number)
+        }
     } else if v.is_null() {
         J::Null
     } else if let Some(array) = v.as_array() {

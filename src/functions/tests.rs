@@ -249,3 +249,17 @@ fn a_call_that_reads_no_time_random_number_or_request_id_is_pure() {
     let out = f.run(EVENT, "abc", 42).result.unwrap();
     assert_eq!(out["headers"]["id"]["value"], "abc@42");
 }
+
+#[test]
+fn numbers_come_back_as_json_writes_them() {
+    let f = compile(
+        Runtime::Js2,
+        "function handler(e) { return {statusCode: JSON.parse('200'), statusDescription: 'OK', n: 1.5, big: 2 ** 60, u: undefined, f: function () {}}; }",
+    )
+    .unwrap();
+    let r = result(&f);
+    assert_eq!(
+        r,
+        serde_json::json!({"statusCode": 200, "statusDescription": "OK", "n": 1.5, "big": 1152921504606846976.0})
+    );
+}
