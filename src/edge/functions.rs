@@ -266,17 +266,18 @@ fn chosen_origin(state: &EdgeState, choice: &str) -> Result<Arc<Origin>, String>
 }
 
 /// Runs a viewer-response function on `resp` (below 400; others are not given to it, as on
-/// CloudFront). `Err`: the call failed; the answer is that error.
+/// CloudFront; `head`: the request is a HEAD). `Ok(Some(body))`: the function replaced the
+/// body with this one. `Err`: the call failed; the answer is that error.
 pub(crate) fn viewer_response(
     state: &EdgeState,
     function: &Function,
     resp: &mut ResponseHeader,
     viewer: &ViewerEvent,
     request_id: &str,
-) -> Result<(), EdgeError> {
+) -> Result<Option<bytes::Bytes>, EdgeError> {
     let status = resp.status.as_u16();
     if status >= 400 {
-        return Ok(());
+        return Ok(None);
     }
     let kind = EventType::ViewerResponse;
     let before = event::response_of(status, resp.get_reason_phrase().unwrap_or(""), &resp.headers);
@@ -306,5 +307,15 @@ pub(crate) fn viewer_response(
                 .map_err(|_| fail(invalid(format!("invalid header {name}"))))?;
         }
     }
-    Ok(())
+    // A new body (not for an answer that has none; a HEAD gets its length): framed by its
+    // length, as it is.
+    let bodiless = matches!(resp.status.as_u16(), 204 | 304);
+    if let (Some(body), false) = (edit.body, bodiless) {
+        resp.remove_header(&http::header::TRANSFER_ENCODING);
+        resp.remove_header(&http::header::CONTENT_ENCODING);
+        resp.insert_header(http::header::CONTENT_LENGTH, body.len())
+            .map_err(|_| fail(invalid("invalid body".into())))?;
+        return Ok(Some(body));
+    }
+    Ok(None)
 }

@@ -224,13 +224,17 @@ pub(crate) fn viewer_headers(resp: &mut ResponseHeader, ctx: &Ctx, origin: Optio
         resp.remove_header(name);
     }
     // The viewer-response function sees the answer as the viewer would, before the edge's
-    // own fields (which it may not change). A failed call's answer replaces this one.
+    // own fields (which it may not change). A body it gives, or a failed call's answer,
+    // replaces the one that would go out.
     if let (Some(f), Some(event), Some(state)) = (
         ctx.behavior().and_then(|b| b.functions.viewer_response.as_ref()),
         &ctx.viewer_event,
         &ctx.state,
     ) {
-        if let Err(e) = super::functions::viewer_response(state, f, resp, event, &ctx.request_id) {
+        let shaped = super::functions::viewer_response(state, f, resp, event, &ctx.request_id);
+        if let Ok(Some(body)) = shaped {
+            let _ = ctx.replaced_body.set(body);
+        } else if let Err(e) = shaped {
             let body = e.body();
             let mut error = ResponseHeader::build(e.status, Some(4))?;
             error.insert_header(header::CONTENT_TYPE, "text/xml")?;

@@ -103,6 +103,9 @@ pub struct Request {
     pub headers: Fields,
     #[serde(default)]
     pub cookies: Cookies,
+    /// The query as sent, for `request.rawQueryString()` (`None`: the target had no `?`).
+    #[serde(rename = "__homefrontRawQuery", default, skip_serializing_if = "Option::is_none")]
+    pub raw_query: Option<String>,
 }
 
 /// A generated response's body: text, or `{data, encoding: "text" | "base64"}`.
@@ -334,6 +337,7 @@ pub fn request_of(method: &str, path: &str, query: Option<&str>, headers: &Heade
         querystring: Query::Fields(query_fields(query)),
         headers: fields_of(headers),
         cookies: request_cookies(headers),
+        raw_query: query.map(str::to_string),
     }
 }
 
@@ -397,7 +401,7 @@ pub fn request_edit(before: &Request, after: &Request, original: &HeaderMap) -> 
         }
         let query = match &after.querystring {
             Query::Text(q) => q.strip_prefix('?').unwrap_or(q).to_string(),
-            Query::Fields(fields) => join_query(fields),
+            Query::Fields(fields) => join_query(&before.querystring, fields),
         };
         edit.target = Some(if query.is_empty() {
             after.uri.clone()
@@ -443,11 +447,7 @@ fn merge_fields(
         if header == http::header::COOKIE || header == http::header::SET_COOKIE {
             return Err(format!("{lower} is given as cookies, not as a header"));
         }
-        let values: Vec<&str> = match &f.multi_value {
-            Some(m) if !m.is_empty() => m.iter().map(|s| s.value.as_str()).collect(),
-            _ => vec![f.value.as_str()],
-        };
-        for v in values {
+        for v in values_of(before.get(&lower), f) {
             let value = HeaderValue::from_str(v).map_err(|_| format!("invalid value of the {lower} header: {v:?}"))?;
             out.append(header.clone(), value);
         }
@@ -467,15 +467,15 @@ fn merge_fields(
     Ok(())
 }
 
-/// `k=v&k2=v2`, each parameter's values in order (`multiValue` when given).
-fn join_query(fields: &Fields) -> String {
+/// `k=v&k2=v2`, each parameter's values in order ([`values_of`]; `before`: the event's).
+fn join_query(before: &Query, fields: &Fields) -> String {
+    let before = match before {
+        Query::Fields(f) => Some(f),
+        Query::Text(_) => None,
+    };
     let mut out = String::new();
     for (k, f) in fields {
-        let values: Vec<&str> = match &f.multi_value {
-            Some(m) if !m.is_empty() => m.iter().map(|s| s.value.as_str()).collect(),
-            _ => vec![f.value.as_str()],
-        };
-        for v in values {
+        for v in values_of(before.and_then(|b| b.get(k)), f) {
             if !out.is_empty() {
                 out.push('&');
             }
@@ -539,13 +539,15 @@ fn set_cookie_lines(cookies: &Cookies) -> Result<Vec<HeaderValue>, String> {
 pub struct ResponseEdit {
     pub status: Option<(u16, Option<String>)>,
     pub headers: Option<HeaderMap>,
+    /// A new body (an empty one removes it).
+    pub body: Option<bytes::Bytes>,
 }
 
 /// The edit `after` makes to the response `before` was made from (its fields: `original`).
 pub fn response_edit(before: &Response, after: &Response, original: &HeaderMap) -> Result<ResponseEdit, String> {
     let mut edit = ResponseEdit::default();
-    if after.body.is_some() {
-        return Err("a viewer-response function may not set a body".into());
+    if let Some(body) = &after.body {
+        edit.body = Some(body_bytes(body)?.into());
     }
     if after.status_code != before.status_code || after.status_description != before.status_description {
         check_status(after.status_code)?;
@@ -607,25 +609,245 @@ pub fn generated(response: &Response) -> Result<Generated, String> {
     for c in set_cookie_lines(&response.cookies)? {
         headers.append(http::header::SET_COOKIE, c);
     }
-    let body: Vec<u8> = match &response.body {
+    let body = match &response.body {
         None => Vec::new(),
-        Some(Body::Text(t)) => t.clone().into_bytes(),
-        Some(Body::Data { data, encoding }) => match encoding.as_deref() {
-            None | Some("text") => data.clone().into_bytes(),
-            Some("base64") => super::codec::encode(data, "base64")?,
-            Some(other) => return Err(format!("invalid body encoding {other:?}: text or base64")),
-        },
+        Some(b) => body_bytes(b)?,
     };
-    if body.len() > MAX_GENERATED_BODY {
-        return Err(format!(
-            "the body is {} bytes; a generated response's body is at most {MAX_GENERATED_BODY}",
-            body.len()
-        ));
-    }
     Ok(Generated {
         status: response.status_code,
         reason: response.status_description.clone(),
         headers,
         body: body.into(),
     })
+}
+
+/// A body a function gave: text, or `data` in its `encoding` (text or base64; base64 that
+/// does not decode is refused), at most [`MAX_GENERATED_BODY`] bytes.
+fn body_bytes(body: &Body) -> Result<Vec<u8>, String> {
+    let bytes = match body {
+        Body::Text(t) => t.clone().into_bytes(),
+        Body::Data { data, encoding } => match encoding.as_deref() {
+            None | Some("text") => data.clone().into_bytes(),
+            Some("base64") => openssl::base64::decode_block(data.trim())
+                .map_err(|_| "the body's data is not valid base64".to_string())?,
+            Some(other) => return Err(format!("invalid body encoding {other:?}: text or base64")),
+        },
+    };
+    if bytes.len() > MAX_GENERATED_BODY {
+        return Err(format!(
+            "the body is {} bytes; a function's body is at most {MAX_GENERATED_BODY}",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The values of a field a function returned, by CloudFront's rule: a changed `multiValue`
+/// is taken whole; else a changed `value` replaces the first value and the others stay.
+fn values_of<'a>(before: Option<&'a Field>, after: &'a Field) -> Vec<&'a str> {
+    let all = |f: &'a Field| -> Vec<&'a str> {
+        match &f.multi_value {
+            Some(m) if !m.is_empty() => m.iter().map(|s| s.value.as_str()).collect(),
+            _ => vec![f.value.as_str()],
+        }
+    };
+    match before {
+        Some(b) if after.multi_value.is_some() && after.multi_value == b.multi_value && after.value != b.value => {
+            let mut values = all(b);
+            values[0] = after.value.as_str();
+            values
+        }
+        _ => all(after),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn field(v: &str) -> Field {
+        Field {
+            value: v.into(),
+            multi_value: None,
+        }
+    }
+
+    #[test]
+    fn a_request_becomes_an_event_as_cloudfront_gives_it() {
+        let h = headers(&[
+            ("host", "a.example"),
+            ("accept", "text/html"),
+            ("accept", "application/xml"),
+            ("cookie", "a=1; b=2"),
+            ("cookie", "a=3"),
+        ]);
+        let r = request_of("GET", "/x%20y", Some("k=1&k=2&e&v=%41"), &h);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["uri"], "/x%20y");
+        assert_eq!(json["headers"]["host"], serde_json::json!({"value": "a.example"}));
+        assert_eq!(
+            json["headers"]["accept"],
+            serde_json::json!({"value": "text/html", "multiValue": [{"value": "text/html"}, {"value": "application/xml"}]})
+        );
+        // Cookies are not headers; repeated ones have multiValue.
+        assert!(json["headers"].get("cookie").is_none());
+        assert_eq!(json["cookies"]["a"]["multiValue"][1]["value"], "3");
+        assert_eq!(json["cookies"]["b"]["value"], "2");
+        // Query values as sent.
+        assert_eq!(json["querystring"]["k"]["multiValue"][1]["value"], "2");
+        assert_eq!(json["querystring"]["e"]["value"], "");
+        assert_eq!(json["querystring"]["v"]["value"], "%41");
+    }
+
+    #[test]
+    fn a_returned_request_changes_only_what_the_function_changed() {
+        let h = headers(&[("host", "a.example"), ("x-b", "1"), ("x-a", "2"), ("cookie", "s=1")]);
+        let before = request_of("GET", "/p", Some("z=1&a=2"), &h);
+        // Untouched: nothing to do, the target and fields stay as sent.
+        assert_eq!(request_edit(&before, &before.clone(), &h), Ok(RequestEdit::default()));
+        // A new uri: the query goes with it as it was.
+        let mut after = before.clone();
+        after.uri = "/p/index.html".into();
+        let e = request_edit(&before, &after, &h).unwrap();
+        assert_eq!(e.target.as_deref(), Some("/p/index.html?a=2&z=1"));
+        assert_eq!(e.headers, None);
+        // A query string given as a string is taken as it is.
+        let mut after = before.clone();
+        after.querystring = Query::Text("b=1&a=2".into());
+        assert_eq!(
+            request_edit(&before, &after, &h).unwrap().target.as_deref(),
+            Some("/p?b=1&a=2")
+        );
+        // A header added, a cookie changed.
+        let mut after = before.clone();
+        after.headers.insert("true-client-ip".into(), field("192.0.2.1"));
+        after.cookies.get_mut("s").unwrap().value = "2".into();
+        let fields = request_edit(&before, &after, &h).unwrap().headers.unwrap();
+        assert_eq!(fields["true-client-ip"], "192.0.2.1");
+        assert_eq!(fields["host"], "a.example");
+        assert_eq!(fields["cookie"], "s=2");
+        // Read-only and disallowed fields: no change, no removal, no addition.
+        for (name, change) in [
+            ("host", Some("b.example")),
+            ("host", None),
+            ("via", Some("x")),
+            ("x-amz-cf-id", Some("x")),
+        ] {
+            let mut after = before.clone();
+            match change {
+                Some(v) => after.headers.insert(name.into(), field(v)),
+                None => after.headers.remove(name),
+            };
+            assert!(request_edit(&before, &after, &h).is_err(), "{name} {change:?}");
+        }
+        // The method is read-only; a uri must start with '/'.
+        let mut after = before.clone();
+        after.method = "POST".into();
+        assert!(request_edit(&before, &after, &h).is_err());
+        let mut after = before.clone();
+        after.uri = "x".into();
+        assert!(request_edit(&before, &after, &h).is_err());
+    }
+
+    #[test]
+    fn multi_value_follows_cloudfronts_rule() {
+        let h = headers(&[("host", "a"), ("x-m", "1"), ("x-m", "2"), ("x-m", "3")]);
+        let before = request_of("GET", "/", None, &h);
+        // A changed value replaces the first; the others stay.
+        let mut after = before.clone();
+        after.headers.get_mut("x-m").unwrap().value = "one".into();
+        let f = request_edit(&before, &after, &h).unwrap().headers.unwrap();
+        let got: Vec<&str> = f.get_all("x-m").iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(got, ["one", "2", "3"]);
+        // A changed multiValue is taken whole.
+        let mut after = before.clone();
+        after.headers.get_mut("x-m").unwrap().multi_value = Some(vec![Single { value: "a".into() }]);
+        let f = request_edit(&before, &after, &h).unwrap().headers.unwrap();
+        let got: Vec<&str> = f.get_all("x-m").iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(got, ["a"]);
+    }
+
+    #[test]
+    fn a_returned_response_changes_status_fields_cookies_and_body() {
+        let h = headers(&[
+            ("content-type", "text/html"),
+            ("set-cookie", "id=1; Path=/"),
+            ("via", "1.1 x"),
+        ]);
+        let before = response_of(200, "OK", &h);
+        assert_eq!(before.cookies["id"].attributes.as_deref(), Some("Path=/"));
+        assert_eq!(response_edit(&before, &before.clone(), &h), Ok(ResponseEdit::default()));
+        let mut after = before.clone();
+        after.status_code = 302;
+        after.status_description = Some("Found".into());
+        after.headers.insert("location".into(), field("/elsewhere"));
+        after.cookies.insert(
+            "new".into(),
+            Cookie {
+                value: "v".into(),
+                attributes: Some("Secure".into()),
+                multi_value: None,
+            },
+        );
+        after.body = Some(Body::Data {
+            data: "aGk=".into(),
+            encoding: Some("base64".into()),
+        });
+        let e = response_edit(&before, &after, &h).unwrap();
+        assert_eq!(e.status, Some((302, Some("Found".into()))));
+        let f = e.headers.unwrap();
+        assert_eq!(f["location"], "/elsewhere");
+        assert_eq!(f["via"], "1.1 x");
+        let cookies: Vec<&str> = f.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(cookies, ["id=1; Path=/", "new=v; Secure"]);
+        assert_eq!(e.body.as_deref(), Some(&b"hi"[..]));
+        // Invalid: a status out of range, bad base64, a read-only field changed.
+        let mut bad = before.clone();
+        bad.status_code = 99;
+        assert!(response_edit(&before, &bad, &h).is_err());
+        let mut bad = before.clone();
+        bad.body = Some(Body::Data {
+            data: "%%%".into(),
+            encoding: Some("base64".into()),
+        });
+        assert!(response_edit(&before, &bad, &h).is_err());
+        let mut bad = before.clone();
+        bad.headers.insert("via".into(), field("me"));
+        assert!(response_edit(&before, &bad, &h).is_err());
+    }
+
+    #[test]
+    fn what_a_viewer_request_function_returns_is_told_apart() {
+        let r = returned_by_request(serde_json::json!({"statusCode": 302, "headers": {"location": {"value": "/x"}}}));
+        let Ok(Returned::Response(resp)) = r else {
+            panic!("{r:?}")
+        };
+        let g = generated(&resp).unwrap();
+        assert_eq!(
+            (g.status, &g.headers["location"]),
+            (302, &HeaderValue::from_static("/x"))
+        );
+        assert!(matches!(
+            returned_by_request(serde_json::json!({"method": "GET", "uri": "/"})),
+            Ok(Returned::Request(_))
+        ));
+        assert!(returned_by_request(serde_json::json!("nope")).is_err());
+        assert!(returned_by_request(serde_json::json!({"statusCode": "200"})).is_err());
+        let big = serde_json::json!({"statusCode": 200, "body": "x".repeat(MAX_GENERATED_BODY + 1)});
+        let Ok(Returned::Response(resp)) = returned_by_request(big) else {
+            panic!()
+        };
+        assert!(generated(&resp).is_err());
+    }
 }

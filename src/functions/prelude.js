@@ -360,6 +360,14 @@
       volatile = false;
       var box = { done: false, volatile: false };
       var event = JSON.parse(json);
+      var request = event.request;
+      if (request !== null && typeof request === 'object') {
+        var raw = request.__homefrontRawQuery;
+        delete request.__homefrontRawQuery;
+        define(request, 'rawQueryString', function () {
+          return raw;
+        });
+      }
       Object.defineProperty(event.context, 'requestId', {
         get: function () {
           volatile = true;

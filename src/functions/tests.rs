@@ -263,3 +263,18 @@ fn numbers_come_back_as_json_writes_them() {
         serde_json::json!({"statusCode": 200, "statusDescription": "OK", "n": 1.5, "big": 1152921504606846976.0})
     );
 }
+
+#[test]
+fn the_raw_query_string_is_there_as_sent() {
+    let f = compile(
+        Runtime::Js2,
+        "function handler(e) { e.request.headers.q = {value: String(e.request.rawQueryString())}; return e.request; }",
+    )
+    .unwrap();
+    let event = EVENT.replace(r#""cookies":{}"#, r#""cookies":{},"__homefrontRawQuery":"b=%20&a""#);
+    let out = f.run(&event, "r", 0).result.unwrap();
+    assert_eq!(out["headers"]["q"]["value"], "b=%20&a");
+    assert!(out.get("rawQueryString").is_none() && out.get("__homefrontRawQuery").is_none());
+    let out = f.run(EVENT, "r", 0).result.unwrap();
+    assert_eq!(out["headers"]["q"]["value"], "undefined");
+}

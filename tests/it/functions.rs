@@ -13,7 +13,7 @@ const JWT_SECRET: &str = "LzdWGpAToQ1DqYuzHxE6YOqi7G3X2yvNBot9mCXfx5k";
 fn config(origin: u16) -> String {
     format!(
         r#"
-listen: {{ http: "127.0.0.1:{{http}}" }}
+listen: {{ http: "127.0.0.1:{{http}}", https: "127.0.0.1:{{https}}" }}
 metrics: {{ listen: "127.0.0.1:{{metrics}}" }}
 origins:
   app: {{ http: "127.0.0.1:{origin}" }}
@@ -36,6 +36,7 @@ functions:
   invalid: {{ file: {{dir}}/invalid.js }}
   chooser: {{ file: {{dir}}/chooser.js }}
   tagger: {{ file: {{dir}}/tagger.js }}
+  replacer: {{ file: {{dir}}/replacer.js }}
 distributions:
   - domains: ["*"]
     behaviors:
@@ -60,6 +61,7 @@ distributions:
       - {{ path_pattern: "/spins/*", origin: app, function_associations: {{ viewer_request: spins }} }}
       - {{ path_pattern: "/invalid/*", origin: app, function_associations: {{ viewer_response: invalid }} }}
       - {{ path_pattern: "/choose/*", origin: app, cache: {{ max_ttl: 0 }}, function_associations: {{ viewer_request: chooser }} }}
+      - {{ path_pattern: "/replaced/*", origin: app, function_associations: {{ viewer_response: replacer }} }}
       - {{ path_pattern: "/tag/*", origin: app, cache: {{ max_ttl: 0 }}, function_associations: {{ viewer_request: tagger }} }}
       - {{ path_pattern: "*", origin: app }}
 "#
@@ -71,6 +73,7 @@ const SPINS: &str = "function handler(event) { while (true) {} }\n";
 const INVALID: &str =
     "function handler(event) { event.response.headers['via'] = {value: 'me'}; return event.response; }\n";
 const TAGGER: &str = "function handler(event) { event.request.headers['x-request-id'] = {value: event.context.requestId}; return event.request; }\n";
+const REPLACER: &str = "function handler(event) {\n  var r = event.response;\n  r.body = {data: 'cmVwbGFjZWQ=', encoding: 'base64'};\n  r.headers['content-type'] = {value: 'text/plain'};\n  return r;\n}\n";
 const CHOOSER: &str = "import cf from 'cloudfront';\nfunction handler(event) { cf.selectRequestOriginById('other'); return event.request; }\n";
 
 fn jwt(secret: &str, exp: u64) -> String {
@@ -111,6 +114,7 @@ async fn start() -> (Homefront, TestOrigin) {
             ("invalid.js", INVALID.as_bytes()),
             ("chooser.js", CHOOSER.as_bytes()),
             ("tagger.js", TAGGER.as_bytes()),
+            ("replacer.js", REPLACER.as_bytes()),
         ],
     );
     (hf, origin)
@@ -238,6 +242,23 @@ async fn aws_sample_functions_run_unchanged_through_the_edge() {
         assert_eq!(seen[0].target, format!("{prefix}/doc.pdf"));
     }
 
+    // Over HTTP/2 too: the changed request reaches the origin, then the hit path serves it.
+    let h2 = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve("site.test", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .build()
+        .unwrap();
+    for want in ["Miss from homefront", "Hit from homefront"] {
+        let r = h2
+            .get(format!("{}/spa/h2/", hf.https_base("site.test")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.headers()["x-cache"], want);
+    }
+    assert_eq!(origin.requests("/spa/h2/index.html").len(), 1);
+
     // Each request's own id, though the function's result for the same event is reused
     // when it reads nothing that changes between requests.
     for _ in 0..2 {
@@ -248,6 +269,24 @@ async fn aws_sample_functions_run_unchanged_through_the_edge() {
     assert_eq!(ids.len(), 2);
     assert_ne!(ids[0], ids[1]);
     assert_eq!(Some(ids[1]), seen[1].header("x-amz-cf-id"));
+
+    // A viewer-response function's body replaces the origin's, on the miss and the hit;
+    // a HEAD gets the length it would have.
+    for want in ["Miss from homefront", "Hit from homefront"] {
+        let r = get("/replaced/page").await.unwrap();
+        assert_eq!(r.headers()["x-cache"], want);
+        assert_eq!(r.headers()["content-type"], "text/plain");
+        assert_eq!(r.headers()["content-length"], "8");
+        assert_eq!(r.text().await.unwrap(), "replaced");
+    }
+    let r = c
+        .head(format!("{base}/replaced/page"))
+        .header("host", "site.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-length"], "8");
+    assert_eq!(r.bytes().await.unwrap().len(), 0);
 
     // An origin the function chose among the configured ones.
     get("/choose/x").await.unwrap();
@@ -370,4 +409,60 @@ distributions:
         output["request"]["querystring"]["arg"]["multiValue"][1]["value"],
         "val2"
     );
+}
+
+#[tokio::test]
+async fn a_reload_brings_the_new_code_live_and_refuses_code_that_does_not_load() {
+    let origin = TestOrigin::start().await;
+    origin.fallback(|_| Reply::echo());
+    let version = |v: &str| {
+        format!("function handler(event) {{ event.request.headers['x-version'] = {{value: '{v}'}}; return event.request; }}\n")
+    };
+    let yaml = format!(
+        r#"
+listen: {{ http: "127.0.0.1:{{http}}" }}
+origins: {{ app: {{ http: "127.0.0.1:{}" }} }}
+functions:
+  versioned: {{ file: versioned.js }}
+distributions:
+  - domains: ["*"]
+    behaviors:
+      - {{ path_pattern: "*", origin: app, cache: {{ max_ttl: 0 }}, function_associations: {{ viewer_request: versioned }} }}
+"#,
+        origin.port
+    );
+    let v1 = version("1");
+    let hf = Homefront::start_in(tempfile::tempdir().unwrap(), &yaml, &[("versioned.js", v1.as_bytes())]);
+    let base = hf.http_base("site.test");
+    let c = client();
+    let seen = |n: usize| origin.requests("/x")[n].header("x-version").map(str::to_string);
+    c.get(format!("{base}/x")).send().await.unwrap();
+    assert_eq!(seen(0).as_deref(), Some("1"));
+
+    let hup = |hf: &Homefront| {
+        assert!(Command::new("kill")
+            .arg("-HUP")
+            .arg(hf.child.id().to_string())
+            .status()
+            .unwrap()
+            .success());
+    };
+    // New code, reloaded: live.
+    std::fs::write(hf.dir.path().join("versioned.js"), version("2")).unwrap();
+    hup(&hf);
+    hf.log_when(|l| l.contains("reloaded ")).await;
+    c.get(format!("{base}/x")).send().await.unwrap();
+    assert_eq!(seen(1).as_deref(), Some("2"));
+
+    // Code that does not load: refused, with its line; the running version stays.
+    std::fs::write(
+        hf.dir.path().join("versioned.js"),
+        "function handler(event) {\n  return event.request;\n",
+    )
+    .unwrap();
+    hup(&hf);
+    let log = hf.log_when(|l| l.contains("config reload refused")).await;
+    assert!(log.contains("versioned.js:"), "{log}");
+    c.get(format!("{base}/x")).send().await.unwrap();
+    assert_eq!(seen(2).as_deref(), Some("2"));
 }
