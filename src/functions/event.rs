@@ -447,6 +447,14 @@ fn merge_fields(
         if header == http::header::COOKIE || header == http::header::SET_COOKIE {
             return Err(format!("{lower} is given as cookies, not as a header"));
         }
+        // A field the function left as it was keeps its bytes as sent (the event shows
+        // them as UTF-8, lossily).
+        if before.get(&lower) == Some(f) {
+            for v in original.get_all(&header) {
+                out.append(header.clone(), v.clone());
+            }
+            continue;
+        }
         for v in values_of(before.get(&lower), f) {
             let value = HeaderValue::from_str(v).map_err(|_| format!("invalid value of the {lower} header: {v:?}"))?;
             out.append(header.clone(), value);
@@ -729,6 +737,15 @@ mod tests {
             request_edit(&before, &after, &h).unwrap().target.as_deref(),
             Some("/p?b=1&a=2")
         );
+        // A field left as it was keeps its bytes, even when they are not UTF-8.
+        let mut raw = h.clone();
+        raw.insert("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let before_raw = request_of("GET", "/p", None, &raw);
+        assert_eq!(before_raw.headers["x-raw"].value, "caf\u{fffd}");
+        let mut after = before_raw.clone();
+        after.headers.insert("x-new".into(), field("1"));
+        let fields = request_edit(&before_raw, &after, &raw).unwrap().headers.unwrap();
+        assert_eq!(fields["x-raw"].as_bytes(), b"caf\xe9");
         // A header added, a cookie changed.
         let mut after = before.clone();
         after.headers.insert("true-client-ip".into(), field("192.0.2.1"));
