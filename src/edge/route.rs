@@ -525,7 +525,12 @@ distributions:
       - { path_pattern: "/tls/*", origin: secure }
       - { path_pattern: "/secure/*", origin: app, viewer_protocol_policy: https-only }
       - { path_pattern: "/moved/*", origin: app, viewer_protocol_policy: redirect-to-https }
+      - { path_pattern: "/fn/*", origin: app, function_associations: { viewer_request: rewrite } }
+      - { path_pattern: "/fnr/*", origin: app, function_associations: { viewer_response: headers } }
       - { path_pattern: "*", origin: site }
+functions:
+  rewrite: { file: rewrite.js }
+  headers: { file: headers.js }
 buckets:
   site: {}
 origin_server:
@@ -536,6 +541,13 @@ origin_server:
     fn state() -> EdgeState {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("origin.key"), "secret").unwrap();
+        // Rewrites /fn/a to /fn/b?via=fn with a header; anything else answers 418 itself.
+        std::fs::write(
+            dir.path().join("rewrite.js"),
+            "function handler(e) { var r = e.request; if (r.uri !== '/fn/a') return {statusCode: 418}; r.uri = '/fn/b'; r.querystring = 'via=fn'; r.headers['x-fn'] = {value: '1'}; return r; }",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("headers.js"), "function handler(e) { return e.response; }").unwrap();
         let loaded = crate::config::load_str("t.yaml", CONFIG, dir.path()).unwrap_or_else(|e| panic!("{e}"));
         EdgeState::new(Arc::new(loaded.config), Clock::Fixed(1_800_000_000))
     }
@@ -619,7 +631,7 @@ origin_server:
                 "/x.png",
                 h("other"),
                 false,
-                Outcome::Forward(1, 6, "/site/x.png".into()),
+                Outcome::Forward(1, 8, "/site/x.png".into()),
             ),
             ("GET", "/secure/x", h("other"), false, Outcome::Deny(403)),
             (
@@ -659,6 +671,36 @@ origin_server:
 
     const BOTH: FastPaths = FastPaths { hit: true, pass: true };
     const HIT_ONLY: FastPaths = FastPaths { hit: true, pass: false };
+
+    #[test]
+    fn a_viewer_request_function_changes_what_every_later_step_reads() {
+        let state = state();
+        let acme = crate::tls::acme::Challenges::default();
+        let r = req("GET", "/fn/a", &[("host", "x")]);
+        let Decision::Forward(plan) = decide(&state, &acme, &r, false, None, None, "t") else {
+            panic!("forwarded")
+        };
+        // The canonical form, the cache key and the origin target are the function's.
+        assert_eq!(plan.canon.path, "/fn/b");
+        assert_eq!(plan.canon.query.as_deref(), Some("via=fn"));
+        assert_eq!(plan.target, "/fn/b");
+        assert!(plan.key.as_ref().unwrap().primary.contains("/fn/b"));
+        let edited = plan.edited.as_ref().expect("the changed request travels with the plan");
+        assert_eq!(edited.raw_path(), b"/fn/b?via=fn");
+        assert_eq!(edited.headers["x-fn"], "1");
+        // The fast paths judge the changed request.
+        assert_eq!(fast_paths(&state, edited, false, &plan), BOTH);
+        // A generated answer.
+        let r = req("GET", "/fn/other", &[("host", "x")]);
+        assert_eq!(outcome(&state, &r, false), Outcome::Deny(418));
+    }
+
+    #[test]
+    fn a_viewer_response_function_keeps_the_pass_path_off() {
+        let state = state();
+        let r = req("GET", "/fnr/a", &[("host", "x")]);
+        assert_eq!(paths(&state, &r, false), Some(HIT_ONLY));
+    }
 
     #[test]
     fn a_plain_get_or_head_may_take_a_fast_path() {
