@@ -547,7 +547,11 @@ origin_server:
             "function handler(e) { var r = e.request; if (r.uri !== '/fn/a') return {statusCode: 418}; r.uri = '/fn/b'; r.querystring = 'via=fn'; r.headers['x-fn'] = {value: '1'}; return r; }",
         )
         .unwrap();
-        std::fs::write(dir.path().join("headers.js"), "function handler(e) { return e.response; }").unwrap();
+        std::fs::write(
+            dir.path().join("headers.js"),
+            "function handler(e) { return e.response; }",
+        )
+        .unwrap();
         let loaded = crate::config::load_str("t.yaml", CONFIG, dir.path()).unwrap_or_else(|e| panic!("{e}"));
         EdgeState::new(Arc::new(loaded.config), Clock::Fixed(1_800_000_000))
     }
