@@ -226,11 +226,20 @@ pub fn is_protected(event: EventType, name: &str) -> bool {
         }
 }
 
-/// The fields of `headers` as the event gives them (without `Cookie` and `Set-Cookie`).
-pub fn fields_of(headers: &HeaderMap) -> Fields {
+/// The field an event gives as `cookies`: a request's `Cookie`, a response's `Set-Cookie`.
+fn cookie_field(event: EventType) -> HeaderName {
+    match event {
+        EventType::ViewerRequest => http::header::COOKIE,
+        EventType::ViewerResponse => http::header::SET_COOKIE,
+    }
+}
+
+/// The fields of `headers` as the `event`'s event gives them (its cookies apart).
+pub fn fields_of(event: EventType, headers: &HeaderMap) -> Fields {
+    let cookies = cookie_field(event);
     let mut out = Fields::new();
     for name in headers.keys() {
-        if name == http::header::COOKIE || name == http::header::SET_COOKIE {
+        if *name == cookies {
             continue;
         }
         let values: Vec<String> = headers
@@ -335,7 +344,7 @@ pub fn request_of(method: &str, path: &str, query: Option<&str>, headers: &Heade
         method: method.to_string(),
         uri: path.to_string(),
         querystring: Query::Fields(query_fields(query)),
-        headers: fields_of(headers),
+        headers: fields_of(EventType::ViewerRequest, headers),
         cookies: request_cookies(headers),
         raw_query: query.map(str::to_string),
     }
@@ -346,7 +355,7 @@ pub fn response_of(status: u16, description: &str, headers: &HeaderMap) -> Respo
     Response {
         status_code: status,
         status_description: Some(description.to_string()),
-        headers: fields_of(headers),
+        headers: fields_of(EventType::ViewerResponse, headers),
         cookies: response_cookies(headers),
         body: None,
     }
@@ -444,9 +453,6 @@ fn merge_fields(
             continue;
         }
         let header = HeaderName::from_bytes(lower.as_bytes()).map_err(|_| format!("invalid header name: {name:?}"))?;
-        if header == http::header::COOKIE || header == http::header::SET_COOKIE {
-            return Err(format!("{lower} is given as cookies, not as a header"));
-        }
         // A field the function left as it was keeps its bytes as sent (the event shows
         // them as UTF-8, lossily).
         if before.get(&lower) == Some(f) {
@@ -454,6 +460,9 @@ fn merge_fields(
                 out.append(header.clone(), v.clone());
             }
             continue;
+        }
+        if header == cookie_field(event) {
+            return Err(format!("{lower} is given as cookies, not as a header"));
         }
         for v in values_of(before.get(&lower), f) {
             let value = HeaderValue::from_str(v).map_err(|_| format!("invalid value of the {lower} header: {v:?}"))?;
