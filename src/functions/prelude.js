@@ -5,8 +5,12 @@
 // the log, written in Rust (`functions/engine.rs`). Nothing here reaches a file or the network.
 (function (natives, runtime2) {
   'use strict';
+  // What the call wrapper uses, taken before the function's code runs (which may replace
+  // the globals).
+  var defineProperty = Object.defineProperty;
+  var parse = JSON.parse;
   var define = function (target, name, value) {
-    Object.defineProperty(target, name, { value: value, writable: true, configurable: true, enumerable: false });
+    defineProperty(target, name, { value: value, writable: true, configurable: true, enumerable: false });
   };
 
   // Bytes: a Uint8Array (or Buffer) as it is; a string as UTF-8, or in the encoding named.
@@ -359,7 +363,7 @@
       now = time;
       volatile = false;
       var box = { done: false, volatile: false };
-      var event = JSON.parse(json);
+      var event = parse(json);
       var request = event.request;
       if (request !== null && typeof request === 'object') {
         var raw = request.__homefrontRawQuery;
@@ -368,7 +372,7 @@
           return raw;
         });
       }
-      Object.defineProperty(event.context, 'requestId', {
+      defineProperty(event.context, 'requestId', {
         get: function () {
           volatile = true;
           return requestId;

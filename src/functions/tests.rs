@@ -278,3 +278,12 @@ fn the_raw_query_string_is_there_as_sent() {
     let out = f.run(EVENT, "r", 0).result.unwrap();
     assert_eq!(out["headers"]["q"]["value"], "undefined");
 }
+
+#[test]
+fn replacing_globals_does_not_change_what_the_call_wrapper_does() {
+    let src = "JSON.parse = function () { return {}; }; Object.defineProperty = function () {};\nfunction handler(e) { e.request.headers.id = {value: e.context.requestId}; return e.request; }";
+    let f = compile(Runtime::Js2, src).unwrap();
+    let out = f.run(EVENT, "the-id", 0);
+    assert!(!out.pure);
+    assert_eq!(out.result.unwrap()["headers"]["id"]["value"], "the-id");
+}
