@@ -1,6 +1,8 @@
 //! Bytes and text for the functions' built-ins, as Node and njs read them: the encodings
 //! `Buffer`, `digest()` and njs's byte strings take, and the digests of `crypto`.
 
+use crate::policy::percent::hex;
+
 /// `text` in `encoding` (utf8, hex, base64, base64url, latin1/binary, ascii) as bytes.
 /// Decoding is lenient as Node's is: hex stops at the first bad pair, base64 skips what is
 /// not of its alphabet.
@@ -12,7 +14,7 @@ pub fn encode(text: &str, encoding: &str) -> Result<Vec<u8>, String> {
             let digits: Vec<u8> = text.bytes().collect();
             let mut out = Vec::with_capacity(digits.len() / 2);
             for pair in digits.chunks_exact(2) {
-                match (hex_value(pair[0]), hex_value(pair[1])) {
+                match (hex(pair[0]), hex(pair[1])) {
                     (Some(h), Some(l)) => out.push(h << 4 | l),
                     _ => break,
                 }
@@ -54,15 +56,6 @@ fn normalize(encoding: &str) -> Result<Encoding, String> {
         "base64url" => Encoding::Base64Url,
         other => return Err(format!("Unknown encoding: {other}")),
     })
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Base64 in either alphabet, padded or not; other characters are skipped, and decoding

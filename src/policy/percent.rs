@@ -29,7 +29,8 @@ fn path_char(b: u8) -> bool {
         )
 }
 
-fn hex(b: u8) -> Option<u8> {
+/// The value of one hex digit, either case.
+pub fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
