@@ -16,7 +16,7 @@ use rquickjs::{
     Array, CatchResultExt, CaughtError, Context, Ctx, Function, Object, Persistent, Runtime, TypedArray, Value,
 };
 
-use super::{Failure, FailureKind, Inner, Kvs, Runtime as JsRuntime};
+use super::{Failure, FailureKind, Inner, Kvs, Outcome, Runtime as JsRuntime};
 
 /// The built-ins every context starts with (`prelude.js`).
 const PRELUDE: &str = include_str!("prelude.js");
@@ -47,18 +47,6 @@ const MAX_STACK: usize = 256 * 1024;
 /// The most log lines kept from one call, and the most bytes of each.
 const MAX_LOG_LINES: usize = 64;
 const MAX_LOG_LINE: usize = 1024;
-
-/// What one call of a handler left: its result's JSON (or why there is none), the log lines
-/// and the CPU time it used.
-pub(super) struct Call {
-    pub result: Result<serde_json::Value, Failure>,
-    pub logs: Vec<String>,
-    pub origin: Option<String>,
-    pub cpu: Duration,
-    /// The result depends on the event alone: the call read no time, random number or
-    /// request id, logged nothing and chose no origin.
-    pub pure: bool,
-}
 
 /// Per-call state the natives and the interrupt handler share with the caller.
 #[derive(Default)]
@@ -96,7 +84,7 @@ pub(super) fn thread_cpu() -> Duration {
 }
 
 /// Runs `function`'s handler on `event` (its JSON) on this thread.
-pub(super) fn call(function: &Arc<Inner>, event: &str, request_id: &str, now_ms: u64) -> Call {
+pub(super) fn call(function: &Arc<Inner>, event: &str, request_id: &str, now_ms: u64) -> Outcome {
     let taken = INSTANCES.with(|all| {
         let mut all = all.borrow_mut();
         // Instances of functions no configuration holds any more go.
@@ -111,7 +99,7 @@ pub(super) fn call(function: &Arc<Inner>, event: &str, request_id: &str, now_ms:
         None => match instantiate(function) {
             Ok(i) => i,
             Err(f) => {
-                return Call {
+                return Outcome {
                     result: Err(f),
                     logs: Vec::new(),
                     origin: None,
@@ -129,7 +117,7 @@ pub(super) fn call(function: &Arc<Inner>, event: &str, request_id: &str, now_ms:
 }
 
 /// Calls the handler of a ready instance; `false` with the call: the instance must go.
-fn run(instance: &Instance, function: &Inner, event: &str, request_id: &str, now_ms: u64) -> (Call, bool) {
+fn run(instance: &Instance, function: &Inner, event: &str, request_id: &str, now_ms: u64) -> (Outcome, bool) {
     let scratch = &instance.scratch;
     scratch.logs.borrow_mut().clear();
     scratch.origin.borrow_mut().take();
@@ -184,7 +172,7 @@ fn run(instance: &Instance, function: &Inner, event: &str, request_id: &str, now
     let logs = std::mem::take(&mut *scratch.logs.borrow_mut());
     let origin = scratch.origin.borrow_mut().take();
     let pure = healthy && !volatile.get() && logs.is_empty() && origin.is_none();
-    let call = Call {
+    let call = Outcome {
         result,
         logs,
         origin,

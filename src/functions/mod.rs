@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub mod codec;
+mod codec;
 mod engine;
 pub mod event;
 pub mod kvs;
@@ -205,26 +205,11 @@ impl Function {
         self.inner.runtime
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.inner.limits
-    }
-
-    pub fn has_kvs(&self) -> bool {
-        self.inner.kvs.is_some()
-    }
-
     /// Calls the handler with `event` (the event object's JSON, its `context.requestId`
     /// given as `request_id`) on this thread; `now_ms`: the time `Date` gives all through
     /// the call (ms since the epoch).
     pub fn run(&self, event: &str, request_id: &str, now_ms: u64) -> Outcome {
-        let call = engine::call(&self.inner, event, request_id, now_ms);
-        Outcome {
-            result: call.result,
-            logs: call.logs,
-            origin: call.origin,
-            cpu: call.cpu,
-            pure: call.pure,
-        }
+        engine::call(&self.inner, event, request_id, now_ms)
     }
 
     /// Identifies this compiled function (a reload compiles a new one) while it lives.
